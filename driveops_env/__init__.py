@@ -1,0 +1,12 @@
+"""driveops_env: local DriveOps environments (one Keycloak, per-tenant PostgreSQL, MongoDB, Redis).
+
+Importing the package starts nothing and reads nothing from the environment.
+"""
+
+from driveops_env.environment import Environment, TenantHandle
+from driveops_env.errors import DriveopsEnvError
+from driveops_env.options import Settings, resolve
+from driveops_env.spec import EnvSpec, Tenant
+
+__all__ = ["DriveopsEnvError", "EnvSpec", "Environment", "Settings", "Tenant", "TenantHandle", "resolve"]
+__version__ = "0.1.0"

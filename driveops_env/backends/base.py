@@ -1,0 +1,58 @@
+"""What a backend does, and what it gets while starting services.
+
+A backend starts one server (a process or a container) and returns it ready for its administrator;
+everything above that (tenant roles and databases, ACL users, seeds, realms) is the same on every
+backend and lives in the service modules and the orchestrator.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from driveops_env.options import Settings
+from driveops_env.ports import PortAllocator
+from driveops_env.services.redis import AclUser
+from driveops_env.state import ServiceRecord
+
+
+@dataclass
+class StartContext:
+    """Shared by the parallel start-up steps of one ``up``."""
+
+    env_name: str
+    spec_hash: str
+    env_dir: Path  # data directory of this environment
+    settings: Settings
+    cancel: threading.Event
+    register: Callable[[ServiceRecord], None]  # records a started server in the state file at once
+    ports: PortAllocator
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.startup_timeout
+
+
+class Backend(Protocol):
+    name: str
+
+    def prepare(self) -> dict[str, str]:
+        """Check prerequisites before anything starts; return the versions of the services."""
+        ...
+
+    def start_postgres(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
+        """A ready PostgreSQL whose superuser logs in over TCP with ``admin_password``."""
+        ...
+
+    def start_redis(self, key: str, tenant: str | None, users: list[AclUser], ctx: StartContext) -> ServiceRecord:
+        """A ready Redis whose default user has ``admin_password``, plus the given ACL users."""
+        ...
+
+    def stop(self, record: ServiceRecord) -> None: ...
+
+    def is_running(self, record: ServiceRecord) -> bool: ...
+
+    def logs(self, record: ServiceRecord, lines: int | None) -> str: ...

@@ -1,0 +1,215 @@
+"""The local backend: every server is a process on this machine, bound to 127.0.0.1.
+
+As root, PostgreSQL and Redis run as ``--local-user`` (PostgreSQL refuses to run as root).  Each
+server gets its own directory under ``<data_dir>/<env>/<service key>`` and a log under ``logs/``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from driveops_env import process, readiness
+from driveops_env.backends.base import StartContext
+from driveops_env.errors import Interrupted, MissingDependencyError, StartupError
+from driveops_env.options import Settings
+from driveops_env.secret import generate_secret
+from driveops_env.services import postgres, redis
+from driveops_env.services.redis import AclUser
+from driveops_env.state import ServiceRecord
+
+PORT_RETRIES = 3
+_PORT_CLASH = re.compile(r"address already in use|could not bind|could not create any TCP", re.IGNORECASE)
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._pg_bin: Path | None = None
+        self._pg_template: Path | None = None
+
+    # --- prerequisites ----------------------------------------------------------------------------
+
+    def run_as(self) -> str | None:
+        """The unprivileged user servers run as when we are root, else None (ourselves)."""
+        if os.geteuid() != 0:
+            return None
+        user = self.settings.local_user
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise MissingDependencyError(
+                f"the local user {user!r} does not exist; as root, PostgreSQL must run as another user",
+                hint="run scripts/provision (it installs the postgres user), or set --local-user",
+            ) from None
+        return user
+
+    def prepare(self) -> dict[str, str]:
+        self._pg_bin = postgres.find_bin_dir(self.settings.postgres_bin)
+        redis_server = redis.find_server(self.settings.redis_server)
+        user = self.run_as()
+        self._pg_template = postgres.ensure_template(
+            self._pg_bin, self.settings.cache_dir, self._staging_root(), user=user
+        )
+        redis_version = subprocess.run([redis_server, "--version"], capture_output=True, text=True, check=False)
+        match = re.search(r"v=(\S+)", redis_version.stdout)
+        return {
+            "postgres": postgres.server_version(self._pg_bin),
+            "redis": match.group(1) if match else "unknown",
+        }
+
+    def _staging_root(self) -> Path:
+        root = self.settings.data_dir
+        root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            root.chmod(0o711)  # the server user may traverse, not list
+        return root
+
+    # --- starting ---------------------------------------------------------------------------------
+
+    def _server_dir(self, ctx: StartContext, key: str) -> Path:
+        ctx.env_dir.mkdir(parents=True, exist_ok=True)
+        ctx.env_dir.chmod(0o711 if os.geteuid() == 0 else 0o700)
+        return ctx.env_dir / key
+
+    def _log_path(self, ctx: StartContext, key: str) -> Path:
+        logs = ctx.env_dir / "logs"
+        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return logs / f"{key}.log"
+
+    def _chown(self, path: Path, user: str | None) -> None:
+        if user is None:
+            return
+        record = pwd.getpwnam(user)
+        for root, dirs, files in os.walk(path):
+            os.chown(root, record.pw_uid, record.pw_gid)
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), record.pw_uid, record.pw_gid)
+
+    def _launch(
+        self,
+        ctx: StartContext,
+        *,
+        key: str,
+        kind: str,
+        tenant: str | None,
+        prepare: Callable[[int], list[str]],
+        probe: Callable[[int], None],
+        admin_user: str,
+        admin_password: str,
+        data_dir: Path,
+        user: str | None,
+        stop_signal: int = signal.SIGTERM,
+    ) -> ServiceRecord:
+        """Start a server on a free port, register it at once, wait until ``probe`` answers.
+
+        A port taken between choosing and binding it is retried with another port.
+        """
+        log_path = self._log_path(ctx, key)
+        for attempt in range(1, PORT_RETRIES + 1):
+            if ctx.cancel.is_set():
+                raise Interrupted("start-up was cancelled", service=kind, tenant=tenant)
+            port = ctx.ports.allocate()
+            argv = prepare(port)
+            ref, child = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir)
+            self._children[ref.pid] = child
+            record = ServiceRecord(
+                key=key, kind=kind, tenant=tenant, host="127.0.0.1", port=port, admin_user=admin_user,
+                admin_password=admin_password, log_path=str(log_path), data_dir=str(data_dir),
+                pid=ref.pid, pid_start=ref.start_time, extra={"stop_signal": str(int(stop_signal))},
+            )
+            ctx.register(record)
+            try:
+                readiness.wait_until(
+                    lambda: probe(port),  # noqa: B023 - called within this iteration
+                    timeout=ctx.timeout, service=kind, tenant=tenant, cancel=ctx.cancel,
+                    alive=lambda: process.is_alive(ref),  # noqa: B023
+                    logs=lambda: process.tail(log_path),
+                )
+            except StartupError as exc:
+                if attempt < PORT_RETRIES and not ctx.cancel.is_set() and _PORT_CLASH.search(exc.log_tail or ""):
+                    self.stop(record)
+                    continue
+                raise
+            return record
+        raise AssertionError("unreachable")
+
+    def start_postgres(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
+        assert self._pg_bin is not None and self._pg_template is not None, "prepare() first"
+        bin_dir, template = self._pg_bin, self._pg_template
+        data_dir = self._server_dir(ctx, key)
+        postgres.copy_cluster(template, data_dir)
+        password = generate_secret()
+
+        def socket_info(port: int) -> str:
+            return postgres.conninfo(str(data_dir), port, postgres.SUPERUSER, None, "postgres")
+
+        record = self._launch(
+            ctx, key=key, kind="postgres", tenant=tenant,
+            prepare=lambda port: postgres.server_argv(bin_dir, data_dir, port),
+            probe=lambda port: postgres.probe(socket_info(port)),
+            admin_user=postgres.SUPERUSER, admin_password=password, data_dir=data_dir,
+            user=self.run_as(), stop_signal=signal.SIGINT,
+        )
+        postgres.set_superuser_password(socket_info(record.port), password)
+        return record
+
+    def start_redis(self, key: str, tenant: str | None, users: list[AclUser], ctx: StartContext) -> ServiceRecord:
+        server = redis.find_server(self.settings.redis_server)
+        data_dir = self._server_dir(ctx, key)
+        data_dir.mkdir(mode=0o700, exist_ok=True)
+        password = generate_secret()
+        user = self.run_as()
+        config = data_dir / "redis.conf"
+
+        def prepare(port: int) -> list[str]:
+            fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(redis.config_text(port=port, data_dir=data_dir, admin_password=password, tenants=users))
+            self._chown(data_dir, user)
+            return [server, str(config)]
+
+        return self._launch(
+            ctx, key=key, kind="redis", tenant=tenant, prepare=prepare,
+            probe=lambda port: redis.probe("127.0.0.1", port, None, password),
+            admin_user="default", admin_password=password, data_dir=data_dir, user=user,
+        )
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def _ref(self, record: ServiceRecord) -> process.ProcessRef | None:
+        if record.pid is None or record.pid_start is None:
+            return None
+        return process.ProcessRef(record.pid, record.pid_start)
+
+    def stop(self, record: ServiceRecord) -> None:
+        ref = self._ref(record)
+        if ref is None:
+            return
+        sig = int(record.extra.get("stop_signal", int(signal.SIGTERM)))
+        process.terminate(ref, sig=sig)
+        child = self._children.pop(ref.pid, None)
+        if child is not None:
+            child.wait(timeout=5)
+
+    def is_running(self, record: ServiceRecord) -> bool:
+        ref = self._ref(record)
+        return ref is not None and process.is_alive(ref)
+
+    def logs(self, record: ServiceRecord, lines: int | None) -> str:
+        if record.log_path is None:
+            return ""
+        if lines is None:
+            try:
+                return Path(record.log_path).read_text(errors="replace")
+            except OSError:
+                return ""
+        return process.tail(record.log_path, lines)

@@ -1,0 +1,221 @@
+"""``driveops-env``: parse, call the library, render.  Exit codes: 0 ok, 1 failure, 2 bad input,
+130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from types import FrameType
+from typing import Any, NoReturn
+
+from driveops_env import envvars, health, options, orchestrator, render
+from driveops_env.backends import create_backend
+from driveops_env.errors import DriveopsEnvError, UsageError
+from driveops_env.state import ServiceRecord
+
+# Options that locate an environment: every command takes them.
+LOCATORS = ("name", "state_dir", "data_dir", "cache_dir")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"driveops-env: error: {message}\n")
+
+
+def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    group = parser.add_argument_group("environment options (also DRIVEOPS_ENV_* and [tool.driveops-env])")
+    for option in options.OPTIONS:
+        if option.name in names:
+            group.add_argument(
+                option.flag, dest=f"opt_{option.name}", metavar=option.metavar, default=None,
+                help=f"{option.help} [env {option.env_var}; default: {option.default_doc}]",
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="driveops-env", description="Local DriveOps environments: one Keycloak, per-tenant stores.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    all_names = [o.name for o in options.OPTIONS]
+
+    p = sub.add_parser("up", help="start (or attach to) an environment, seed it, print how to connect")
+    _add_options(p, all_names)
+    p.add_argument("--recreate", action="store_true", help="replace a running environment whose spec differs")
+    p.add_argument("--show-secrets", action="store_true", help="print passwords instead of ****")
+
+    p = sub.add_parser("down", help="stop an environment and remove its data")
+    _add_options(p, LOCATORS)
+    p.add_argument("--keep-data", action="store_true", help="keep data directories and logs for inspection")
+
+    p = sub.add_parser("status", help="live health of every server; exit 1 if anything is down")
+    _add_options(p, LOCATORS)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--show-secrets", action="store_true", help="print passwords instead of ****")
+
+    p = sub.add_parser("env", help="a tenant's connection settings as environment variables (with secrets)")
+    _add_options(p, LOCATORS)
+    p.add_argument("--tenant", help="tenant slug (default: the first tenant)")
+    p.add_argument("--format", choices=envvars.FORMATS, default="dotenv", help="output format (default dotenv)")
+
+    p = sub.add_parser("logs", help="print a server's log")
+    _add_options(p, LOCATORS)
+    p.add_argument("service", help="postgres, redis, ... or a server key such as postgres.acme")
+    p.add_argument("--tenant", help="tenant slug, when each tenant has its own server")
+    p.add_argument("--lines", type=int, default=None, help="only the last N lines")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+
+    p = sub.add_parser("check", help="the production guide's health checks per tenant; exit 1 if one fails")
+    _add_options(p, LOCATORS)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("options", help="print the options reference (Markdown)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> options.Settings:
+    cli = {o.name: getattr(args, f"opt_{o.name}", None) for o in options.OPTIONS}
+    return options.resolve(cli=cli)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    result = orchestrator.up(settings, recreate=args.recreate, detach=True, progress=_progress)
+    state = result.state
+    verb = "already running; attached" if result.attached else "up"
+    _progress(f"environment {state.name!r} {verb} in {result.elapsed:.2f}s")
+    print(render.endpoints(state, show_secrets=args.show_secrets))
+    print()
+    print(render.connect_hint(state))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    started = time.monotonic()
+    if orchestrator.down(settings, settings.name, keep_data=args.keep_data, progress=_progress):
+        kept = " (data kept)" if args.keep_data else ""
+        _progress(f"environment {settings.name!r} is down{kept} in {time.monotonic() - started:.2f}s")
+    else:
+        _progress(f"environment {settings.name!r} is not running; nothing to do")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    state = orchestrator.load_running(settings, settings.name)
+    results = health.service_status(state, create_backend(state.backend, settings))
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(f"environment {state.name!r}: backend {state.backend}, isolation {state.isolation}, "
+              f"tenants {', '.join(state.tenants)}")
+        print(render.checks(results))
+        print()
+        print(render.endpoints(state, show_secrets=args.show_secrets))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    state = orchestrator.load_running(settings, settings.name)
+    slug = args.tenant or next(iter(state.tenants))
+    tenant = state.tenants.get(slug)
+    if tenant is None:
+        raise UsageError(f"tenant {slug!r} is not part of environment {state.name!r}",
+                         hint=f"its tenants are: {', '.join(state.tenants)}")
+    variables = envvars.dotnet(tenant) if args.format == "dotnet" else envvars.plain(state.name, tenant)
+    print(envvars.render(variables, args.format))
+    return 0
+
+
+def _find_service(services: dict[str, ServiceRecord], name: str, tenant: str | None) -> ServiceRecord:
+    if name in services:
+        return services[name]
+    matches = [r for r in services.values() if r.kind == name and (tenant is None or r.tenant in (tenant, None))]
+    if len(matches) == 1:
+        return matches[0]
+    choices = ", ".join(sorted(services))
+    if not matches:
+        raise UsageError(f"no server {name!r}" + (f" for tenant {tenant!r}" if tenant else ""),
+                         hint=f"servers: {choices}")
+    raise UsageError(f"several {name} servers; say which with --tenant", hint=f"servers: {choices}")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    state = orchestrator.load_running(settings, settings.name)
+    record = _find_service(state.services, args.service, args.tenant)
+    backend = create_backend(state.backend, settings)
+    sys.stdout.write(backend.logs(record, args.lines))
+    sys.stdout.flush()
+    if args.follow and record.log_path:
+        with open(record.log_path, errors="replace") as handle:
+            handle.seek(0, 2)
+            while True:
+                line = handle.readline()
+                if line:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.3)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    state = orchestrator.load_running(settings, settings.name)
+    results = health.tenant_checks(state)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(render.checks(results))
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        print(f"check {r.name} failed for tenant {r.tenant}: {r.detail}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_options(args: argparse.Namespace) -> int:
+    print(options.markdown_table())
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "env": cmd_env,
+    "logs": cmd_logs,
+    "check": cmd_check,
+    "options": cmd_options,
+}
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> Any:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return COMMANDS[args.command](args)
+    except DriveopsEnvError as exc:
+        print(f"driveops-env: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("driveops-env: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

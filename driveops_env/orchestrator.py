@@ -1,0 +1,360 @@
+"""Bringing an environment up and down: the pipeline behind ``Environment.up`` and the CLI.
+
+``up`` = validate and render everything (nothing runs yet) -> take the environment's lock ->
+reconcile with what the state file says is running (attach, refuse, or sweep what a dead run left)
+-> start every server in parallel, then per-tenant roles, users and seeds -> record the state.
+Any failure or Ctrl-C stops what was started, removes its data and the state file, and re-raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, cast
+
+from driveops_env import process, seeding
+from driveops_env.backends import Backend, StartContext, create_backend, resolve_backend_name
+from driveops_env.errors import DriveopsEnvError, Interrupted, NotRunningError, SpecMismatchError
+from driveops_env.options import Settings
+from driveops_env.ports import PortAllocator
+from driveops_env.secret import generate_secret
+from driveops_env.services import postgres, redis
+from driveops_env.services.redis import AclUser
+from driveops_env.spec import (
+    EnvSpec,
+    Isolation,
+    Tenant,
+    describe_differences,
+    load_catalogue,
+    resolve_tenants,
+)
+from driveops_env.state import (
+    EnvState,
+    PostgresAccess,
+    RedisAccess,
+    ServiceRecord,
+    StateStore,
+    TenantRecord,
+)
+from driveops_env.tasks import Step, run_steps
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def build_spec(settings: Settings) -> EnvSpec:
+    """The spec described by resolved options (pure apart from reading the tenant catalogue)."""
+    catalogue = load_catalogue(settings.seeds_dir / "tenants.json")
+    tenants = resolve_tenants(settings.tenants, catalogue, settings.realm_pattern)
+    return EnvSpec(
+        name=settings.name,
+        tenants=tenants,
+        backend=cast(Any, settings.backend),
+        isolation=cast(Isolation, settings.isolation),
+        seeds_dir=settings.seeds_dir,
+        realms_dir=settings.realms_dir,
+    )
+
+
+def fingerprint(spec: EnvSpec) -> dict[str, Any]:
+    result = spec.fingerprint()
+    result["seeds"] = seeding.content_hash(spec.seeds_dir, spec.realms_dir)[:16]
+    return result
+
+
+def hash_of(finger: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(finger, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def server_key(kind: str, tenant: Tenant, isolation: str) -> str:
+    return f"{kind}.{tenant.slug}" if isolation == "dedicated" else f"{kind}.shared"
+
+
+def env_dir(settings: Settings, name: str) -> Path:
+    return settings.data_dir / name
+
+
+@dataclass
+class UpResult:
+    state: EnvState
+    attached: bool
+    elapsed: float
+
+
+class _Launch:
+    """The mutable part of one ``up``: the state being filled, guarded by a lock, saved on change."""
+
+    def __init__(self, state: EnvState, store: StateStore) -> None:
+        self.state = state
+        self.store = store
+        self.lock = threading.Lock()
+
+    def register(self, record: ServiceRecord) -> None:
+        with self.lock:
+            self.state.services[record.key] = record
+            self.store.save(self.state)
+
+    def set_tenant(self, slug: str, **accesses: Any) -> None:
+        with self.lock:
+            record = self.state.tenants[slug]
+            for name, value in accesses.items():
+                setattr(record, name, value)
+            self.store.save(self.state)
+
+
+def up(
+    settings: Settings,
+    *,
+    spec: EnvSpec | None = None,
+    recreate: bool = False,
+    detach: bool = False,
+    progress: Progress = _quiet,
+) -> UpResult:
+    started = time.monotonic()
+    spec = spec or build_spec(settings)
+    backend_name = resolve_backend_name(spec.backend)
+    backend = create_backend(backend_name, settings)
+    # Everything that can be wrong with the input is found here, before anything starts.
+    seeds = {t.slug: seeding.render_tenant_seeds(spec.seeds_dir, t) for t in spec.tenants}
+    versions = backend.prepare()
+    spec = replace(spec, backend=cast(Any, backend_name), versions=versions)
+    finger = fingerprint(spec)
+    spec_hash = hash_of(finger)
+    store = StateStore(settings.state_dir)
+
+    with store.lock(spec.name):
+        existing = store.load(spec.name)
+        if existing is not None:
+            if _reusable(existing, spec_hash, finger, recreate, backend, progress):
+                return UpResult(existing, attached=True, elapsed=time.monotonic() - started)
+            _teardown(existing, create_backend(existing.backend, settings), store, settings, remove_data=True)
+        else:
+            _remove_dir(env_dir(settings, spec.name))  # data a crashed run left without a state file
+
+        owner_start = process.start_time_of(os.getpid())
+        state = EnvState(
+            name=spec.name, backend=backend_name, isolation=spec.isolation, spec_hash=spec_hash,
+            fingerprint=finger, data_dir=str(env_dir(settings, spec.name)), owner_pid=os.getpid(),
+            owner_start=owner_start,
+            tenants={t.slug: TenantRecord(t.slug, t.tenant_id, t.display_name, t.realm) for t in spec.tenants},
+        )
+        launch = _Launch(state, store)
+        store.save(state)
+        progress(
+            f"starting environment {spec.name!r}: backend {backend_name}, isolation {spec.isolation}, "
+            f"tenants {', '.join(t.slug for t in spec.tenants)}"
+        )
+        cancel = threading.Event()
+        ctx = StartContext(
+            env_name=spec.name, spec_hash=spec_hash, env_dir=env_dir(settings, spec.name), settings=settings,
+            cancel=cancel, register=launch.register, ports=PortAllocator(),
+        )
+        steps = _steps(spec, seeds, backend, ctx, launch)
+
+        def report(name: str, elapsed: float, detail: str | None) -> None:
+            progress(f"  ok  {name:<28} {elapsed:6.2f}s  {detail or ''}".rstrip())
+
+        try:
+            run_steps(steps, cancel=cancel, on_done=report)
+        except BaseException as exc:
+            progress("start-up failed; stopping what was started" if not isinstance(exc, KeyboardInterrupt)
+                     else "interrupted; stopping what was started")
+            _with_sigint_ignored(lambda: _teardown(state, backend, store, settings, remove_data=True))
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted("start-up was interrupted; nothing was left running") from None
+            raise
+        state.status = "running"
+        if detach:
+            state.owner_pid = None
+            state.owner_start = None
+        store.save(state)
+    return UpResult(state, attached=False, elapsed=time.monotonic() - started)
+
+
+def _reusable(
+    existing: EnvState,
+    spec_hash: str,
+    finger: dict[str, Any],
+    recreate: bool,
+    backend: Backend,
+    progress: Progress,
+) -> bool:
+    """Decide what to do with an environment of the same name: reuse it, or tear it down first."""
+    if existing.status != "running":
+        progress(f"environment {existing.name!r} was left {existing.status} by an earlier run: sweeping it")
+        return False
+    if existing.owner_pid is not None and not _owner_alive(existing):
+        progress(f"the process that owned environment {existing.name!r} is gone: sweeping what it left")
+        return False
+    if existing.spec_hash != spec_hash:
+        if recreate:
+            progress(f"environment {existing.name!r} runs with a different spec: recreating it")
+            return False
+        differences = describe_differences(existing.fingerprint, finger)
+        raise SpecMismatchError(
+            f"environment {existing.name!r} is running with a different spec:\n    " + "\n    ".join(differences),
+            hint=f"add --recreate to replace it, or use another --name, or `driveops-env down --name {existing.name}`",
+        )
+    dead = [r.key for r in existing.services.values() if existing.backend == backend.name and not backend.is_running(r)]
+    if dead:
+        progress(f"environment {existing.name!r}: {', '.join(dead)} not running: recreating it")
+        return False
+    return True
+
+
+def _owner_alive(state: EnvState) -> bool:
+    if state.owner_pid is None or state.owner_start is None:
+        return False
+    return process.is_alive(process.ProcessRef(state.owner_pid, state.owner_start))
+
+
+def _steps(
+    spec: EnvSpec,
+    seeds: dict[str, seeding.TenantSeeds],
+    backend: Backend,
+    ctx: StartContext,
+    launch: _Launch,
+) -> list[Step]:
+    steps: list[Step] = []
+    started: set[str] = set()
+    shared = spec.isolation == "shared"
+    acl_users = {
+        t.slug: AclUser(name=t.database, password=generate_secret(), key_prefix=t.key_prefix) for t in spec.tenants
+    }
+
+    def start_postgres(key: str, tenant: str | None) -> Callable[[], str]:
+        def run() -> str:
+            record = backend.start_postgres(key, tenant, ctx)
+            return f"{record.host}:{record.port}"
+
+        return run
+
+    def start_redis(key: str, tenant: str | None, users: list[AclUser]) -> Callable[[], str]:
+        def run() -> str:
+            record = backend.start_redis(key, tenant, users, ctx)
+            return f"{record.host}:{record.port}"
+
+        return run
+
+    def seed_postgres(key: str, tenant: Tenant) -> Callable[[], str]:
+        def run() -> str:
+            server = launch.state.services[key]
+            admin = postgres.conninfo(server.host, server.port, server.admin_user, server.admin_password, "postgres")
+            access = PostgresAccess(key, server.host, server.port, tenant.database, tenant.database, generate_secret())
+            postgres.create_tenant_database(admin, role=access.user, password=access.password, database=access.database)
+            seeding.apply_sql(access.conninfo, seeds[tenant.slug].sql, tenant=tenant.slug)
+            launch.set_tenant(tenant.slug, postgres=access)
+            return f"{len(seeds[tenant.slug].sql)} file(s)"
+
+        return run
+
+    def seed_redis(key: str, tenant: Tenant) -> Callable[[], str]:
+        def run() -> str:
+            server = launch.state.services[key]
+            user = acl_users[tenant.slug] if shared else None
+            access = RedisAccess(
+                key, server.host, server.port, user.name if user else None,
+                user.password if user else server.admin_password, tenant.key_prefix,
+            )
+            client = redis.client(server.host, server.port, None, server.admin_password)
+            try:
+                seeding.apply_redis(client, seeds[tenant.slug].redis, prefix=tenant.key_prefix)
+            finally:
+                client.close()
+            redis.probe(access.host, access.port, access.username, access.password)
+            launch.set_tenant(tenant.slug, redis=access)
+            return f"{len(seeds[tenant.slug].redis)} key(s)"
+
+        return run
+
+    for tenant in spec.tenants:
+        pg_key = server_key("postgres", tenant, spec.isolation)
+        redis_key = server_key("redis", tenant, spec.isolation)
+        owner = None if shared else tenant.slug
+        if pg_key not in started:
+            started.add(pg_key)
+            steps.append(Step(pg_key, start_postgres(pg_key, owner)))
+        if redis_key not in started:
+            started.add(redis_key)
+            users = list(acl_users.values()) if shared else []
+            steps.append(Step(redis_key, start_redis(redis_key, owner, users)))
+        steps.append(Step(f"seed postgres.{tenant.slug}", seed_postgres(pg_key, tenant), after=(pg_key,)))
+        steps.append(Step(f"seed redis.{tenant.slug}", seed_redis(redis_key, tenant), after=(redis_key,)))
+    return steps
+
+
+def _with_sigint_ignored(action: Callable[[], None]) -> None:
+    """Run cleanup without a second Ctrl-C cutting it short (only possible in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        action()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        action()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _remove_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _teardown(state: EnvState, backend: Backend, store: StateStore, settings: Settings, *, remove_data: bool) -> None:
+    records = list(state.services.values())
+    errors: list[str] = []
+
+    def stop(record: ServiceRecord) -> None:
+        try:
+            backend.stop(record)
+        except (OSError, DriveopsEnvError) as exc:
+            errors.append(f"{record.key}: {exc}")
+
+    if records:
+        with ThreadPoolExecutor(max_workers=len(records)) as pool:
+            list(pool.map(stop, records))
+    if remove_data:
+        _remove_dir(Path(state.data_dir))
+        store.delete(state.name)
+    else:
+        state.status = "stopped"
+        state.services = {}
+        store.save(state)
+    if errors:
+        raise DriveopsEnvError("some services could not be stopped:\n  " + "\n  ".join(errors))
+
+
+def down(settings: Settings, name: str, *, keep_data: bool = False, progress: Progress = _quiet) -> bool:
+    """Stop environment ``name``; False when there was nothing to stop."""
+    store = StateStore(settings.state_dir)
+    with store.lock(name):
+        state = store.load(name)
+        if state is None:
+            _remove_dir(env_dir(settings, name))
+            return False
+        backend = create_backend(state.backend, settings)
+        progress(f"stopping environment {name!r} ({len(state.services)} service(s))")
+        _teardown(state, backend, store, settings, remove_data=not keep_data)
+        return True
+
+
+def load_running(settings: Settings, name: str) -> EnvState:
+    state = StateStore(settings.state_dir).load(name)
+    if state is None or state.status != "running":
+        raise NotRunningError(
+            f"environment {name!r} is not running",
+            hint=f"start it with `driveops-env up --name {name}`",
+        )
+    return state

@@ -1,0 +1,139 @@
+"""Local server processes: spawn detached, identify safely, stop with their whole process group.
+
+A process is identified by its pid *and* its start time (field 22 of ``/proc/<pid>/stat``), so a pid
+reused by an unrelated process after a crash is never mistaken for ours and never killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    pid: int
+    start_time: int
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def start_time_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def is_alive(ref: ProcessRef) -> bool:
+    """True while the process runs (a zombie or a reused pid counts as gone)."""
+    fields = _stat_fields(ref.pid)
+    if fields is None:
+        return False
+    state, start = fields[0], int(fields[19])
+    return start == ref.start_time and state not in ("Z", "X")
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> tuple[ProcessRef, subprocess.Popen[bytes]]:
+    """Start ``argv`` in its own session (Ctrl-C in the terminal does not reach it), output to a log."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    full_env.update(env or {})
+    kwargs: dict[str, object] = {}
+    if user is not None:
+        record = pwd.getpwnam(user)
+        kwargs = {"user": record.pw_uid, "group": record.pw_gid, "extra_groups": []}
+        full_env["HOME"] = record.pw_dir
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+            **kwargs,  # type: ignore[call-overload]
+        )
+    start = start_time_of(proc.pid)
+    return ProcessRef(proc.pid, start if start is not None else -1), proc
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def terminate(ref: ProcessRef, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+    """Stop the process and its process group: ``sig``, then SIGKILL after ``timeout`` seconds."""
+    if not is_alive(ref):
+        _reap(ref.pid)
+        return
+    _signal_group(ref, sig)
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while time.monotonic() < deadline:
+        _reap(ref.pid)
+        if not is_alive(ref):
+            _kill_leftovers(ref)
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    _signal_group(ref, signal.SIGKILL)
+    for _ in range(100):
+        _reap(ref.pid)
+        if not is_alive(ref):
+            break
+        time.sleep(0.05)
+    _kill_leftovers(ref)
+
+
+def _signal_group(ref: ProcessRef, sig: int) -> None:
+    try:
+        # our processes lead their own session and group (start_new_session=True)
+        if os.getpgid(ref.pid) == ref.pid:
+            os.killpg(ref.pid, sig)
+        else:
+            os.kill(ref.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _kill_leftovers(ref: ProcessRef) -> None:
+    """Children still in the group after the leader exited (e.g. a JVM under a shell script)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(ref.pid, signal.SIGKILL)
+
+
+def tail(path: Path | str | None, lines: int = 20) -> str:
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])

@@ -1,0 +1,69 @@
+"""Readiness: poll a real request (a query, a PING, an HTTP 200) until it answers.
+
+``wait_until`` is the one loop; probes are small functions that raise until the service is ready.
+It stops early when the process died or when start-up was cancelled, and on timeout raises
+:class:`ReadinessTimeoutError` with the probe's last error and the service's last log lines.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import TypeVar
+
+from driveops_env.errors import Interrupted, ReadinessTimeoutError, StartupError
+
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T],
+    *,
+    timeout: float,
+    service: str,
+    tenant: str | None = None,
+    alive: Callable[[], bool] | None = None,
+    logs: Callable[[], str] | None = None,
+    cancel: threading.Event | None = None,
+    interval: float = 0.02,
+    max_interval: float = 0.25,
+) -> T:
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise Interrupted("start-up was cancelled", service=service, tenant=tenant)
+        try:
+            return probe()
+        except Exception as exc:  # a probe signals "not ready" by raising anything
+            last_error = exc
+        if alive is not None and not alive():
+            raise StartupError(
+                f"{service} exited during start-up",
+                service=service,
+                tenant=tenant,
+                hint="read the log lines below; `driveops-env logs` shows the whole log",
+                log_tail=logs() if logs else None,
+            )
+        if time.monotonic() >= deadline:
+            raise ReadinessTimeoutError(
+                f"{service} was not ready after {timeout:.0f}s (last answer: {last_error})",
+                service=service,
+                tenant=tenant,
+                hint="raise --startup-timeout if the machine is slow, or read the log lines below",
+                log_tail=logs() if logs else None,
+            )
+        time.sleep(interval)
+        interval = min(interval * 1.5, max_interval)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bytes:
+    """GET ``url``; raise unless it answers 200."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own http URL
+        if response.status != 200:
+            raise urllib.error.HTTPError(url, response.status, "not ready", response.headers, None)
+        body: bytes = response.read()
+        return body

@@ -1,0 +1,55 @@
+"""Text output of the CLI: tables of endpoints, statuses and checks. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from driveops_env.health import CheckResult
+from driveops_env.secret import mask
+from driveops_env.state import EnvState
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _hide(text: str, secret: str, show: bool) -> str:
+    return text if show or not secret else text.replace(secret, mask(secret))
+
+
+def endpoints(state: EnvState, *, show_secrets: bool) -> str:
+    rows: list[list[str]] = []
+    for tenant in state.tenants.values():
+        if tenant.postgres:
+            pg = tenant.postgres
+            rows.append([tenant.slug, "postgres", _hide(pg.dsn, pg.password, show_secrets), pg.service])
+        if tenant.redis:
+            r = tenant.redis
+            rows.append([tenant.slug, "redis", _hide(r.url, r.password, show_secrets) + f" (keys {r.key_prefix}*)",
+                         r.service])
+    return table(["tenant", "service", "endpoint", "server"], rows)
+
+
+def connect_hint(state: EnvState) -> str:
+    first = next(iter(state.tenants), "acme")
+    return "\n".join([
+        "How to connect:",
+        f"  eval \"$(driveops-env env --name {state.name} --tenant {first} --format shell)\"   "
+        "# PG*, DRIVEOPS_* variables with secrets",
+        f"  psql \"$DRIVEOPS_POSTGRES_DSN\"; redis-cli -u \"$DRIVEOPS_REDIS_URL\"",
+        f"  driveops-env env --name {state.name} --tenant {first} --format dotnet   # the API's configuration keys",
+        f"  driveops-env status --name {state.name}; driveops-env down --name {state.name}",
+    ])
+
+
+def checks(results: Sequence[CheckResult]) -> str:
+    rows = [
+        [r.tenant or "-", r.name, "ok" if r.ok else "FAIL", f"{r.elapsed * 1000:.0f}ms", r.detail]
+        for r in results
+    ]
+    return table(["tenant", "check", "result", "time", "detail"], rows)

@@ -1,0 +1,279 @@
+"""Seed data: read, render per tenant, and load into the stores.
+
+Reading and rendering happen before anything starts, so a broken file is reported (file, tenant,
+exit 2) while nothing runs yet.  Placeholders are ``{{ name }}``; in ``.sql`` files they render as
+quoted SQL literals, in JSON files inside strings as plain text.
+
+Layout of a seeds directory::
+
+    tenants.json          tenant catalogue (slug, tenant_id, name)
+    postgres/*.sql        applied per tenant in file-name order, as the tenant's own role
+    redis/*.json          {"<key>": {"type": "string|hash|set|list", "value": ...}}, keys get the tenant prefix
+    mongo/*.json          one file per collection: {"indexes": [...], "documents": [...]}
+    users.json            Keycloak users of every tenant realm (username, role, names, password)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from driveops_env.errors import SeedError, TemplateError
+from driveops_env.spec import Tenant
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def tenant_context(tenant: Tenant) -> dict[str, str]:
+    return {
+        "tenant_id": tenant.tenant_id,
+        "tenant_slug": tenant.slug,
+        "tenant_name": tenant.display_name,
+        "realm": tenant.realm,
+        "database": tenant.database,
+    }
+
+
+def render_text(
+    text: str,
+    context: Mapping[str, str],
+    *,
+    path: Path,
+    tenant: str,
+    quote: Callable[[str], str] = lambda value: value,
+) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in context:
+            line = text.count("\n", 0, match.start()) + 1
+            raise TemplateError(
+                f"{path} line {line}: unknown placeholder {{{{{name}}}}}",
+                tenant=tenant,
+                hint=f"known placeholders: {', '.join(sorted(context))}",
+            )
+        return quote(context[name])
+
+    return PLACEHOLDER.sub(substitute, text)
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def render_json(value: Any, context: Mapping[str, str], *, path: Path, tenant: str) -> Any:
+    """Substitute placeholders inside every string of a parsed JSON document."""
+    if isinstance(value, str):
+        return render_text(value, context, path=path, tenant=tenant)
+    if isinstance(value, list):
+        return [render_json(item, context, path=path, tenant=tenant) for item in value]
+    if isinstance(value, dict):
+        return {
+            render_text(k, context, path=path, tenant=tenant): render_json(v, context, path=path, tenant=tenant)
+            for k, v in value.items()
+        }
+    return value
+
+
+def read_json(path: Path, *, tenant: str | None = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TemplateError(
+            f"{path} line {exc.lineno}: not valid JSON: {exc.msg}", tenant=tenant, hint="fix the file"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"cannot read {path}: {exc}", tenant=tenant) from exc
+
+
+# --- SQL ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqlStatement:
+    text: str
+    line: int  # 1-based line of the statement's first character in its file
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    path: Path
+    statements: tuple[SqlStatement, ...]
+
+
+def split_sql(text: str) -> list[SqlStatement]:
+    """Split SQL into statements at top-level ``;``, aware of quotes, comments and dollar quoting."""
+    statements: list[SqlStatement] = []
+    i, n = 0, len(text)
+    start: int | None = None
+    while i < n:
+        ch = text[i]
+        if ch in " \t\r\n" and start is None:
+            i += 1
+            continue
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        if start is None:
+            start = i
+        if ch in ("'", '"'):
+            i += 1
+            while i < n:
+                if text[i] == ch:
+                    if i + 1 < n and text[i + 1] == ch:  # doubled quote is an escaped quote
+                        i += 2
+                        continue
+                    break
+                i += 1
+            i += 1
+            continue
+        if ch == "$":
+            match = re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", text[i:])
+            if match:
+                tag = match.group(0)
+                end = text.find(tag, i + len(tag))
+                i = n if end < 0 else end + len(tag)
+                continue
+        if ch == ";":
+            body = text[start:i].strip()
+            if body:
+                statements.append(SqlStatement(body, text.count("\n", 0, start) + 1))
+            start = None
+        i += 1
+    if start is not None and text[start:].strip():
+        statements.append(SqlStatement(text[start:].strip(), text.count("\n", 0, start) + 1))
+    return statements
+
+
+def render_sql_files(seeds_dir: Path, tenant: Tenant) -> tuple[SqlFile, ...]:
+    files = []
+    context = tenant_context(tenant)
+    for path in sorted((seeds_dir / "postgres").glob("*.sql")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"cannot read {path}: {exc}", tenant=tenant.slug) from exc
+        rendered = render_text(text, context, path=path, tenant=tenant.slug, quote=sql_literal)
+        for statement in split_sql(rendered):
+            if statement.text.startswith("\\"):
+                raise TemplateError(
+                    f"{path} line {statement.line}: psql meta-commands are not supported in seed files",
+                    tenant=tenant.slug,
+                )
+        files.append(SqlFile(path, tuple(split_sql(rendered))))
+    return tuple(files)
+
+
+def apply_sql(conninfo: str, files: Sequence[SqlFile], *, tenant: str) -> None:
+    """Run the seed files in one transaction; an error names the file, line and tenant."""
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        with conn.transaction():
+            for seed in files:
+                for statement in seed.statements:
+                    try:
+                        conn.execute(statement.text.encode())  # no params: sent as is
+                    except psycopg.Error as exc:
+                        line = statement.line
+                        position = getattr(exc.diag, "statement_position", None)
+                        if position and str(position).isdigit():
+                            line += statement.text.count("\n", 0, int(position) - 1)
+                        first = (str(exc).splitlines() or ["error"])[0]
+                        raise SeedError(
+                            f"seed file {seed.path} line {line}: {first}",
+                            service="postgres",
+                            tenant=tenant,
+                            hint="fix the seed file; nothing of the environment was left running",
+                        ) from None
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+REDIS_TYPES = ("string", "hash", "set", "list")
+
+
+@dataclass(frozen=True)
+class RedisEntry:
+    key: str  # without the tenant prefix
+    type: str
+    value: Any
+    path: Path
+
+
+def render_redis_entries(seeds_dir: Path, tenant: Tenant) -> tuple[RedisEntry, ...]:
+    entries: list[RedisEntry] = []
+    context = tenant_context(tenant)
+    for path in sorted((seeds_dir / "redis").glob("*.json")):
+        raw = render_json(read_json(path, tenant=tenant.slug), context, path=path, tenant=tenant.slug)
+        if not isinstance(raw, dict):
+            raise TemplateError(f"{path}: expected an object of keys", tenant=tenant.slug)
+        for key, spec in raw.items():
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            value = spec.get("value") if isinstance(spec, dict) else None
+            ok = (
+                (kind == "string" and isinstance(value, str | int | float))
+                or (kind == "hash" and isinstance(value, dict) and value)
+                or (kind in ("set", "list") and isinstance(value, list) and value)
+            )
+            if not ok:
+                raise TemplateError(
+                    f"{path}: key {key!r} needs a type ({', '.join(REDIS_TYPES)}) and a matching non-empty value",
+                    tenant=tenant.slug,
+                )
+            entries.append(RedisEntry(key, str(kind), value, path))
+    return tuple(entries)
+
+
+def apply_redis(client: Any, entries: Iterable[RedisEntry], *, prefix: str) -> None:
+    pipe = client.pipeline(transaction=True)
+    for entry in entries:
+        key = prefix + entry.key
+        pipe.delete(key)
+        if entry.type == "string":
+            pipe.set(key, entry.value)
+        elif entry.type == "hash":
+            pipe.hset(key, mapping={k: str(v) for k, v in entry.value.items()})
+        elif entry.type == "set":
+            pipe.sadd(key, *[str(v) for v in entry.value])
+        else:
+            pipe.rpush(key, *[str(v) for v in entry.value])
+    pipe.execute()
+
+
+# --- the whole set --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantSeeds:
+    sql: tuple[SqlFile, ...]
+    redis: tuple[RedisEntry, ...]
+
+
+def render_tenant_seeds(seeds_dir: Path, tenant: Tenant) -> TenantSeeds:
+    if not seeds_dir.is_dir():
+        raise TemplateError(f"the seeds directory {seeds_dir} does not exist", hint="check --seeds-dir")
+    return TenantSeeds(sql=render_sql_files(seeds_dir, tenant), redis=render_redis_entries(seeds_dir, tenant))
+
+
+def content_hash(*directories: Path) -> str:
+    """Hash of every file under the given directories (names and bytes)."""
+    digest = hashlib.sha256()
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(directory)).encode())
+            digest.update(b"\0")
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()

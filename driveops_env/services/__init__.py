@@ -1,0 +1,1 @@
+"""One module per service: connection strings, readiness probes, tenant set-up, server files."""

@@ -1,0 +1,198 @@
+"""The model: tenants and the spec of an environment, with their validation.
+
+Everything here is pure: no process is started and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from driveops_env.errors import TemplateError, UsageError
+
+SLUG_PATTERN = re.compile(r"[a-z][a-z0-9-]{1,30}")
+ENV_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+RESERVED_SLUGS = frozenset({"master"})
+# Namespace of the uuid5 ids given to tenants that are not in the catalogue. Never change it:
+# ids derived from it are stored in databases and tokens.
+TENANT_NAMESPACE = uuid.UUID("6f1b2c1e-8d4a-5f3e-9b7c-0d2e4f6a8b10")
+
+Backend = Literal["auto", "local", "docker"]
+Isolation = Literal["dedicated", "shared"]
+BACKENDS: tuple[str, ...] = ("auto", "local", "docker")
+ISOLATIONS: tuple[str, ...] = ("dedicated", "shared")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One tenant of the platform: a slug, a stable GUID, a display name and its Keycloak realm."""
+
+    slug: str
+    tenant_id: str
+    display_name: str
+    realm: str
+
+    @property
+    def database(self) -> str:
+        """Name of the tenant's PostgreSQL and MongoDB database (and of its PostgreSQL role)."""
+        return f"driveops_{self.slug}"
+
+    @property
+    def key_prefix(self) -> str:
+        """Prefix of the tenant's Redis keys."""
+        return f"{self.slug}:"
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    slug: str
+    tenant_id: str
+    display_name: str
+
+
+def validate_slug(slug: str) -> str:
+    """Return ``slug`` if it is a valid tenant slug, else raise :class:`UsageError`."""
+    if slug in RESERVED_SLUGS:
+        raise UsageError(
+            f"tenant name {slug!r} is reserved (Keycloak's own realm)",
+            hint="choose another tenant name",
+        )
+    if len(slug) > 31:
+        raise UsageError(
+            f"tenant name {slug!r} is {len(slug)} characters long; the limit is 31",
+            hint="use a shorter slug",
+        )
+    if not SLUG_PATTERN.fullmatch(slug):
+        raise UsageError(
+            f"tenant name {slug!r} is not a valid slug",
+            hint="use 2-31 characters: a lowercase letter, then lowercase letters, digits or '-'",
+        )
+    return slug
+
+
+def validate_env_name(name: str) -> str:
+    if not ENV_NAME_PATTERN.fullmatch(name):
+        raise UsageError(
+            f"environment name {name!r} is not valid",
+            hint="use 1-40 characters: lowercase letters, digits, '-' or '_', starting with a letter or digit",
+        )
+    return name
+
+
+def parse_tenant_list(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Parse ``acme,beta`` (or a list) into validated slugs; empty lists and duplicates are errors."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    slugs = [item.strip() for item in items]
+    if not slugs or all(not s for s in slugs):
+        raise UsageError("the tenant list is empty", hint="pass at least one tenant, e.g. --tenants acme")
+    seen: set[str] = set()
+    for slug in slugs:
+        if not slug:
+            raise UsageError(f"the tenant list {value!r} has an empty entry", hint="remove the stray comma")
+        validate_slug(slug)
+        if slug in seen:
+            raise UsageError(f"tenant {slug!r} is listed twice", hint="list each tenant once")
+        seen.add(slug)
+    return tuple(slugs)
+
+
+def load_catalogue(path: Path) -> dict[str, CatalogueEntry]:
+    """Read the tenant catalogue (``seeds/tenants.json``): slug, tenant id and display name."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TemplateError(f"cannot read the tenant catalogue {path}: {exc}", hint="fix the file") from exc
+    entries: dict[str, CatalogueEntry] = {}
+    rows = raw.get("tenants") if isinstance(raw, dict) else None
+    if not isinstance(rows, list):
+        raise TemplateError(f"{path}: expected an object with a 'tenants' list", hint="fix the file")
+    for row in rows:
+        try:
+            slug = validate_slug(str(row["slug"]))
+            tenant_id = str(uuid.UUID(str(row["tenant_id"])))
+            name = str(row["name"])
+        except (KeyError, TypeError, ValueError, UsageError) as exc:
+            raise TemplateError(
+                f"{path}: bad catalogue entry {row!r}: {exc}",
+                hint="each entry needs a valid slug, a GUID tenant_id and a name",
+            ) from exc
+        entries[slug] = CatalogueEntry(slug, tenant_id, name)
+    return entries
+
+
+def derive_tenant_id(slug: str) -> str:
+    """Deterministic id of a tenant that is not in the catalogue."""
+    return str(uuid.uuid5(TENANT_NAMESPACE, slug))
+
+
+def resolve_tenants(
+    slugs: Iterable[str], catalogue: Mapping[str, CatalogueEntry], realm_pattern: str = "{slug}"
+) -> tuple[Tenant, ...]:
+    tenants = []
+    for slug in slugs:
+        entry = catalogue.get(slug)
+        tenant_id = entry.tenant_id if entry else derive_tenant_id(slug)
+        name = entry.display_name if entry else slug.replace("-", " ").title()
+        try:
+            realm = realm_pattern.format(slug=slug)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(
+                f"realm pattern {realm_pattern!r} is not valid: {exc}",
+                hint="use a pattern with the single placeholder {slug}, e.g. 'tenant-{slug}'",
+            ) from exc
+        if realm in RESERVED_SLUGS or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", realm):
+            raise UsageError(f"realm name {realm!r} (from pattern {realm_pattern!r}) is not valid")
+        tenants.append(Tenant(slug=slug, tenant_id=tenant_id, display_name=name, realm=realm))
+    return tuple(tenants)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What an environment should be. Built from options (CLI, env vars, pyproject) or in Python."""
+
+    name: str
+    tenants: tuple[Tenant, ...]
+    backend: Backend
+    isolation: Isolation
+    seeds_dir: Path
+    realms_dir: Path
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    def tenant(self, slug: str) -> Tenant:
+        for tenant in self.tenants:
+            if tenant.slug == slug:
+                return tenant
+        raise UsageError(f"tenant {slug!r} is not part of environment {self.name!r}")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The parts of the spec that make two environments different (seed content is hashed apart)."""
+        return {
+            "tenants": [f"{t.slug}={t.tenant_id}/{t.realm}" for t in self.tenants],
+            "backend": self.backend,
+            "isolation": self.isolation,
+            "versions": dict(sorted(self.versions.items())),
+        }
+
+
+def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between two fingerprints."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            lines.append(f"{key}: {_short(old.get(key))} -> {_short(new.get(key))}")
+    return lines
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v).split("=")[0] for v in value) or "(none)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
+    return str(value)

@@ -1,0 +1,63 @@
+"""A tiny dependency-ordered parallel runner for start-up steps.
+
+Each step runs in a thread as soon as the steps it comes ``after`` are done.  On the first failure
+(or Ctrl-C) the shared ``cancel`` event is set, running steps are waited for (they watch the event)
+and the first error is raised.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[], str | None]  # returns a detail shown in the progress line
+    after: tuple[str, ...] = ()
+
+
+ProgressFn = Callable[[str, float, str | None], None]
+
+
+def _timed(step: Step) -> tuple[float, str | None]:
+    started = time.monotonic()
+    detail = step.run()
+    return time.monotonic() - started, detail
+
+
+def run_steps(steps: Sequence[Step], *, cancel: threading.Event, on_done: ProgressFn | None = None) -> None:
+    names = {s.name for s in steps}
+    for step in steps:
+        missing = [d for d in step.after if d not in names]
+        if missing:
+            raise ValueError(f"step {step.name} waits for unknown steps {missing}")
+    pending = {s.name: s for s in steps}
+    done: set[str] = set()
+    running: dict[Future[tuple[float, str | None]], Step] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, len(steps)), thread_name_prefix="driveops-step")
+    try:
+        while pending or running:
+            for name, step in list(pending.items()):
+                if not cancel.is_set() and all(d in done for d in step.after):
+                    running[pool.submit(_timed, step)] = step
+                    del pending[name]
+            if not running:
+                raise ValueError(f"steps {sorted(pending)} wait on each other")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                elapsed, detail = future.result()  # re-raises the step's error
+                done.add(step.name)
+                if on_done is not None:
+                    on_done(step.name, elapsed, detail)
+    except BaseException:
+        cancel.set()
+        wait(running)
+        raise
+    finally:
+        pool.shutdown(wait=True)
