@@ -33,13 +33,18 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     for option in options.OPTIONS:
         if option.name in names:
             group.add_argument(
-                option.flag, dest=f"opt_{option.name}", metavar=option.metavar, default=None,
+                option.flag,
+                dest=f"opt_{option.name}",
+                metavar=option.metavar,
+                default=None,
                 help=f"{option.help} [env {option.env_var}; default: {option.default_doc}]",
             )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="driveops-env", description="Local DriveOps environments: one Keycloak, per-tenant stores.")
+    parser = _Parser(
+        prog="driveops-env", description="Local DriveOps environments: one Keycloak, per-tenant stores."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     all_names = [o.name for o in options.OPTIONS]
 
@@ -60,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("env", help="a tenant's connection settings as environment variables (with secrets)")
     _add_options(p, LOCATORS)
     p.add_argument("--tenant", help="tenant slug (default: the first tenant)")
-    p.add_argument("--format", choices=envvars.FORMATS, default="dotenv", help="output format (default dotenv)")
+    p.add_argument(
+        "--format", choices=envvars.FORMATS, default="dotenv", help="output format (default dotenv)"
+    )
 
     p = sub.add_parser("logs", help="print a server's log")
     _add_options(p, LOCATORS)
@@ -116,8 +123,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
-        print(f"environment {state.name!r}: backend {state.backend}, isolation {state.isolation}, "
-              f"tenants {', '.join(state.tenants)}")
+        print(
+            f"environment {state.name!r}: backend {state.backend}, isolation {state.isolation}, "
+            f"tenants {', '.join(state.tenants)}"
+        )
         print(render.checks(results))
         print()
         print(render.endpoints(state, show_secrets=args.show_secrets))
@@ -130,8 +139,10 @@ def cmd_env(args: argparse.Namespace) -> int:
     slug = args.tenant or next(iter(state.tenants))
     tenant = state.tenants.get(slug)
     if tenant is None:
-        raise UsageError(f"tenant {slug!r} is not part of environment {state.name!r}",
-                         hint=f"its tenants are: {', '.join(state.tenants)}")
+        raise UsageError(
+            f"tenant {slug!r} is not part of environment {state.name!r}",
+            hint=f"its tenants are: {', '.join(state.tenants)}",
+        )
     variables = envvars.dotnet(tenant) if args.format == "dotnet" else envvars.plain(state.name, tenant)
     print(envvars.render(variables, args.format))
     return 0
@@ -140,13 +151,16 @@ def cmd_env(args: argparse.Namespace) -> int:
 def _find_service(services: dict[str, ServiceRecord], name: str, tenant: str | None) -> ServiceRecord:
     if name in services:
         return services[name]
-    matches = [r for r in services.values() if r.kind == name and (tenant is None or r.tenant in (tenant, None))]
+    matches = [
+        r for r in services.values() if r.kind == name and (tenant is None or r.tenant in (tenant, None))
+    ]
     if len(matches) == 1:
         return matches[0]
     choices = ", ".join(sorted(services))
     if not matches:
-        raise UsageError(f"no server {name!r}" + (f" for tenant {tenant!r}" if tenant else ""),
-                         hint=f"servers: {choices}")
+        raise UsageError(
+            f"no server {name!r}" + (f" for tenant {tenant!r}" if tenant else ""), hint=f"servers: {choices}"
+        )
     raise UsageError(f"several {name} servers; say which with --tenant", hint=f"servers: {choices}")
 
 

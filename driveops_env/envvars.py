@@ -69,4 +69,3 @@ def _dotenv_value(value: str) -> str:
     if value and all(c.isalnum() or c in "-_.:/@=,;+" for c in value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-

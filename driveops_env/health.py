@@ -38,7 +38,9 @@ def _probe_server(record: ServiceRecord, backend: Backend) -> str:
     if not backend.is_running(record):
         raise RuntimeError("not running (process or container gone)")
     if record.kind == "postgres":
-        postgres.probe(postgres.conninfo(record.host, record.port, record.admin_user, record.admin_password, "postgres"))
+        postgres.probe(
+            postgres.conninfo(record.host, record.port, record.admin_user, record.admin_password, "postgres")
+        )
     elif record.kind == "redis":
         redis.probe(record.host, record.port, None, record.admin_password)
     return f"{record.host}:{record.port}"

@@ -8,6 +8,7 @@ Any failure or Ctrl-C stops what was started, removes its data and the state fil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,10 +16,11 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import FrameType
 from typing import Any, cast
 
 from driveops_env import process, seeding
@@ -145,42 +147,96 @@ def up(
 
         owner_start = process.start_time_of(os.getpid())
         state = EnvState(
-            name=spec.name, backend=backend_name, isolation=spec.isolation, spec_hash=spec_hash,
-            fingerprint=finger, data_dir=str(env_dir(settings, spec.name)), owner_pid=os.getpid(),
+            name=spec.name,
+            backend=backend_name,
+            isolation=spec.isolation,
+            spec_hash=spec_hash,
+            fingerprint=finger,
+            data_dir=str(env_dir(settings, spec.name)),
+            owner_pid=os.getpid(),
             owner_start=owner_start,
-            tenants={t.slug: TenantRecord(t.slug, t.tenant_id, t.display_name, t.realm) for t in spec.tenants},
+            tenants={
+                t.slug: TenantRecord(t.slug, t.tenant_id, t.display_name, t.realm) for t in spec.tenants
+            },
         )
         launch = _Launch(state, store)
-        store.save(state)
-        progress(
-            f"starting environment {spec.name!r}: backend {backend_name}, isolation {spec.isolation}, "
-            f"tenants {', '.join(t.slug for t in spec.tenants)}"
-        )
         cancel = threading.Event()
         ctx = StartContext(
-            env_name=spec.name, spec_hash=spec_hash, env_dir=env_dir(settings, spec.name), settings=settings,
-            cancel=cancel, register=launch.register, ports=PortAllocator(),
+            env_name=spec.name,
+            spec_hash=spec_hash,
+            env_dir=env_dir(settings, spec.name),
+            settings=settings,
+            cancel=cancel,
+            register=launch.register,
+            ports=PortAllocator(),
         )
         steps = _steps(spec, seeds, backend, ctx, launch)
-
-        def report(name: str, elapsed: float, detail: str | None) -> None:
-            progress(f"  ok  {name:<28} {elapsed:6.2f}s  {detail or ''}".rstrip())
-
+        interrupted = threading.Event()
         try:
-            run_steps(steps, cancel=cancel, on_done=report)
+            with _signals_cancel(cancel, interrupted):
+                _start(state, store, steps, cancel, progress, detach)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
         except BaseException as exc:
-            progress("start-up failed; stopping what was started" if not isinstance(exc, KeyboardInterrupt)
-                     else "interrupted; stopping what was started")
+            if interrupted.is_set() and not isinstance(exc, KeyboardInterrupt):
+                exc = KeyboardInterrupt()
+            progress(
+                "start-up failed; stopping what was started"
+                if not isinstance(exc, KeyboardInterrupt)
+                else "interrupted; stopping what was started"
+            )
             _with_sigint_ignored(lambda: _teardown(state, backend, store, settings, remove_data=True))
             if isinstance(exc, KeyboardInterrupt):
                 raise Interrupted("start-up was interrupted; nothing was left running") from None
             raise
-        state.status = "running"
-        if detach:
-            state.owner_pid = None
-            state.owner_start = None
-        store.save(state)
     return UpResult(state, attached=False, elapsed=time.monotonic() - started)
+
+
+def _start(
+    state: EnvState,
+    store: StateStore,
+    steps: list[Step],
+    cancel: threading.Event,
+    progress: Progress,
+    detach: bool,
+) -> None:
+    """The part of ``up`` that starts things; its caller cleans up however it ends."""
+    store.save(state)
+    fingerprint_ = state.fingerprint
+    progress(
+        f"starting environment {state.name!r}: backend {state.backend}, isolation {state.isolation}, "
+        f"tenants {', '.join(t.split('=')[0] for t in fingerprint_['tenants'])}"
+    )
+
+    def report(name: str, elapsed: float, detail: str | None) -> None:
+        progress(f"  ok  {name:<28} {elapsed:6.2f}s  {detail or ''}".rstrip())
+
+    run_steps(steps, cancel=cancel, on_done=report)
+    state.status = "running"
+    if detach:
+        state.owner_pid = None
+        state.owner_start = None
+    store.save(state)
+
+
+@contextlib.contextmanager
+def _signals_cancel(cancel: threading.Event, interrupted: threading.Event) -> Iterator[None]:
+    """While servers start, Ctrl-C and SIGTERM only set ``cancel``: a KeyboardInterrupt raised at a
+    random point (inside a thread pool, say) could let a step run on after the cleanup."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        interrupted.set()
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _reusable(
@@ -204,10 +260,18 @@ def _reusable(
             return False
         differences = describe_differences(existing.fingerprint, finger)
         raise SpecMismatchError(
-            f"environment {existing.name!r} is running with a different spec:\n    " + "\n    ".join(differences),
-            hint=f"add --recreate to replace it, or use another --name, or `driveops-env down --name {existing.name}`",
+            f"environment {existing.name!r} is running with a different spec:\n    "
+            + "\n    ".join(differences),
+            hint=(
+                "add --recreate to replace it, or use another --name, or "
+                f"`driveops-env down --name {existing.name}`"
+            ),
         )
-    dead = [r.key for r in existing.services.values() if existing.backend == backend.name and not backend.is_running(r)]
+    dead = [
+        r.key
+        for r in existing.services.values()
+        if existing.backend == backend.name and not backend.is_running(r)
+    ]
     if dead:
         progress(f"environment {existing.name!r}: {', '.join(dead)} not running: recreating it")
         return False
@@ -231,7 +295,8 @@ def _steps(
     started: set[str] = set()
     shared = spec.isolation == "shared"
     acl_users = {
-        t.slug: AclUser(name=t.database, password=generate_secret(), key_prefix=t.key_prefix) for t in spec.tenants
+        t.slug: AclUser(name=t.database, password=generate_secret(), key_prefix=t.key_prefix)
+        for t in spec.tenants
     }
 
     def start_postgres(key: str, tenant: str | None) -> Callable[[], str]:
@@ -251,9 +316,15 @@ def _steps(
     def seed_postgres(key: str, tenant: Tenant) -> Callable[[], str]:
         def run() -> str:
             server = launch.state.services[key]
-            admin = postgres.conninfo(server.host, server.port, server.admin_user, server.admin_password, "postgres")
-            access = PostgresAccess(key, server.host, server.port, tenant.database, tenant.database, generate_secret())
-            postgres.create_tenant_database(admin, role=access.user, password=access.password, database=access.database)
+            admin = postgres.conninfo(
+                server.host, server.port, server.admin_user, server.admin_password, "postgres"
+            )
+            access = PostgresAccess(
+                key, server.host, server.port, tenant.database, tenant.database, generate_secret()
+            )
+            postgres.create_tenant_database(
+                admin, role=access.user, password=access.password, database=access.database
+            )
             seeding.apply_sql(access.conninfo, seeds[tenant.slug].sql, tenant=tenant.slug)
             launch.set_tenant(tenant.slug, postgres=access)
             return f"{len(seeds[tenant.slug].sql)} file(s)"
@@ -265,8 +336,12 @@ def _steps(
             server = launch.state.services[key]
             user = acl_users[tenant.slug] if shared else None
             access = RedisAccess(
-                key, server.host, server.port, user.name if user else None,
-                user.password if user else server.admin_password, tenant.key_prefix,
+                key,
+                server.host,
+                server.port,
+                user.name if user else None,
+                user.password if user else server.admin_password,
+                tenant.key_prefix,
             )
             client = redis.client(server.host, server.port, None, server.admin_password)
             try:
@@ -312,7 +387,9 @@ def _remove_dir(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _teardown(state: EnvState, backend: Backend, store: StateStore, settings: Settings, *, remove_data: bool) -> None:
+def _teardown(
+    state: EnvState, backend: Backend, store: StateStore, settings: Settings, *, remove_data: bool
+) -> None:
     records = list(state.services.values())
     errors: list[str] = []
 

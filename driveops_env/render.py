@@ -30,21 +30,30 @@ def endpoints(state: EnvState, *, show_secrets: bool) -> str:
             rows.append([tenant.slug, "postgres", _hide(pg.dsn, pg.password, show_secrets), pg.service])
         if tenant.redis:
             r = tenant.redis
-            rows.append([tenant.slug, "redis", _hide(r.url, r.password, show_secrets) + f" (keys {r.key_prefix}*)",
-                         r.service])
+            rows.append(
+                [
+                    tenant.slug,
+                    "redis",
+                    _hide(r.url, r.password, show_secrets) + f" (keys {r.key_prefix}*)",
+                    r.service,
+                ]
+            )
     return table(["tenant", "service", "endpoint", "server"], rows)
 
 
 def connect_hint(state: EnvState) -> str:
     first = next(iter(state.tenants), "acme")
-    return "\n".join([
-        "How to connect:",
-        f"  eval \"$(driveops-env env --name {state.name} --tenant {first} --format shell)\"   "
-        "# PG*, DRIVEOPS_* variables with secrets",
-        f"  psql \"$DRIVEOPS_POSTGRES_DSN\"; redis-cli -u \"$DRIVEOPS_REDIS_URL\"",
-        f"  driveops-env env --name {state.name} --tenant {first} --format dotnet   # the API's configuration keys",
-        f"  driveops-env status --name {state.name}; driveops-env down --name {state.name}",
-    ])
+    return "\n".join(
+        [
+            "How to connect:",
+            f'  eval "$(driveops-env env --name {state.name} --tenant {first} --format shell)"   '
+            "# PG*, DRIVEOPS_* variables with secrets",
+            '  psql "$DRIVEOPS_POSTGRES_DSN"; redis-cli -u "$DRIVEOPS_REDIS_URL"',
+            f"  driveops-env env --name {state.name} --tenant {first} --format dotnet"
+            "   # the API's configuration keys",
+            f"  driveops-env status --name {state.name}; driveops-env down --name {state.name}",
+        ]
+    )
 
 
 def checks(results: Sequence[CheckResult]) -> str:

@@ -8,7 +8,8 @@ Layout of a seeds directory::
 
     tenants.json          tenant catalogue (slug, tenant_id, name)
     postgres/*.sql        applied per tenant in file-name order, as the tenant's own role
-    redis/*.json          {"<key>": {"type": "string|hash|set|list", "value": ...}}, keys get the tenant prefix
+    redis/*.json          {"<key>": {"type": "string|hash|set|list", "value": ...}};
+                          keys get the tenant prefix
     mongo/*.json          one file per collection: {"indexes": [...], "documents": [...]}
     users.json            Keycloak users of every tenant realm (username, role, names, password)
 """
@@ -73,7 +74,9 @@ def render_json(value: Any, context: Mapping[str, str], *, path: Path, tenant: s
         return [render_json(item, context, path=path, tenant=tenant) for item in value]
     if isinstance(value, dict):
         return {
-            render_text(k, context, path=path, tenant=tenant): render_json(v, context, path=path, tenant=tenant)
+            render_text(k, context, path=path, tenant=tenant): render_json(
+                v, context, path=path, tenant=tenant
+            )
             for k, v in value.items()
         }
     return value
@@ -177,24 +180,23 @@ def apply_sql(conninfo: str, files: Sequence[SqlFile], *, tenant: str) -> None:
     """Run the seed files in one transaction; an error names the file, line and tenant."""
     import psycopg
 
-    with psycopg.connect(conninfo) as conn:
-        with conn.transaction():
-            for seed in files:
-                for statement in seed.statements:
-                    try:
-                        conn.execute(statement.text.encode())  # no params: sent as is
-                    except psycopg.Error as exc:
-                        line = statement.line
-                        position = getattr(exc.diag, "statement_position", None)
-                        if position and str(position).isdigit():
-                            line += statement.text.count("\n", 0, int(position) - 1)
-                        first = (str(exc).splitlines() or ["error"])[0]
-                        raise SeedError(
-                            f"seed file {seed.path} line {line}: {first}",
-                            service="postgres",
-                            tenant=tenant,
-                            hint="fix the seed file; nothing of the environment was left running",
-                        ) from None
+    with psycopg.connect(conninfo) as conn, conn.transaction():
+        for seed in files:
+            for statement in seed.statements:
+                try:
+                    conn.execute(statement.text.encode())  # no params: sent as is
+                except psycopg.Error as exc:
+                    line = statement.line
+                    position = getattr(exc.diag, "statement_position", None)
+                    if position and str(position).isdigit():
+                        line += statement.text.count("\n", 0, int(position) - 1)
+                    first = (str(exc).splitlines() or ["error"])[0]
+                    raise SeedError(
+                        f"seed file {seed.path} line {line}: {first}",
+                        service="postgres",
+                        tenant=tenant,
+                        hint="fix the seed file; nothing of the environment was left running",
+                    ) from None
 
 
 # --- Redis ----------------------------------------------------------------------------------------
@@ -227,7 +229,8 @@ def render_redis_entries(seeds_dir: Path, tenant: Tenant) -> tuple[RedisEntry, .
             )
             if not ok:
                 raise TemplateError(
-                    f"{path}: key {key!r} needs a type ({', '.join(REDIS_TYPES)}) and a matching non-empty value",
+                    f"{path}: key {key!r} needs a type ({', '.join(REDIS_TYPES)}) "
+                    "and a matching non-empty value",
                     tenant=tenant.slug,
                 )
             entries.append(RedisEntry(key, str(kind), value, path))

@@ -79,7 +79,7 @@ def validate_env_name(name: str) -> str:
     if not ENV_NAME_PATTERN.fullmatch(name):
         raise UsageError(
             f"environment name {name!r} is not valid",
-            hint="use 1-40 characters: lowercase letters, digits, '-' or '_', starting with a letter or digit",
+            hint="use 1-40 characters: lowercase letters, digits, '-' or '_'; start with a letter or digit",
         )
     return name
 

@@ -207,7 +207,9 @@ class StateStore:
             raise StateError(
                 f"cannot write the state file {path}: {exc.strerror}",
                 hint=(
-                    "free some disk space" if full else "make the state directory writable or choose "
+                    "free some disk space"
+                    if full
+                    else "make the state directory writable or choose "
                     "another with --state-dir / DRIVEOPS_ENV_STATE_DIR"
                 ),
             ) from exc

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from driveops_env.errors import Interrupted
+
 
 @dataclass(frozen=True)
 class Step:
@@ -42,13 +44,16 @@ def run_steps(steps: Sequence[Step], *, cancel: threading.Event, on_done: Progre
     pool = ThreadPoolExecutor(max_workers=max(1, len(steps)), thread_name_prefix="driveops-step")
     try:
         while pending or running:
+            if cancel.is_set():
+                raise Interrupted("start-up was cancelled")
             for name, step in list(pending.items()):
-                if not cancel.is_set() and all(d in done for d in step.after):
+                if all(d in done for d in step.after):
                     running[pool.submit(_timed, step)] = step
                     del pending[name]
             if not running:
                 raise ValueError(f"steps {sorted(pending)} wait on each other")
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            # a timeout, so that a cancel from a signal handler is seen even while nothing finishes
+            finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
             for future in finished:
                 step = running.pop(future)
                 elapsed, detail = future.result()  # re-raises the step's error

@@ -47,7 +47,9 @@ class Backend(Protocol):
         """A ready PostgreSQL whose superuser logs in over TCP with ``admin_password``."""
         ...
 
-    def start_redis(self, key: str, tenant: str | None, users: list[AclUser], ctx: StartContext) -> ServiceRecord:
+    def start_redis(
+        self, key: str, tenant: str | None, users: list[AclUser], ctx: StartContext
+    ) -> ServiceRecord:
         """A ready Redis whose default user has ``admin_password``, plus the given ACL users."""
         ...
 

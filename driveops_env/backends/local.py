@@ -59,7 +59,9 @@ class LocalBackend:
         self._pg_template = postgres.ensure_template(
             self._pg_bin, self.settings.cache_dir, self._staging_root(), user=user
         )
-        redis_version = subprocess.run([redis_server, "--version"], capture_output=True, text=True, check=False)
+        redis_version = subprocess.run(
+            [redis_server, "--version"], capture_output=True, text=True, check=False
+        )
         match = re.search(r"v=(\S+)", redis_version.stdout)
         return {
             "postgres": postgres.server_version(self._pg_bin),
@@ -122,20 +124,36 @@ class LocalBackend:
             ref, child = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir)
             self._children[ref.pid] = child
             record = ServiceRecord(
-                key=key, kind=kind, tenant=tenant, host="127.0.0.1", port=port, admin_user=admin_user,
-                admin_password=admin_password, log_path=str(log_path), data_dir=str(data_dir),
-                pid=ref.pid, pid_start=ref.start_time, extra={"stop_signal": str(int(stop_signal))},
+                key=key,
+                kind=kind,
+                tenant=tenant,
+                host="127.0.0.1",
+                port=port,
+                admin_user=admin_user,
+                admin_password=admin_password,
+                log_path=str(log_path),
+                data_dir=str(data_dir),
+                pid=ref.pid,
+                pid_start=ref.start_time,
+                extra={"stop_signal": str(int(stop_signal))},
             )
             ctx.register(record)
             try:
                 readiness.wait_until(
                     lambda: probe(port),  # noqa: B023 - called within this iteration
-                    timeout=ctx.timeout, service=kind, tenant=tenant, cancel=ctx.cancel,
+                    timeout=ctx.timeout,
+                    service=kind,
+                    tenant=tenant,
+                    cancel=ctx.cancel,
                     alive=lambda: process.is_alive(ref),  # noqa: B023
                     logs=lambda: process.tail(log_path),
                 )
             except StartupError as exc:
-                if attempt < PORT_RETRIES and not ctx.cancel.is_set() and _PORT_CLASH.search(exc.log_tail or ""):
+                if (
+                    attempt < PORT_RETRIES
+                    and not ctx.cancel.is_set()
+                    and _PORT_CLASH.search(exc.log_tail or "")
+                ):
                     self.stop(record)
                     continue
                 raise
@@ -153,16 +171,24 @@ class LocalBackend:
             return postgres.conninfo(str(data_dir), port, postgres.SUPERUSER, None, "postgres")
 
         record = self._launch(
-            ctx, key=key, kind="postgres", tenant=tenant,
+            ctx,
+            key=key,
+            kind="postgres",
+            tenant=tenant,
             prepare=lambda port: postgres.server_argv(bin_dir, data_dir, port),
             probe=lambda port: postgres.probe(socket_info(port)),
-            admin_user=postgres.SUPERUSER, admin_password=password, data_dir=data_dir,
-            user=self.run_as(), stop_signal=signal.SIGINT,
+            admin_user=postgres.SUPERUSER,
+            admin_password=password,
+            data_dir=data_dir,
+            user=self.run_as(),
+            stop_signal=signal.SIGINT,
         )
         postgres.set_superuser_password(socket_info(record.port), password)
         return record
 
-    def start_redis(self, key: str, tenant: str | None, users: list[AclUser], ctx: StartContext) -> ServiceRecord:
+    def start_redis(
+        self, key: str, tenant: str | None, users: list[AclUser], ctx: StartContext
+    ) -> ServiceRecord:
         server = redis.find_server(self.settings.redis_server)
         data_dir = self._server_dir(ctx, key)
         data_dir.mkdir(mode=0o700, exist_ok=True)
@@ -173,14 +199,23 @@ class LocalBackend:
         def prepare(port: int) -> list[str]:
             fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(redis.config_text(port=port, data_dir=data_dir, admin_password=password, tenants=users))
+                handle.write(
+                    redis.config_text(port=port, data_dir=data_dir, admin_password=password, tenants=users)
+                )
             self._chown(data_dir, user)
             return [server, str(config)]
 
         return self._launch(
-            ctx, key=key, kind="redis", tenant=tenant, prepare=prepare,
+            ctx,
+            key=key,
+            kind="redis",
+            tenant=tenant,
+            prepare=prepare,
             probe=lambda port: redis.probe("127.0.0.1", port, None, password),
-            admin_user="default", admin_password=password, data_dir=data_dir, user=user,
+            admin_user="default",
+            admin_password=password,
+            data_dir=data_dir,
+            user=user,
         )
 
     # --- running ----------------------------------------------------------------------------------

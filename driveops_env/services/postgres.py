@@ -59,7 +59,9 @@ def set_superuser_password(info: str, password: str) -> None:
     from psycopg import sql
 
     with psycopg.connect(info, autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password))
+        )
         for database in ("postgres", "template1"):
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
 
@@ -73,10 +75,15 @@ def create_tenant_database(admin_info: str, *, role: str, password: str, databas
         conn.execute(
             sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
         )
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role))
+        )
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
-        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-            sql.Identifier(database), sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(database), sql.Identifier(role)
+            )
+        )
 
 
 # --- local server ---------------------------------------------------------------------------------
@@ -113,8 +120,15 @@ def server_version(bin_dir: Path) -> str:
 
 
 def server_argv(bin_dir: Path, data_dir: Path, port: int) -> list[str]:
-    argv = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port),
-            "-c", f"unix_socket_directories={data_dir}"]
+    argv = [
+        str(bin_dir / "postgres"),
+        "-D",
+        str(data_dir),
+        "-p",
+        str(port),
+        "-c",
+        f"unix_socket_directories={data_dir}",
+    ]
     for key, value in SERVER_SETTINGS.items():
         argv += ["-c", f"{key}={value}"]
     return argv
@@ -131,8 +145,19 @@ def initdb(bin_dir: Path, target: Path, *, user: str | None) -> None:
         os.chown(target, record.pw_uid, record.pw_gid)
         kwargs = {"user": record.pw_uid, "group": record.pw_gid, "extra_groups": []}
     result = subprocess.run(
-        [str(bin_dir / "initdb"), "-D", str(target), "-U", SUPERUSER, "-E", "UTF8", "--locale=C",
-         "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256"],
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(target),
+            "-U",
+            SUPERUSER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -152,7 +177,10 @@ def copy_cluster(template: Path, target: Path) -> None:
     """Copy the template cluster, keeping owners and modes (``cp -a``; reflinks where the fs can)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        ["cp", "-a", "--reflink=auto", str(template), str(target)], capture_output=True, text=True, check=False
+        ["cp", "-a", "--reflink=auto", str(template), str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise StartupError(f"cannot copy the template cluster: {result.stderr.strip()}", service="postgres")
@@ -184,10 +212,13 @@ def ensure_template(bin_dir: Path, cache_dir: Path, staging_root: Path, *, user:
             initdb(bin_dir, staging, user=user)
             partial = target.with_name(target.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
-            copy = subprocess.run(["cp", "-a", str(staging), str(partial)], capture_output=True, text=True,
-                                  check=False)
+            copy = subprocess.run(
+                ["cp", "-a", str(staging), str(partial)], capture_output=True, text=True, check=False
+            )
             if copy.returncode != 0:
-                raise StartupError(f"cannot store the template cluster: {copy.stderr.strip()}", service="postgres")
+                raise StartupError(
+                    f"cannot store the template cluster: {copy.stderr.strip()}", service="postgres"
+                )
             partial.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

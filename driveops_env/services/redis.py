@@ -36,8 +36,15 @@ def dotnet(access: RedisAccess) -> str:
 def client(host: str, port: int, username: str | None, password: str) -> Any:
     import redis
 
-    return redis.Redis(host=host, port=port, username=username, password=password, socket_timeout=5,
-                       socket_connect_timeout=5, decode_responses=True)
+    return redis.Redis(
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        decode_responses=True,
+    )
 
 
 def probe(host: str, port: int, username: str | None, password: str) -> None:
@@ -64,7 +71,9 @@ def config_text(*, port: int, data_dir: Path, admin_password: str, tenants: list
         f"user default on >{admin_password} ~* &* +@all",
     ]
     for user in tenants:
-        lines.append(f"user {user.name} on >{user.password} ~{user.key_prefix}* &{user.key_prefix}* {TENANT_ACL}")
+        lines.append(
+            f"user {user.name} on >{user.password} ~{user.key_prefix}* &{user.key_prefix}* {TENANT_ACL}"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,45 @@
+"""Sessions: ``lint`` (ruff), ``typecheck`` (mypy --strict), ``tests`` (pytest), ``bench``.
+
+Virtualenvs live in the cache directory, outside the repository, and are reused between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+_cache = Path(
+    os.environ.get("DRIVEOPS_ENV_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "driveops-env"
+)
+nox.options.envdir = str(_cache / "nox")
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_missing_interpreters = True
+
+LINT_DEPS = ["ruff==0.17.6"]
+TYPE_DEPS = ["mypy==2.4.1", "types-docker"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install(*LINT_DEPS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, tests, benchmarks and this file."""
+    session.install("-e", ".[test]", *TYPE_DEPS, "nox")
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite against real services; extra arguments go to pytest."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"PYTHONDEVMODE": "0"})

@@ -1,0 +1,134 @@
+"""The CLI as a user runs it: exit codes, output, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from tests.conftest import Sandbox
+
+pytestmark = pytest.mark.integration
+
+BAD_INPUTS = [
+    (["up", "--tenants", ""], "empty"),
+    (["up", "--tenants", "acme,acme"], "listed twice"),
+    (["up", "--tenants", "Acme"], "not a valid slug"),
+    (["up", "--tenants", "acme beta"], "not a valid slug"),
+    (["up", "--tenants", "acme;drop"], "not a valid slug"),
+    (["up", "--tenants", "../x"], "not a valid slug"),
+    (["up", "--tenants", "master"], "reserved"),
+    (["up", "--tenants", "a" * 32], "limit is 31"),
+    (["up", "--isolation", "weird"], "--isolation"),
+    (["up", "--backend", "podman"], "--backend"),
+    (["up", "--startup-timeout", "-1"], "--startup-timeout"),
+    (["up", "--name", "../etc"], "--name"),
+    (["up", "--no-such-flag"], "unrecognized arguments"),
+    (["env", "--format", "xml"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), BAD_INPUTS, ids=[" ".join(a)[:40] for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_and_starts_nothing(sandbox: Sandbox, args: list[str], fragment: str) -> None:
+    result = sandbox.cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr
+    assert sandbox.leftovers() == []
+
+
+def test_full_cycle(sandbox: Sandbox) -> None:
+    up = sandbox.cli("up", "--tenants", "acme,beta")
+    assert up.returncode == 0, up.stderr
+    # progress per service with elapsed time, then the endpoints, secrets masked
+    assert "ok  postgres.acme" in up.stderr and "ok  seed redis.beta" in up.stderr
+    assert "postgresql://driveops_acme:****@127.0.0.1:" in up.stdout
+    assert "How to connect" in up.stdout
+    state = json.loads((sandbox.state_dir / f"{sandbox.name}.json").read_text())
+    for record in state["services"].values():
+        assert record["admin_password"] not in up.stdout + up.stderr
+    assert (sandbox.state_dir / f"{sandbox.name}.json").stat().st_mode & 0o777 == 0o600
+
+    started = time.monotonic()
+    again = sandbox.cli("up", "--tenants", "acme,beta")
+    assert again.returncode == 0 and "already running; attached" in again.stderr
+    assert time.monotonic() - started < 5  # interpreter start included; the attach itself is ~0.05 s
+
+    differs = sandbox.cli("up", "--tenants", "acme")
+    assert differs.returncode == 2
+    assert "tenants: acme,beta -> acme" in differs.stderr and "--recreate" in differs.stderr
+
+    status = sandbox.cli("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.count(" ok ") == 4
+
+    dotnet = sandbox.cli("env", "--tenant", "acme", "--format", "dotnet")
+    lines = dict(line.split("=", 1) for line in dotnet.stdout.splitlines())
+    assert lines["TenantId"] == "550e8400-e29b-41d4-a716-446655440001"
+    assert lines["ConnectionStrings__DefaultConnection"].startswith("Host=127.0.0.1;Port=")
+    assert (
+        ";Database=driveops_acme;Username=driveops_acme;Password="
+        in lines["ConnectionStrings__DefaultConnection"]
+    )
+    assert ",password=" in lines["ConnectionStrings__Redis"]
+
+    as_json = json.loads(sandbox.cli("env", "--tenant", "beta", "--format", "json").stdout)
+    assert as_json["DRIVEOPS_TENANT"] == "beta" and as_json["PGDATABASE"] == "driveops_beta"
+    assert "export PGPASSWORD=" in sandbox.cli("env", "--format", "shell").stdout
+    assert sandbox.cli("env", "--tenant", "gamma").returncode == 2
+
+    check = sandbox.cli("check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count("tenant-validation") == 2
+
+    logs = sandbox.cli("logs", "postgres", "--tenant", "acme")
+    assert logs.returncode == 0 and "ready to accept connections" in logs.stdout
+    assert sandbox.cli("logs", "postgres").returncode == 2  # two servers: which one?
+
+    down = sandbox.cli("down")
+    assert down.returncode == 0 and "is down" in down.stderr
+    assert sandbox.leftovers() == []
+    assert sandbox.cli("status").returncode == 1
+    assert sandbox.cli("down").returncode == 0  # idempotent
+
+
+def test_recreate_replaces_a_different_spec(sandbox: Sandbox) -> None:
+    assert sandbox.cli("up", "--tenants", "acme").returncode == 0
+    result = sandbox.cli("up", "--tenants", "acme,beta", "--isolation", "shared", "--recreate")
+    assert result.returncode == 0, result.stderr
+    assert "recreating" in result.stderr
+    state = json.loads((sandbox.state_dir / f"{sandbox.name}.json").read_text())
+    assert set(state["services"]) == {"postgres.shared", "redis.shared"}
+    assert sandbox.cli("down").returncode == 0
+
+
+def test_status_reports_a_dead_server(sandbox: Sandbox) -> None:
+    assert sandbox.cli("up", "--tenants", "acme").returncode == 0
+    state = json.loads((sandbox.state_dir / f"{sandbox.name}.json").read_text())
+    import os
+
+    os.kill(state["services"]["redis.acme"]["pid"], signal.SIGKILL)
+    time.sleep(0.2)
+    status = sandbox.cli("status")
+    assert status.returncode == 1
+    assert "redis.acme" in status.stdout and "FAIL" in status.stdout
+    healed = sandbox.cli("up", "--tenants", "acme")
+    assert healed.returncode == 0 and "redis.acme not running: recreating" in healed.stderr
+    assert sandbox.cli("status").returncode == 0
+    assert sandbox.cli("down").returncode == 0
+
+
+def test_sigint_during_up_leaves_nothing(sandbox: Sandbox) -> None:
+    proc = sandbox.popen("up", "--tenants", "acme,beta,gamma,delta")
+    assert proc.stderr is not None
+    while True:  # wait until start-up is under way
+        line = proc.stderr.readline()
+        assert line, "up ended before starting"
+        if line.startswith("starting environment"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "nothing was left running" in err
+    assert sandbox.leftovers() == []

@@ -1,0 +1,145 @@
+"""Pure logic: the step runner, env var formats, the state file, secrets, tables."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from driveops_env import envvars, render
+from driveops_env.errors import StateError
+from driveops_env.secret import generate_secret
+from driveops_env.state import EnvState, PostgresAccess, RedisAccess, StateStore, TenantRecord
+from driveops_env.tasks import Step, run_steps
+
+
+def _tenant() -> TenantRecord:
+    return TenantRecord(
+        "acme",
+        "550e8400-e29b-41d4-a716-446655440001",
+        "Acme Garage",
+        "acme",
+        postgres=PostgresAccess("postgres.acme", "127.0.0.1", 5555, "driveops_acme", "driveops_acme", "pw1"),
+        redis=RedisAccess("redis.shared", "127.0.0.1", 6666, "driveops_acme", "pw2", "acme:"),
+    )
+
+
+def test_dotnet_keys_follow_the_production_guide() -> None:
+    out = envvars.dotnet(_tenant())
+    assert out["ConnectionStrings__DefaultConnection"] == (
+        "Host=127.0.0.1;Port=5555;Database=driveops_acme;Username=driveops_acme;Password=pw1"
+    )
+    assert out["ConnectionStrings__Redis"] == "127.0.0.1:6666,password=pw2,user=driveops_acme"
+    assert out["TenantId"] == "550e8400-e29b-41d4-a716-446655440001"
+
+
+def test_formats() -> None:
+    variables = envvars.plain("default", _tenant())
+    assert variables["DRIVEOPS_POSTGRES_DSN"] == "postgresql://driveops_acme:pw1@127.0.0.1:5555/driveops_acme"
+    assert variables["DRIVEOPS_REDIS_URL"] == "redis://driveops_acme:pw2@127.0.0.1:6666/0"
+    assert json.loads(envvars.render(variables, "json")) == variables
+    assert "export DRIVEOPS_TENANT_NAME='Acme Garage'" in envvars.render(variables, "shell")
+    assert 'DRIVEOPS_TENANT_NAME="Acme Garage"' in envvars.render(variables, "dotenv")
+
+
+def test_steps_run_after_their_dependencies_and_in_parallel() -> None:
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def step(name: str, delay: float) -> Step:
+        def run() -> str:
+            time.sleep(delay)
+            with lock:
+                order.append(name)
+            return name
+
+        return Step(name, run)
+
+    steps = [step("a", 0.2), step("b", 0.2), Step("c", step("c", 0).run, after=("a", "b"))]
+    started = time.monotonic()
+    run_steps(steps, cancel=threading.Event())
+    assert order[-1] == "c" and set(order[:2]) == {"a", "b"}
+    assert time.monotonic() - started < 0.38  # a and b overlapped
+
+
+def test_first_failure_cancels_the_rest() -> None:
+    cancel = threading.Event()
+    ran: list[str] = []
+
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    def later() -> str:
+        ran.append("later")
+        return "later"
+
+    steps = [Step("bad", boom), Step("later", later, after=("bad",))]
+    with pytest.raises(RuntimeError, match="boom"):
+        run_steps(steps, cancel=cancel)
+    assert cancel.is_set() and ran == []
+
+
+def test_state_file_is_private_and_round_trips(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state")
+    state = EnvState(
+        name="x",
+        backend="local",
+        isolation="shared",
+        spec_hash="h",
+        fingerprint={"a": 1},
+        data_dir="/tmp/x",
+        tenants={"acme": _tenant()},
+    )
+    store.save(state)
+    path = store.path("x")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    loaded = store.load("x")
+    assert loaded == state
+    assert store.names() == ["x"]
+    path.write_text("{garbage")
+    with pytest.raises(StateError, match="corrupted"):
+        store.load("x")
+
+
+def test_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = StateStore(blocker / "state")
+    with pytest.raises(StateError, match="state directory"):
+        store.save(
+            EnvState(
+                name="x",
+                backend="local",
+                isolation="shared",
+                spec_hash="h",
+                fingerprint={},
+                data_dir="/tmp/x",
+            )
+        )
+
+
+def test_secrets_are_long_alphanumerics() -> None:
+    secrets = {generate_secret() for _ in range(50)}
+    assert len(secrets) == 50
+    assert all(len(s) == 32 and s.isalnum() for s in secrets)
+
+
+def test_endpoints_table_masks_secrets() -> None:
+    state = EnvState(
+        name="x",
+        backend="local",
+        isolation="shared",
+        spec_hash="h",
+        fingerprint={},
+        data_dir="/tmp/x",
+        tenants={"acme": _tenant()},
+    )
+    hidden = render.endpoints(state, show_secrets=False)
+    assert "pw1" not in hidden and "pw2" not in hidden and "****" in hidden
+    shown = render.endpoints(state, show_secrets=True)
+    assert "pw1" in shown and "pw2" in shown
