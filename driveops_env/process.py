@@ -11,10 +11,16 @@ import os
 import pwd
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+# Our own children, so that stopping one also reaps it (whoever stops it: the backend object that
+# started a server is often not the one that stops it).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+_children_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     user: str | None = None,
-) -> tuple[ProcessRef, subprocess.Popen[bytes]]:
+) -> ProcessRef:
     """Start ``argv`` in its own session (Ctrl-C in the terminal does not reach it), output to a log."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
@@ -75,37 +81,49 @@ def spawn(
             close_fds=True,
             **kwargs,  # type: ignore[call-overload]
         )
+    with _children_lock:
+        _children[proc.pid] = proc
     start = start_time_of(proc.pid)
-    return ProcessRef(proc.pid, start if start is not None else -1), proc
+    return ProcessRef(proc.pid, start if start is not None else -1)
 
 
 def _reap(pid: int) -> None:
+    with _children_lock:
+        child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            with _children_lock:
+                _children.pop(pid, None)
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
 
 def terminate(ref: ProcessRef, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
     """Stop the process and its process group: ``sig``, then SIGKILL after ``timeout`` seconds."""
-    if not is_alive(ref):
+    try:
+        if not is_alive(ref):
+            return
+        _signal_group(ref, sig)
+        if not _wait_gone(ref, timeout):
+            _signal_group(ref, signal.SIGKILL)
+            _wait_gone(ref, 5.0)
+        _kill_leftovers(ref)
+    finally:
         _reap(ref.pid)
-        return
-    _signal_group(ref, sig)
+
+
+def _wait_gone(ref: ProcessRef, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    delay = 0.01
-    while time.monotonic() < deadline:
+    delay = 0.005
+    while True:
         _reap(ref.pid)
         if not is_alive(ref):
-            _kill_leftovers(ref)
-            return
+            return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
-    _signal_group(ref, signal.SIGKILL)
-    for _ in range(100):
-        _reap(ref.pid)
-        if not is_alive(ref):
-            break
-        time.sleep(0.05)
-    _kill_leftovers(ref)
 
 
 def _signal_group(ref: ProcessRef, sig: int) -> None:

@@ -32,7 +32,6 @@ class LocalBackend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._pg_bin: Path | None = None
         self._pg_template: Path | None = None
 
@@ -121,8 +120,7 @@ class LocalBackend:
                 raise Interrupted("start-up was cancelled", service=kind, tenant=tenant)
             port = ctx.ports.allocate()
             argv = prepare(port)
-            ref, child = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir)
-            self._children[ref.pid] = child
+            ref = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir)
             record = ServiceRecord(
                 key=key,
                 kind=kind,
@@ -231,9 +229,6 @@ class LocalBackend:
             return
         sig = int(record.extra.get("stop_signal", int(signal.SIGTERM)))
         process.terminate(ref, sig=sig)
-        child = self._children.pop(ref.pid, None)
-        if child is not None:
-            child.wait(timeout=5)
 
     def is_running(self, record: ServiceRecord) -> bool:
         ref = self._ref(record)
