@@ -178,7 +178,7 @@ OPTIONS: tuple[Option, ...] = (
         "Directory of the services' data directories and logs.",
         _path,
         paths.default_data_dir,
-        "/var/lib/driveops-env as root, else <state_dir>/data",
+        "/dev/shm/driveops-env-<uid> (RAM), else /var/lib/driveops-env as root, else <state_dir>/data",
         metavar="DIR",
     ),
     Option(

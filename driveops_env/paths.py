@@ -22,7 +22,12 @@ def default_cache_dir() -> Path:
 
 
 def default_data_dir() -> Path:
-    # As root, PostgreSQL runs as an unprivileged user that cannot enter /root; /var/lib can be entered.
+    """RAM-backed when /dev/shm is there: development data is throwaway, and creating files is what a
+    server's start costs (copying a PostgreSQL cluster: ~0.85 s on this kind's disk, ~0.05 s in RAM).
+    Otherwise a directory the PostgreSQL user can enter when we are root (/root is 0700)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm / f"driveops-env-{os.geteuid()}"
     if os.geteuid() == 0:
         return Path("/var/lib/driveops-env")
     return default_state_dir() / "data"

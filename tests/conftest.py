@@ -101,7 +101,8 @@ class Sandbox:
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     # The data root must be enterable by the PostgreSQL user when tests run as root (pytest's
     # tmp_path is 0700 under /tmp/pytest-of-root), hence a separate 0711 directory.
-    data_dir = Path(tempfile.mkdtemp(prefix="driveops-test-", dir="/tmp"))
+    ram = Path("/dev/shm")
+    data_dir = Path(tempfile.mkdtemp(prefix="driveops-test-", dir=ram if ram.is_dir() else "/tmp"))
     data_dir.chmod(0o711)
     (tmp_path / "state").mkdir()
     box = Sandbox(name="t" + uuid.uuid4().hex[:8], state_dir=tmp_path / "state", data_dir=data_dir)

@@ -68,10 +68,16 @@ class LocalBackend:
         }
 
     def _staging_root(self) -> Path:
+        """The data root, ours alone: created 0700 (0711 as root, so the server user may enter it)."""
         root = self.settings.data_dir
-        root.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            root.chmod(0o711)  # the server user may traverse, not list
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = root.lstat()
+        if root.is_symlink() or info.st_uid != os.geteuid():
+            raise MissingDependencyError(
+                f"the data directory {root} is not owned by this user (or is a symlink)",
+                hint="remove it, or choose another with --data-dir / DRIVEOPS_ENV_DATA_DIR",
+            )
+        root.chmod(0o711 if os.geteuid() == 0 else 0o700)
         return root
 
     # --- starting ---------------------------------------------------------------------------------
