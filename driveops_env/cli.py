@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -13,10 +14,11 @@ from dataclasses import asdict
 from types import FrameType
 from typing import Any, NoReturn
 
-from driveops_env import envvars, health, options, orchestrator, render
+from driveops_env import envvars, health, options, orchestrator, render, reset
 from driveops_env.backends import create_backend
 from driveops_env.errors import DriveopsEnvError, UsageError
-from driveops_env.state import ServiceRecord
+from driveops_env.services import keycloak
+from driveops_env.state import EnvState, ServiceRecord, TenantRecord
 
 # Options that locate an environment: every command takes them.
 LOCATORS = ("name", "state_dir", "data_dir", "cache_dir")
@@ -79,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="the production guide's health checks per tenant; exit 1 if one fails")
     _add_options(p, LOCATORS)
     p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("token", help="an access token of a tenant's user, alone on stdout")
+    _add_options(p, LOCATORS)
+    p.add_argument("--tenant", help="tenant slug (default: the first tenant)")
+    p.add_argument("--user", help="user name (default: the first seeded user, e.g. admin@acme.test)")
+    p.add_argument("--password", help="password (default: the seeded one); prefer DRIVEOPS_TOKEN_PASSWORD")
+    p.add_argument("--decode", action="store_true", help="print the token's claims as JSON instead")
+
+    p = sub.add_parser("reset", help="bring a tenant back to its seeded state (data, keys, realm)")
+    _add_options(p, LOCATORS)
+    p.add_argument("--tenant", required=True, help="tenant slug")
+    p.add_argument("--only", help="comma-separated stores to reset (default: all): postgres, redis, keycloak")
 
     p = sub.add_parser("options", help="print the options reference (Markdown)")
     return parser
@@ -198,6 +212,48 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _tenant(state: EnvState, slug: str | None) -> TenantRecord:
+    slug = slug or next(iter(state.tenants))
+    tenant = state.tenants.get(slug)
+    if tenant is None:
+        raise UsageError(
+            f"tenant {slug!r} is not part of environment {state.name!r}",
+            hint=f"its tenants are: {', '.join(state.tenants)}",
+        )
+    return tenant
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    state = orchestrator.load_running(settings, settings.name)
+    tenant = _tenant(state, args.tenant)
+    if tenant.keycloak is None:
+        raise UsageError(
+            f"environment {state.name!r} runs no Keycloak", hint="start it with keycloak in --services"
+        )
+    user = args.user or next(iter(tenant.keycloak.users), None)
+    if user is None:
+        raise UsageError("the realm has no seeded user; pass --user and --password")
+    password = args.password or os.environ.get("DRIVEOPS_TOKEN_PASSWORD")
+    token = str(keycloak.user_token(tenant.keycloak, user, password)["access_token"])
+    print(json.dumps(keycloak.claims(token), indent=2, sort_keys=True) if args.decode else token)
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    state = orchestrator.load_running(settings, settings.name)
+    stores = tuple(s.strip() for s in args.only.split(",")) if args.only else reset.STORES
+    unknown = [s for s in stores if s not in reset.STORES]
+    if unknown:
+        raise UsageError(f"unknown store(s) {', '.join(unknown)}", hint=f"use {', '.join(reset.STORES)}")
+    timings = reset.reset_tenant(state, _tenant(state, args.tenant).slug, stores)
+    for store, seconds in timings.items():
+        _progress(f"  ok  reset {store:<10} {seconds:6.2f}s")
+    _progress(f"tenant {args.tenant!r} is back to its seeded state")
+    return 0
+
+
 def cmd_options(args: argparse.Namespace) -> int:
     print(options.markdown_table())
     return 0
@@ -210,6 +266,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "env": cmd_env,
     "logs": cmd_logs,
     "check": cmd_check,
+    "token": cmd_token,
+    "reset": cmd_reset,
     "options": cmd_options,
 }
 

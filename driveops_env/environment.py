@@ -16,15 +16,63 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from driveops_env import envvars, health, options, orchestrator
+from driveops_env import reset as reset_
 from driveops_env.backends import create_backend
 from driveops_env.errors import UsageError
 from driveops_env.health import CheckResult
+from driveops_env.services import keycloak
 from driveops_env.spec import EnvSpec
-from driveops_env.state import EnvState, PostgresAccess, RedisAccess, TenantRecord
+from driveops_env.state import EnvState, KeycloakAccess, PostgresAccess, RedisAccess, TenantRecord
 
 if TYPE_CHECKING:
     import psycopg
     import redis as redis_lib
+
+
+class KeycloakEndpoint:
+    """A tenant's realm: issuer, client credentials, tokens for its users, a python-keycloak admin."""
+
+    def __init__(self, access: KeycloakAccess, admin_user: str, admin_password: str) -> None:
+        self.access = access
+        self._admin_user = admin_user
+        self._admin_password = admin_password
+
+    @property
+    def issuer(self) -> str:
+        return self.access.issuer
+
+    @property
+    def base_url(self) -> str:
+        return self.access.base_url
+
+    @property
+    def realm(self) -> str:
+        return self.access.realm
+
+    @property
+    def client_id(self) -> str:
+        return self.access.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.access.client_secret
+
+    @property
+    def users(self) -> dict[str, str]:
+        """Seeded users and their passwords."""
+        return dict(self.access.users)
+
+    def admin(self) -> Any:
+        """python-keycloak ``KeycloakAdmin`` working on this tenant's realm."""
+        return keycloak.admin_client(self.base_url, self._admin_user, self._admin_password, realm=self.realm)
+
+    def token_response(self, user: str | None = None, password: str | None = None) -> dict[str, Any]:
+        user = user or next(iter(self.access.users))
+        return keycloak.user_token(self.access, user, password)
+
+    def token(self, user: str | None = None, password: str | None = None) -> str:
+        """An access token of ``user`` (default: the first seeded user)."""
+        return str(self.token_response(user, password)["access_token"])
 
 
 class TenantHandle:
@@ -68,6 +116,21 @@ class TenantHandle:
         if self._record.redis is None:
             raise UsageError(f"tenant {self.slug!r} has no Redis in environment {self._env.name!r}")
         return self._record.redis
+
+    @property
+    def keycloak(self) -> KeycloakEndpoint:
+        if self._record.keycloak is None:
+            raise UsageError(f"tenant {self.slug!r} has no Keycloak realm in environment {self._env.name!r}")
+        server = self._env.state.services["keycloak"]
+        return KeycloakEndpoint(self._record.keycloak, server.admin_user, server.admin_password)
+
+    def token(self, user: str | None = None, password: str | None = None) -> str:
+        """An access token of ``user`` in the tenant's realm (default: the first seeded user)."""
+        return self.keycloak.token(user, password)
+
+    def reset(self, stores: tuple[str, ...] = reset_.STORES) -> dict[str, float]:
+        """Back to the seeded state in ``stores``; returns the seconds each store took."""
+        return reset_.reset_tenant(self._env.state, self.slug, stores)
 
     def connect_postgres(self, **kwargs: Any) -> psycopg.Connection[Any]:
         import psycopg

@@ -34,6 +34,16 @@ def plain(env_name: str, tenant: TenantRecord) -> dict[str, str]:
         }
     if tenant.redis:
         out |= {"DRIVEOPS_REDIS_URL": tenant.redis.url, "DRIVEOPS_REDIS_KEY_PREFIX": tenant.redis.key_prefix}
+    if tenant.keycloak:
+        kc = tenant.keycloak
+        out |= {
+            "DRIVEOPS_KEYCLOAK_URL": kc.base_url,
+            "DRIVEOPS_KEYCLOAK_REALM": kc.realm,
+            "DRIVEOPS_KEYCLOAK_ISSUER": kc.issuer,
+            "DRIVEOPS_KEYCLOAK_CLIENT_ID": kc.client_id,
+            "DRIVEOPS_KEYCLOAK_CLIENT_SECRET": kc.client_secret,
+            "DRIVEOPS_KEYCLOAK_WEB_CLIENT_ID": kc.web_client_id,
+        }
     return out
 
 
@@ -50,6 +60,11 @@ def dotnet(tenant: TenantRecord) -> dict[str, str]:
         if r.username:
             text += f",user={r.username}"
         out["ConnectionStrings__Redis"] = text
+    if tenant.keycloak:
+        kc = tenant.keycloak
+        out["Keycloak__Authority"] = kc.issuer
+        out["Keycloak__ClientId"] = kc.client_id
+        out["Keycloak__ClientSecret"] = kc.client_secret
     out["TenantId"] = tenant.tenant_id
     return out
 

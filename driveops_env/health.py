@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
+from driveops_env import readiness
 from driveops_env.backends import Backend
-from driveops_env.services import postgres, redis
+from driveops_env.services import keycloak, postgres, redis
 from driveops_env.state import EnvState, ServiceRecord, TenantRecord
 
 
@@ -43,6 +44,8 @@ def _probe_server(record: ServiceRecord, backend: Backend) -> str:
         )
     elif record.kind == "redis":
         redis.probe(record.host, record.port, None, record.admin_password)
+    elif record.kind == "keycloak":
+        readiness.http_ok(f"http://{record.host}:{record.ports['management']}/health/ready")
     return f"{record.host}:{record.port}"
 
 
@@ -65,17 +68,41 @@ def _check_redis(tenant: TenantRecord) -> str:
     return "PING answered PONG"
 
 
+def _first_user_token(tenant: TenantRecord) -> tuple[str, str]:
+    assert tenant.keycloak is not None
+    if not tenant.keycloak.users:
+        raise RuntimeError(f"realm {tenant.realm} has no seeded user to log in with")
+    user = next(iter(tenant.keycloak.users))
+    return user, str(keycloak.user_token(tenant.keycloak, user)["access_token"])
+
+
+def _check_keycloak(tenant: TenantRecord) -> str:
+    assert tenant.keycloak is not None
+    if not keycloak.realm_exists(tenant.keycloak.base_url, tenant.keycloak.realm):
+        raise RuntimeError(f"realm {tenant.keycloak.realm!r} does not exist")
+    user, _ = _first_user_token(tenant)
+    return f"realm {tenant.keycloak.realm} present, token obtained for {user}"
+
+
 def _check_tenant_row(tenant: TenantRecord) -> str:
     import psycopg
 
     assert tenant.postgres is not None
     with psycopg.connect(tenant.postgres.conninfo) as conn:
-        row = conn.execute("SELECT active FROM tenants WHERE id = %s", (tenant.tenant_id,)).fetchone()
+        row = conn.execute(
+            "SELECT id::text, active FROM tenants WHERE id = %s", (tenant.tenant_id,)
+        ).fetchone()
     if row is None:
         raise RuntimeError(f"no row for tenant id {tenant.tenant_id} in the tenants table")
-    if not row[0]:
+    if not row[1]:
         raise RuntimeError(f"tenant {tenant.tenant_id} is not active")
-    return f"tenant {tenant.tenant_id} exists and is active"
+    if tenant.keycloak is None:
+        return f"tenant {row[0]} exists and is active"
+    user, token = _first_user_token(tenant)
+    claimed = keycloak.claims(token).get("tenant_id")
+    if claimed != row[0]:
+        raise RuntimeError(f"the token of {user} carries tenant_id {claimed!r}, the database says {row[0]!r}")
+    return f"tenant {row[0]} exists, is active, and matches the token's tenant_id"
 
 
 def tenant_checks(state: EnvState) -> list[CheckResult]:
@@ -85,6 +112,8 @@ def tenant_checks(state: EnvState) -> list[CheckResult]:
             jobs.append(("postgres", tenant.slug, partial(_check_postgres, tenant)))
         if tenant.redis:
             jobs.append(("redis", tenant.slug, partial(_check_redis, tenant)))
+        if tenant.keycloak:
+            jobs.append(("keycloak", tenant.slug, partial(_check_keycloak, tenant)))
         if tenant.postgres:
             jobs.append(("tenant-validation", tenant.slug, partial(_check_tenant_row, tenant)))
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:

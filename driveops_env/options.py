@@ -18,6 +18,7 @@ from typing import Any
 
 from driveops_env import paths
 from driveops_env.errors import UsageError
+from driveops_env.services.keycloak_dist import DEFAULT_VERSION as DEFAULT_KEYCLOAK_VERSION
 from driveops_env.spec import BACKENDS, ISOLATIONS, parse_tenant_list, validate_env_name
 
 ENV_PREFIX = "DRIVEOPS_ENV_"
@@ -50,6 +51,24 @@ def _positive_int(value: str) -> int:
     if number <= 0:
         raise ValueError("must be greater than 0")
     return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("must be 0 (a free port) or a TCP port")
+    return number
+
+
+SERVICES = ("keycloak", "postgres", "redis")
+
+
+def _services(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown or not names:
+        raise ValueError(f"use a comma-separated subset of {', '.join(SERVICES)}")
+    return tuple(n for n in SERVICES if n in names)
 
 
 @dataclass(frozen=True)
@@ -178,7 +197,7 @@ OPTIONS: tuple[Option, ...] = (
         "Directory of the services' data directories and logs.",
         _path,
         paths.default_data_dir,
-        "/dev/shm/driveops-env-<uid> (RAM), else /var/lib/driveops-env as root, else <state_dir>/data",
+        "/dev/shm/driveops-env-<uid> (RAM), else /var/lib/driveops-env as root, else <state_dir>/data",  # noqa: S108
         metavar="DIR",
     ),
     Option(
@@ -187,6 +206,55 @@ OPTIONS: tuple[Option, ...] = (
         _path,
         paths.default_cache_dir,
         "$XDG_CACHE_HOME/driveops-env or ~/.cache/driveops-env",
+        metavar="DIR",
+    ),
+    Option(
+        "services",
+        "Comma-separated services to run: a subset of keycloak, postgres, redis.",
+        _services,
+        lambda: SERVICES,
+        ",".join(SERVICES),
+        metavar="LIST",
+    ),
+    Option(
+        "keycloak_version",
+        "Keycloak server version (the org.keycloak:keycloak-quarkus-dist zip from Maven Central).",
+        _text,
+        lambda: DEFAULT_KEYCLOAK_VERSION,
+        DEFAULT_KEYCLOAK_VERSION,
+        metavar="VERSION",
+    ),
+    Option(
+        "keycloak_db",
+        "Where Keycloak keeps its data: an H2 file of its own (dev-file, fast), or a PostgreSQL server "
+        "of the environment (postgres).",
+        _text,
+        lambda: "dev-file",
+        "dev-file",
+        choices=("dev-file", "postgres"),
+    ),
+    Option(
+        "keycloak_port",
+        "Keycloak's HTTP port on 127.0.0.1; 0 picks a free port.",
+        _port,
+        lambda: 0,
+        "0",
+        metavar="PORT",
+    ),
+    Option(
+        "keycloak_heap_mb",
+        "Maximum Java heap of Keycloak, in MB.",
+        _positive_int,
+        lambda: 512,
+        "512",
+        metavar="MB",
+    ),
+    Option(
+        "java_home",
+        "JDK that runs Keycloak (Java 17 or newer).",
+        _optional_path,
+        lambda: None,
+        "$JAVA_HOME, else java on PATH",
         metavar="DIR",
     ),
     Option(
@@ -240,6 +308,12 @@ class Settings:
     state_dir: Path
     data_dir: Path
     cache_dir: Path
+    services: tuple[str, ...]
+    keycloak_version: str
+    keycloak_db: str
+    keycloak_port: int
+    keycloak_heap_mb: int
+    java_home: Path | None
     startup_timeout: float
     postgres_bin: Path | None
     redis_server: str

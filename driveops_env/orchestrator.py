@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, cast
@@ -29,7 +30,7 @@ from driveops_env.errors import DriveopsEnvError, Interrupted, NotRunningError, 
 from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
-from driveops_env.services import postgres, redis
+from driveops_env.services import keycloak, postgres, redis
 from driveops_env.services.redis import AclUser
 from driveops_env.spec import (
     EnvSpec,
@@ -41,6 +42,7 @@ from driveops_env.spec import (
 )
 from driveops_env.state import (
     EnvState,
+    KeycloakAccess,
     PostgresAccess,
     RedisAccess,
     ServiceRecord,
@@ -50,6 +52,8 @@ from driveops_env.state import (
 from driveops_env.tasks import Step, run_steps
 
 Progress = Callable[[str], None]
+KEYCLOAK = "keycloak"
+KEYCLOAK_PG = "postgres.keycloak"
 
 
 def _quiet(_: str) -> None:
@@ -70,8 +74,11 @@ def build_spec(settings: Settings) -> EnvSpec:
     )
 
 
-def fingerprint(spec: EnvSpec) -> dict[str, Any]:
+def fingerprint(spec: EnvSpec, settings: Settings) -> dict[str, Any]:
     result = spec.fingerprint()
+    result["services"] = list(settings.services)
+    if "keycloak" in settings.services:
+        result["keycloak"] = f"db={settings.keycloak_db} port={settings.keycloak_port or 'auto'}"
     result["seeds"] = seeding.content_hash(spec.seeds_dir, spec.realms_dir)[:16]
     return result
 
@@ -129,10 +136,17 @@ def up(
     backend_name = resolve_backend_name(spec.backend)
     backend = create_backend(backend_name, settings)
     # Everything that can be wrong with the input is found here, before anything starts.
-    seeds = {t.slug: seeding.render_tenant_seeds(spec.seeds_dir, t) for t in spec.tenants}
-    versions = backend.prepare()
+    with_keycloak = "keycloak" in settings.services
+    secrets = {t.slug: generate_secret() for t in spec.tenants}
+    seeds = {
+        t.slug: seeding.render_tenant_seeds(
+            spec.seeds_dir, spec.realms_dir, t, api_client_secret=secrets[t.slug] if with_keycloak else None
+        )
+        for t in spec.tenants
+    }
+    versions = backend.prepare(progress)
     spec = replace(spec, backend=cast(Any, backend_name), versions=versions)
-    finger = fingerprint(spec)
+    finger = fingerprint(spec, settings)
     spec_hash = hash_of(finger)
     store = StateStore(settings.state_dir)
 
@@ -153,6 +167,8 @@ def up(
             spec_hash=spec_hash,
             fingerprint=finger,
             data_dir=str(env_dir(settings, spec.name)),
+            seeds_dir=str(spec.seeds_dir),
+            realms_dir=str(spec.realms_dir),
             owner_pid=os.getpid(),
             owner_start=owner_start,
             tenants={
@@ -170,7 +186,7 @@ def up(
             register=launch.register,
             ports=PortAllocator(),
         )
-        steps = _steps(spec, seeds, backend, ctx, launch)
+        steps = _steps(spec, seeds, secrets, backend, ctx, launch)
         interrupted = threading.Event()
         try:
             with _signals_cancel(cancel, interrupted):
@@ -287,86 +303,132 @@ def _owner_alive(state: EnvState) -> bool:
 def _steps(
     spec: EnvSpec,
     seeds: dict[str, seeding.TenantSeeds],
+    secrets: dict[str, str],
     backend: Backend,
     ctx: StartContext,
     launch: _Launch,
 ) -> list[Step]:
+    """The start-up graph: servers first (in parallel), then per tenant its roles, users and seeds."""
     steps: list[Step] = []
-    started: set[str] = set()
+    services = ctx.settings.services
     shared = spec.isolation == "shared"
     acl_users = {
         t.slug: AclUser(name=t.database, password=generate_secret(), key_prefix=t.key_prefix)
         for t in spec.tenants
     }
 
-    def start_postgres(key: str, tenant: str | None) -> Callable[[], str]:
-        def run() -> str:
-            record = backend.start_postgres(key, tenant, ctx)
-            return f"{record.host}:{record.port}"
+    def server(key: str) -> ServiceRecord:
+        return launch.state.services[key]
 
-        return run
+    def endpoint(record: ServiceRecord) -> str:
+        return f"{record.host}:{record.port}"
 
-    def start_redis(key: str, tenant: str | None, users: list[AclUser]) -> Callable[[], str]:
-        def run() -> str:
-            record = backend.start_redis(key, tenant, users, ctx)
-            return f"{record.host}:{record.port}"
+    # --- servers ---
+    added: set[str] = set()
 
-        return run
-
-    def seed_postgres(key: str, tenant: Tenant) -> Callable[[], str]:
-        def run() -> str:
-            server = launch.state.services[key]
-            admin = postgres.conninfo(
-                server.host, server.port, server.admin_user, server.admin_password, "postgres"
-            )
-            access = PostgresAccess(
-                key, server.host, server.port, tenant.database, tenant.database, generate_secret()
-            )
-            postgres.create_tenant_database(
-                admin, role=access.user, password=access.password, database=access.database
-            )
-            seeding.apply_sql(access.conninfo, seeds[tenant.slug].sql, tenant=tenant.slug)
-            launch.set_tenant(tenant.slug, postgres=access)
-            return f"{len(seeds[tenant.slug].sql)} file(s)"
-
-        return run
-
-    def seed_redis(key: str, tenant: Tenant) -> Callable[[], str]:
-        def run() -> str:
-            server = launch.state.services[key]
-            user = acl_users[tenant.slug] if shared else None
-            access = RedisAccess(
-                key,
-                server.host,
-                server.port,
-                user.name if user else None,
-                user.password if user else server.admin_password,
-                tenant.key_prefix,
-            )
-            client = redis.client(server.host, server.port, None, server.admin_password)
-            try:
-                seeding.apply_redis(client, seeds[tenant.slug].redis, prefix=tenant.key_prefix)
-            finally:
-                client.close()
-            redis.probe(access.host, access.port, access.username, access.password)
-            launch.set_tenant(tenant.slug, redis=access)
-            return f"{len(seeds[tenant.slug].redis)} key(s)"
-
-        return run
+    def add_server(key: str, run: Callable[[], ServiceRecord], after: tuple[str, ...] = ()) -> None:
+        if key not in added:
+            added.add(key)
+            steps.append(Step(key, lambda: endpoint(run()), after=after))
 
     for tenant in spec.tenants:
-        pg_key = server_key("postgres", tenant, spec.isolation)
-        redis_key = server_key("redis", tenant, spec.isolation)
         owner = None if shared else tenant.slug
-        if pg_key not in started:
-            started.add(pg_key)
-            steps.append(Step(pg_key, start_postgres(pg_key, owner)))
-        if redis_key not in started:
-            started.add(redis_key)
+        if "postgres" in services:
+            key = server_key("postgres", tenant, spec.isolation)
+            add_server(key, partial(backend.start_postgres, key, owner, ctx))
+        if "redis" in services:
+            key = server_key("redis", tenant, spec.isolation)
             users = list(acl_users.values()) if shared else []
-            steps.append(Step(redis_key, start_redis(redis_key, owner, users)))
-        steps.append(Step(f"seed postgres.{tenant.slug}", seed_postgres(pg_key, tenant), after=(pg_key,)))
-        steps.append(Step(f"seed redis.{tenant.slug}", seed_redis(redis_key, tenant), after=(redis_key,)))
+            add_server(key, partial(backend.start_redis, key, owner, users, ctx))
+    if "keycloak" in services:
+        kc_after: tuple[str, ...] = ()
+        database: keycloak.Database | None = None
+        if ctx.settings.keycloak_db == "postgres":
+            database = keycloak.Database("postgres.keycloak", "keycloak", "keycloak", generate_secret())
+
+            def start_keycloak_postgres() -> ServiceRecord:
+                record = backend.start_postgres(KEYCLOAK_PG, None, ctx)
+                admin = postgres.conninfo(
+                    record.host, record.port, record.admin_user, record.admin_password, "postgres"
+                )
+                assert database is not None
+                postgres.create_tenant_database(
+                    admin, role=database.user, password=database.password, database=database.name
+                )
+                return record
+
+            add_server(KEYCLOAK_PG, start_keycloak_postgres)
+            kc_after = (KEYCLOAK_PG,)
+
+        def start_keycloak() -> ServiceRecord:
+            db_server = server(KEYCLOAK_PG) if database is not None else None
+            return backend.start_keycloak(KEYCLOAK, ctx, database, db_server)
+
+        add_server(KEYCLOAK, start_keycloak, after=kc_after)
+
+    # --- per tenant ---
+    def seed_postgres(key: str, tenant: Tenant) -> str:
+        record = server(key)
+        admin = postgres.conninfo(
+            record.host, record.port, record.admin_user, record.admin_password, "postgres"
+        )
+        access = PostgresAccess(
+            key, record.host, record.port, tenant.database, tenant.database, generate_secret()
+        )
+        postgres.create_tenant_database(
+            admin, role=access.user, password=access.password, database=access.database
+        )
+        seeding.apply_sql(access.conninfo, seeds[tenant.slug].sql, tenant=tenant.slug)
+        postgres.save_seed_template(admin, access.database)
+        launch.set_tenant(tenant.slug, postgres=access)
+        return f"{len(seeds[tenant.slug].sql)} file(s)"
+
+    def seed_redis(key: str, tenant: Tenant) -> str:
+        record = server(key)
+        user = acl_users[tenant.slug] if shared else None
+        access = RedisAccess(
+            key, record.host, record.port, user.name if user else None,
+            user.password if user else record.admin_password, tenant.key_prefix,
+        )  # fmt: skip
+        client = redis.client(record.host, record.port, None, record.admin_password)
+        try:
+            seeding.apply_redis(client, seeds[tenant.slug].redis, prefix=tenant.key_prefix)
+        finally:
+            client.close()
+        redis.probe(access.host, access.port, access.username, access.password)
+        launch.set_tenant(tenant.slug, redis=access)
+        return f"{len(seeds[tenant.slug].redis)} key(s)"
+
+    def create_realm(tenant: Tenant) -> str:
+        realm = seeds[tenant.slug].realm
+        assert realm is not None
+        record = server(KEYCLOAK)
+        base_url = f"http://{record.host}:{record.port}"
+        access = KeycloakAccess(
+            KEYCLOAK, base_url, tenant.realm, keycloak.API_CLIENT, secrets[tenant.slug], keycloak.WEB_CLIENT,
+            dict(realm.users),
+        )  # fmt: skip
+        keycloak.create_tenant_realm(access, record.admin_user, record.admin_password, realm.representation)
+        # tenant-level readiness: a seeded user obtains a token carrying the tenant's id
+        detail = "realm created"
+        if realm.users:
+            user = next(iter(realm.users))
+            keycloak.verify_tenant_token(access, user, tenant_id=tenant.tenant_id, slug=tenant.slug)
+            detail = f"token for {user}"
+        launch.set_tenant(tenant.slug, keycloak=access)
+        return detail
+
+    for tenant in spec.tenants:
+        if "postgres" in services:
+            key = server_key("postgres", tenant, spec.isolation)
+            steps.append(
+                Step(f"seed postgres.{tenant.slug}", partial(seed_postgres, key, tenant), after=(key,))
+            )
+        if "redis" in services:
+            key = server_key("redis", tenant, spec.isolation)
+            steps.append(Step(f"seed redis.{tenant.slug}", partial(seed_redis, key, tenant), after=(key,)))
+        if "keycloak" in services:
+            steps.append(Step(f"realm {tenant.realm}", partial(create_realm, tenant), after=(KEYCLOAK,)))
     return steps
 
 
@@ -395,7 +457,7 @@ def _teardown(
 
     def stop(record: ServiceRecord) -> None:
         try:
-            backend.stop(record)
+            backend.stop(record, fast=remove_data)
         except (OSError, DriveopsEnvError) as exc:
             errors.append(f"{record.key}: {exc}")
 

@@ -38,6 +38,23 @@ def endpoints(state: EnvState, *, show_secrets: bool) -> str:
                     r.service,
                 ]
             )
+        if tenant.keycloak:
+            kc = tenant.keycloak
+            secret = kc.client_secret if show_secrets else mask(kc.client_secret)
+            rows.append(
+                [tenant.slug, "keycloak", f"{kc.issuer} (client {kc.client_id}, secret {secret})", kc.service]
+            )
+    admin = state.services.get("keycloak")
+    if admin is not None:
+        password = admin.admin_password if show_secrets else mask(admin.admin_password)
+        rows.append(
+            [
+                "-",
+                "keycloak",
+                f"http://{admin.host}:{admin.port}/admin/ (user {admin.admin_user}, password {password})",
+                admin.key,
+            ]
+        )
     return table(["tenant", "service", "endpoint", "server"], rows)
 
 

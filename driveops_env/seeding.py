@@ -253,6 +253,71 @@ def apply_redis(client: Any, entries: Iterable[RedisEntry], *, prefix: str) -> N
     pipe.execute()
 
 
+# --- Keycloak realm -------------------------------------------------------------------------------
+
+REALM_TEMPLATE = "tenant-realm.json"
+
+
+@dataclass(frozen=True)
+class RealmSeed:
+    representation: dict[str, Any]  # a RealmRepresentation, users included
+    users: dict[str, str]  # username -> password, in seed order
+
+
+def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_client_secret: str) -> RealmSeed:
+    """The tenant's realm: ``realms/tenant-realm.json`` rendered, with the users of ``seeds/users.json``."""
+    path = realms_dir / REALM_TEMPLATE
+    if not path.is_file():
+        raise TemplateError(
+            f"the realm template {path} does not exist", tenant=tenant.slug, hint="check --realms-dir"
+        )
+    context = tenant_context(tenant) | {"api_client_secret": api_client_secret}
+    realm = render_json(read_json(path, tenant=tenant.slug), context, path=path, tenant=tenant.slug)
+    if not isinstance(realm, dict) or realm.get("realm") != tenant.realm:
+        raise TemplateError(
+            f'{path}: the template must be an object whose "realm" is {{{{ realm }}}}',
+            tenant=tenant.slug,
+        )
+    roles = {r.get("name") for r in realm.get("roles", {}).get("realm", []) if isinstance(r, dict)}
+    users_path = seeds_dir / "users.json"
+    users: dict[str, str] = {}
+    representations = list(realm.get("users", []))
+    if users_path.is_file():
+        raw = render_json(
+            read_json(users_path, tenant=tenant.slug), context, path=users_path, tenant=tenant.slug
+        )
+        rows = raw.get("users") if isinstance(raw, dict) else None
+        if not isinstance(rows, list):
+            raise TemplateError(f"{users_path}: expected an object with a 'users' list", tenant=tenant.slug)
+        for row in rows:
+            missing = [k for k in ("username", "role", "password", "firstName", "lastName") if not row.get(k)]
+            if missing:
+                raise TemplateError(
+                    f"{users_path}: user {row!r} lacks {', '.join(missing)}", tenant=tenant.slug
+                )
+            if row["role"] not in roles:
+                raise TemplateError(
+                    f"{users_path}: user {row['username']!r} has role {row['role']!r}, "
+                    f"which the realm template does not define ({', '.join(sorted(map(str, roles)))})",
+                    tenant=tenant.slug,
+                )
+            users[row["username"]] = row["password"]
+            representations.append(
+                {
+                    "username": row["username"],
+                    "email": row.get("email", row["username"] if "@" in row["username"] else None),
+                    "emailVerified": True,
+                    "enabled": True,
+                    "firstName": row["firstName"],
+                    "lastName": row["lastName"],
+                    "realmRoles": [row["role"], f"default-roles-{tenant.realm}"],
+                    "credentials": [{"type": "password", "value": row["password"], "temporary": False}],
+                }
+            )
+    realm["users"] = representations
+    return RealmSeed(realm, users)
+
+
 # --- the whole set --------------------------------------------------------------------------------
 
 
@@ -260,12 +325,21 @@ def apply_redis(client: Any, entries: Iterable[RedisEntry], *, prefix: str) -> N
 class TenantSeeds:
     sql: tuple[SqlFile, ...]
     redis: tuple[RedisEntry, ...]
+    realm: RealmSeed | None
 
 
-def render_tenant_seeds(seeds_dir: Path, tenant: Tenant) -> TenantSeeds:
+def render_tenant_seeds(
+    seeds_dir: Path, realms_dir: Path, tenant: Tenant, *, api_client_secret: str | None
+) -> TenantSeeds:
+    """Everything seeded for one tenant; ``api_client_secret`` None means no Keycloak."""
     if not seeds_dir.is_dir():
         raise TemplateError(f"the seeds directory {seeds_dir} does not exist", hint="check --seeds-dir")
-    return TenantSeeds(sql=render_sql_files(seeds_dir, tenant), redis=render_redis_entries(seeds_dir, tenant))
+    realm = None
+    if api_client_secret is not None:
+        realm = render_realm(realms_dir, seeds_dir, tenant, api_client_secret=api_client_secret)
+    return TenantSeeds(
+        sql=render_sql_files(seeds_dir, tenant), redis=render_redis_entries(seeds_dir, tenant), realm=realm
+    )
 
 
 def content_hash(*directories: Path) -> str:

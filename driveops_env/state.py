@@ -100,6 +100,10 @@ class KeycloakAccess:
     web_client_id: str
     users: dict[str, str] = field(default_factory=dict)  # username -> password
 
+    @property
+    def issuer(self) -> str:
+        return f"{self.base_url}/realms/{self.realm}"
+
 
 @dataclass
 class TenantRecord:
@@ -121,6 +125,8 @@ class EnvState:
     spec_hash: str
     fingerprint: dict[str, Any]
     data_dir: str
+    seeds_dir: str = ""
+    realms_dir: str = ""
     status: str = "starting"  # starting | running
     owner_pid: int | None = None
     owner_start: int | None = None

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
+from driveops_env.services import keycloak
 from driveops_env.services.redis import AclUser
 from driveops_env.state import ServiceRecord
 
@@ -39,8 +40,8 @@ class StartContext:
 class Backend(Protocol):
     name: str
 
-    def prepare(self) -> dict[str, str]:
-        """Check prerequisites before anything starts; return the versions of the services."""
+    def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
+        """Check (and, once, build) prerequisites before anything starts; return the services' versions."""
         ...
 
     def start_postgres(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
@@ -53,7 +54,13 @@ class Backend(Protocol):
         """A ready Redis whose default user has ``admin_password``, plus the given ACL users."""
         ...
 
-    def stop(self, record: ServiceRecord) -> None: ...
+    def start_keycloak(
+        self, key: str, ctx: StartContext, database: keycloak.Database | None, db_server: ServiceRecord | None
+    ) -> ServiceRecord:
+        """A ready Keycloak whose master-realm admin is ``admin_user``/``admin_password``."""
+        ...
+
+    def stop(self, record: ServiceRecord, *, fast: bool = False) -> None: ...
 
     def is_running(self, record: ServiceRecord) -> bool: ...
 

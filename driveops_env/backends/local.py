@@ -19,7 +19,7 @@ from driveops_env.backends.base import StartContext
 from driveops_env.errors import Interrupted, MissingDependencyError, StartupError
 from driveops_env.options import Settings
 from driveops_env.secret import generate_secret
-from driveops_env.services import postgres, redis
+from driveops_env.services import keycloak, keycloak_dist, postgres, redis
 from driveops_env.services.redis import AclUser
 from driveops_env.state import ServiceRecord
 
@@ -34,6 +34,7 @@ class LocalBackend:
         self.settings = settings
         self._pg_bin: Path | None = None
         self._pg_template: Path | None = None
+        self._keycloak: keycloak_dist.KeycloakInstall | None = None
 
     # --- prerequisites ----------------------------------------------------------------------------
 
@@ -51,21 +52,30 @@ class LocalBackend:
             ) from None
         return user
 
-    def prepare(self) -> dict[str, str]:
-        self._pg_bin = postgres.find_bin_dir(self.settings.postgres_bin)
-        redis_server = redis.find_server(self.settings.redis_server)
-        user = self.run_as()
-        self._pg_template = postgres.ensure_template(
-            self._pg_bin, self.settings.cache_dir, self._staging_root(), user=user
+    def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
+        settings = self.settings
+        versions: dict[str, str] = {}
+        needs_postgres = "postgres" in settings.services or (
+            "keycloak" in settings.services and settings.keycloak_db == "postgres"
         )
-        redis_version = subprocess.run(
-            [redis_server, "--version"], capture_output=True, text=True, check=False
-        )
-        match = re.search(r"v=(\S+)", redis_version.stdout)
-        return {
-            "postgres": postgres.server_version(self._pg_bin),
-            "redis": match.group(1) if match else "unknown",
-        }
+        if needs_postgres:
+            self._pg_bin = postgres.find_bin_dir(settings.postgres_bin)
+            self._pg_template = postgres.ensure_template(
+                self._pg_bin, settings.cache_dir, self._staging_root(), user=self.run_as()
+            )
+            versions["postgres"] = postgres.server_version(self._pg_bin)
+        if "redis" in settings.services:
+            redis_server = redis.find_server(settings.redis_server)
+            out = subprocess.run([redis_server, "--version"], capture_output=True, text=True, check=False)
+            match = re.search(r"v=(\S+)", out.stdout)
+            versions["redis"] = match.group(1) if match else "unknown"
+        if "keycloak" in settings.services:
+            self._keycloak = keycloak_dist.ensure_install(
+                settings.cache_dir, version=settings.keycloak_version, db=settings.keycloak_db,
+                java_home=settings.java_home, heap_mb=settings.keycloak_heap_mb, progress=progress,
+            )  # fmt: skip
+            versions["keycloak"] = f"{settings.keycloak_version}/{settings.keycloak_db}"
+        return versions
 
     def _staging_root(self) -> Path:
         """The data root, ours alone: created 0700 (0711 as root, so the server user may enter it)."""
@@ -108,57 +118,48 @@ class LocalBackend:
         key: str,
         kind: str,
         tenant: str | None,
-        prepare: Callable[[int], list[str]],
-        probe: Callable[[int], None],
+        prepare: Callable[[int], tuple[list[str], dict[str, int]]],
+        probe: Callable[[ServiceRecord], None],
         admin_user: str,
         admin_password: str,
         data_dir: Path,
         user: str | None,
-        stop_signal: int = signal.SIGTERM,
+        stop_signals: tuple[int, int] = (signal.SIGTERM, signal.SIGKILL),
+        env: dict[str, str] | None = None,
+        fixed_port: int | None = None,
     ) -> ServiceRecord:
-        """Start a server on a free port, register it at once, wait until ``probe`` answers.
+        """Start a server, register it at once, wait until ``probe`` answers.
 
-        A port taken between choosing and binding it is retried with another port.
+        ``prepare(port)`` gives the argv and any further ports it took.  A port taken between choosing
+        and binding it is retried with another port (unless the user fixed the port).
+        ``stop_signals``: the (graceful, fast) signals ``stop`` sends.
         """
         log_path = self._log_path(ctx, key)
         for attempt in range(1, PORT_RETRIES + 1):
             if ctx.cancel.is_set():
                 raise Interrupted("start-up was cancelled", service=kind, tenant=tenant)
-            port = ctx.ports.allocate()
-            argv = prepare(port)
-            ref = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir)
+            port = fixed_port or ctx.ports.allocate()
+            argv, more_ports = prepare(port)
+            ref = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir, env=env)
             record = ServiceRecord(
-                key=key,
-                kind=kind,
-                tenant=tenant,
-                host="127.0.0.1",
-                port=port,
-                admin_user=admin_user,
-                admin_password=admin_password,
-                log_path=str(log_path),
-                data_dir=str(data_dir),
-                pid=ref.pid,
-                pid_start=ref.start_time,
-                extra={"stop_signal": str(int(stop_signal))},
-            )
+                key=key, kind=kind, tenant=tenant, host="127.0.0.1", port=port, admin_user=admin_user,
+                admin_password=admin_password, log_path=str(log_path), data_dir=str(data_dir),
+                pid=ref.pid, pid_start=ref.start_time, ports=more_ports,
+                extra={"stop_signal": f"{int(stop_signals[0])}",
+                       "fast_stop_signal": f"{int(stop_signals[1])}"},
+            )  # fmt: skip
             ctx.register(record)
             try:
                 readiness.wait_until(
-                    lambda: probe(port),  # noqa: B023 - called within this iteration
-                    timeout=ctx.timeout,
-                    service=kind,
-                    tenant=tenant,
-                    cancel=ctx.cancel,
+                    lambda: probe(record),  # noqa: B023 - called within this iteration
+                    timeout=ctx.timeout, service=kind, tenant=tenant, cancel=ctx.cancel,
                     alive=lambda: process.is_alive(ref),  # noqa: B023
                     logs=lambda: process.tail(log_path),
-                )
+                )  # fmt: skip
             except StartupError as exc:
-                if (
-                    attempt < PORT_RETRIES
-                    and not ctx.cancel.is_set()
-                    and _PORT_CLASH.search(exc.log_tail or "")
-                ):
-                    self.stop(record)
+                clash = _PORT_CLASH.search(exc.log_tail or "")
+                if attempt < PORT_RETRIES and not fixed_port and not ctx.cancel.is_set() and clash:
+                    self.stop(record, fast=True)
                     continue
                 raise
             return record
@@ -179,13 +180,14 @@ class LocalBackend:
             key=key,
             kind="postgres",
             tenant=tenant,
-            prepare=lambda port: postgres.server_argv(bin_dir, data_dir, port),
-            probe=lambda port: postgres.probe(socket_info(port)),
+            prepare=lambda port: (postgres.server_argv(bin_dir, data_dir, port), {}),
+            probe=lambda record: postgres.probe(socket_info(record.port)),
             admin_user=postgres.SUPERUSER,
             admin_password=password,
             data_dir=data_dir,
             user=self.run_as(),
-            stop_signal=signal.SIGINT,
+            # fast shutdown; immediate (SIGQUIT, which still cleans up) when the data is thrown away
+            stop_signals=(signal.SIGINT, signal.SIGQUIT),
         )
         postgres.set_superuser_password(socket_info(record.port), password)
         return record
@@ -200,14 +202,14 @@ class LocalBackend:
         user = self.run_as()
         config = data_dir / "redis.conf"
 
-        def prepare(port: int) -> list[str]:
+        def prepare(port: int) -> tuple[list[str], dict[str, int]]:
             fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(
                     redis.config_text(port=port, data_dir=data_dir, admin_password=password, tenants=users)
                 )
             self._chown(data_dir, user)
-            return [server, str(config)]
+            return [server, str(config)], {}
 
         return self._launch(
             ctx,
@@ -215,12 +217,54 @@ class LocalBackend:
             kind="redis",
             tenant=tenant,
             prepare=prepare,
-            probe=lambda port: redis.probe("127.0.0.1", port, None, password),
+            probe=lambda record: redis.probe(record.host, record.port, None, password),
             admin_user="default",
             admin_password=password,
             data_dir=data_dir,
             user=user,
         )
+
+    def start_keycloak(
+        self,
+        key: str,
+        ctx: StartContext,
+        database: keycloak.Database | None,
+        db_server: ServiceRecord | None,
+    ) -> ServiceRecord:
+        install = self._keycloak
+        assert install is not None, "prepare() first"
+        data_dir = self._server_dir(ctx, key)
+        data_dir.mkdir(mode=0o700, exist_ok=True)
+        password = generate_secret()
+        env = install.server_env(self.settings.keycloak_heap_mb)
+        admin_user = keycloak_dist.TEMPLATE_ADMIN
+        if install.base_data is not None:
+            keycloak_dist.copy_base_data(install, data_dir)
+        else:  # a fresh database: Keycloak creates the admin from these at first start
+            env |= {"KC_BOOTSTRAP_ADMIN_USERNAME": admin_user, "KC_BOOTSTRAP_ADMIN_PASSWORD": password}
+        if database is not None and db_server is not None:
+            env |= {
+                "KC_DB_URL": f"jdbc:postgresql://{db_server.host}:{db_server.port}/{database.name}",
+                "KC_DB_USERNAME": database.user,
+                "KC_DB_PASSWORD": database.password,
+            }
+
+        def prepare(port: int) -> tuple[list[str], dict[str, int]]:
+            management = ctx.ports.allocate()
+            return install.server_argv(data_dir, port, management), {"management": management}
+
+        def probe(record: ServiceRecord) -> None:
+            readiness.http_ok(f"http://{record.host}:{record.ports['management']}/health/ready")
+
+        record = self._launch(
+            ctx, key=key, kind="keycloak", tenant=None, prepare=prepare, probe=probe,
+            admin_user=admin_user, admin_password=password, data_dir=data_dir, user=None, env=env,
+            fixed_port=self.settings.keycloak_port or None,
+        )  # fmt: skip
+        if install.template_password is not None:
+            base_url = f"http://{record.host}:{record.port}"
+            keycloak.set_admin_password(base_url, admin_user, install.template_password, password)
+        return record
 
     # --- running ----------------------------------------------------------------------------------
 
@@ -229,11 +273,13 @@ class LocalBackend:
             return None
         return process.ProcessRef(record.pid, record.pid_start)
 
-    def stop(self, record: ServiceRecord) -> None:
+    def stop(self, record: ServiceRecord, *, fast: bool = False) -> None:
+        """Stop a server: gracefully, or ``fast`` when its data is about to be removed anyway."""
         ref = self._ref(record)
         if ref is None:
             return
-        sig = int(record.extra.get("stop_signal", int(signal.SIGTERM)))
+        name = "fast_stop_signal" if fast else "stop_signal"
+        sig = int(record.extra.get(name, int(signal.SIGTERM)))
         process.terminate(ref, sig=sig)
 
     def is_running(self, record: ServiceRecord) -> bool:

@@ -47,7 +47,7 @@ def test_unknown_placeholder_names_file_line_and_tenant() -> None:
 
 
 def test_shipped_seeds_render_for_a_tenant() -> None:
-    seeds = seeding.render_tenant_seeds(REPO / "seeds", ACME)
+    seeds = seeding.render_tenant_seeds(REPO / "seeds", REPO / "realms", ACME, api_client_secret="s3cret")
     assert [f.path.name for f in seeds.sql] == ["001_schema.sql", "002_data.sql"]
     inserts = [s.text for f in seeds.sql for s in f.statements if s.text.startswith("INSERT INTO tenants")]
     assert inserts and "'550e8400-e29b-41d4-a716-446655440001'" in inserts[0]

@@ -1,0 +1,87 @@
+"""Bring one tenant back to its seeded state, in every store, while the environment keeps running.
+
+PostgreSQL: the database is dropped (sessions closed) and cloned from the seed template kept at ``up``.
+Redis: the tenant's keys are deleted (its whole server in dedicated mode) and re-seeded.
+Keycloak: the realm is deleted (users, sessions, everything) and created again from the template,
+with the same client secret, so configuration printed by ``env`` stays valid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from driveops_env import seeding
+from driveops_env.errors import UsageError
+from driveops_env.services import keycloak, postgres, redis
+from driveops_env.spec import Tenant
+from driveops_env.state import EnvState, TenantRecord
+
+STORES = ("postgres", "redis", "keycloak")
+
+
+def tenant_of(record: TenantRecord) -> Tenant:
+    return Tenant(record.slug, record.tenant_id, record.display_name, record.realm)
+
+
+def reset_postgres(state: EnvState, record: TenantRecord) -> None:
+    assert record.postgres is not None
+    server = state.services[record.postgres.service]
+    admin = postgres.conninfo(server.host, server.port, server.admin_user, server.admin_password, "postgres")
+    postgres.restore_from_seed_template(admin, database=record.postgres.database, owner=record.postgres.user)
+
+
+def reset_redis(state: EnvState, record: TenantRecord, seeds: seeding.TenantSeeds) -> None:
+    assert record.redis is not None
+    server = state.services[record.redis.service]
+    client = redis.client(server.host, server.port, None, server.admin_password)
+    try:
+        if state.isolation == "dedicated":
+            client.flushdb()
+        else:
+            keys = list(client.scan_iter(match=f"{record.redis.key_prefix}*", count=1000))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+        seeding.apply_redis(client, seeds.redis, prefix=record.redis.key_prefix)
+    finally:
+        client.close()
+
+
+def reset_keycloak(state: EnvState, record: TenantRecord, seeds: seeding.TenantSeeds) -> None:
+    assert record.keycloak is not None and seeds.realm is not None
+    server = state.services["keycloak"]
+    token = keycloak.admin_token(record.keycloak.base_url, server.admin_user, server.admin_password)
+    keycloak.delete_realm(record.keycloak.base_url, token, record.realm)
+    keycloak.create_realm(record.keycloak.base_url, token, seeds.realm.representation)
+
+
+def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -> dict[str, float]:
+    """Reset ``stores`` of tenant ``slug`` in parallel; returns the seconds each took."""
+    record = state.tenants.get(slug)
+    if record is None:
+        raise UsageError(
+            f"tenant {slug!r} is not part of environment {state.name!r}",
+            hint=f"its tenants are: {', '.join(state.tenants)}",
+        )
+    secret = record.keycloak.client_secret if record.keycloak else None
+    seeds = seeding.render_tenant_seeds(
+        Path(state.seeds_dir), Path(state.realms_dir), tenant_of(record), api_client_secret=secret
+    )
+    jobs: dict[str, Callable[[], None]] = {}
+    if "postgres" in stores and record.postgres:
+        jobs["postgres"] = lambda: reset_postgres(state, record)
+    if "redis" in stores and record.redis:
+        jobs["redis"] = lambda: reset_redis(state, record, seeds)
+    if "keycloak" in stores and record.keycloak:
+        jobs["keycloak"] = lambda: reset_keycloak(state, record, seeds)
+
+    def timed(job: Callable[[], None]) -> float:
+        started = time.monotonic()
+        job()
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        futures = {name: pool.submit(timed, job) for name, job in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}

@@ -1,0 +1,258 @@
+"""The Keycloak server distribution on this machine: fetched, built and initialised once, in the cache.
+
+    <cache>/keycloak/keycloak-quarkus-dist-<v>.zip   from Maven Central (``mvn dependency:copy``)
+    <cache>/keycloak/<v>-<db>/                        unpacked, then ``kc.sh build`` (health on, local cache)
+    <cache>/keycloak/<v>-dev-file.base/               (dev-file) a data directory whose master realm exists,
+                                                      with a template admin, plus a class-data-sharing archive
+
+Each environment runs the shared build with its own data directory (``-Dkc.db-url-path`` and the
+transaction log directory point into the environment), so nothing of an environment is written to
+the cache.  Starting from the initialised base skips Keycloak's first-start schema creation and
+master realm set-up; the template admin's password is replaced by a generated one right after start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from driveops_env import process, readiness
+from driveops_env.errors import MissingDependencyError, StartupError
+from driveops_env.ports import PortAllocator
+from driveops_env.secret import generate_secret
+
+DEFAULT_VERSION = "26.5.6"
+ARTIFACT = "org.keycloak:keycloak-quarkus-dist:{version}:zip"
+TEMPLATE_ADMIN = "driveops-admin"
+DB_VENDORS = ("dev-file", "postgres")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class KeycloakInstall:
+    version: str
+    db: str
+    home: Path  # the built distribution
+    java: str
+    base_data: Path | None  # dev-file: a data directory with the master realm initialised
+    template_password: str | None
+    cds_archive: Path | None
+
+    def server_argv(self, data_dir: Path, http_port: int, management_port: int) -> list[str]:
+        return [
+            str(self.home / "bin" / "kc.sh"),
+            "start",
+            "--optimized",
+            f"-Dkc.db-url-path={data_dir}",
+            f"-Dquarkus.transaction-manager.object-store.directory={data_dir / 'data' / 'transaction-logs'}",
+            "--http-enabled=true",
+            "--hostname-strict=false",
+            "--http-host=127.0.0.1",
+            f"--http-port={http_port}",
+            "--http-management-host=127.0.0.1",
+            f"--http-management-port={management_port}",
+        ]
+
+    def server_env(self, heap_mb: int, extra_jvm: str = "") -> dict[str, str]:
+        append = extra_jvm
+        if self.cds_archive is not None and self.cds_archive.exists():
+            append = f"-XX:SharedArchiveFile={self.cds_archive} -Xshare:auto {append}"
+        return {
+            "JAVA": self.java,
+            "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap_mb}m",
+            "JAVA_OPTS_APPEND": append.strip(),
+        }
+
+
+def find_java(java_home: Path | None) -> str:
+    candidates = []
+    if java_home is not None:
+        candidates.append(java_home / "bin" / "java")
+    elif os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    found = shutil.which("java")
+    if found:
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.exists():
+            version = java_major(str(candidate))
+            if version >= 17:
+                return str(candidate)
+    raise MissingDependencyError(
+        "no Java 17 or newer was found for Keycloak",
+        service="keycloak",
+        hint="install a JDK (Debian: openjdk-17-jre-headless) or set --java-home",
+    )
+
+
+def java_major(java: str) -> int:
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)', out.stderr + out.stdout)
+    return int(match.group(1)) if match else 0
+
+
+def _zip_path(cache: Path, version: str) -> Path:
+    return cache / "keycloak" / f"keycloak-quarkus-dist-{version}.zip"
+
+
+def fetch(cache: Path, version: str, progress: Progress) -> Path:
+    """The distribution zip, from Maven Central through ``mvn`` (the only reachable source here)."""
+    target = _zip_path(cache, version)
+    if target.exists():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise MissingDependencyError(
+            f"Keycloak {version} is not in the cache ({target}) and mvn is not installed to fetch it",
+            service="keycloak",
+            hint="run scripts/provision, or install maven, or put the zip there yourself",
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    progress(f"fetching Keycloak {version} from Maven Central (about 160 MB, once)")
+    result = subprocess.run(
+        [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={ARTIFACT.format(version=version)}",
+         f"-DoutputDirectory={target.parent}"],
+        capture_output=True, text=True, check=False, cwd=target.parent,
+    )  # fmt: skip
+    if result.returncode != 0 or not target.exists():
+        raise MissingDependencyError(
+            f"mvn could not fetch {ARTIFACT.format(version=version)}",
+            service="keycloak",
+            hint="check that Maven Central is reachable and the version exists (--keycloak-version)",
+            log_tail=(result.stdout + result.stderr)[-2000:],
+        )
+    return target
+
+
+def _unpack(archive: Path, target: Path) -> None:
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zipped:
+        for info in zipped.infolist():
+            parts = Path(info.filename).parts[1:]  # drop the top directory keycloak-<v>/
+            if not parts:
+                continue
+            destination = staging.joinpath(*parts)
+            if info.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+                continue
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with zipped.open(info) as source, open(destination, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                destination.chmod(mode)
+    staging.rename(target)
+
+
+def build(cache: Path, version: str, db: str, java: str, progress: Progress) -> Path:
+    """Unpacked and ``kc.sh build``-ed once per version and database vendor."""
+    home = cache / "keycloak" / f"{version}-{db}"
+    marker = home / ".driveops-built"
+    if marker.exists():
+        return home
+    archive = fetch(cache, version, progress)
+    with FileLock(str(home.parent / f".{home.name}.lock")):
+        if marker.exists():
+            return home
+        shutil.rmtree(home, ignore_errors=True)
+        progress(f"unpacking and building Keycloak {version} for {db} (once, about 20 s)")
+        _unpack(archive, home)
+        result = subprocess.run(
+            [str(home / "bin" / "kc.sh"), "build", f"--db={db}", "--health-enabled=true", "--cache=local"],
+            capture_output=True, text=True, check=False, env={**os.environ, "JAVA": java},
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise StartupError(
+                f"kc.sh build failed with exit code {result.returncode}",
+                service="keycloak",
+                log_tail=(result.stdout + result.stderr)[-3000:],
+                hint="check the Java version (--java-home); Keycloak 26.x needs Java 17+",
+            )
+        marker.write_text(f"{version} {db}\n")
+    return home
+
+
+def _initialise_base(home: Path, java: str, base: Path, heap_mb: int, progress: Progress) -> None:
+    """Start the build once on an empty data directory: Keycloak creates its schema and the master
+    realm with a template admin; the JVM writes a class-data-sharing archive when it exits."""
+    staging = base.with_name(base.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    password = generate_secret()
+    ports = PortAllocator()
+    http_port, management_port = ports.allocate(), ports.allocate()
+    install = KeycloakInstall("", "dev-file", home, java, None, None, None)
+    env = install.server_env(heap_mb, f"-XX:ArchiveClassesAtExit={staging / 'classes.jsa'}")
+    env |= {"KC_BOOTSTRAP_ADMIN_USERNAME": TEMPLATE_ADMIN, "KC_BOOTSTRAP_ADMIN_PASSWORD": password}
+    progress("initialising Keycloak's base data (schema, master realm; once, about 30 s)")
+    log = staging / "init.log"
+    ref = process.spawn(
+        install.server_argv(staging, http_port, management_port), log_path=log, env=env, cwd=staging
+    )
+    try:
+        readiness.wait_until(
+            lambda: readiness.http_ok(f"http://127.0.0.1:{management_port}/health/ready"),
+            timeout=300, service="keycloak", alive=lambda: process.is_alive(ref),
+            logs=lambda: process.tail(log),
+        )  # fmt: skip
+        # exercise the admin login path once, so its classes land in the archive
+        from driveops_env.services import keycloak
+
+        keycloak.admin_token(f"http://127.0.0.1:{http_port}", TEMPLATE_ADMIN, password)
+    finally:
+        process.terminate(ref, sig=signal.SIGTERM, timeout=60)
+    (staging / "template-admin.json").write_text(
+        json.dumps({"username": TEMPLATE_ADMIN, "password": password})
+    )
+    (staging / "template-admin.json").chmod(0o600)
+    for leftover in ("transaction-logs",):
+        shutil.rmtree(staging / "data" / leftover, ignore_errors=True)
+    staging.rename(base)
+
+
+def ensure_install(
+    cache: Path,
+    *,
+    version: str,
+    db: str,
+    java_home: Path | None,
+    heap_mb: int,
+    progress: Progress,
+) -> KeycloakInstall:
+    java = find_java(java_home)
+    home = build(cache, version, db, java, progress)
+    if db != "dev-file":
+        return KeycloakInstall(version, db, home, java, None, None, None)
+    base = cache / "keycloak" / f"{version}-{db}.base"
+    if not (base / "template-admin.json").exists():
+        with FileLock(str(base.parent / f".{base.name}.lock")):
+            if not (base / "template-admin.json").exists():
+                started = time.monotonic()
+                _initialise_base(home, java, base, heap_mb, progress)
+                progress(f"Keycloak base data ready in {time.monotonic() - started:.1f}s")
+    template = json.loads((base / "template-admin.json").read_text())
+    archive = base / "classes.jsa"
+    return KeycloakInstall(
+        version, db, home, java, base, str(template["password"]), archive if archive.exists() else None
+    )
+
+
+def copy_base_data(install: KeycloakInstall, data_dir: Path) -> None:
+    """An environment's own copy of the initialised H2 database (about 1 MB)."""
+    assert install.base_data is not None
+    target = data_dir / "data" / "h2"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(install.base_data / "data" / "h2", target)
