@@ -20,7 +20,7 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.error_on_missing_interpreters = True
 
 LINT_DEPS = ["ruff==0.17.6"]
-TYPE_DEPS = ["mypy==2.4.1", "types-docker"]
+TYPE_DEPS = ["mypy==2.4.1", "types-docker", "types-requests"]
 
 
 @nox.session

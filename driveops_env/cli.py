@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", required=True, help="tenant slug")
     p.add_argument("--only", help="comma-separated stores to reset (default: all): postgres, redis, keycloak")
 
+    p = sub.add_parser(
+        "prepare", help="fetch and build what `up` needs (Keycloak, template cluster), start nothing"
+    )
+    _add_options(p, [o.name for o in options.OPTIONS if o.name != "tenants"])
+
     p = sub.add_parser("options", help="print the options reference (Markdown)")
     return parser
 
@@ -254,6 +259,15 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    started = time.monotonic()
+    versions = orchestrator.prepare(settings, progress=_progress)
+    listed = ", ".join(f"{k} {v}" for k, v in versions.items())
+    _progress(f"prepared ({listed}) in {time.monotonic() - started:.1f}s")
+    return 0
+
+
 def cmd_options(args: argparse.Namespace) -> int:
     print(options.markdown_table())
     return 0
@@ -268,6 +282,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check,
     "token": cmd_token,
     "reset": cmd_reset,
+    "prepare": cmd_prepare,
     "options": cmd_options,
 }
 

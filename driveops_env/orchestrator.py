@@ -475,6 +475,12 @@ def _teardown(
         raise DriveopsEnvError("some services could not be stopped:\n  " + "\n  ".join(errors))
 
 
+def prepare(settings: Settings, progress: Progress = _quiet) -> dict[str, str]:
+    """Fetch and build what the backend needs (once; later calls only check). Starts nothing."""
+    backend = create_backend(resolve_backend_name(settings.backend), settings)
+    return backend.prepare(progress)
+
+
 def down(settings: Settings, name: str, *, keep_data: bool = False, progress: Progress = _quiet) -> bool:
     """Stop environment ``name``; False when there was nothing to stop."""
     store = StateStore(settings.state_dir)

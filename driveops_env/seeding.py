@@ -82,6 +82,17 @@ def render_json(value: Any, context: Mapping[str, str], *, path: Path, tenant: s
     return value
 
 
+def load_json_template(path: Path, context: Mapping[str, str], *, tenant: str) -> Any:
+    """A JSON file with placeholders inside its strings, rendered for one tenant.  Unknown
+    placeholders are found in the raw text first, so the error gives the file's own line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"cannot read {path}: {exc}", tenant=tenant) from exc
+    render_text(text, context, path=path, tenant=tenant)
+    return render_json(read_json(path, tenant=tenant), context, path=path, tenant=tenant)
+
+
 def read_json(path: Path, *, tenant: str | None = None) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -216,7 +227,7 @@ def render_redis_entries(seeds_dir: Path, tenant: Tenant) -> tuple[RedisEntry, .
     entries: list[RedisEntry] = []
     context = tenant_context(tenant)
     for path in sorted((seeds_dir / "redis").glob("*.json")):
-        raw = render_json(read_json(path, tenant=tenant.slug), context, path=path, tenant=tenant.slug)
+        raw = load_json_template(path, context, tenant=tenant.slug)
         if not isinstance(raw, dict):
             raise TemplateError(f"{path}: expected an object of keys", tenant=tenant.slug)
         for key, spec in raw.items():
@@ -272,7 +283,7 @@ def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_clien
             f"the realm template {path} does not exist", tenant=tenant.slug, hint="check --realms-dir"
         )
     context = tenant_context(tenant) | {"api_client_secret": api_client_secret}
-    realm = render_json(read_json(path, tenant=tenant.slug), context, path=path, tenant=tenant.slug)
+    realm = load_json_template(path, context, tenant=tenant.slug)
     if not isinstance(realm, dict) or realm.get("realm") != tenant.realm:
         raise TemplateError(
             f'{path}: the template must be an object whose "realm" is {{{{ realm }}}}',
@@ -283,9 +294,7 @@ def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_clien
     users: dict[str, str] = {}
     representations = list(realm.get("users", []))
     if users_path.is_file():
-        raw = render_json(
-            read_json(users_path, tenant=tenant.slug), context, path=users_path, tenant=tenant.slug
-        )
+        raw = load_json_template(users_path, context, tenant=tenant.slug)
         rows = raw.get("users") if isinstance(raw, dict) else None
         if not isinstance(rows, list):
             raise TemplateError(f"{users_path}: expected an object with a 'users' list", tenant=tenant.slug)

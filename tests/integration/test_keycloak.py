@@ -1,0 +1,187 @@
+"""One real Keycloak with a realm per tenant: tokens, cross-realm rejection, check, reset, failures."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from jwcrypto import jwk, jws
+from jwcrypto.common import JWKeyNotFound
+
+from driveops_env import Environment
+from driveops_env.errors import ServiceError
+from driveops_env.services import keycloak
+from tests.conftest import Sandbox, make_sandbox
+
+pytestmark = pytest.mark.integration
+
+ACME_ID = "550e8400-e29b-41d4-a716-446655440001"
+
+
+@pytest.fixture(scope="module")
+def kc_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    with make_sandbox(tmp_path_factory.mktemp("kc"), services="keycloak,postgres,redis") as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def env(kc_box: Sandbox) -> Iterator[Environment]:
+    environment = Environment.up(settings=kc_box.settings(tenants="acme,beta"))
+    try:
+        yield environment
+    finally:
+        environment.down()
+
+
+def _verify_signature(base_url: str, realm: str, token: str) -> None:
+    """Check the token's signature against the realm's published keys (raises if it does not verify)."""
+    jwks = requests.get(f"{base_url}/realms/{realm}/protocol/openid-connect/certs", timeout=10).json()
+    keys = jwk.JWKSet.from_json(json.dumps(jwks))
+    signed = jws.JWS()
+    signed.deserialize(token)
+    signed.verify(keys)
+
+
+def test_token_names_the_tenant_and_its_realm(env: Environment) -> None:
+    acme = env.tenant("acme")
+    token = acme.token("admin@acme.test")
+    claims = keycloak.claims(token)
+    assert claims["iss"].endswith("/realms/acme")
+    assert claims["iss"] == acme.keycloak.issuer
+    assert claims["tenant_id"] == ACME_ID
+    assert claims["tenant"] == "acme"
+    assert claims["sub"]  # the basic client scope is there
+    assert "admin" in claims["realm_access"]["roles"]
+    mechanic = keycloak.claims(acme.token("mechanic@acme.test"))
+    assert "mechanic" in mechanic["realm_access"]["roles"]
+    assert "admin" not in mechanic["realm_access"]["roles"]
+    _verify_signature(acme.keycloak.base_url, "acme", token)
+
+
+def test_an_acme_token_is_rejected_by_beta(env: Environment) -> None:
+    acme, beta = env.tenant("acme"), env.tenant("beta")
+    token = acme.token()
+    assert keycloak.userinfo_status(acme.keycloak.access, token) == 200
+    assert keycloak.userinfo_status(beta.keycloak.access, token) == 401
+    # beta's keys do not verify it (none of them is the key that signed it)
+    with pytest.raises((jws.InvalidJWSSignature, JWKeyNotFound)):
+        _verify_signature(beta.keycloak.base_url, "beta", token)
+    # and beta's own users cannot log in to acme
+    with pytest.raises(ServiceError, match="invalid_grant"):
+        acme.keycloak.token("admin@beta.test", beta.keycloak.users["admin@beta.test"])
+
+
+def test_a_wrong_password_is_a_clear_error(env: Environment) -> None:
+    with pytest.raises(ServiceError) as info:
+        env.tenant("acme").token("admin@acme.test", "not-the-password")
+    text = str(info.value)
+    assert "admin@acme.test" in text and "realm 'acme'" in text and "Invalid user credentials" in text
+
+
+def test_realm_contents(env: Environment) -> None:
+    admin = env.tenant("acme").keycloak.admin()
+    realm = admin.get_realm("acme")
+    assert realm["displayName"] == "Acme Garage"
+    roles = {r["name"] for r in admin.get_realm_roles()}
+    assert {"admin", "manager", "mechanic", "viewer"} <= roles
+    clients = {c["clientId"]: c for c in admin.get_clients()}
+    web = clients["driveops-web"]
+    assert web["publicClient"] is True and web["attributes"]["pkce.code.challenge.method"] == "S256"
+    assert clients["driveops-api"]["serviceAccountsEnabled"] is True
+    users = {u["username"]: u for u in admin.get_users()}
+    assert set(users) >= {"admin@acme.test", "manager@acme.test", "mechanic@acme.test", "viewer@acme.test"}
+    assert users["viewer@acme.test"]["email"] == "viewer@acme.test"
+
+
+def test_cli_token_env_check_and_reset(env: Environment, kc_box: Sandbox) -> None:
+    raw = kc_box.cli("token", "--tenant", "acme", "--user", "manager@acme.test")
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stdout.count(".") == 2 and len(raw.stdout.split()) == 1  # the token alone
+    decoded = json.loads(kc_box.cli("token", "--tenant", "beta", "--decode").stdout)
+    assert decoded["tenant"] == "beta" and decoded["iss"].endswith("/realms/beta")
+    wrong = kc_box.cli("token", "--tenant", "acme", "--user", "admin@acme.test", "--password", "nope")
+    assert wrong.returncode == 1 and "Invalid user credentials" in wrong.stderr
+
+    dotnet = dict(
+        line.split("=", 1)
+        for line in kc_box.cli("env", "--tenant", "acme", "--format", "dotnet").stdout.split()
+    )
+    assert dotnet["Keycloak__Authority"] == env.tenant("acme").keycloak.issuer
+    assert dotnet["Keycloak__ClientId"] == "driveops-api"
+    assert dotnet["Keycloak__ClientSecret"] == env.tenant("acme").keycloak.client_secret
+
+    check = kc_box.cli("check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(" ok ") == 8  # 4 checks x 2 tenants
+
+    # deactivate acme's tenant row: check fails and names the tenant and the check
+    with env.tenant("acme").connect_postgres(autocommit=True) as conn:
+        conn.execute("UPDATE tenants SET active = false")
+    failed = kc_box.cli("check", "--json")
+    assert failed.returncode == 1
+    results = {(r["tenant"], r["name"]): r for r in json.loads(failed.stdout)}
+    assert not results[("acme", "tenant-validation")]["ok"]
+    assert "not active" in results[("acme", "tenant-validation")]["detail"]
+    assert results[("beta", "tenant-validation")]["ok"]
+    assert "check tenant-validation failed for tenant acme" in failed.stderr
+
+    # a user added to the realm and the row change are both undone by reset
+    admin = env.tenant("acme").keycloak.admin()
+    admin.create_user({"username": "intruder@acme.test", "email": "intruder@acme.test", "enabled": True,
+                       "firstName": "I", "lastName": "N"})  # fmt: skip
+    reset = kc_box.cli("reset", "--tenant", "acme")
+    assert reset.returncode == 0, reset.stderr
+    assert "reset keycloak" in reset.stderr and "reset postgres" in reset.stderr
+    assert kc_box.cli("check").returncode == 0
+    usernames = {u["username"] for u in env.tenant("acme").keycloak.admin().get_users()}
+    assert "intruder@acme.test" not in usernames and "admin@acme.test" in usernames
+    # the client secret printed before the reset still works
+    assert env.tenant("acme").token()
+
+
+def test_status_reports_keycloak(env: Environment) -> None:
+    results = {r.name: r for r in env.status()}
+    assert results["keycloak"].ok
+
+
+def test_broken_realm_template_exits_2_and_starts_nothing(kc_sandbox: Sandbox, tmp_path: Path) -> None:
+    realms = tmp_path / "realms"
+    realms.mkdir()
+    (realms / "tenant-realm.json").write_text(
+        '{"realm": "{{ realm }}", "enabled": true,\n  "x": "{{ nope }}"}'
+    )
+    result = kc_sandbox.cli("up", "--tenants", "acme", "--realms-dir", str(realms))
+    assert result.returncode == 2
+    assert "tenant-realm.json line 2: unknown placeholder {{nope}}" in result.stderr
+    assert "tenant acme" in result.stderr
+    (realms / "tenant-realm.json").write_text('{"realm": "{{ realm }}",')
+    result = kc_sandbox.cli("up", "--tenants", "acme", "--realms-dir", str(realms))
+    assert result.returncode == 2 and "not valid JSON" in result.stderr and "tenant acme" in result.stderr
+    assert kc_sandbox.leftovers() == []
+
+
+def test_keycloak_that_cannot_start_reports_its_log_and_leaves_nothing(kc_sandbox: Sandbox) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = kc_sandbox.cli("up", "--tenants", "acme", "--keycloak-port", str(port), timeout=600)
+    assert result.returncode == 1, result.stderr
+    assert "keycloak exited during start-up" in result.stderr or "was not ready" in result.stderr
+    assert "last log lines" in result.stderr
+    assert "Address already in use" in result.stderr
+    assert kc_sandbox.leftovers() == []
+
+
+def test_seeded_rows_cannot_be_read_across_tenants_with_keycloak_running(env: Environment) -> None:
+    acme, beta = env.tenant("acme"), env.tenant("beta")
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(
+            f"host=127.0.0.1 port={beta.postgres.port} dbname={beta.postgres.database} "
+            f"user={acme.postgres.user} password={acme.postgres.password} connect_timeout=5"
+        ).close()
