@@ -85,7 +85,6 @@ def stop(pid: int) -> None:
 
 def measure_paths(install: keycloak_dist.KeycloakInstall, repeat: int) -> dict[str, list[float]]:
     home = install.home
-    kc = str(home / "bin" / "kc.sh")
     common = [
         "--http-host=127.0.0.1",
         "--http-port=HTTP",

@@ -20,12 +20,20 @@ from driveops_env import reset as reset_
 from driveops_env.backends import create_backend
 from driveops_env.errors import UsageError
 from driveops_env.health import CheckResult
-from driveops_env.services import keycloak
+from driveops_env.services import keycloak, mongo
 from driveops_env.spec import EnvSpec
-from driveops_env.state import EnvState, KeycloakAccess, PostgresAccess, RedisAccess, TenantRecord
+from driveops_env.state import (
+    EnvState,
+    KeycloakAccess,
+    MongoAccess,
+    PostgresAccess,
+    RedisAccess,
+    TenantRecord,
+)
 
 if TYPE_CHECKING:
     import psycopg
+    import pymongo.database
     import redis as redis_lib
 
 
@@ -75,6 +83,34 @@ class KeycloakEndpoint:
         return str(self.token_response(user, password)["access_token"])
 
 
+class MongoEndpoint:
+    """A tenant's MongoDB database: its URI and credentials, and ``connect()``."""
+
+    def __init__(self, access: MongoAccess) -> None:
+        self.access = access
+
+    @property
+    def uri(self) -> str:
+        return self.access.uri
+
+    @property
+    def database(self) -> str:
+        return self.access.database
+
+    @property
+    def user(self) -> str:
+        return self.access.user
+
+    @property
+    def password(self) -> str:
+        return self.access.password
+
+    def connect(self) -> pymongo.database.Database[Any]:
+        """A pymongo ``Database`` (its client is closed with ``db.client.close()``)."""
+        database: pymongo.database.Database[Any] = mongo.client(self.access)[self.access.database]
+        return database
+
+
 class TenantHandle:
     """Endpoints and clients of one tenant of a running environment."""
 
@@ -116,6 +152,15 @@ class TenantHandle:
         if self._record.redis is None:
             raise UsageError(f"tenant {self.slug!r} has no Redis in environment {self._env.name!r}")
         return self._record.redis
+
+    @property
+    def mongo(self) -> MongoEndpoint:
+        if self._record.mongo is None:
+            raise UsageError(f"tenant {self.slug!r} has no MongoDB in environment {self._env.name!r}")
+        return MongoEndpoint(self._record.mongo)
+
+    def connect_mongo(self) -> pymongo.database.Database[Any]:
+        return self.mongo.connect()
 
     @property
     def keycloak(self) -> KeycloakEndpoint:

@@ -34,6 +34,8 @@ def plain(env_name: str, tenant: TenantRecord) -> dict[str, str]:
         }
     if tenant.redis:
         out |= {"DRIVEOPS_REDIS_URL": tenant.redis.url, "DRIVEOPS_REDIS_KEY_PREFIX": tenant.redis.key_prefix}
+    if tenant.mongo:
+        out |= {"DRIVEOPS_MONGO_URI": tenant.mongo.uri, "DRIVEOPS_MONGO_DATABASE": tenant.mongo.database}
     if tenant.keycloak:
         kc = tenant.keycloak
         out |= {
@@ -54,6 +56,8 @@ def dotnet(tenant: TenantRecord) -> dict[str, str]:
         out["ConnectionStrings__DefaultConnection"] = (
             f"Host={pg.host};Port={pg.port};Database={pg.database};Username={pg.user};Password={pg.password}"
         )
+    if tenant.mongo:
+        out["ConnectionStrings__MongoConnection"] = tenant.mongo.uri
     if tenant.redis:
         r = tenant.redis
         text = f"{r.host}:{r.port},password={r.password}"

@@ -11,7 +11,7 @@ from functools import partial
 
 from driveops_env import readiness
 from driveops_env.backends import Backend
-from driveops_env.services import keycloak, postgres, redis
+from driveops_env.services import keycloak, mongo, postgres, redis
 from driveops_env.state import EnvState, ServiceRecord, TenantRecord
 
 
@@ -44,6 +44,8 @@ def _probe_server(record: ServiceRecord, backend: Backend) -> str:
         )
     elif record.kind == "redis":
         redis.probe(record.host, record.port, None, record.admin_password)
+    elif record.kind == "mongo":
+        mongo.probe(mongo.admin_access(record))
     elif record.kind == "keycloak":
         readiness.http_ok(f"http://{record.host}:{record.ports['management']}/health/ready")
     return f"{record.host}:{record.port}"
@@ -66,6 +68,17 @@ def _check_redis(tenant: TenantRecord) -> str:
     r = tenant.redis
     redis.probe(r.host, r.port, r.username, r.password)
     return "PING answered PONG"
+
+
+def _check_mongo(tenant: TenantRecord) -> str:
+    assert tenant.mongo is not None
+    conn = mongo.client(tenant.mongo)
+    try:
+        conn[tenant.mongo.database].command("ping")
+        names = conn[tenant.mongo.database].list_collection_names()
+    finally:
+        conn.close()
+    return f"{tenant.mongo.database} answers as {tenant.mongo.user} ({len(names)} collection(s))"
 
 
 def _first_user_token(tenant: TenantRecord) -> tuple[str, str]:
@@ -112,6 +125,8 @@ def tenant_checks(state: EnvState) -> list[CheckResult]:
             jobs.append(("postgres", tenant.slug, partial(_check_postgres, tenant)))
         if tenant.redis:
             jobs.append(("redis", tenant.slug, partial(_check_redis, tenant)))
+        if tenant.mongo:
+            jobs.append(("mongodb", tenant.slug, partial(_check_mongo, tenant)))
         if tenant.keycloak:
             jobs.append(("keycloak", tenant.slug, partial(_check_keycloak, tenant)))
         if tenant.postgres:

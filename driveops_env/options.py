@@ -60,7 +60,7 @@ def _port(value: str) -> int:
     return number
 
 
-SERVICES = ("keycloak", "postgres", "redis")
+SERVICES = ("keycloak", "postgres", "mongo", "redis")
 
 
 def _services(value: str) -> tuple[str, ...]:
@@ -210,7 +210,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "services",
-        "Comma-separated services to run: a subset of keycloak, postgres, redis.",
+        "Comma-separated services to run: a subset of keycloak, postgres, mongo, redis.",
         _services,
         lambda: SERVICES,
         ",".join(SERVICES),

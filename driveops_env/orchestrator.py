@@ -30,7 +30,7 @@ from driveops_env.errors import DriveopsEnvError, Interrupted, NotRunningError, 
 from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
-from driveops_env.services import keycloak, postgres, redis
+from driveops_env.services import keycloak, mongo, postgres, redis
 from driveops_env.services.redis import AclUser
 from driveops_env.spec import (
     EnvSpec,
@@ -43,6 +43,7 @@ from driveops_env.spec import (
 from driveops_env.state import (
     EnvState,
     KeycloakAccess,
+    MongoAccess,
     PostgresAccess,
     RedisAccess,
     ServiceRecord,
@@ -317,8 +318,13 @@ def _steps(
         for t in spec.tenants
     }
 
+    mongo_users = {t.slug: (f"{t.database}_mongo", generate_secret()) for t in spec.tenants}
+
     def server(key: str) -> ServiceRecord:
         return launch.state.services[key]
+
+    def start_mongo(key: str, owner: str | None, users: dict[str, str], pg_key: str | None) -> ServiceRecord:
+        return backend.start_mongo(key, owner, users, ctx, server(pg_key) if pg_key else None)
 
     def endpoint(record: ServiceRecord) -> str:
         return f"{record.host}:{record.port}"
@@ -340,6 +346,17 @@ def _steps(
             key = server_key("redis", tenant, spec.isolation)
             users = list(acl_users.values()) if shared else []
             add_server(key, partial(backend.start_redis, key, owner, users, ctx))
+        if "mongo" in services:
+            key = server_key("mongo", tenant, spec.isolation)
+            pg_key = server_key("postgres", tenant, spec.isolation) if backend.mongo_needs_postgres else None
+            if pg_key:
+                add_server(pg_key, partial(backend.start_postgres, pg_key, owner, ctx))
+            wanted = mongo_users if shared else {tenant.slug: mongo_users[tenant.slug]}
+            add_server(
+                key,
+                partial(start_mongo, key, owner, {u: p for u, p in wanted.values()}, pg_key),
+                after=(pg_key,) if pg_key else (),
+            )
     if "keycloak" in services:
         kc_after: tuple[str, ...] = ()
         database: keycloak.Database | None = None
@@ -399,6 +416,17 @@ def _steps(
         launch.set_tenant(tenant.slug, redis=access)
         return f"{len(seeds[tenant.slug].redis)} key(s)"
 
+    def seed_mongo(key: str, tenant: Tenant) -> str:
+        record = server(key)
+        user, password = mongo_users[tenant.slug]
+        access = MongoAccess(
+            key, record.host, record.port, tenant.database, user, password,
+            record.extra.get("auth_mechanism"), record.extra.get("auth_source"),
+        )  # fmt: skip
+        count = mongo.seed(access, seeds[tenant.slug].mongo, tenant=tenant.slug)
+        launch.set_tenant(tenant.slug, mongo=access)
+        return f"{len(seeds[tenant.slug].mongo)} collection(s), {count} document(s)"
+
     def create_realm(tenant: Tenant) -> str:
         realm = seeds[tenant.slug].realm
         assert realm is not None
@@ -427,6 +455,9 @@ def _steps(
         if "redis" in services:
             key = server_key("redis", tenant, spec.isolation)
             steps.append(Step(f"seed redis.{tenant.slug}", partial(seed_redis, key, tenant), after=(key,)))
+        if "mongo" in services:
+            key = server_key("mongo", tenant, spec.isolation)
+            steps.append(Step(f"seed mongo.{tenant.slug}", partial(seed_mongo, key, tenant), after=(key,)))
         if "keycloak" in services:
             steps.append(Step(f"realm {tenant.realm}", partial(create_realm, tenant), after=(KEYCLOAK,)))
     return steps

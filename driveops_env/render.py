@@ -38,6 +38,9 @@ def endpoints(state: EnvState, *, show_secrets: bool) -> str:
                     r.service,
                 ]
             )
+        if tenant.mongo:
+            m = tenant.mongo
+            rows.append([tenant.slug, "mongo", _hide(m.uri, m.password, show_secrets), m.service])
         if tenant.keycloak:
             kc = tenant.keycloak
             secret = kc.client_secret if show_secrets else mask(kc.client_secret)

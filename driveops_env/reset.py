@@ -15,11 +15,11 @@ from pathlib import Path
 
 from driveops_env import seeding
 from driveops_env.errors import UsageError
-from driveops_env.services import keycloak, postgres, redis
+from driveops_env.services import keycloak, mongo, postgres, redis
 from driveops_env.spec import Tenant
 from driveops_env.state import EnvState, TenantRecord
 
-STORES = ("postgres", "redis", "keycloak")
+STORES = ("postgres", "mongo", "redis", "keycloak")
 
 
 def tenant_of(record: TenantRecord) -> Tenant:
@@ -49,6 +49,12 @@ def reset_redis(state: EnvState, record: TenantRecord, seeds: seeding.TenantSeed
         client.close()
 
 
+def reset_mongo(record: TenantRecord, seeds: seeding.TenantSeeds) -> None:
+    assert record.mongo is not None
+    mongo.drop_all(record.mongo)
+    mongo.seed(record.mongo, seeds.mongo, tenant=record.slug)
+
+
 def reset_keycloak(state: EnvState, record: TenantRecord, seeds: seeding.TenantSeeds) -> None:
     assert record.keycloak is not None and seeds.realm is not None
     server = state.services["keycloak"]
@@ -72,6 +78,8 @@ def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -
     jobs: dict[str, Callable[[], None]] = {}
     if "postgres" in stores and record.postgres:
         jobs["postgres"] = lambda: reset_postgres(state, record)
+    if "mongo" in stores and record.mongo:
+        jobs["mongo"] = lambda: reset_mongo(record, seeds)
     if "redis" in stores and record.redis:
         jobs["redis"] = lambda: reset_redis(state, record, seeds)
     if "keycloak" in stores and record.keycloak:

@@ -327,6 +327,20 @@ def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_clien
     return RealmSeed(realm, users)
 
 
+# --- MongoDB --------------------------------------------------------------------------------------
+
+
+def render_mongo_collections(seeds_dir: Path, tenant: Tenant) -> tuple[Any, ...]:
+    """``seeds/mongo/<collection>.json`` rendered for the tenant (see services.mongo.parse_collection)."""
+    from driveops_env.services import mongo
+
+    context = tenant_context(tenant)
+    return tuple(
+        mongo.parse_collection(path, load_json_template(path, context, tenant=tenant.slug), tenant.slug)
+        for path in sorted((seeds_dir / "mongo").glob("*.json"))
+    )
+
+
 # --- the whole set --------------------------------------------------------------------------------
 
 
@@ -335,6 +349,7 @@ class TenantSeeds:
     sql: tuple[SqlFile, ...]
     redis: tuple[RedisEntry, ...]
     realm: RealmSeed | None
+    mongo: tuple[Any, ...] = ()  # services.mongo.MongoCollection
 
 
 def render_tenant_seeds(
@@ -347,7 +362,10 @@ def render_tenant_seeds(
     if api_client_secret is not None:
         realm = render_realm(realms_dir, seeds_dir, tenant, api_client_secret=api_client_secret)
     return TenantSeeds(
-        sql=render_sql_files(seeds_dir, tenant), redis=render_redis_entries(seeds_dir, tenant), realm=realm
+        sql=render_sql_files(seeds_dir, tenant),
+        redis=render_redis_entries(seeds_dir, tenant),
+        realm=realm,
+        mongo=render_mongo_collections(seeds_dir, tenant),
     )
 
 

@@ -89,6 +89,16 @@ class MongoAccess:
     auth_mechanism: str | None = None
     auth_source: str | None = None
 
+    @property
+    def uri(self) -> str:
+        query = "&".join(
+            f"{key}={value}"
+            for key, value in (("authMechanism", self.auth_mechanism), ("authSource", self.auth_source))
+            if value
+        )
+        base = f"mongodb://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+        return f"{base}?{query}" if query else base
+
 
 @dataclass
 class KeycloakAccess:

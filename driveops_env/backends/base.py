@@ -39,6 +39,7 @@ class StartContext:
 
 class Backend(Protocol):
     name: str
+    mongo_needs_postgres: bool  # FerretDB keeps its data in PostgreSQL; a real mongod does not
 
     def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
         """Check (and, once, build) prerequisites before anything starts; return the services' versions."""
@@ -52,6 +53,13 @@ class Backend(Protocol):
         self, key: str, tenant: str | None, users: list[AclUser], ctx: StartContext
     ) -> ServiceRecord:
         """A ready Redis whose default user has ``admin_password``, plus the given ACL users."""
+        ...
+
+    def start_mongo(
+        self, key: str, tenant: str | None, users: dict[str, str], ctx: StartContext, pg: ServiceRecord | None
+    ) -> ServiceRecord:
+        """A ready MongoDB-protocol server on which ``users`` (name -> password) can log in; ``pg`` is the
+        PostgreSQL server a FerretDB keeps its data in (None where the backend runs a real mongod)."""
         ...
 
     def start_keycloak(

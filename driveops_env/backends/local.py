@@ -19,9 +19,9 @@ from driveops_env.backends.base import StartContext
 from driveops_env.errors import Interrupted, MissingDependencyError, StartupError
 from driveops_env.options import Settings
 from driveops_env.secret import generate_secret
-from driveops_env.services import keycloak, keycloak_dist, postgres, redis
+from driveops_env.services import ferretdb, keycloak, keycloak_dist, mongo, postgres, redis
 from driveops_env.services.redis import AclUser
-from driveops_env.state import ServiceRecord
+from driveops_env.state import MongoAccess, ServiceRecord
 
 PORT_RETRIES = 3
 _PORT_CLASH = re.compile(r"address already in use|could not bind|could not create any TCP", re.IGNORECASE)
@@ -29,12 +29,14 @@ _PORT_CLASH = re.compile(r"address already in use|could not bind|could not creat
 
 class LocalBackend:
     name = "local"
+    mongo_needs_postgres = True  # FerretDB with its PostgreSQL handler
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pg_bin: Path | None = None
         self._pg_template: Path | None = None
         self._keycloak: keycloak_dist.KeycloakInstall | None = None
+        self._ferretdb: Path | None = None
 
     # --- prerequisites ----------------------------------------------------------------------------
 
@@ -55,8 +57,10 @@ class LocalBackend:
     def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
         settings = self.settings
         versions: dict[str, str] = {}
-        needs_postgres = "postgres" in settings.services or (
-            "keycloak" in settings.services and settings.keycloak_db == "postgres"
+        needs_postgres = (
+            "postgres" in settings.services
+            or "mongo" in settings.services  # FerretDB keeps its data in PostgreSQL
+            or ("keycloak" in settings.services and settings.keycloak_db == "postgres")
         )
         if needs_postgres:
             self._pg_bin = postgres.find_bin_dir(settings.postgres_bin)
@@ -69,6 +73,9 @@ class LocalBackend:
             out = subprocess.run([redis_server, "--version"], capture_output=True, text=True, check=False)
             match = re.search(r"v=(\S+)", out.stdout)
             versions["redis"] = match.group(1) if match else "unknown"
+        if "mongo" in settings.services:
+            self._ferretdb = ferretdb.build(settings.cache_dir, ferretdb.DEFAULT_VERSION, progress)
+            versions["mongo"] = f"FerretDB {ferretdb.DEFAULT_VERSION}"
         if "keycloak" in settings.services:
             self._keycloak = keycloak_dist.ensure_install(
                 settings.cache_dir, version=settings.keycloak_version, db=settings.keycloak_db,
@@ -140,7 +147,15 @@ class LocalBackend:
                 raise Interrupted("start-up was cancelled", service=kind, tenant=tenant)
             port = fixed_port or ctx.ports.allocate()
             argv, more_ports = prepare(port)
-            ref = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir, env=env)
+            try:
+                ref = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir, env=env)
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot run {argv[0]}: {exc.strerror}",
+                    service=kind,
+                    tenant=tenant,
+                    hint="check the binary and its permissions (scripts/provision installs them)",
+                ) from exc
             record = ServiceRecord(
                 key=key, kind=kind, tenant=tenant, host="127.0.0.1", port=port, admin_user=admin_user,
                 admin_password=admin_password, log_path=str(log_path), data_dir=str(data_dir),
@@ -223,6 +238,36 @@ class LocalBackend:
             data_dir=data_dir,
             user=user,
         )
+
+    def start_mongo(
+        self, key: str, tenant: str | None, users: dict[str, str], ctx: StartContext, pg: ServiceRecord | None
+    ) -> ServiceRecord:
+        """FerretDB on the PostgreSQL server ``pg``; ``users`` (name -> password) become PostgreSQL roles
+        that FerretDB passes the clients' credentials through to."""
+        binary = self._ferretdb
+        assert binary is not None and pg is not None, "prepare() first; FerretDB needs its PostgreSQL"
+        data_dir = self._server_dir(ctx, key)
+        data_dir.mkdir(mode=0o700, exist_ok=True)
+        probe_user, probe_password = f"driveops_probe_{key.replace('.', '_')}", generate_secret()
+        admin = postgres.conninfo(pg.host, pg.port, pg.admin_user, pg.admin_password, "postgres")
+        ferretdb.prepare_postgres(admin, roles={probe_user: probe_password, **users})
+
+        def probe(record: ServiceRecord) -> None:
+            mongo.probe(
+                MongoAccess(key, record.host, record.port, "admin", probe_user, probe_password, "PLAIN")
+            )
+
+        record = self._launch(
+            ctx, key=key, kind="mongo", tenant=tenant,
+            prepare=lambda port: (ferretdb.server_argv(binary, port=port, pg_host=pg.host, pg_port=pg.port),
+                                  {}),
+            probe=probe, admin_user=probe_user, admin_password=probe_password, data_dir=data_dir,
+            user=None,
+        )  # fmt: skip
+        record.extra["auth_mechanism"] = "PLAIN"
+        record.extra["server"] = f"FerretDB {ferretdb.DEFAULT_VERSION} (PostgreSQL handler)"
+        ctx.register(record)
+        return record
 
     def start_keycloak(
         self,

@@ -1,0 +1,125 @@
+"""FerretDB 1.x, the MongoDB-protocol server of the local backend where no ``mongod`` is installed.
+
+Built once from the Go module through the module proxy (no download site is reachable here); a plain
+``go install`` builds a binary that panics at start-up because ``build/version/version.txt`` is
+generated, so the module source is copied, the version file written, and ``go build`` run.
+
+Handler: PostgreSQL.  FerretDB 1.x authenticates by passing the client's user name and password
+through to PostgreSQL (mechanism PLAIN), so each tenant's MongoDB user is a PostgreSQL role of its
+own, and PostgreSQL's privileges keep tenants apart: a MongoDB database is a schema owned by the
+tenant's role, which other roles cannot use.  (The SQLite handler authenticates nothing.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock
+
+from driveops_env.errors import MissingDependencyError, StartupError
+
+MODULE = "github.com/FerretDB/FerretDB"
+DEFAULT_VERSION = "v1.24.2"
+PG_DATABASE = "ferretdb"  # the PostgreSQL database holding every MongoDB database as a schema
+
+
+def binary_path(cache: Path, version: str) -> Path:
+    return cache / "ferretdb" / f"ferretdb-{version}"
+
+
+def build(cache: Path, version: str, progress: Callable[[str], None]) -> Path:
+    """The FerretDB binary, built once into the cache."""
+    target = binary_path(cache, version)
+    if target.exists():
+        return target
+    go = shutil.which("go")
+    if go is None:
+        raise MissingDependencyError(
+            f"FerretDB {version} is not built ({target}) and Go is not installed to build it",
+            service="mongo",
+            hint="run scripts/provision, or install Go 1.24+, or set --mongod to a mongod binary",
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{target.name}.lock")):
+        if target.exists():
+            return target
+        progress(f"building FerretDB {version} from the Go module proxy (once, about 1-2 min)")
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+        download = subprocess.run(
+            [go, "mod", "download", "-json", f"{MODULE}@{version}"], capture_output=True, text=True, env=env,
+            cwd=target.parent, check=False,
+        )  # fmt: skip
+        if download.returncode != 0:
+            raise MissingDependencyError(
+                f"go mod download {MODULE}@{version} failed",
+                service="mongo",
+                hint="check that the Go module proxy is reachable (GOPROXY)",
+                log_tail=(download.stdout + download.stderr)[-2000:],
+            )
+        source = Path(json.loads(download.stdout)["Dir"])
+        work = target.parent / f"src-{version}"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(source, work)
+        for root, dirs, files in os.walk(work):  # the module cache is read-only
+            for name in dirs + files:
+                os.chmod(os.path.join(root, name), 0o755 if name in dirs else 0o644)
+        work.chmod(0o755)
+        (work / "build" / "version" / "version.txt").write_text(version + "\n")
+        partial = target.with_name(target.name + ".partial")
+        result = subprocess.run(
+            [go, "build", "-trimpath", "-o", str(partial), "./cmd/ferretdb"], capture_output=True, text=True,
+            env=env, cwd=work, check=False,
+        )  # fmt: skip
+        shutil.rmtree(work, ignore_errors=True)
+        if result.returncode != 0:
+            raise StartupError(
+                f"building FerretDB {version} failed",
+                service="mongo",
+                log_tail=(result.stdout + result.stderr)[-3000:],
+                hint="FerretDB 1.24 needs Go 1.24 or newer",
+            )
+        partial.rename(target)
+    return target
+
+
+def server_argv(binary: Path, *, port: int, pg_host: str, pg_port: int) -> list[str]:
+    # No credentials in the URL: anonymous clients must get nothing (FerretDB would use the URL's).
+    return [
+        str(binary),
+        "--handler=postgresql",
+        f"--postgresql-url=postgres://{pg_host}:{pg_port}/{PG_DATABASE}",
+        f"--listen-addr=127.0.0.1:{port}",
+        "--state-dir=-",
+        "--debug-addr=-",
+        "--telemetry=disable",
+        "--log-level=warn",
+    ]
+
+
+def prepare_postgres(admin_info: str, *, roles: dict[str, str]) -> None:
+    """The ``ferretdb`` database and one login role per MongoDB user, allowed to connect to it and to
+    create schemas (= MongoDB databases) in it; PUBLIC is revoked."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(PG_DATABASE)))
+        for role, password in roles.items():
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+            conn.execute(
+                sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
+                    sql.Identifier(PG_DATABASE), sql.Identifier(role)
+                )
+            )

@@ -1,0 +1,133 @@
+"""MongoDB protocol: URIs, readiness, seeding and reset of a tenant's database.  Works against a real
+``mongod``/``mongo`` image and against FerretDB, using only operations both support (no transactions,
+no aggregation beyond the basics, indexes with ``keys``, ``name``, ``unique`` only)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from driveops_env.errors import SeedError, TemplateError
+from driveops_env.state import MongoAccess, ServiceRecord
+
+INDEX_KEYS = frozenset({"keys", "name", "unique"})
+
+
+def client(access: MongoAccess) -> Any:
+    import pymongo
+
+    return pymongo.MongoClient(
+        access.uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True
+    )
+
+
+def admin_access(record: ServiceRecord) -> MongoAccess:
+    """How driveops-env itself logs in to a MongoDB-protocol server (readiness, status)."""
+    return MongoAccess(
+        record.key, record.host, record.port, "admin", record.admin_user, record.admin_password,
+        record.extra.get("auth_mechanism"), record.extra.get("auth_source"),
+    )  # fmt: skip
+
+
+def probe(access: MongoAccess) -> None:
+    """Readiness: an authenticated ``ping`` (FerretDB asks its PostgreSQL, so this is end to end)."""
+    conn = client(access)
+    try:
+        conn.admin.command("ping")
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class MongoCollection:
+    name: str
+    indexes: tuple[dict[str, Any], ...]
+    documents: tuple[dict[str, Any], ...]
+    path: Path
+
+
+def _check_keys(value: Any, path: Path, tenant: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or key.startswith("$") or "." in key:
+                raise TemplateError(f"{path}: field name {key!r} is not portable (no '$' prefix, no '.')",
+                                    tenant=tenant)  # fmt: skip
+            _check_keys(item, path, tenant)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, list):
+                raise TemplateError(f"{path}: nested arrays are not supported by FerretDB", tenant=tenant)
+            _check_keys(item, path, tenant)
+
+
+def parse_collection(path: Path, raw: Any, tenant: str) -> MongoCollection:
+    """One ``seeds/mongo/<collection>.json``: ``{"indexes": [...], "documents": [...]}``; documents may
+    use MongoDB Extended JSON (``{"$date": ...}``, ``{"$oid": ...}``)."""
+    from bson import json_util
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("documents", []), list):
+        raise TemplateError(f"{path}: expected an object with a 'documents' list", tenant=tenant)
+    unknown = set(raw) - {"indexes", "documents"}
+    if unknown:
+        raise TemplateError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}", tenant=tenant)
+    indexes = raw.get("indexes", [])
+    for index in indexes:
+        if not isinstance(index, dict) or not isinstance(index.get("keys"), dict) or not index["keys"]:
+            raise TemplateError(f"{path}: an index needs a non-empty 'keys' object: {index!r}", tenant=tenant)
+        extra = set(index) - INDEX_KEYS
+        if extra:
+            raise TemplateError(
+                f"{path}: index option(s) {', '.join(sorted(extra))} are not supported by FerretDB",
+                tenant=tenant, hint="use keys, name and unique only",
+            )  # fmt: skip
+    for document in raw.get("documents", []):
+        if not isinstance(document, dict):
+            raise TemplateError(f"{path}: every document must be an object", tenant=tenant)
+    documents = json_util.loads(json.dumps(raw.get("documents", [])))
+    for document in documents:
+        _check_keys(document, path, tenant)
+    return MongoCollection(path.stem, tuple(indexes), tuple(documents), path)
+
+
+def seed(access: MongoAccess, collections: Iterable[MongoCollection], *, tenant: str) -> int:
+    """Create the collections with their indexes and documents; returns the number of documents."""
+    import pymongo
+
+    conn = client(access)
+    count = 0
+    try:
+        database = conn[access.database]
+        for collection in collections:
+            target = database[collection.name]
+            for index in collection.indexes:
+                keys = list(index["keys"].items())
+                options: dict[str, Any] = {"unique": bool(index.get("unique", False))}
+                if index.get("name"):
+                    options["name"] = index["name"]
+                target.create_index(keys, **options)
+            if collection.documents:
+                target.insert_many([dict(d) for d in collection.documents], ordered=True)
+                count += len(collection.documents)
+    except pymongo.errors.PyMongoError as exc:
+        raise SeedError(
+            f"seed file {collection.path} was refused: {str(exc)[:300]}",
+            service="mongo",
+            tenant=tenant,
+            hint="fix the seed file; nothing of the environment was left running",
+        ) from exc
+    finally:
+        conn.close()
+    return count
+
+
+def drop_all(access: MongoAccess) -> None:
+    conn = client(access)
+    try:
+        database = conn[access.database]
+        for name in database.list_collection_names():
+            database.drop_collection(name)
+    finally:
+        conn.close()
