@@ -34,6 +34,7 @@ def test_seeded_isolated_and_reset(sandbox: Sandbox, isolation: str) -> None:
 
         # cross-tenant access is refused
         stolen = acme.mongo.access
+        other: pymongo.MongoClient[dict[str, object]]
         if isolation == "dedicated":
             assert acme.mongo.access.port != beta.mongo.access.port
             other = pymongo.MongoClient(
@@ -48,7 +49,7 @@ def test_seeded_isolated_and_reset(sandbox: Sandbox, isolation: str) -> None:
             other.driveops_beta.intervention_notes.find_one()
         with pytest.raises(pymongo.errors.OperationFailure):
             other.driveops_beta.intervention_notes.insert_one({"evil": True})
-        anonymous = pymongo.MongoClient(
+        anonymous: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
             f"mongodb://127.0.0.1:{beta.mongo.access.port}/", serverSelectionTimeoutMS=3000
         )
         with pytest.raises(pymongo.errors.OperationFailure):
