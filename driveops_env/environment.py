@@ -215,6 +215,7 @@ class Environment:
         settings: options.Settings | None = None,
         recreate: bool = False,
         detach: bool = False,
+        owner_pid: int | None = None,
         progress: orchestrator.Progress | None = None,
     ) -> Environment:
         """Start (or attach to) an environment. Without ``detach`` this process owns it: if the process
@@ -223,7 +224,12 @@ class Environment:
         if spec is not None:
             settings = settings.replace(name=spec.name)
         result = orchestrator.up(
-            settings, spec=spec, recreate=recreate, detach=detach, progress=progress or (lambda _: None)
+            settings,
+            spec=spec,
+            recreate=recreate,
+            detach=detach,
+            owner_pid=owner_pid,
+            progress=progress or (lambda _: None),
         )
         return cls(result.state, settings)
 

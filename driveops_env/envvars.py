@@ -10,7 +10,8 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from driveops_env.state import TenantRecord
+from driveops_env.errors import UsageError
+from driveops_env.state import KeycloakAccess, MongoAccess, PostgresAccess, RedisAccess, TenantRecord
 
 FORMATS = ("dotenv", "json", "shell", "dotnet")
 
@@ -46,6 +47,9 @@ def plain(env_name: str, tenant: TenantRecord) -> dict[str, str]:
             "DRIVEOPS_KEYCLOAK_CLIENT_SECRET": kc.client_secret,
             "DRIVEOPS_KEYCLOAK_WEB_CLIENT_ID": kc.web_client_id,
         }
+        if kc.users:  # a seeded user, for smoke checks that attach through these variables
+            user = next(iter(kc.users))
+            out |= {"DRIVEOPS_KEYCLOAK_USER": user, "DRIVEOPS_KEYCLOAK_PASSWORD": kc.users[user]}
     return out
 
 
@@ -88,3 +92,51 @@ def _dotenv_value(value: str) -> str:
     if value and all(c.isalnum() or c in "-_.:/@=,;+" for c in value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def record_from_plain(environ: Mapping[str, str]) -> TenantRecord:
+    """The inverse of ``plain``: a tenant described by the variables ``env`` prints (smoke checks
+    against an environment this process did not start)."""
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    try:
+        slug = environ["DRIVEOPS_TENANT"]
+        record = TenantRecord(
+            slug, environ["DRIVEOPS_TENANT_ID"], environ.get("DRIVEOPS_TENANT_NAME", slug), slug
+        )
+    except KeyError as exc:
+        raise UsageError(
+            f"{exc.args[0]} is not set", hint="eval the output of `driveops-env env --format shell`"
+        ) from None
+    if "PGHOST" in environ and "PGDATABASE" in environ:
+        record.postgres = PostgresAccess(
+            "postgres", environ["PGHOST"], int(environ.get("PGPORT", "5432")), environ["PGDATABASE"],
+            environ.get("PGUSER", ""), environ.get("PGPASSWORD", ""),
+        )  # fmt: skip
+    if "DRIVEOPS_REDIS_URL" in environ:
+        url = urlparse(environ["DRIVEOPS_REDIS_URL"])
+        record.redis = RedisAccess(
+            "redis", url.hostname or "127.0.0.1", url.port or 6379,
+            unquote(url.username) if url.username else None, unquote(url.password or ""),
+            environ.get("DRIVEOPS_REDIS_KEY_PREFIX", f"{slug}:"),
+        )  # fmt: skip
+    if "DRIVEOPS_MONGO_URI" in environ:
+        url = urlparse(environ["DRIVEOPS_MONGO_URI"])
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        record.mongo = MongoAccess(
+            "mongo", url.hostname or "127.0.0.1", url.port or 27017, url.path.lstrip("/") or slug,
+            unquote(url.username or ""), unquote(url.password or ""), query.get("authMechanism"),
+            query.get("authSource"),
+        )  # fmt: skip
+    if "DRIVEOPS_KEYCLOAK_URL" in environ:
+        users = {}
+        if "DRIVEOPS_KEYCLOAK_USER" in environ:
+            users[environ["DRIVEOPS_KEYCLOAK_USER"]] = environ.get("DRIVEOPS_KEYCLOAK_PASSWORD", "")
+        record.realm = environ.get("DRIVEOPS_KEYCLOAK_REALM", slug)
+        record.keycloak = KeycloakAccess(
+            "keycloak", environ["DRIVEOPS_KEYCLOAK_URL"], record.realm,
+            environ.get("DRIVEOPS_KEYCLOAK_CLIENT_ID", "driveops-api"),
+            environ.get("DRIVEOPS_KEYCLOAK_CLIENT_SECRET", ""),
+            environ.get("DRIVEOPS_KEYCLOAK_WEB_CLIENT_ID", "driveops-web"), users,
+        )  # fmt: skip
+    return record

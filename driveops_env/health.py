@@ -39,9 +39,7 @@ def _probe_server(record: ServiceRecord, backend: Backend) -> str:
     if not backend.is_running(record):
         raise RuntimeError("not running (process or container gone)")
     if record.kind == "postgres":
-        postgres.probe(
-            postgres.conninfo(record.host, record.port, record.admin_user, record.admin_password, "postgres")
-        )
+        postgres.probe(postgres.admin_conninfo(record))
     elif record.kind == "redis":
         redis.probe(record.host, record.port, None, record.admin_password)
     elif record.kind == "mongo":
@@ -118,18 +116,25 @@ def _check_tenant_row(tenant: TenantRecord) -> str:
     return f"tenant {row[0]} exists, is active, and matches the token's tenant_id"
 
 
+# The production guide's checks, in report order: name -> (applies to the tenant?, check).
+TENANT_CHECKS: dict[str, tuple[Callable[[TenantRecord], bool], Callable[[TenantRecord], str]]] = {
+    "postgres": (lambda t: t.postgres is not None, _check_postgres),
+    "mongodb": (lambda t: t.mongo is not None, _check_mongo),
+    "redis": (lambda t: t.redis is not None, _check_redis),
+    "keycloak": (lambda t: t.keycloak is not None, _check_keycloak),
+    "tenant-validation": (lambda t: t.postgres is not None, _check_tenant_row),
+}
+
+
+def checks_for(tenant: TenantRecord) -> list[str]:
+    return [name for name, (applies, _) in TENANT_CHECKS.items() if applies(tenant)]
+
+
+def run_check(name: str, tenant: TenantRecord) -> CheckResult:
+    return _run(name, tenant.slug, partial(TENANT_CHECKS[name][1], tenant))
+
+
 def tenant_checks(state: EnvState) -> list[CheckResult]:
-    jobs: list[tuple[str, str, Callable[[], str]]] = []
-    for tenant in state.tenants.values():
-        if tenant.postgres:
-            jobs.append(("postgres", tenant.slug, partial(_check_postgres, tenant)))
-        if tenant.redis:
-            jobs.append(("redis", tenant.slug, partial(_check_redis, tenant)))
-        if tenant.mongo:
-            jobs.append(("mongodb", tenant.slug, partial(_check_mongo, tenant)))
-        if tenant.keycloak:
-            jobs.append(("keycloak", tenant.slug, partial(_check_keycloak, tenant)))
-        if tenant.postgres:
-            jobs.append(("tenant-validation", tenant.slug, partial(_check_tenant_row, tenant)))
+    jobs = [(name, tenant) for tenant in state.tenants.values() for name in checks_for(tenant)]
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-        return list(pool.map(lambda job: _run(*job), jobs))
+        return list(pool.map(lambda job: run_check(*job), jobs))

@@ -130,8 +130,12 @@ def up(
     spec: EnvSpec | None = None,
     recreate: bool = False,
     detach: bool = False,
+    owner_pid: int | None = None,
     progress: Progress = _quiet,
 ) -> UpResult:
+    """Start (or attach to) an environment.  While it starts, this process owns it; afterwards its
+    owner is ``owner_pid`` (default: this process), or nobody with ``detach``.  The next ``up`` of that
+    name sweeps an environment whose owner died."""
     started = time.monotonic()
     spec = spec or build_spec(settings)
     backend_name = resolve_backend_name(spec.backend)
@@ -160,7 +164,6 @@ def up(
         else:
             _remove_dir(env_dir(settings, spec.name))  # data a crashed run left without a state file
 
-        owner_start = process.start_time_of(os.getpid())
         state = EnvState(
             name=spec.name,
             backend=backend_name,
@@ -171,7 +174,7 @@ def up(
             seeds_dir=str(spec.seeds_dir),
             realms_dir=str(spec.realms_dir),
             owner_pid=os.getpid(),
-            owner_start=owner_start,
+            owner_start=process.start_time_of(os.getpid()),
             tenants={
                 t.slug: TenantRecord(t.slug, t.tenant_id, t.display_name, t.realm) for t in spec.tenants
             },
@@ -191,7 +194,7 @@ def up(
         interrupted = threading.Event()
         try:
             with _signals_cancel(cancel, interrupted):
-                _start(state, store, steps, cancel, progress, detach)
+                _start(state, store, steps, cancel, progress, None if detach else (owner_pid or os.getpid()))
             if interrupted.is_set():
                 raise KeyboardInterrupt
         except BaseException as exc:
@@ -215,7 +218,7 @@ def _start(
     steps: list[Step],
     cancel: threading.Event,
     progress: Progress,
-    detach: bool,
+    owner_pid: int | None,
 ) -> None:
     """The part of ``up`` that starts things; its caller cleans up however it ends."""
     store.save(state)
@@ -230,10 +233,21 @@ def _start(
 
     run_steps(steps, cancel=cancel, on_done=report)
     state.status = "running"
-    if detach:
-        state.owner_pid = None
-        state.owner_start = None
+    state.owner_pid = owner_pid
+    state.owner_start = process.start_time_of(owner_pid) if owner_pid else None
     store.save(state)
+
+
+def release(settings: Settings, name: str, owner_pid: int | None = None) -> None:
+    """Hand a running environment to another owner, or to nobody (it then stays until ``down``)."""
+    store = StateStore(settings.state_dir)
+    with store.lock(name):
+        state = store.load(name)
+        if state is None:
+            return
+        state.owner_pid = owner_pid
+        state.owner_start = process.start_time_of(owner_pid) if owner_pid else None
+        store.save(state)
 
 
 @contextlib.contextmanager
@@ -365,9 +379,7 @@ def _steps(
 
             def start_keycloak_postgres() -> ServiceRecord:
                 record = backend.start_postgres(KEYCLOAK_PG, None, ctx)
-                admin = postgres.conninfo(
-                    record.host, record.port, record.admin_user, record.admin_password, "postgres"
-                )
+                admin = postgres.admin_conninfo(record)
                 assert database is not None
                 postgres.create_tenant_database(
                     admin, role=database.user, password=database.password, database=database.name
@@ -386,9 +398,7 @@ def _steps(
     # --- per tenant ---
     def seed_postgres(key: str, tenant: Tenant) -> str:
         record = server(key)
-        admin = postgres.conninfo(
-            record.host, record.port, record.admin_user, record.admin_password, "postgres"
-        )
+        admin = postgres.admin_conninfo(record)
         access = PostgresAccess(
             key, record.host, record.port, tenant.database, tenant.database, generate_secret()
         )

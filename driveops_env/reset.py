@@ -29,7 +29,7 @@ def tenant_of(record: TenantRecord) -> Tenant:
 def reset_postgres(state: EnvState, record: TenantRecord) -> None:
     assert record.postgres is not None
     server = state.services[record.postgres.service]
-    admin = postgres.conninfo(server.host, server.port, server.admin_user, server.admin_password, "postgres")
+    admin = postgres.admin_conninfo(server)
     postgres.restore_from_seed_template(admin, database=record.postgres.database, owner=record.postgres.user)
 
 

@@ -249,7 +249,7 @@ class LocalBackend:
         data_dir = self._server_dir(ctx, key)
         data_dir.mkdir(mode=0o700, exist_ok=True)
         probe_user, probe_password = f"driveops_probe_{key.replace('.', '_')}", generate_secret()
-        admin = postgres.conninfo(pg.host, pg.port, pg.admin_user, pg.admin_password, "postgres")
+        admin = postgres.admin_conninfo(pg)
         ferretdb.prepare_postgres(admin, roles={probe_user: probe_password, **users})
 
         def probe(record: ServiceRecord) -> None:

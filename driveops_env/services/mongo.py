@@ -123,6 +123,30 @@ def seed(access: MongoAccess, collections: Iterable[MongoCollection], *, tenant:
     return count
 
 
+def restore(access: MongoAccess, collections: Iterable[MongoCollection], *, tenant: str) -> None:
+    """Back to the seeded documents without recreating what need not be: seeded collections are
+    emptied and refilled (their indexes stay), any other collection is dropped."""
+    conn = client(access)
+    try:
+        database = conn[access.database]
+        existing = set(database.list_collection_names())
+        wanted = list(collections)
+        for name in existing - {c.name for c in wanted}:
+            database.drop_collection(name)
+        missing = [c for c in wanted if c.name not in existing]
+        for collection in wanted:
+            if collection.name in existing:
+                database[collection.name].delete_many({})
+                if collection.documents:
+                    database[collection.name].insert_many(
+                        [dict(d) for d in collection.documents], ordered=True
+                    )
+    finally:
+        conn.close()
+    if missing:
+        seed(access, missing, tenant=tenant)
+
+
 def drop_all(access: MongoAccess) -> None:
     conn = client(access)
     try:

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from driveops_env.errors import MissingDependencyError, StartupError
+from driveops_env.state import ServiceRecord
 
 SUPERUSER = "postgres"
 
@@ -44,6 +45,11 @@ def conninfo(host: str, port: int, user: str, password: str | None, dbname: str)
     if password:
         parts.append(f"password={password}")
     return " ".join(parts)
+
+
+def admin_conninfo(server: ServiceRecord, database: str = "postgres") -> str:
+    """How driveops-env logs in to a PostgreSQL server it started: as its superuser, over TCP."""
+    return conninfo(server.host, server.port, server.admin_user, server.admin_password, database)
 
 
 def probe(info: str) -> None:
@@ -112,24 +118,38 @@ def save_seed_template(admin_info: str, database: str) -> None:
         )
 
 
+def clone_from_template(admin_info: str, *, template: str, target: str, owner: str) -> None:
+    """Drop ``target`` (closing its sessions) and clone it from ``template``: milliseconds for a small
+    database (the default WAL_LOG strategy)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                sql.Identifier(target), sql.Identifier(template), sql.Identifier(owner)
+            )
+        )
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(target)))
+        conn.execute(
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(target), sql.Identifier(owner)
+            )
+        )
+
+
 def restore_from_seed_template(admin_info: str, *, database: str, owner: str) -> None:
-    """Drop ``database`` (closing its sessions) and clone it back from its seed template."""
+    """``database`` back to its seeded state, from the template saved at ``up``."""
+    clone_from_template(admin_info, template=seed_template_name(database), target=database, owner=owner)
+
+
+def drop_database(admin_info: str, database: str) -> None:
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(admin_info, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-                sql.Identifier(database), sql.Identifier(seed_template_name(database)), sql.Identifier(owner)
-            )
-        )
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
-        conn.execute(
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(database), sql.Identifier(owner)
-            )
-        )
 
 
 # --- local server ---------------------------------------------------------------------------------
