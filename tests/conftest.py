@@ -21,6 +21,7 @@ import pytest
 from driveops_env import options
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["pytester"]
 
 
 def processes_mentioning(text: str) -> list[str]:
