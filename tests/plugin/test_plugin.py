@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,7 +21,7 @@ def cache_dir() -> str:
 @pytest.fixture
 def box(
     cache_dir: str, sandbox: Sandbox, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Sandbox]:
+) -> Sandbox:
     """A sandbox whose environment variables the pytester runs inherit, with the real cache (or the
     runs would rebuild FerretDB and the template cluster in pytester's temporary HOME)."""
     monkeypatch.setenv("DRIVEOPS_ENV_CACHE_DIR", cache_dir)
@@ -32,7 +30,7 @@ def box(
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("DRIVEOPS_ENV_SERVICES", "postgres,mongo,redis")
     sandbox.services = "postgres,mongo,redis"
-    yield sandbox
+    return sandbox
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -100,8 +98,8 @@ def test_xdist_two_workers_share_one_environment(
             key = tenant.redis.key_prefix + "counter"
             assert tenant_redis.incr(key) == 1
             with open(os.path.join({str(out)!r}, f"{{worker}}-{{n}}.json"), "w") as f:
-                json.dump({{"worker": worker, "database": tenant.postgres.database, "port": tenant.postgres.port,
-                           "prefix": tenant.redis.key_prefix}}, f)
+                json.dump({{"worker": worker, "database": tenant.postgres.database,
+                           "port": tenant.postgres.port, "prefix": tenant.redis.key_prefix}}, f)
         """
     )
     result = run(pytester, "-n", "2")
@@ -232,7 +230,8 @@ def test_smoke_mode_against_a_running_environment_and_through_env_vars(
 EVERY_FIXTURE = """
 import psycopg, pymongo.database, redis
 
-def test_every_fixture(driveops_env, tenant, tenant_pg, tenant_mongo, tenant_redis, tenant_keycloak, tenant_token):
+def test_every_fixture(driveops_env, tenant, tenant_pg, tenant_mongo, tenant_redis, tenant_keycloak,
+                       tenant_token):
     assert driveops_env.tenants == ["acme"]
     assert isinstance(tenant_pg, psycopg.Connection)
     assert tenant_pg.execute("SELECT slug FROM tenants").fetchone() == ("acme",)
