@@ -70,6 +70,20 @@ PLUGIN_OPTIONS: tuple[options.Option, ...] = (
 ALL_OPTIONS = (*options.OPTIONS, *PLUGIN_OPTIONS)
 
 
+def plugin_options_table() -> str:
+    """The README's table of the plugin's own options."""
+    lines = [
+        "| plugin option | pytest flag | ini key | environment variable | default | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for option in PLUGIN_OPTIONS:
+        lines.append(
+            f"| {option.name} | `--driveops-{option.name}` | `{option.ini_key}` | `{option.env_var}` | "
+            f"{option.default_doc} | {option.help} |"
+        )
+    return "\n".join(lines)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(
         "driveops-env", "driveops-env: tenant environments (flags, ini keys, DRIVEOPS_ENV_*)"
