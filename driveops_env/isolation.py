@@ -65,6 +65,9 @@ class TenantCopy:
         self._made = True
         if self.worker is None:
             return
+        if self.record.mongo:  # a mongod user may use its own database only: grant the copy
+            server = self.state.services[self.record.mongo.service]
+            mongo.grant_database(mongo.admin_access(server), self.record.mongo, self.record.mongo.database)
         self.restore(STORES)
 
     def restore(self, stores: tuple[str, ...] = STORES) -> dict[str, float]:

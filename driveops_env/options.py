@@ -9,6 +9,7 @@ not at import time.
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -61,6 +62,13 @@ def _port(value: str) -> int:
 
 
 SERVICES = ("keycloak", "postgres", "mongo", "redis")
+# The official images, pinned (the docker backend's defaults).
+DEFAULT_IMAGES = {
+    "postgres": "postgres:16",
+    "mongo": "mongo:7",
+    "redis": "redis:7",
+    "keycloak": f"quay.io/keycloak/keycloak:{DEFAULT_KEYCLOAK_VERSION}",
+}
 
 
 def _services(value: str) -> tuple[str, ...]:
@@ -257,6 +265,17 @@ OPTIONS: tuple[Option, ...] = (
         "$JAVA_HOME, else java on PATH",
         metavar="DIR",
     ),
+    *(
+        Option(
+            f"image_{service}",
+            f"Image of {service} for the docker backend.",
+            _text,
+            functools.partial(str, image),
+            image,
+            metavar="IMAGE",
+        )
+        for service, image in DEFAULT_IMAGES.items()
+    ),
     Option(
         "startup_timeout",
         "Seconds a service may take to become ready.",
@@ -314,6 +333,10 @@ class Settings:
     keycloak_port: int
     keycloak_heap_mb: int
     java_home: Path | None
+    image_postgres: str
+    image_mongo: str
+    image_redis: str
+    image_keycloak: str
     startup_timeout: float
     postgres_bin: Path | None
     redis_server: str

@@ -43,7 +43,6 @@ from driveops_env.spec import (
 from driveops_env.state import (
     EnvState,
     KeycloakAccess,
-    MongoAccess,
     PostgresAccess,
     RedisAccess,
     ServiceRecord,
@@ -332,12 +331,20 @@ def _steps(
         for t in spec.tenants
     }
 
-    mongo_users = {t.slug: (f"{t.database}_mongo", generate_secret()) for t in spec.tenants}
+    mongo_users = {
+        t.slug: mongo.MongoUser(f"{t.database}_mongo", generate_secret(), t.database) for t in spec.tenants
+    }
+    mongo_shared = shared and not backend.mongo_per_tenant
 
     def server(key: str) -> ServiceRecord:
         return launch.state.services[key]
 
-    def start_mongo(key: str, owner: str | None, users: dict[str, str], pg_key: str | None) -> ServiceRecord:
+    def mongo_key(tenant: Tenant) -> str:
+        return "mongo.shared" if mongo_shared else f"mongo.{tenant.slug}"
+
+    def start_mongo(
+        key: str, owner: str | None, users: list[mongo.MongoUser], pg_key: str | None
+    ) -> ServiceRecord:
         return backend.start_mongo(key, owner, users, ctx, server(pg_key) if pg_key else None)
 
     def endpoint(record: ServiceRecord) -> str:
@@ -361,14 +368,14 @@ def _steps(
             users = list(acl_users.values()) if shared else []
             add_server(key, partial(backend.start_redis, key, owner, users, ctx))
         if "mongo" in services:
-            key = server_key("mongo", tenant, spec.isolation)
+            key = mongo_key(tenant)
             pg_key = server_key("postgres", tenant, spec.isolation) if backend.mongo_needs_postgres else None
             if pg_key:
                 add_server(pg_key, partial(backend.start_postgres, pg_key, owner, ctx))
-            wanted = mongo_users if shared else {tenant.slug: mongo_users[tenant.slug]}
+            wanted = list(mongo_users.values()) if mongo_shared else [mongo_users[tenant.slug]]
             add_server(
                 key,
-                partial(start_mongo, key, owner, {u: p for u, p in wanted.values()}, pg_key),
+                partial(start_mongo, key, None if mongo_shared else tenant.slug, wanted, pg_key),
                 after=(pg_key,) if pg_key else (),
             )
     if "keycloak" in services:
@@ -427,12 +434,7 @@ def _steps(
         return f"{len(seeds[tenant.slug].redis)} key(s)"
 
     def seed_mongo(key: str, tenant: Tenant) -> str:
-        record = server(key)
-        user, password = mongo_users[tenant.slug]
-        access = MongoAccess(
-            key, record.host, record.port, tenant.database, user, password,
-            record.extra.get("auth_mechanism"), record.extra.get("auth_source"),
-        )  # fmt: skip
+        access = mongo.tenant_access(server(key), mongo_users[tenant.slug])
         count = mongo.seed(access, seeds[tenant.slug].mongo, tenant=tenant.slug)
         launch.set_tenant(tenant.slug, mongo=access)
         return f"{len(seeds[tenant.slug].mongo)} collection(s), {count} document(s)"
@@ -466,7 +468,7 @@ def _steps(
             key = server_key("redis", tenant, spec.isolation)
             steps.append(Step(f"seed redis.{tenant.slug}", partial(seed_redis, key, tenant), after=(key,)))
         if "mongo" in services:
-            key = server_key("mongo", tenant, spec.isolation)
+            key = mongo_key(tenant)
             steps.append(Step(f"seed mongo.{tenant.slug}", partial(seed_mongo, key, tenant), after=(key,)))
         if "keycloak" in services:
             steps.append(Step(f"realm {tenant.realm}", partial(create_realm, tenant), after=(KEYCLOAK,)))
@@ -505,6 +507,10 @@ def _teardown(
     if records:
         with ThreadPoolExecutor(max_workers=len(records)) as pool:
             list(pool.map(stop, records))
+    try:  # whatever carries the environment's labels but never reached the state file
+        backend.cleanup(state.name)
+    except (OSError, DriveopsEnvError) as exc:
+        errors.append(f"cleanup: {exc}")
     if remove_data:
         _remove_dir(Path(state.data_dir))
         store.delete(state.name)

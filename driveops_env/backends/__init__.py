@@ -14,7 +14,9 @@ def resolve_backend_name(requested: str) -> str:
     if requested in ("local", "docker"):
         return requested
     if requested == "auto":
-        return "local"
+        from driveops_env.backends.docker import engine_answers
+
+        return "docker" if engine_answers() else "local"
     raise UsageError(f"unknown backend {requested!r}", hint="use auto, local or docker")
 
 
@@ -23,4 +25,8 @@ def create_backend(name: str, settings: Settings) -> Backend:
         from driveops_env.backends.local import LocalBackend
 
         return LocalBackend(settings)
-    raise UsageError(f"the {name} backend is not available", hint="use --backend local")
+    if name == "docker":
+        from driveops_env.backends.docker import DockerBackend
+
+        return DockerBackend(settings)
+    raise UsageError(f"unknown backend {name!r}", hint="use auto, local or docker")

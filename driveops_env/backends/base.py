@@ -15,7 +15,7 @@ from typing import Protocol
 
 from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
-from driveops_env.services import keycloak
+from driveops_env.services import keycloak, mongo
 from driveops_env.services.redis import AclUser
 from driveops_env.state import ServiceRecord
 
@@ -40,6 +40,7 @@ class StartContext:
 class Backend(Protocol):
     name: str
     mongo_needs_postgres: bool  # FerretDB keeps its data in PostgreSQL; a real mongod does not
+    mongo_per_tenant: bool  # one MongoDB server per tenant even with shared isolation
 
     def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
         """Check (and, once, build) prerequisites before anything starts; return the services' versions."""
@@ -56,10 +57,15 @@ class Backend(Protocol):
         ...
 
     def start_mongo(
-        self, key: str, tenant: str | None, users: dict[str, str], ctx: StartContext, pg: ServiceRecord | None
+        self,
+        key: str,
+        tenant: str | None,
+        users: list[mongo.MongoUser],
+        ctx: StartContext,
+        pg: ServiceRecord | None,
     ) -> ServiceRecord:
-        """A ready MongoDB-protocol server on which ``users`` (name -> password) can log in; ``pg`` is the
-        PostgreSQL server a FerretDB keeps its data in (None where the backend runs a real mongod)."""
+        """A ready MongoDB-protocol server on which ``users`` can log in; ``pg`` is the PostgreSQL server
+        a FerretDB keeps its data in (None where the backend runs a real mongod)."""
         ...
 
     def start_keycloak(
@@ -69,6 +75,10 @@ class Backend(Protocol):
         ...
 
     def stop(self, record: ServiceRecord, *, fast: bool = False) -> None: ...
+
+    def cleanup(self, env_name: str) -> list[str]:
+        """Remove whatever of the environment the state file does not know (docker: by label)."""
+        ...
 
     def is_running(self, record: ServiceRecord) -> bool: ...
 

@@ -30,6 +30,7 @@ _PORT_CLASH = re.compile(r"address already in use|could not bind|could not creat
 class LocalBackend:
     name = "local"
     mongo_needs_postgres = True  # FerretDB with its PostgreSQL handler
+    mongo_per_tenant = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -240,17 +241,24 @@ class LocalBackend:
         )
 
     def start_mongo(
-        self, key: str, tenant: str | None, users: dict[str, str], ctx: StartContext, pg: ServiceRecord | None
+        self,
+        key: str,
+        tenant: str | None,
+        users: list[mongo.MongoUser],
+        ctx: StartContext,
+        pg: ServiceRecord | None,
     ) -> ServiceRecord:
-        """FerretDB on the PostgreSQL server ``pg``; ``users`` (name -> password) become PostgreSQL roles
-        that FerretDB passes the clients' credentials through to."""
+        """FerretDB on the PostgreSQL server ``pg``; ``users`` become PostgreSQL roles that FerretDB
+        passes the clients' credentials through to."""
         binary = self._ferretdb
         assert binary is not None and pg is not None, "prepare() first; FerretDB needs its PostgreSQL"
         data_dir = self._server_dir(ctx, key)
         data_dir.mkdir(mode=0o700, exist_ok=True)
         probe_user, probe_password = f"driveops_probe_{key.replace('.', '_')}", generate_secret()
         admin = postgres.admin_conninfo(pg)
-        ferretdb.prepare_postgres(admin, roles={probe_user: probe_password, **users})
+        ferretdb.prepare_postgres(
+            admin, roles={probe_user: probe_password, **{u.name: u.password for u in users}}
+        )
 
         def probe(record: ServiceRecord) -> None:
             mongo.probe(
@@ -330,6 +338,10 @@ class LocalBackend:
     def is_running(self, record: ServiceRecord) -> bool:
         ref = self._ref(record)
         return ref is not None and process.is_alive(ref)
+
+    def cleanup(self, env_name: str) -> list[str]:
+        """Nothing beyond the recorded processes: their data directory is removed by the caller."""
+        return []
 
     def logs(self, record: ServiceRecord, lines: int | None) -> str:
         if record.log_path is None:

@@ -14,6 +14,7 @@ from driveops_env.errors import SeedError, TemplateError
 from driveops_env.state import MongoAccess, ServiceRecord
 
 INDEX_KEYS = frozenset({"keys", "name", "unique"})
+NOT_IMPLEMENTED = 238  # MongoDB error code FerretDB answers for what it does not implement
 
 
 def client(access: MongoAccess) -> Any:
@@ -22,6 +23,61 @@ def client(access: MongoAccess) -> Any:
     return pymongo.MongoClient(
         access.uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True
     )
+
+
+@dataclass(frozen=True)
+class MongoUser:
+    name: str
+    password: str
+    database: str  # the tenant's database, where a real mongod keeps the user
+
+
+def create_user(admin: MongoAccess, user: MongoUser) -> None:
+    """A user that may read and write its database only.  FerretDB 1.x implements users without
+    roles only (no authorization): there the user is created without, and isolation rests on each
+    tenant having its own server."""
+    import pymongo.errors
+
+    conn = client(admin)
+    try:
+        database = conn[user.database]
+        try:
+            database.command("createUser", user.name, pwd=user.password,
+                             roles=[{"role": "readWrite", "db": user.database}])  # fmt: skip
+        except pymongo.errors.OperationFailure as exc:
+            if exc.code != NOT_IMPLEMENTED:
+                raise
+            database.command("createUser", user.name, pwd=user.password, roles=[])
+    finally:
+        conn.close()
+
+
+def grant_database(admin: MongoAccess, access: MongoAccess, database: str) -> None:
+    """Let the tenant's user read and write another database of its own (an xdist worker's copy)."""
+    import pymongo.errors
+
+    if access.auth_mechanism == "PLAIN":  # FerretDB with PostgreSQL: the role may create schemas
+        return
+    conn = client(admin)
+    try:
+        conn[access.auth_source or access.database].command(
+            "grantRolesToUser", access.user, roles=[{"role": "readWrite", "db": database}]
+        )
+    except pymongo.errors.OperationFailure as exc:
+        if exc.code != NOT_IMPLEMENTED:  # FerretDB: users are not restricted anyway
+            raise
+    finally:
+        conn.close()
+
+
+def tenant_access(record: ServiceRecord, user: MongoUser) -> MongoAccess:
+    """How a tenant's user logs in to ``record``: PLAIN pass-through (local FerretDB) or SCRAM
+    against the user's database (a mongod, or the FerretDB stand-in image)."""
+    if record.extra.get("user_auth") == "scram-database":
+        return MongoAccess(record.key, record.host, record.port, user.database, user.name, user.password,
+                           None, user.database)  # fmt: skip
+    return MongoAccess(record.key, record.host, record.port, user.database, user.name, user.password,
+                       record.extra.get("auth_mechanism"), record.extra.get("auth_source"))  # fmt: skip
 
 
 def admin_access(record: ServiceRecord) -> MongoAccess:
