@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_options(p, [o.name for o in options.OPTIONS if o.name != "tenants"])
 
+    p = sub.add_parser("gc", help="remove every environment whose owner is gone (and orphaned containers)")
+    _add_options(p, LOCATORS)
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+
     p = sub.add_parser("options", help="print the options reference (Markdown)")
     return parser
 
@@ -259,6 +263,15 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from driveops_env import gc
+
+    removed = gc.collect(_settings(args), dry_run=args.dry_run, progress=_progress)
+    if not removed:
+        _progress("nothing to remove")
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     settings = _settings(args)
     started = time.monotonic()
@@ -282,6 +295,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check,
     "token": cmd_token,
     "reset": cmd_reset,
+    "gc": cmd_gc,
     "prepare": cmd_prepare,
     "options": cmd_options,
 }

@@ -161,7 +161,10 @@ def up(
                 return UpResult(existing, attached=True, elapsed=time.monotonic() - started)
             _teardown(existing, create_backend(existing.backend, settings), store, settings, remove_data=True)
         else:
-            _remove_dir(env_dir(settings, spec.name))  # data a crashed run left without a state file
+            # what a run killed before it wrote the state file left: servers (by label or working
+            # directory) and data, of this environment name only
+            backend.cleanup(spec.name)
+            _remove_dir(env_dir(settings, spec.name))
 
         state = EnvState(
             name=spec.name,
@@ -485,6 +488,10 @@ def _with_sigint_ignored(action: Callable[[], None]) -> None:
         action()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def remove_data(settings: Settings, name: str) -> None:
+    _remove_dir(env_dir(settings, name))
 
 
 def _remove_dir(path: Path) -> None:

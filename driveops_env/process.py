@@ -143,6 +143,33 @@ def _kill_leftovers(ref: ProcessRef) -> None:
         os.killpg(ref.pid, signal.SIGKILL)
 
 
+SERVER_COMMANDS = ("postgres", "redis-server", "java", "kc.sh", "ferretdb")
+
+
+def running_in(directory: Path) -> list[ProcessRef]:
+    """Live server processes (by command name) whose working directory is ``directory`` or below it:
+    every local server runs in its data directory, so this finds the servers of an environment whose
+    state file is lost, and never a user's shell that happens to be there."""
+    found = []
+    prefix = str(directory.resolve())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            command = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if not command.startswith(SERVER_COMMANDS):
+            continue
+        if cwd == prefix or cwd.startswith(prefix + "/"):
+            start = start_time_of(int(entry.name))
+            ref = ProcessRef(int(entry.name), start if start is not None else -1)
+            if is_alive(ref):
+                found.append(ref)
+    return found
+
+
 def tail(path: Path | str | None, lines: int = 20) -> str:
     if path is None:
         return ""

@@ -4,9 +4,11 @@ a CLI runner, and a leak detector that finds any process or directory a test lef
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,19 +44,31 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def test_backend() -> str:
+    """The backend the integration tests run on: scripts/test runs them once per backend."""
+    return os.environ.get("DRIVEOPS_TEST_BACKEND", "local")
+
+
+def docker_client() -> Any:
+    import docker
+
+    return docker.from_env()
+
+
 @dataclass
 class Sandbox:
     name: str
     state_dir: Path
     data_dir: Path
     services: str = "postgres,redis"  # Keycloak costs seconds: tests about it ask for it
+    backend: str = "local"
 
     def settings(self, **cli: Any) -> options.Settings:
         values = {
             "name": self.name,
             "state_dir": str(self.state_dir),
             "data_dir": str(self.data_dir),
-            "backend": "local",
+            "backend": self.backend,
             "services": self.services,
         }
         values.update(cli)
@@ -67,7 +81,7 @@ class Sandbox:
                 "DRIVEOPS_ENV_STATE_DIR": str(self.state_dir),
                 "DRIVEOPS_ENV_DATA_DIR": str(self.data_dir),
                 "DRIVEOPS_ENV_NAME": self.name,
-                "DRIVEOPS_ENV_BACKEND": "local",
+                "DRIVEOPS_ENV_BACKEND": self.backend,
                 "DRIVEOPS_ENV_SERVICES": self.services,
             }
         )
@@ -89,24 +103,62 @@ class Sandbox:
         result: dict[str, Any] = json.loads((self.state_dir / f"{self.name}.json").read_text())
         return result
 
+    def home_label(self) -> str:
+        return hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+
+    def containers(self) -> list[Any]:
+        """This sandbox's containers (docker backend), running or not."""
+        if self.backend != "docker":
+            return []
+        label = f"org.driveops-env.home={self.home_label()}"
+        return list(docker_client().containers.list(all=True, filters={"label": label}))
+
     def leftovers(self) -> list[str]:
-        """Everything of this sandbox still running or on disk."""
+        """Everything of this sandbox still running or on disk: processes, containers, networks,
+        volumes, data directories, state files."""
         left = processes_mentioning(str(self.data_dir))
         if self.data_dir.exists():
             left += [f"dir: {p}" for p in self.data_dir.iterdir() if not p.name.startswith(".pg-template")]
         left += [f"state: {p}" for p in self.state_dir.glob("*.json")]
+        if self.backend == "docker":
+            client = docker_client()
+            label = {"label": f"org.driveops-env.home={self.home_label()}"}
+            left += [f"container: {c.name}" for c in client.containers.list(all=True, filters=label)]
+            left += [f"network: {n.name}" for n in client.networks.list(filters=label)]
+            left += [f"volume: {v.name}" for v in client.volumes.list(filters=label)]
         return left
+
+    def kill_server(self, key: str) -> None:
+        """Kill one server of the running environment the hard way (SIGKILL)."""
+        record = self.state()["services"][key]
+        if record.get("container_id"):
+            docker_client().containers.get(record["container_id"]).kill()
+        else:
+            os.kill(record["pid"], signal.SIGKILL)
+
+    def server_alive(self, record: dict[str, Any]) -> bool:
+        if record.get("container_id"):
+            try:
+                return bool(docker_client().containers.get(record["container_id"]).status == "running")
+            except Exception:
+                return False
+        stat = Path(f"/proc/{record['pid']}/stat")
+        return stat.exists() and stat.read_text().split(") ")[1][0] not in "ZX"
 
 
 @contextlib.contextmanager
-def make_sandbox(tmp_path: Path, services: str = "postgres,redis") -> Iterator[Sandbox]:
+def make_sandbox(
+    tmp_path: Path, services: str = "postgres,redis", backend: str | None = None
+) -> Iterator[Sandbox]:
     # The data root must be enterable by the PostgreSQL user when tests run as root (pytest's
     # tmp_path is 0700 under /tmp/pytest-of-root), hence a separate 0711 directory, in RAM if possible.
     ram = Path("/dev/shm")
     data_dir = Path(tempfile.mkdtemp(prefix="driveops-test-", dir=ram if ram.is_dir() else "/tmp"))
     data_dir.chmod(0o711)
     (tmp_path / "state").mkdir()
-    box = Sandbox("t" + uuid.uuid4().hex[:8], tmp_path / "state", data_dir, services)
+    box = Sandbox(
+        "t" + uuid.uuid4().hex[:8], tmp_path / "state", data_dir, services, backend or test_backend()
+    )
     try:
         yield box
     finally:
@@ -115,6 +167,10 @@ def make_sandbox(tmp_path: Path, services: str = "postgres,redis") -> Iterator[S
             box.cli("down", "--name", box.name)
             for line in processes_mentioning(str(data_dir)):
                 os.kill(int(line.split(":")[0]), 9)
+            if box.backend == "docker":
+                from driveops_env.backends.docker import sweep
+
+                sweep(docker_client(), {"org.driveops-env.home": box.home_label()})
         shutil.rmtree(data_dir, ignore_errors=True)
     assert not left, f"the test left things behind: {left}"
 

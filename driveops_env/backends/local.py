@@ -340,8 +340,13 @@ class LocalBackend:
         return ref is not None and process.is_alive(ref)
 
     def cleanup(self, env_name: str) -> list[str]:
-        """Nothing beyond the recorded processes: their data directory is removed by the caller."""
-        return []
+        """Servers of the environment the state file does not know (a run killed before recording
+        them): found by their working directory, which is inside the environment's data directory."""
+        removed = []
+        for ref in process.running_in(self.settings.data_dir / env_name):
+            process.terminate(ref, sig=signal.SIGKILL)
+            removed.append(f"process {ref.pid}")
+        return removed
 
     def logs(self, record: ServiceRecord, lines: int | None) -> str:
         if record.log_path is None:

@@ -105,11 +105,8 @@ def test_recreate_replaces_a_different_spec(sandbox: Sandbox) -> None:
 
 def test_status_reports_a_dead_server(sandbox: Sandbox) -> None:
     assert sandbox.cli("up", "--tenants", "acme").returncode == 0
-    state = json.loads((sandbox.state_dir / f"{sandbox.name}.json").read_text())
-    import os
-
-    os.kill(state["services"]["redis.acme"]["pid"], signal.SIGKILL)
-    time.sleep(0.2)
+    sandbox.kill_server("redis.acme")
+    time.sleep(0.5)
     status = sandbox.cli("status")
     assert status.returncode == 1
     assert "redis.acme" in status.stdout and "FAIL" in status.stdout

@@ -172,9 +172,12 @@ def test_keycloak_that_cannot_start_reports_its_log_and_leaves_nothing(kc_sandbo
         port = taken.getsockname()[1]
         result = kc_sandbox.cli("up", "--tenants", "acme", "--keycloak-port", str(port), timeout=600)
     assert result.returncode == 1, result.stderr
-    assert "keycloak exited during start-up" in result.stderr or "was not ready" in result.stderr
-    assert "last log lines" in result.stderr
-    assert "Address already in use" in result.stderr
+    assert "(service keycloak)" in result.stderr
+    if kc_sandbox.backend == "local":  # the server itself fails to bind; its log says so
+        assert "keycloak exited during start-up" in result.stderr
+        assert "last log lines" in result.stderr and "Address already in use" in result.stderr
+    else:  # the engine refuses to publish the port before the server starts
+        assert "cannot start a container" in result.stderr and "already" in result.stderr.lower()
     assert kc_sandbox.leftovers() == []
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import subprocess
+import sys
 
 import psycopg
 import pytest
 import redis
 
 from driveops_env import Environment
-from tests.conftest import Sandbox, processes_mentioning
+from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -79,9 +79,7 @@ def test_two_tenants_up_seeded_isolated_and_down(sandbox: Sandbox, isolation: st
         assert all(result.ok for result in env.check())
     finally:
         env.down()
-    assert processes_mentioning(str(sandbox.data_dir)) == []
-    assert not (sandbox.data_dir / sandbox.name).exists()
-    assert not (sandbox.state_dir / f"{sandbox.name}.json").exists()
+    assert sandbox.leftovers() == []
 
 
 def test_context_manager_and_attach(sandbox: Sandbox) -> None:
@@ -111,25 +109,28 @@ def test_seed_error_names_file_line_and_tenant_and_leaves_nothing(sandbox: Sandb
 
 
 def test_a_killed_owner_is_swept_by_the_next_up(sandbox: Sandbox) -> None:
-    # A Python process owns an environment and dies without down(): the next up sweeps it.
+    # A Python process owns an environment and dies without down(): the next up sweeps it, and only it.
+    beside = sandbox.settings(tenants="beta", name=sandbox.name + "-beside")
+    other = Environment.up(settings=beside)
     script = (
         "from driveops_env import Environment, options\n"
         f"s = options.resolve(cli={{'name': '{sandbox.name}', 'tenants': 'acme'}})\n"
         "Environment.up(settings=s)\n"
         "import os; os._exit(0)\n"
     )
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, "-c", script], env=sandbox.env(), check=True, timeout=120)
-    old = json.loads((sandbox.state_dir / f"{sandbox.name}.json").read_text())
-    old_pids = {s["pid"] for s in old["services"].values()}
-    assert all(Path(f"/proc/{pid}").exists() for pid in old_pids), "the dead owner's servers should still run"
+    subprocess.run([sys.executable, "-c", script], env=sandbox.env(), check=True, timeout=300)
+    old = list(sandbox.state()["services"].values())
+    assert all(sandbox.server_alive(r) for r in old), "the dead owner's servers should still run"
     result = sandbox.cli("up", "--tenants", "acme")
     assert result.returncode == 0, result.stderr
     assert "is gone: sweeping" in result.stderr
-    new = json.loads((sandbox.state_dir / f"{sandbox.name}.json").read_text())
-    assert {s["pid"] for s in new["services"].values()}.isdisjoint(old_pids)
-    left = {int(line.split(":")[0]) for line in processes_mentioning(str(sandbox.data_dir))}
-    assert left.isdisjoint(old_pids)
+    assert not any(sandbox.server_alive(r) for r in old)
+    new = list(sandbox.state()["services"].values())
+    assert all(sandbox.server_alive(r) for r in new)
+    assert {r.get("pid") or r.get("container_id") for r in new}.isdisjoint(
+        {r.get("pid") or r.get("container_id") for r in old}
+    )
+    # the environment beside it was not touched
+    assert all(result.ok for result in other.status())
+    other.down()
     assert sandbox.cli("down").returncode == 0

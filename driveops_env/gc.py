@@ -1,0 +1,103 @@
+"""``driveops-env gc``: remove every environment whose owner is gone, and whatever no state file knows.
+
+An environment started by ``up`` (the CLI) has no owner and stays until ``down``; one started by a
+Python process or a pytest session is owned by that process, and is garbage once it is gone.  Docker
+resources carry the path of their state file in a label, so resources of environments whose state
+file is gone (or whose owner is dead) are found from any state directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from driveops_env import orchestrator, process
+from driveops_env.backends import create_backend
+from driveops_env.errors import DriveopsEnvError, StateError
+from driveops_env.options import Settings
+from driveops_env.state import EnvState, StateStore
+
+
+def _owner_gone(state: EnvState) -> bool:
+    if state.status != "running":
+        return True
+    if state.owner_pid is None:
+        return False
+    if state.owner_start is None:
+        return True
+    return not process.is_alive(process.ProcessRef(state.owner_pid, state.owner_start))
+
+
+def collect(
+    settings: Settings, *, dry_run: bool = False, progress: Callable[[str], None] = print
+) -> list[str]:
+    removed: list[str] = []
+    store = StateStore(settings.state_dir)
+    for name in store.names():
+        try:
+            state = store.load(name)
+        except StateError:
+            removed.append(f"environment {name!r}: corrupted state file")
+            if not dry_run:
+                _remove_unknown(settings, name)
+                store.delete(name)
+            continue
+        if state is None or not _owner_gone(state):
+            continue
+        removed.append(f"environment {name!r} ({state.backend}): owner gone")
+        if not dry_run:
+            orchestrator.down(settings, name)
+    removed += _docker_orphans(settings, dry_run=dry_run)
+    for line in removed:
+        progress(("would remove " if dry_run else "removed ") + line)
+    return removed
+
+
+def _remove_unknown(settings: Settings, name: str) -> None:
+    """An environment known by name only: its local servers (by working directory), its labelled
+    containers, its data directory."""
+    for backend in ("local", "docker"):
+        try:
+            create_backend(backend, settings).cleanup(name)
+        except DriveopsEnvError:
+            continue  # no Docker engine: nothing of ours runs there
+    orchestrator.remove_data(settings, name)
+
+
+def _docker_orphans(settings: Settings, *, dry_run: bool) -> list[str]:
+    from driveops_env.backends import docker as docker_backend
+
+    if not docker_backend.engine_answers():
+        return []
+    backend = docker_backend.DockerBackend(settings)
+    client = backend.client()
+    found: dict[tuple[str, str], str] = {}
+    resources = [
+        *client.containers.list(all=True, filters={"label": f"{docker_backend.LABEL}.env"}),
+        *client.networks.list(filters={"label": f"{docker_backend.LABEL}.env"}),
+    ]
+    for resource in resources:
+        labels = resource.attrs.get("Config", {}).get("Labels") or resource.attrs.get("Labels") or {}
+        key = (labels.get(f"{docker_backend.LABEL}.home", ""), labels.get(f"{docker_backend.LABEL}.env", ""))
+        found[key] = labels.get(f"{docker_backend.LABEL}.state-file", "")
+    removed = []
+    for (home, env), state_file in sorted(found.items()):
+        if not _orphan(Path(state_file)):
+            continue
+        labels = {f"{docker_backend.LABEL}.env": env, f"{docker_backend.LABEL}.home": home}
+        for line in docker_backend.sweep(client, labels, dry_run=dry_run):
+            removed.append(f"{line} of environment {env!r} (no live owner; state file {state_file})")
+    return removed
+
+
+def _orphan(state_file: Path) -> bool:
+    """True when the state file is gone, unreadable, or says its owner is dead."""
+    try:
+        raw = json.loads(state_file.read_text())
+        state = EnvState.from_dict(raw)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError, TypeError, KeyError):
+        return True
+    return _owner_gone(state)
