@@ -16,7 +16,7 @@ _cache = Path(
 )
 nox.options.envdir = str(_cache / "nox")
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_docker"]
 nox.options.error_on_missing_interpreters = True
 
 LINT_DEPS = ["ruff==0.17.6"]
@@ -40,6 +40,16 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole suite against real services; extra arguments go to pytest."""
+    """The whole suite against real services on the local backend; extra arguments go to pytest."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs, env={"PYTHONDEVMODE": "0"})
+    args = session.posargs or ["-m", "not docker", "-n", "2"]
+    session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "local"})
+
+
+@nox.session
+def tests_docker(session: nox.Session) -> None:
+    """The integration and plugin tests again on the docker backend (needs an engine and the images:
+    scripts/provision --docker; the DRIVEOPS_ENV_IMAGE_* overrides come from the environment)."""
+    session.install("-e", ".[test]")
+    args = session.posargs or ["-m", "integration", "-n", "2", "tests/integration", "tests/plugin"]
+    session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "docker"})

@@ -72,7 +72,8 @@ class Sandbox:
             "services": self.services,
         }
         values.update(cli)
-        return options.resolve(cli=values, environ={}, pyproject={})
+        images = {k: v for k, v in os.environ.items() if k.startswith("DRIVEOPS_ENV_IMAGE_")}
+        return options.resolve(cli=values, environ=images, pyproject={})
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -1,0 +1,153 @@
+"""What only the docker backend has: images, labels, published ports, cleanup without a reaper."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driveops_env import Environment, gc
+from tests.conftest import Sandbox, docker_client, make_sandbox
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+
+@pytest.fixture
+def dbox(tmp_path: Path) -> Iterator[Sandbox]:
+    with make_sandbox(tmp_path, services="postgres,mongo,redis", backend="docker") as box:
+        yield box
+
+
+def test_whole_model_ports_labels_and_down(tmp_path: Path) -> None:
+    with make_sandbox(tmp_path, services="keycloak,postgres,mongo,redis", backend="docker") as box:
+        env = Environment.up(settings=box.settings(tenants="acme,beta"))
+        try:
+            assert env.backend == "docker"
+            containers = box.containers()
+            assert len(containers) == len(env.state.services) == 7  # pg x2, redis x2, mongo x2, keycloak
+            for container in containers:
+                labels = container.labels
+                assert labels["org.driveops-env.env"] == box.name
+                assert labels["org.driveops-env.spec"] == env.state.spec_hash
+                assert labels["org.driveops-env.service"] in env.state.services
+                for bindings in container.attrs["NetworkSettings"]["Ports"].values():
+                    for binding in bindings or []:
+                        assert binding["HostIp"] == "127.0.0.1", (container.name, binding)
+            networks = {n for c in containers for n in c.attrs["NetworkSettings"]["Networks"]}
+            assert len(networks) == 1  # one user-defined network per environment
+            keycloak = next(c for c in containers if c.labels["org.driveops-env.service"] == "keycloak")
+            assert keycloak.attrs["HostConfig"]["Memory"] > 0  # a memory limit on Keycloak
+            assert all(r.ok for r in env.check())
+
+            started = time.monotonic()
+            again = Environment.up(settings=box.settings(tenants="acme,beta"))
+            attach = time.monotonic() - started
+            assert again.state.services.keys() == env.state.services.keys()
+            assert attach < 1.0, f"re-attach took {attach:.2f}s"
+        finally:
+            env.down()
+        assert box.leftovers() == []
+
+
+def test_sigint_during_up_leaves_no_container_network_or_volume(dbox: Sandbox) -> None:
+    proc = dbox.popen("up", "--tenants", "acme,beta")
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # interrupt once some containers exist
+        if dbox.containers():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert dbox.leftovers() == []
+
+
+def test_kill_9_of_the_owner_is_swept_by_the_next_up_and_only_that(dbox: Sandbox) -> None:
+    beside = Environment.up(settings=dbox.settings(tenants="beta", name=dbox.name + "-beside"))
+    script = (
+        "from driveops_env import Environment, options\n"
+        f"Environment.up(settings=options.resolve(cli={{'name': '{dbox.name}', 'tenants': 'acme'}}))\n"
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=dbox.env(), check=False, timeout=300)
+    old = {c.id for c in dbox.containers() if c.labels["org.driveops-env.env"] == dbox.name}
+    assert old, "the killed owner's containers should still be there"
+    result = dbox.cli("up", "--tenants", "acme")
+    assert result.returncode == 0, result.stderr
+    assert "is gone: sweeping" in result.stderr
+    now = {c.id for c in dbox.containers() if c.labels["org.driveops-env.env"] == dbox.name}
+    assert now and now.isdisjoint(old)
+    assert all(r.ok for r in beside.status())  # the environment beside it was not touched
+    beside.down()
+    assert dbox.cli("down").returncode == 0
+
+
+def test_gc_removes_what_a_dead_owner_left(dbox: Sandbox) -> None:
+    script = (
+        "from driveops_env import Environment, options\n"
+        f"Environment.up(settings=options.resolve(cli={{'name': '{dbox.name}', 'tenants': 'acme'}}))\n"
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=dbox.env(), check=False, timeout=300)
+    kept = dbox.cli("up", "--name", dbox.name + "-cli", "--tenants", "beta")  # detached: not garbage
+    assert kept.returncode == 0, kept.stderr
+    dry = dbox.cli("gc", "--dry-run")
+    assert dry.returncode == 0 and f"would remove environment '{dbox.name}'" in dry.stderr
+    assert f"{dbox.name}-cli" not in dry.stderr
+    assert dbox.containers(), "a dry run removes nothing"
+    assert dbox.cli("gc").returncode == 0
+    names = {c.labels["org.driveops-env.env"] for c in dbox.containers()}
+    assert names == {dbox.name + "-cli"}
+    assert dbox.cli("down", "--name", dbox.name + "-cli").returncode == 0
+
+
+def test_orphans_without_a_state_file_are_collected(dbox: Sandbox) -> None:
+    assert dbox.cli("up", "--tenants", "acme").returncode == 0
+    (dbox.state_dir / f"{dbox.name}.json").unlink()  # the state file is lost
+    removed = gc.collect(dbox.settings(), progress=lambda _: None)
+    assert any("container" in line for line in removed)
+    assert dbox.leftovers() == []
+
+
+def test_a_missing_image_is_named_with_its_setting(dbox: Sandbox) -> None:
+    result = dbox.cli("up", "--tenants", "acme", "--image-redis", "no-such-registry.invalid/redis:0")
+    assert result.returncode == 2, result.stderr
+    assert "no-such-registry.invalid/redis:0" in result.stderr
+    assert "DRIVEOPS_ENV_IMAGE_REDIS" in result.stderr and "--image-redis" in result.stderr
+    assert dbox.leftovers() == []
+
+
+def test_a_container_that_exits_during_start_up_gives_its_logs(dbox: Sandbox) -> None:
+    # the postgres image cannot run a redis configuration: its entry point fails at once
+    postgres_image = os.environ.get("DRIVEOPS_ENV_IMAGE_POSTGRES", "postgres:16")
+    result = dbox.cli("up", "--tenants", "acme", "--services", "redis", "--image-redis", postgres_image)
+    assert result.returncode == 1, result.stderr
+    assert "redis exited during start-up" in result.stderr
+    assert "last log lines" in result.stderr
+    assert dbox.leftovers() == []
+
+
+def test_no_engine_is_a_usage_error(dbox: Sandbox, tmp_path: Path) -> None:
+    env = dbox.env() | {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    result = subprocess.run(
+        [sys.executable, "-m", "driveops_env.cli", "up", "--tenants", "acme", "--backend", "docker"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "no Docker engine answers" in result.stderr
+    assert dbox.leftovers() == []
+
+
+def test_auto_picks_docker_when_an_engine_answers(dbox: Sandbox) -> None:
+    assert docker_client().ping()
+    result = dbox.cli("up", "--tenants", "acme", "--backend", "auto", "--services", "redis")
+    assert result.returncode == 0, result.stderr
+    assert "backend docker" in result.stderr
+    assert dbox.cli("down").returncode == 0
