@@ -23,7 +23,7 @@ import hashlib
 import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -255,10 +255,28 @@ class Manager:
         if reset_realm:
             stale += ("keycloak",)
         if stale:
-            for store, seconds in copy.restore(stale).items():
+            try:
+                timings = copy.restore(stale)
+            except Exception as exc:  # a server of the tenant may be gone: say which
+                self.fail_with_servers(slug, f"restoring {', '.join(stale)} failed: {exc}")
+            for store, seconds in timings.items():
                 self.restore_times.setdefault(store, []).append(seconds)
         self.dirty.update((slug, s) for s in stores)
         return copy
+
+    def fail_with_servers(self, slug: str, what: str) -> NoReturn:
+        """Fail the test naming the tenant, the servers that are down and how to heal them."""
+        env = self.environment()
+        down = [r.name for r in env.status() if not r.ok and (r.tenant in (slug, None))]
+        name = env.name
+        message = f"driveops-env: tenant {slug!r} of environment {name!r}: {what}"
+        if down:
+            message += (
+                f"\n  server(s) down: {', '.join(down)}"
+                f"\n  inspect: driveops-env logs {down[0].split('.')[0]} --name {name} --tenant {slug}"
+                f"\n  heal: driveops-env up --name {name} (recreates an environment with a dead server)"
+            )
+        pytest.fail(message, pytrace=False)
 
     def finish(self) -> None:
         if self.env is None:
@@ -390,12 +408,18 @@ def tenant(_driveops_copy: TenantCopy, driveops_env: Environment) -> TenantHandl
 
 
 @pytest.fixture
-def tenant_pg(_driveops_copy: TenantCopy) -> Iterator[Any]:
+def tenant_pg(request: pytest.FixtureRequest, _driveops_copy: TenantCopy) -> Iterator[Any]:
     """A psycopg connection to the tenant's database, as the tenant's role."""
     import psycopg
 
     assert _driveops_copy.record.postgres is not None, "the environment runs no PostgreSQL"
-    with psycopg.connect(_driveops_copy.record.postgres.conninfo) as conn:
+    try:
+        conn = psycopg.connect(_driveops_copy.record.postgres.conninfo)
+    except psycopg.OperationalError as exc:
+        manager_of(request.config).fail_with_servers(
+            _driveops_copy.record.slug, f"cannot connect to PostgreSQL: {exc}"
+        )
+    with conn:
         yield conn
 
 

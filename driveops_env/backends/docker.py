@@ -187,9 +187,12 @@ class DockerBackend:
             container.start()
         except Exception as exc:
             self._remove_named(name)
+            text = str(exc)
+            clash = "already in use" in text or "already allocated" in text
             raise StartupError(
-                f"cannot start a container of {image}: {str(exc)[:300]}", service=kind, tenant=tenant,
-                hint="check the image and the engine (docker info)",
+                f"cannot start a container of {image}: {text[:800]}", service=kind, tenant=tenant,
+                hint="the host port is taken: choose another (0 picks a free one)" if clash
+                else "check the image and the engine (docker info)",
             ) from None  # fmt: skip
         wrapped = container.get_wrapped_container()
         wrapped.reload()

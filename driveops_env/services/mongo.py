@@ -14,7 +14,10 @@ from driveops_env.errors import SeedError, TemplateError
 from driveops_env.state import MongoAccess, ServiceRecord
 
 INDEX_KEYS = frozenset({"keys", "name", "unique"})
-NOT_IMPLEMENTED = 238  # MongoDB error code FerretDB answers for what it does not implement
+# MongoDB error codes FerretDB answers for what it does not implement
+NOT_IMPLEMENTED = 238
+COMMAND_NOT_FOUND = 59
+UNSUPPORTED = (NOT_IMPLEMENTED, COMMAND_NOT_FOUND)
 
 
 def client(access: MongoAccess) -> Any:
@@ -45,7 +48,7 @@ def create_user(admin: MongoAccess, user: MongoUser) -> None:
             database.command("createUser", user.name, pwd=user.password,
                              roles=[{"role": "readWrite", "db": user.database}])  # fmt: skip
         except pymongo.errors.OperationFailure as exc:
-            if exc.code != NOT_IMPLEMENTED:
+            if exc.code not in UNSUPPORTED:
                 raise
             database.command("createUser", user.name, pwd=user.password, roles=[])
     finally:
@@ -64,7 +67,7 @@ def grant_database(admin: MongoAccess, access: MongoAccess, database: str) -> No
             "grantRolesToUser", access.user, roles=[{"role": "readWrite", "db": database}]
         )
     except pymongo.errors.OperationFailure as exc:
-        if exc.code != NOT_IMPLEMENTED:  # FerretDB: users are not restricted anyway
+        if exc.code not in UNSUPPORTED:  # FerretDB: users are not restricted anyway
             raise
     finally:
         conn.close()

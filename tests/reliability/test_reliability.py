@@ -1,0 +1,183 @@
+"""Reliability: repeated cycles, killed servers and owners, taken ports, broken state, races."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from driveops_env import Environment
+from tests.conftest import Sandbox
+
+pytestmark = pytest.mark.integration
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_twenty_up_down_cycles_leak_nothing(sandbox: Sandbox) -> None:
+    ports: set[int] = set()
+    for _ in range(20):
+        up = sandbox.cli("up", "--tenants", "acme,beta")
+        assert up.returncode == 0, up.stderr
+        ports |= {s["port"] for s in sandbox.state()["services"].values()}
+        down = sandbox.cli("down")
+        assert down.returncode == 0, down.stderr
+        assert sandbox.leftovers() == []
+    assert not [p for p in ports if _listening(p)], "a port of a stopped server still answers"
+
+
+def test_a_killed_server_is_reported_and_up_heals_it(sandbox: Sandbox, pytester: pytest.Pytester,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    assert sandbox.cli("up", "--tenants", "acme,beta").returncode == 0
+    sandbox.kill_server("postgres.beta")
+    time.sleep(0.5)
+    status = sandbox.cli("status")
+    assert status.returncode == 1
+    line = next(line for line in status.stdout.splitlines() if "postgres.beta" in line)
+    assert "beta" in line and "FAIL" in line
+
+    # the fixtures name the tenant and the server, and how to heal
+    for key, value in sandbox.env().items():
+        if key.startswith("DRIVEOPS_ENV_"):
+            monkeypatch.setenv(key, value)
+    pytester.makepyfile(
+        test_dead="""
+        import pytest
+
+        @pytest.mark.tenant("beta")
+        def test_uses_beta(tenant_pg):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--driveops-reuse", "-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*tenant 'beta'*", "*server(s) down: postgres.beta*", "*heal: driveops-env up*"]
+    )
+
+    healed = sandbox.cli("up", "--tenants", "acme,beta")
+    assert healed.returncode == 0 and "postgres.beta not running: recreating" in healed.stderr
+    assert sandbox.cli("status").returncode == 0
+    assert sandbox.cli("down").returncode == 0
+
+
+def test_ports_taken_beforehand_do_not_stop_up(sandbox: Sandbox) -> None:
+    taken = []
+    for port in (5432, 6379, 8080, 9000, 27017, 15432):
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+            taken.append(sock)
+        except OSError:  # already taken by someone else: as good for this test
+            sock.close()
+    try:
+        result = sandbox.cli("up", "--tenants", "acme,beta")
+        assert result.returncode == 0, result.stderr
+        used = {s["port"] for s in sandbox.state()["services"].values()}
+        assert used.isdisjoint({5432, 6379, 8080, 9000, 27017, 15432})
+        assert sandbox.cli("check").returncode == 0
+    finally:
+        for sock in taken:
+            sock.close()
+        sandbox.cli("down")
+
+
+def test_unwritable_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = sandbox.cli("up", "--tenants", "acme", "--state-dir", str(blocker / "state"))
+    assert result.returncode == 1, result.stderr
+    assert "cannot create the state directory" in result.stderr and "--state-dir" in result.stderr
+    assert sandbox.leftovers() == []
+
+
+def test_full_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True, check=False
+    )
+    if mount.returncode != 0:
+        pytest.fail(f"this test needs root to mount a small tmpfs: {mount.stderr.decode()}")
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={full / 'filler'}", "bs=4k", "count=100"],
+                       capture_output=True, check=False)  # fmt: skip
+        result = sandbox.cli("up", "--tenants", "acme", "--state-dir", str(full))
+        assert result.returncode == 1, result.stderr
+        assert "cannot write the state file" in result.stderr and "free some disk space" in result.stderr
+        assert sandbox.leftovers() == []
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+
+
+def test_corrupted_state_file_error_and_recovery(sandbox: Sandbox) -> None:
+    assert sandbox.cli("up", "--tenants", "acme").returncode == 0
+    path = sandbox.state_dir / f"{sandbox.name}.json"
+    path.write_text("{ not json")
+    status = sandbox.cli("status")
+    assert status.returncode == 1
+    assert "corrupted" in status.stderr and "driveops-env gc" in status.stderr
+    up = sandbox.cli("up", "--tenants", "acme")
+    assert up.returncode == 1 and "corrupted" in up.stderr
+    gc = sandbox.cli("gc")
+    assert gc.returncode == 0 and "corrupted state file" in gc.stderr
+    assert sandbox.leftovers() == []  # gc stopped the servers the lost state knew about
+    assert sandbox.cli("up", "--tenants", "acme").returncode == 0
+    assert sandbox.cli("down").returncode == 0
+
+
+def test_two_environments_side_by_side(sandbox: Sandbox) -> None:
+    first = Environment.up(settings=sandbox.settings(tenants="acme", name=sandbox.name + "-one"))
+    second = Environment.up(settings=sandbox.settings(tenants="acme", name=sandbox.name + "-two"))
+    try:
+        assert first.tenant("acme").postgres.port != second.tenant("acme").postgres.port
+        with first.tenant("acme").connect_postgres(autocommit=True) as conn:
+            conn.execute("UPDATE tenants SET name = 'changed in one'")
+        with second.tenant("acme").connect_postgres() as conn:
+            assert conn.execute("SELECT name FROM tenants").fetchone() == ("Acme Garage",)
+        first.down()
+        assert all(r.ok for r in second.status())
+    finally:
+        second.down()
+    assert sandbox.leftovers() == []
+
+
+def test_two_ups_of_the_same_name_at_once(sandbox: Sandbox) -> None:
+    procs = [sandbox.popen("up", "--tenants", "acme,beta") for _ in range(2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert codes == [0, 0], results
+    errs = [err for _, err in results]
+    assert sum("already running; attached" in e for e in errs) == 1  # one started it, one attached
+    state = sandbox.state()
+    assert len(state["services"]) == 4
+    assert sandbox.cli("status").returncode == 0
+    assert sandbox.cli("down").returncode == 0
+    assert sandbox.leftovers() == []
+
+
+def test_a_python_owner_killed_mid_up_is_swept(sandbox: Sandbox) -> None:
+    script = (
+        "import os, signal, threading\n"
+        "from driveops_env import Environment, options\n"
+        "threading.Timer(0.6, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()\n"
+        f"s = options.resolve(cli={{'name': '{sandbox.name}', 'tenants': 'acme,beta'}})\n"
+        "Environment.up(settings=s)\n"
+        "threading.Event().wait(30)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=sandbox.env(), check=False, timeout=120)
+    # whether it died before or after writing the state file, the next up removes what it left
+    result = sandbox.cli("up", "--tenants", "acme")
+    assert result.returncode == 0, result.stderr
+    assert len(sandbox.state()["services"]) == 2
+    assert sandbox.cli("down").returncode == 0
+    assert sandbox.leftovers() == []
