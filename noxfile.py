@@ -51,5 +51,13 @@ def tests_docker(session: nox.Session) -> None:
     """The integration and plugin tests again on the docker backend (needs an engine and the images:
     scripts/provision --docker; the DRIVEOPS_ENV_IMAGE_* overrides come from the environment)."""
     session.install("-e", ".[test]")
-    args = session.posargs or ["-m", "integration", "-n", "2", "tests/integration", "tests/plugin"]
+    args = session.posargs or [
+        "-m",
+        "integration",
+        "-n",
+        "2",
+        "tests/integration",
+        "tests/plugin",
+        "tests/reliability",
+    ]
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "docker"})

@@ -59,6 +59,8 @@ class KeycloakInstall:
             f"-Dquarkus.transaction-manager.object-store.directory={data_dir / 'data' / 'transaction-logs'}",
             "--http-enabled=true",
             "--hostname-strict=false",
+            # one node: no clustering (JGroups would listen on every interface, ports 7800 and 57800)
+            "--cache=local",
             "--http-host=127.0.0.1",
             f"--http-port={http_port}",
             "--http-management-host=127.0.0.1",

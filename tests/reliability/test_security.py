@@ -53,7 +53,8 @@ def _group_pids(leaders: set[int]) -> set[int]:
     return found
 
 
-LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
+# 127.0.0.1, ::1, ::ffff:127.0.0.1 (a JVM binds 127.0.0.1 through an IPv6 socket)
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +106,15 @@ def test_secrets_are_shown_only_on_request(full_env: tuple[Sandbox, Environment]
     assert any(s in shown for s in secrets)  # they are there on request
 
 
-def test_state_file_is_private(full_env: tuple[Sandbox, Environment]) -> None:
+def test_state_file_is_private(full_env: tuple[Sandbox, Environment], tmp_path: Path) -> None:
     box, _ = full_env
     path = box.state_dir / f"{box.name}.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(box.state_dir.stat().st_mode) == 0o700
+    fresh = tmp_path / "new-state-dir"  # a state directory driveops-env creates is 0700
+    assert box.cli("status", "--state-dir", str(fresh)).returncode == 1  # nothing runs there
+    assert box.cli("gc", "--state-dir", str(fresh), "--dry-run").returncode == 0
+    assert box.cli("down", "--state-dir", str(fresh)).returncode == 0
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
 
 
 def test_tenants_are_apart_in_every_store_and_realm(full_env: tuple[Sandbox, Environment]) -> None:
