@@ -61,3 +61,15 @@ def tests_docker(session: nox.Session) -> None:
         "tests/reliability",
     ]
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "docker"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark (bench/run.py): a table, a plot and bench/results/latest.json.  Uses the stand-in
+    images that scripts/provision --docker built, when there are; extra arguments go to bench.run."""
+    session.install("-e", ".[test]", "matplotlib")
+    env = {}
+    images = _cache / "docker" / "images.env"
+    if images.exists():
+        env = dict(line.split("=", 1) for line in images.read_text().split() if "=" in line)
+    session.run("python", "-m", "bench.run", *session.posargs, env=env)
