@@ -217,11 +217,17 @@ class DockerBackend:
                 return ""
 
         def alive() -> bool:
+            """False only when the engine says the container is gone or has stopped: a slow or
+            failed answer of a busy engine is not a dead container."""
+            import docker.errors
+
             try:
                 wrapped.reload()
-                return bool(wrapped.status in ("created", "running"))
-            except Exception:  # removed
+            except docker.errors.NotFound:
                 return False
+            except Exception:  # the engine did not answer this time
+                return True
+            return bool(wrapped.status not in ("exited", "dead"))
 
         readiness.wait_until(
             lambda: probe(record), timeout=ctx.timeout, service=kind, tenant=tenant, cancel=ctx.cancel,
