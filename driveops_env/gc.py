@@ -20,10 +20,10 @@ from driveops_env.state import EnvState, StateStore
 
 
 def _owner_gone(state: EnvState) -> bool:
-    if state.status != "running":
-        return True
+    """Garbage: an owner that died (while starting or after).  Not garbage: an environment being
+    started by a live process, one without owner (started by the CLI), one stopped with --keep-data."""
     if state.owner_pid is None:
-        return False
+        return state.status == "starting"  # a start-up whose process never recorded itself
     if state.owner_start is None:
         return True
     return not process.is_alive(process.ProcessRef(state.owner_pid, state.owner_start))
