@@ -26,7 +26,8 @@ from driveops_env.backends.base import StartContext
 from driveops_env.errors import Interrupted, MissingDependencyError, StartupError
 from driveops_env.options import Settings
 from driveops_env.secret import generate_secret
-from driveops_env.services import keycloak, mongo, postgres, redis
+from driveops_env.services import keycloak, keycloak_image, mongo, postgres, redis
+from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
 from driveops_env.services.redis import AclUser
 from driveops_env.state import ServiceRecord
 
@@ -65,6 +66,7 @@ class DockerBackend:
         self.settings = settings
         self._client: Any = None
         self._network_lock = threading.Lock()
+        self._keycloak: tuple[str, str] | None = None  # optimized image, its template admin password
 
     # --- the engine -------------------------------------------------------------------------------
 
@@ -120,6 +122,10 @@ class DockerBackend:
                     hint=f"set --{option.replace('_', '-')} or DRIVEOPS_ENV_{option.upper()} to an image "
                     "that is (scripts/provision --docker builds stand-ins and prints the settings)",
                 ) from None
+        if "keycloak" in wanted and self.settings.keycloak_db == "dev-file":
+            self._keycloak = keycloak_image.optimized(
+                client, self.image("keycloak"), self.settings.cache_dir, progress
+            )
         return versions
 
     def _network(self, ctx: StartContext) -> str:
@@ -157,12 +163,13 @@ class DockerBackend:
         files: dict[str, bytes] | None = None,
         mem_limit: str | None = None,
         fixed_port: int | None = None,
+        image: str | None = None,
     ) -> ServiceRecord:
         if ctx.cancel.is_set():
             raise Interrupted("start-up was cancelled", service=kind, tenant=tenant)
         from testcontainers.core.container import DockerContainer
 
-        image = self.image(kind)
+        image = image or self.image(kind)
         network = self._network(ctx)
         labels = self._labels(ctx.env_name, **{f"{LABEL}.spec": ctx.spec_hash, f"{LABEL}.service": key,
                                                 f"{LABEL}.tenant": tenant or ""})  # fmt: skip
@@ -294,14 +301,19 @@ class DockerBackend:
     def start_keycloak(
         self, key: str, ctx: StartContext, database: keycloak.Database | None, db_server: ServiceRecord | None
     ) -> ServiceRecord:
+        """The optimized image (``start --optimized`` on its initialised database), or with
+        ``--keycloak-db postgres`` the configured image's ``start-dev`` on that database."""
         password = generate_secret()
         heap = self.settings.keycloak_heap_mb
-        env = {
-            "KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN,
-            "KC_BOOTSTRAP_ADMIN_PASSWORD": password,
-            "KC_HEALTH_ENABLED": "true",
-            "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap}m",
-        }
+        env = {"JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap}m"}
+        image = None
+        command = ["start-dev", "--http-port=8080", "--http-management-port=9000"]
+        admin_user = ADMIN
+        if self._keycloak is not None:
+            image, command, admin_user = self._keycloak[0], keycloak_image.START, TEMPLATE_ADMIN
+        else:
+            env |= {"KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN, "KC_BOOTSTRAP_ADMIN_PASSWORD": password,
+                    "KC_HEALTH_ENABLED": "true"}  # fmt: skip
         if database is not None and db_server is not None:
             env |= {
                 "KC_DB": "postgres",
@@ -309,13 +321,16 @@ class DockerBackend:
                 "KC_DB_USERNAME": database.user,
                 "KC_DB_PASSWORD": database.password,
             }
-        return self._run(
-            ctx, key=key, kind="keycloak", tenant=None, port=8080, env=env,
-            command=["start-dev", "--http-port=8080", "--http-management-port=9000"],
-            more_ports={"management": 9000}, mem_limit=f"{heap + 512}m",
-            probe=_keycloak_ready,
-            admin_user=ADMIN, admin_password=password, fixed_port=self.settings.keycloak_port or None,
+        record = self._run(
+            ctx, key=key, kind="keycloak", tenant=None, port=8080, env=env, command=command, image=image,
+            more_ports={"management": 9000}, mem_limit=f"{heap + 512}m", probe=_keycloak_ready,
+            admin_user=admin_user, admin_password=password, fixed_port=self.settings.keycloak_port or None,
         )  # fmt: skip
+        if self._keycloak is not None:
+            keycloak.set_admin_password(
+                f"http://{record.host}:{record.port}", admin_user, self._keycloak[1], password
+            )
+        return record
 
     # --- running ----------------------------------------------------------------------------------
 

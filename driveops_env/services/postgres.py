@@ -29,6 +29,9 @@ SERVER_SETTINGS = {
     "max_wal_size": "256MB",
     "checkpoint_timeout": "30min",
     "log_min_messages": "warning",
+    # dynamic shared memory in files of the data directory (removed with it), not in /dev/shm, where
+    # a server stopped without a clean shutdown would leave PostgreSQL.* segments behind
+    "dynamic_shared_memory_type": "mmap",
     "log_connections": "off",
 }
 

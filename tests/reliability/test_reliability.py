@@ -23,6 +23,7 @@ def _listening(port: int) -> bool:
 
 
 def test_twenty_up_down_cycles_leak_nothing(sandbox: Sandbox) -> None:
+    segments = set(Path("/dev/shm").glob("PostgreSQL.*"))
     ports: set[int] = set()
     for _ in range(20):
         up = sandbox.cli("up", "--tenants", "acme,beta")
@@ -32,6 +33,7 @@ def test_twenty_up_down_cycles_leak_nothing(sandbox: Sandbox) -> None:
         assert down.returncode == 0, down.stderr
         assert sandbox.leftovers() == []
     assert not [p for p in ports if _listening(p)], "a port of a stopped server still answers"
+    assert set(Path("/dev/shm").glob("PostgreSQL.*")) <= segments, "shared memory segments left behind"
 
 
 def test_a_killed_server_is_reported_and_up_heals_it(sandbox: Sandbox, pytester: pytest.Pytester,
