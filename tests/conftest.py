@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +54,18 @@ def docker_client() -> Any:
     import docker
 
     return docker.from_env()
+
+
+def _list_containers(filters: dict[str, str]) -> list[Any]:
+    """The docker SDK inspects each listed container: one removed meanwhile raises NotFound."""
+    import docker.errors
+
+    for _ in range(20):
+        try:
+            return list(docker_client().containers.list(all=True, filters=filters))
+        except docker.errors.NotFound:
+            time.sleep(0.1)
+    return list(docker_client().containers.list(all=True, filters=filters))
 
 
 @dataclass
@@ -111,8 +124,7 @@ class Sandbox:
         """This sandbox's containers (docker backend), running or not."""
         if self.backend != "docker":
             return []
-        label = f"org.driveops-env.home={self.home_label()}"
-        return list(docker_client().containers.list(all=True, filters={"label": label}))
+        return _list_containers({"label": f"org.driveops-env.home={self.home_label()}"})
 
     def leftovers(self) -> list[str]:
         """Everything of this sandbox still running or on disk: processes, containers, networks,
@@ -124,7 +136,7 @@ class Sandbox:
         if self.backend == "docker":
             client = docker_client()
             label = {"label": f"org.driveops-env.home={self.home_label()}"}
-            left += [f"container: {c.name}" for c in client.containers.list(all=True, filters=label)]
+            left += [f"container: {c.name}" for c in _list_containers(label)]
             left += [f"network: {n.name}" for n in client.networks.list(filters=label)]
             left += [f"volume: {v.name}" for v in client.volumes.list(filters=label)]
         return left
