@@ -42,7 +42,7 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The whole suite against real services on the local backend; extra arguments go to pytest."""
     session.install("-e", ".[test]")
-    args = session.posargs or ["-m", "not docker", "-n", "2"]
+    args = session.posargs or ["-m", "not docker", "-n", "2", "--dist", "loadgroup"]
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "local"})
 
 

@@ -70,15 +70,11 @@ def _docker_orphans(settings: Settings, *, dry_run: bool) -> list[str]:
 
     if not docker_backend.engine_answers():
         return []
-    backend = docker_backend.DockerBackend(settings)
-    client = backend.client()
+    client = docker_backend.DockerBackend(settings).client()
     found: dict[tuple[str, str], str] = {}
-    resources = [
-        *client.containers.list(all=True, filters={"label": f"{docker_backend.LABEL}.env"}),
-        *client.networks.list(filters={"label": f"{docker_backend.LABEL}.env"}),
-    ]
-    for resource in resources:
-        labels = resource.attrs.get("Config", {}).get("Labels") or resource.attrs.get("Labels") or {}
+    everything = docker_backend.labelled(client, [f"{docker_backend.LABEL}.env"])
+    for resource in [*everything["containers"], *everything["networks"]]:
+        labels = resource.get("Labels") or {}
         key = (labels.get(f"{docker_backend.LABEL}.home", ""), labels.get(f"{docker_backend.LABEL}.env", ""))
         found[key] = labels.get(f"{docker_backend.LABEL}.state-file", "")
     removed = []

@@ -387,30 +387,51 @@ def _keycloak_ready(record: ServiceRecord) -> None:
     readiness.http_ok(f"http://{record.host}:{record.ports['management']}/health/ready")
 
 
+def labelled(client: Any, labels: dict[str, str] | list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Containers, networks and volumes carrying the labels, through the engine's list calls (the
+    high-level SDK inspects each container it lists, and fails when one is removed meanwhile)."""
+    wanted = [f"{k}={v}" for k, v in labels.items()] if isinstance(labels, dict) else labels
+    filters = {"label": wanted}
+    volumes = client.api.volumes(filters=filters).get("Volumes") or []
+    return {
+        "containers": client.api.containers(all=True, filters=filters),
+        "networks": client.api.networks(filters=filters),
+        "volumes": volumes,
+    }
+
+
 def sweep(client: Any, labels: dict[str, str], *, dry_run: bool = False) -> list[str]:
-    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    import docker.errors
+
+    found = labelled(client, labels)
     removed = []
-    for container in client.containers.list(all=True, filters=filters):
-        removed.append(f"container {container.name}")
+    for container in found["containers"]:
+        name = (container.get("Names") or [container["Id"][:12]])[0].lstrip("/")
+        removed.append(f"container {name}")
         if not dry_run:
             try:
-                container.remove(force=True, v=True)
-            except Exception as exc:
-                if "No such container" not in str(exc) and "already in progress" not in str(exc):
+                client.api.remove_container(container["Id"], force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
                     raise
     deadline = time.monotonic() + 10
-    for network in client.networks.list(filters=filters):
-        removed.append(f"network {network.name}")
+    for network in found["networks"]:
+        removed.append(f"network {network['Name']}")
         while not dry_run:
             try:
-                network.remove()
+                client.api.remove_network(network["Id"])
                 break
-            except Exception:  # endpoints still detaching
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:  # endpoints still detaching
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-    for volume in client.volumes.list(filters=filters):
-        removed.append(f"volume {volume.name}")
+    for volume in found["volumes"]:
+        removed.append(f"volume {volume['Name']}")
         if not dry_run:
-            volume.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_volume(volume["Name"], force=True)
     return removed

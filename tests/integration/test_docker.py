@@ -69,6 +69,7 @@ def test_sigint_during_up_leaves_no_container_network_or_volume(dbox: Sandbox) -
     assert dbox.leftovers() == []
 
 
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
 def test_kill_9_of_the_owner_is_swept_by_the_next_up_and_only_that(dbox: Sandbox) -> None:
     beside = Environment.up(settings=dbox.settings(tenants="beta", name=dbox.name + "-beside"))
     script = (
@@ -89,6 +90,7 @@ def test_kill_9_of_the_owner_is_swept_by_the_next_up_and_only_that(dbox: Sandbox
     assert dbox.cli("down").returncode == 0
 
 
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
 def test_gc_removes_what_a_dead_owner_left(dbox: Sandbox) -> None:
     script = (
         "from driveops_env import Environment, options\n"
@@ -108,6 +110,7 @@ def test_gc_removes_what_a_dead_owner_left(dbox: Sandbox) -> None:
     assert dbox.cli("down", "--name", dbox.name + "-cli").returncode == 0
 
 
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
 def test_orphans_without_a_state_file_are_collected(dbox: Sandbox) -> None:
     assert dbox.cli("up", "--tenants", "acme").returncode == 0
     (dbox.state_dir / f"{dbox.name}.json").unlink()  # the state file is lost

@@ -108,6 +108,7 @@ def test_seed_error_names_file_line_and_tenant_and_leaves_nothing(sandbox: Sandb
     assert sandbox.leftovers() == []
 
 
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
 def test_a_killed_owner_is_swept_by_the_next_up(sandbox: Sandbox) -> None:
     # A Python process owns an environment and dies without down(): the next up sweeps it, and only it.
     beside = sandbox.settings(tenants="beta", name=sandbox.name + "-beside")

@@ -121,6 +121,7 @@ def test_full_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path)
         subprocess.run(["umount", str(full)], check=False)
 
 
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
 def test_corrupted_state_file_error_and_recovery(sandbox: Sandbox) -> None:
     assert sandbox.cli("up", "--tenants", "acme").returncode == 0
     path = sandbox.state_dir / f"{sandbox.name}.json"
@@ -167,6 +168,7 @@ def test_two_ups_of_the_same_name_at_once(sandbox: Sandbox) -> None:
     assert sandbox.leftovers() == []
 
 
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
 def test_a_python_owner_killed_mid_up_is_swept(sandbox: Sandbox) -> None:
     script = (
         "import os, signal, threading\n"
