@@ -52,14 +52,9 @@ def tests_docker(session: nox.Session) -> None:
     scripts/provision --docker; the DRIVEOPS_ENV_IMAGE_* overrides come from the environment)."""
     session.install("-e", ".[test]")
     args = session.posargs or [
-        "-m",
-        "integration",
-        "-n",
-        "2",
-        "tests/integration",
-        "tests/plugin",
+        "-m", "integration", "-n", "2", "--dist", "loadgroup", "tests/integration", "tests/plugin",
         "tests/reliability",
-    ]
+    ]  # fmt: skip
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "docker"})
 
 
