@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -124,8 +126,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     _progress(f"environment {state.name!r} {verb} in {result.elapsed:.2f}s")
     print(render.endpoints(state, show_secrets=args.show_secrets))
     print()
-    print(render.connect_hint(state))
+    print(render.connect_hint(state, _prog()))
     return 0
+
+
+def _prog() -> str:
+    """How the user can call this CLI again: its name when it is on PATH, else its full path."""
+    found = shutil.which("driveops-env")
+    if found and Path(found).resolve() == Path(sys.argv[0]).resolve():
+        return "driveops-env"
+    return sys.argv[0] if sys.argv[0].endswith("driveops-env") else "driveops-env"
 
 
 def cmd_down(args: argparse.Namespace) -> int:

@@ -61,17 +61,18 @@ def endpoints(state: EnvState, *, show_secrets: bool) -> str:
     return table(["tenant", "service", "endpoint", "server"], rows)
 
 
-def connect_hint(state: EnvState) -> str:
+def connect_hint(state: EnvState, prog: str = "driveops-env") -> str:
     first = next(iter(state.tenants), "acme")
     return "\n".join(
         [
             "How to connect:",
-            f'  eval "$(driveops-env env --name {state.name} --tenant {first} --format shell)"   '
+            f'  eval "$({prog} env --name {state.name} --tenant {first} --format shell)"   '
             "# PG*, DRIVEOPS_* variables with secrets",
             '  psql "$DRIVEOPS_POSTGRES_DSN"; redis-cli -u "$DRIVEOPS_REDIS_URL"',
-            f"  driveops-env env --name {state.name} --tenant {first} --format dotnet"
+            f"  {prog} env --name {state.name} --tenant {first} --format dotnet"
             "   # the API's configuration keys",
-            f"  driveops-env status --name {state.name}; driveops-env down --name {state.name}",
+            f"  {prog} token --name {state.name} --tenant {first}   # a seeded user's access token",
+            f"  {prog} status --name {state.name}; {prog} down --name {state.name}",
         ]
     )
 
