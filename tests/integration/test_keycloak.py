@@ -188,3 +188,22 @@ def test_seeded_rows_cannot_be_read_across_tenants_with_keycloak_running(env: En
             f"host=127.0.0.1 port={beta.postgres.port} dbname={beta.postgres.database} "
             f"user={acme.postgres.user} password={acme.postgres.password} connect_timeout=5"
         ).close()
+
+
+def test_keycloak_data_in_postgres(kc_sandbox: Sandbox) -> None:
+    env = Environment.up(settings=kc_sandbox.settings(tenants="acme", services="keycloak,postgres",
+                                                      keycloak_db="postgres"))  # fmt: skip
+    try:
+        assert "postgres.keycloak" in env.state.services
+        kc_db = env.state.services["postgres.keycloak"]
+        from driveops_env.services import postgres as pg
+
+        with psycopg.connect(pg.admin_conninfo(kc_db, "keycloak")) as conn:  # Keycloak's own tables are there
+            tables = {
+                r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            }
+        assert {"realm", "user_entity", "client"} <= tables
+        assert keycloak.claims(env.tenant("acme").token())["tenant_id"] == ACME_ID
+    finally:
+        env.down()
+    assert kc_sandbox.leftovers() == []
