@@ -107,11 +107,9 @@ class TenantCopy:
         server = self.state.services[access.service]
         client = redis.client(server.host, server.port, None, server.admin_password)
         try:
-            keys = list(client.scan_iter(match=f"{_glob_escape(access.key_prefix)}*", count=1000))
-            if self.worker is None:  # the bare prefix also matches the workers' prefixes: keep theirs
-                keys = [k for k in keys if not _is_worker_key(k, access.key_prefix)]
-            for start in range(0, len(keys), 500):
-                client.delete(*keys[start : start + 500])
+            # without a worker, the bare prefix also matches the workers' prefixes: keep theirs
+            keep = None if self.worker else (lambda key: _is_worker_key(key, access.key_prefix))
+            redis.delete_prefixed(client, access.key_prefix, keep)
             seeding.apply_redis(client, self.seeds.redis, prefix=access.key_prefix)
         finally:
             client.close()
@@ -129,19 +127,12 @@ class TenantCopy:
             finally:
                 conn.close()
         if self.record.redis:
-            self.restore(("redis",))  # leaves only the seed under the worker's prefix
             server = self.state.services[self.record.redis.service]
             client = redis.client(server.host, server.port, None, server.admin_password)
             try:
-                keys = list(client.scan_iter(match=f"{_glob_escape(self.record.redis.key_prefix)}*"))
-                if keys:
-                    client.delete(*keys)
+                redis.delete_prefixed(client, self.record.redis.key_prefix)
             finally:
                 client.close()
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _is_worker_key(key: str, prefix: str) -> bool:

@@ -41,9 +41,7 @@ def reset_redis(state: EnvState, record: TenantRecord, seeds: seeding.TenantSeed
         if state.isolation == "dedicated":
             client.flushdb()
         else:
-            keys = list(client.scan_iter(match=f"{record.redis.key_prefix}*", count=1000))
-            for start in range(0, len(keys), 500):
-                client.delete(*keys[start : start + 500])
+            redis.delete_prefixed(client, record.redis.key_prefix)
         seeding.apply_redis(client, seeds.redis, prefix=record.redis.key_prefix)
     finally:
         client.close()

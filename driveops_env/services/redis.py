@@ -9,6 +9,7 @@ names of other tenants' keys.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,13 @@ def find_server(configured: str) -> str:
             hint="run scripts/provision (installs Debian's redis-server), or set --redis-server",
         )
     return found
+
+
+def delete_prefixed(client: Any, prefix: str, keep: Callable[[str], bool] | None = None) -> int:
+    """Delete the keys under ``prefix`` (glob characters in it taken literally), except those
+    ``keep`` says to keep; returns how many were deleted."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+    keys = [k for k in client.scan_iter(match=f"{escaped}*", count=1000) if keep is None or not keep(k)]
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    return len(keys)
