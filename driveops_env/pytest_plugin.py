@@ -281,10 +281,9 @@ class Manager:
     def finish(self) -> None:
         if self.env is None:
             return
-        if self.worker is not None or self.reuse or self.keep:
+        if self.reuse or self.keep:  # the environment outlives the session: drop our worker copies
             for copy in self.copies.values():
-                if self.reuse or self.keep:
-                    copy.drop()
+                copy.drop()
         if self.worker is not None or self.reuse:
             return
         if self.keep:

@@ -108,7 +108,7 @@ class DockerBackend:
         for service in wanted:
             image = self.image(service)
             versions[service] = image
-            if _image_present(client, image):
+            if keycloak_image.image_present(client, image):
                 continue
             progress(f"pulling {image}")
             try:
@@ -373,14 +373,6 @@ class DockerBackend:
         """Remove every container, network and volume labelled with this environment (of this state
         directory), whether or not the state file knows it.  Returns what was removed."""
         return sweep(self.client(), {f"{LABEL}.env": env_name, f"{LABEL}.home": home_label(self.settings)})
-
-
-def _image_present(client: Any, image: str) -> bool:
-    try:
-        client.images.get(image)
-    except Exception:  # docker.errors.ImageNotFound, or the engine refused
-        return False
-    return True
 
 
 def _keycloak_ready(record: ServiceRecord) -> None:

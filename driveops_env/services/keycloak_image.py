@@ -47,7 +47,7 @@ def optimized(client: Any, base: str, cache: Path, progress: Callable[[str], Non
     secrets = cache / "docker" / f"keycloak-optimized-{digest}.json"
     secrets.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(secrets.with_suffix(".lock"))):
-        if secrets.exists() and _present(client, tag):
+        if secrets.exists() and image_present(client, tag):
             return tag, str(json.loads(secrets.read_text())["password"])
         progress(f"deriving an optimized Keycloak image from {base} (once, about 1 min)")
         built, _ = client.images.build(
@@ -91,7 +91,8 @@ def optimized(client: Any, base: str, cache: Path, progress: Callable[[str], Non
     return tag, password
 
 
-def _present(client: Any, tag: str) -> bool:
+def image_present(client: Any, tag: str) -> bool:
+    """Whether the engine has the image (the docker backend asks this too)."""
     try:
         client.images.get(tag)
     except Exception:  # ImageNotFound

@@ -28,6 +28,15 @@ def _tenant() -> TenantRecord:
     )
 
 
+def _state(
+    fingerprint: dict[str, object] | None = None, tenants: dict[str, TenantRecord] | None = None
+) -> EnvState:
+    return EnvState(
+        name="x", backend="local", isolation="shared", spec_hash="h",
+        fingerprint=fingerprint or {}, data_dir="/tmp/x", tenants=tenants or {},
+    )  # fmt: skip
+
+
 def test_dotnet_keys_follow_the_production_guide() -> None:
     out = envvars.dotnet(_tenant())
     assert out["ConnectionStrings__DefaultConnection"] == (
@@ -85,15 +94,7 @@ def test_first_failure_cancels_the_rest() -> None:
 
 def test_state_file_is_private_and_round_trips(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state")
-    state = EnvState(
-        name="x",
-        backend="local",
-        isolation="shared",
-        spec_hash="h",
-        fingerprint={"a": 1},
-        data_dir="/tmp/x",
-        tenants={"acme": _tenant()},
-    )
+    state = _state(fingerprint={"a": 1}, tenants={"acme": _tenant()})
     store.save(state)
     path = store.path("x")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -111,16 +112,7 @@ def test_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     store = StateStore(blocker / "state")
     with pytest.raises(StateError, match="state directory"):
-        store.save(
-            EnvState(
-                name="x",
-                backend="local",
-                isolation="shared",
-                spec_hash="h",
-                fingerprint={},
-                data_dir="/tmp/x",
-            )
-        )
+        store.save(_state())
 
 
 def test_secrets_are_long_alphanumerics() -> None:
@@ -130,15 +122,7 @@ def test_secrets_are_long_alphanumerics() -> None:
 
 
 def test_endpoints_table_masks_secrets() -> None:
-    state = EnvState(
-        name="x",
-        backend="local",
-        isolation="shared",
-        spec_hash="h",
-        fingerprint={},
-        data_dir="/tmp/x",
-        tenants={"acme": _tenant()},
-    )
+    state = _state(tenants={"acme": _tenant()})
     hidden = render.endpoints(state, show_secrets=False)
     assert "pw1" not in hidden and "pw2" not in hidden and "****" in hidden
     shown = render.endpoints(state, show_secrets=True)
