@@ -50,9 +50,7 @@ def _rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def start(
-    install: keycloak_dist.KeycloakInstall, argv: list[str], env: dict[str, str]
-) -> tuple[float, int, int]:
+def start(install: keycloak_dist.KeycloakInstall, argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
     """Start Keycloak, return (seconds to ready, pid, http port)."""
     ports = PortAllocator()
     http, management = ports.allocate(), ports.allocate()
@@ -152,11 +150,9 @@ def measure_realms(install: keycloak_dist.KeycloakInstall, settings: options.Set
         def create(_: int) -> None:
             n = next(counter)
             tenant = Tenant(f"r{n}", f"00000000-0000-0000-0000-{n:012d}", f"R{n}", f"r{n}")
-            seed = seeding.render_realm(
-                settings.realms_dir, settings.seeds_dir, tenant, api_client_secret="x"
-            )
-            token = keycloak.admin_token(base, keycloak_dist.TEMPLATE_ADMIN, str(install.template_password))
-            keycloak.create_realm(base, token, seed.representation)
+            seed = seeding.render_realm(settings.realms_dir, settings.seeds_dir, tenant, api_client_secret="x")
+            admin = keycloak.RealmAdmin(base, keycloak_dist.TEMPLATE_ADMIN, str(install.template_password))
+            admin.create_realm(seed.representation)
 
         def parallel(count: int) -> None:
             with ThreadPoolExecutor(count) as pool:

@@ -67,9 +67,7 @@ def main() -> None:
     subprocess.run([*cli, "up", "--tenants", "acme"], env=env, check=True, capture_output=True)
     try:
         reused, _ = run(directory, env, "--driveops-reuse")
-        rows.append(
-            (f"{args.tests} tests, 1 process, --driveops-reuse of a running environment", f"{reused:.2f} s")
-        )
+        rows.append((f"{args.tests} tests, 1 process, --driveops-reuse of a running environment", f"{reused:.2f} s"))
         reused_two, _ = run(directory, env, "--driveops-reuse", "-n", "2")
         rows.append((f"{args.tests} tests, 2 xdist workers, --driveops-reuse", f"{reused_two:.2f} s"))
     finally:

@@ -149,9 +149,7 @@ def plain_way(count: int) -> float:
     from testcontainers.postgres import PostgresContainer
     from testcontainers.redis import RedisContainer
 
-    image = {
-        s: os.environ.get(f"DRIVEOPS_ENV_IMAGE_{s.upper()}", d) for s, d in options.DEFAULT_IMAGES.items()
-    }
+    image = {s: os.environ.get(f"DRIVEOPS_ENV_IMAGE_{s.upper()}", d) for s, d in options.DEFAULT_IMAGES.items()}
     settings = settings_for("docker", tenants_list(count), "plain")
     containers: list[Any] = []
     started = time.monotonic()
@@ -175,9 +173,7 @@ def plain_way(count: int) -> float:
             rd = RedisContainer(image["redis"])
             rd.start()
             containers.append(rd)
-            realm = seeding.render_realm(
-                settings.realms_dir, settings.seeds_dir, tenant, api_client_secret="plain"
-            )
+            realm = seeding.render_realm(settings.realms_dir, settings.seeds_dir, tenant, api_client_secret="plain")
             admin.create_realm(realm.representation)
         return time.monotonic() - started
     finally:
@@ -189,7 +185,7 @@ def plain_way(count: int) -> float:
 
 
 def reset_times(env: Environment, rounds: int) -> list[float]:
-    copy = TenantCopy(env.state, "acme", None)
+    copy = TenantCopy(env.state, "acme", "main")
     copy.make()
     times = []
     for _ in range(rounds):
@@ -218,18 +214,14 @@ def reseed_times(env: Environment, rounds: int) -> list[float]:
             from psycopg import sql
 
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target))
-                )
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target)))
             seeding.apply_sql(postgres.admin_conninfo(server, target), seeds.sql, tenant="acme")
             assert record.mongo is not None
             mongo.drop_all(record.mongo)
             mongo.seed(record.mongo, seeds.mongo, tenant="acme")
             client = env.tenant("acme").connect_redis()
-            seeding.apply_redis(
-                client, seeds.redis, prefix=record.redis.key_prefix if record.redis else "acme:"
-            )
+            seeding.apply_redis(client, seeds.redis, prefix=record.redis.key_prefix if record.redis else "acme:")
             client.close()
 
         seconds, _ = timed(reseed)
@@ -294,9 +286,7 @@ def main() -> None:
             plot[f"{backend} up {count}"] = seconds
             if count == 2:
                 attach = [timed(partial(Environment.up, settings=env.settings))[0] for _ in range(5)]
-                rows.append(
-                    (f"{backend}: re-attach (median of 5)", f"{statistics.median(attach) * 1000:.0f} ms")
-                )
+                rows.append((f"{backend}: re-attach (median of 5)", f"{statistics.median(attach) * 1000:.0f} ms"))
                 targets.append(Target(f"{backend}: re-attach", statistics.median(attach), "<= 1 s",
                                       statistics.median(attach) <= 1.0))  # fmt: skip
                 ratio = seconds / floor
@@ -317,13 +307,9 @@ def main() -> None:
                     plot["re-seed p50"] = r50
                     for slug in ("acme", "beta"):
                         pids = [r.pid for r in env.state.services.values() if r.tenant == slug and r.pid]
-                        rows.append(
-                            (f"local: resident memory of tenant {slug}'s servers", f"{rss_mb(pids):.0f} MB")
-                        )
+                        rows.append((f"local: resident memory of tenant {slug}'s servers", f"{rss_mb(pids):.0f} MB"))
                     kc = env.state.services["keycloak"]
-                    rows.append(
-                        ("local: resident memory of Keycloak (2 realms)", f"{rss_mb([kc.pid or 0]):.0f} MB")
-                    )
+                    rows.append(("local: resident memory of Keycloak (2 realms)", f"{rss_mb([kc.pid or 0]):.0f} MB"))
             env.down()
         if 1 in ups and 10 in ups:
             ratio = ups[10] / ups[1]
@@ -348,8 +334,7 @@ def write(rows: list[tuple[str, str]], targets: list[Target], plot: dict[str, fl
     lines += [f"| {name} | {value} |" for name, value in rows]
     lines += ["", "| target | measured | wanted | met | detail |", "|---|---|---|---|---|"]
     lines += [
-        f"| {t.name} | {t.measured:.2f} | {t.target} | {'yes' if t.met else 'NO'} | {t.detail} |"
-        for t in targets
+        f"| {t.name} | {t.measured:.2f} | {t.target} | {'yes' if t.met else 'NO'} | {t.detail} |" for t in targets
     ]
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,114 +1,31 @@
 """The Python API: :class:`Environment` (a running environment) and :class:`TenantHandle`.
 
-    from driveops_env import Environment, options
+    from driveops_env import Environment
 
-    with Environment.up(settings=options.resolve(cli={"tenants": "acme,beta"})) as env:
+    with Environment.up(tenants=["acme", "beta"], backend="local") as env:
         acme = env.tenant("acme")
-        with acme.connect_postgres() as conn:
+        with acme.postgres.connect() as conn:
             conn.execute("SELECT name FROM garages").fetchall()
 
-Properties never do I/O; methods named ``connect_*``, ``status``, ``down`` do.
+Properties never do I/O; methods named ``connect*``, ``status``, ``check``, ``down`` do.  Leaving a
+``with`` block stops the environment only if this ``up`` started it: one it attached to (started by
+the CLI, another session) keeps running.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from driveops_env import envvars, health, options, orchestrator
 from driveops_env import reset as reset_
 from driveops_env.backends import create_backend
+from driveops_env.endpoints import KeycloakEndpoint, MongoEndpoint, PostgresEndpoint, RedisEndpoint
 from driveops_env.errors import UsageError
 from driveops_env.health import CheckResult
-from driveops_env.services import keycloak, mongo
 from driveops_env.spec import EnvSpec
-from driveops_env.state import (
-    EnvState,
-    KeycloakAccess,
-    MongoAccess,
-    PostgresAccess,
-    RedisAccess,
-    TenantRecord,
-)
-
-if TYPE_CHECKING:
-    import psycopg
-    import pymongo.database
-    import redis as redis_lib
-
-
-class KeycloakEndpoint:
-    """A tenant's realm: issuer, client credentials, tokens for its users, a python-keycloak admin."""
-
-    def __init__(self, access: KeycloakAccess, admin_user: str, admin_password: str) -> None:
-        self.access = access
-        self._admin_user = admin_user
-        self._admin_password = admin_password
-
-    @property
-    def issuer(self) -> str:
-        return self.access.issuer
-
-    @property
-    def base_url(self) -> str:
-        return self.access.base_url
-
-    @property
-    def realm(self) -> str:
-        return self.access.realm
-
-    @property
-    def client_id(self) -> str:
-        return self.access.client_id
-
-    @property
-    def client_secret(self) -> str:
-        return self.access.client_secret
-
-    @property
-    def users(self) -> dict[str, str]:
-        """Seeded users and their passwords."""
-        return dict(self.access.users)
-
-    def admin(self) -> Any:
-        """python-keycloak ``KeycloakAdmin`` working on this tenant's realm."""
-        return keycloak.admin_client(self.base_url, self._admin_user, self._admin_password, realm=self.realm)
-
-    def token_response(self, user: str | None = None, password: str | None = None) -> dict[str, Any]:
-        user = user or next(iter(self.access.users))
-        return keycloak.user_token(self.access, user, password)
-
-    def token(self, user: str | None = None, password: str | None = None) -> str:
-        """An access token of ``user`` (default: the first seeded user)."""
-        return str(self.token_response(user, password)["access_token"])
-
-
-class MongoEndpoint:
-    """A tenant's MongoDB database: its URI and credentials, and ``connect()``."""
-
-    def __init__(self, access: MongoAccess) -> None:
-        self.access = access
-
-    @property
-    def uri(self) -> str:
-        return self.access.uri
-
-    @property
-    def database(self) -> str:
-        return self.access.database
-
-    @property
-    def user(self) -> str:
-        return self.access.user
-
-    @property
-    def password(self) -> str:
-        return self.access.password
-
-    def connect(self) -> pymongo.database.Database[Any]:
-        """A pymongo ``Database`` (its client is closed with ``db.client.close()``)."""
-        database: pymongo.database.Database[Any] = mongo.client(self.access)[self.access.database]
-        return database
+from driveops_env.state import EnvState, TenantRecord
 
 
 class TenantHandle:
@@ -141,53 +58,54 @@ class TenantHandle:
     def record(self) -> TenantRecord:
         return self._record
 
-    @property
-    def postgres(self) -> PostgresAccess:
-        if self._record.postgres is None:
-            raise UsageError(f"tenant {self.slug!r} has no PostgreSQL in environment {self._env.name!r}")
-        return self._record.postgres
+    def _missing(self, what: str) -> UsageError:
+        return UsageError(f"tenant {self.slug!r} has no {what} in environment {self._env.name!r}")
 
     @property
-    def redis(self) -> RedisAccess:
+    def postgres(self) -> PostgresEndpoint:
+        if self._record.postgres is None:
+            raise self._missing("PostgreSQL")
+        return PostgresEndpoint.of(self._record.postgres)
+
+    @property
+    def redis(self) -> RedisEndpoint:
         if self._record.redis is None:
-            raise UsageError(f"tenant {self.slug!r} has no Redis in environment {self._env.name!r}")
-        return self._record.redis
+            raise self._missing("Redis")
+        return RedisEndpoint.of(self._record.redis)
 
     @property
     def mongo(self) -> MongoEndpoint:
         if self._record.mongo is None:
-            raise UsageError(f"tenant {self.slug!r} has no MongoDB in environment {self._env.name!r}")
-        return MongoEndpoint(self._record.mongo)
-
-    def connect_mongo(self) -> pymongo.database.Database[Any]:
-        return self.mongo.connect()
+            raise self._missing("MongoDB")
+        return MongoEndpoint.of(self._record.mongo)
 
     @property
     def keycloak(self) -> KeycloakEndpoint:
         if self._record.keycloak is None:
-            raise UsageError(f"tenant {self.slug!r} has no Keycloak realm in environment {self._env.name!r}")
+            raise self._missing("Keycloak realm")
         server = self._env.state.services["keycloak"]
-        return KeycloakEndpoint(self._record.keycloak, server.admin_user, server.admin_password)
+        return KeycloakEndpoint.of(self._record.keycloak, server.admin_user, server.admin_password)
+
+    def connect_postgres(self, **kwargs: Any) -> Any:
+        """Shortcut for ``.postgres.connect()``."""
+        return self.postgres.connect(**kwargs)
+
+    def connect_redis(self, **kwargs: Any) -> Any:
+        """Shortcut for ``.redis.connect()``."""
+        return self.redis.connect(**kwargs)
+
+    def connect_mongo(self) -> Any:
+        """Shortcut for ``.mongo.connect()``."""
+        return self.mongo.connect()
 
     def token(self, user: str | None = None, password: str | None = None) -> str:
         """An access token of ``user`` in the tenant's realm (default: the first seeded user)."""
         return self.keycloak.token(user, password)
 
     def reset(self, stores: tuple[str, ...] = reset_.STORES) -> dict[str, float]:
-        """Back to the seeded state in ``stores``; returns the seconds each store took."""
+        """Back to the seeded state in ``stores``; returns the seconds each store took.  Test
+        processes' copies are left alone."""
         return reset_.reset_tenant(self._env.state, self.slug, stores)
-
-    def connect_postgres(self, **kwargs: Any) -> psycopg.Connection[Any]:
-        import psycopg
-
-        return psycopg.connect(self.postgres.conninfo, **kwargs)
-
-    def connect_redis(self, **kwargs: Any) -> redis_lib.Redis:
-        import redis as redis_lib
-
-        r = self.redis
-        options_ = {"decode_responses": True, "socket_timeout": 5} | kwargs
-        return redis_lib.Redis(host=r.host, port=r.port, username=r.username, password=r.password, **options_)
 
     def env_vars(self, style: Literal["plain", "dotnet"] = "plain") -> dict[str, str]:
         if style == "dotnet":
@@ -198,11 +116,12 @@ class TenantHandle:
 
 
 class Environment:
-    """A running environment, as recorded in its state file."""
+    """A running environment, as recorded in its state file (or in a descriptor)."""
 
-    def __init__(self, state: EnvState, settings: options.Settings) -> None:
+    def __init__(self, state: EnvState, settings: options.Settings, *, owned: bool = False) -> None:
         self._state = state
         self._settings = settings
+        self._owned = owned
 
     def __repr__(self) -> str:
         return f"Environment({self.name!r}, backend={self.backend!r}, tenants={self.tenants!r})"
@@ -217,26 +136,37 @@ class Environment:
         detach: bool = False,
         owner_pid: int | None = None,
         progress: orchestrator.Progress | None = None,
+        **option_values: Any,
     ) -> Environment:
-        """Start (or attach to) an environment. Without ``detach`` this process owns it: if the process
-        dies without ``down()``, the next ``up`` of that name sweeps it."""
+        """Start (or attach to) an environment.  Options by their names, as typed values or as the
+        command line would give them: ``Environment.up(tenants=["acme", "beta"], backend="local")``;
+        the others come from ``DRIVEOPS_ENV_*`` and ``pyproject.toml`` as usual (or pass ``settings``).
+        Without ``detach`` this process owns what it starts: if it dies without ``down()``, the next
+        ``up`` of that name sweeps it."""
         settings = settings or options.resolve()
+        if option_values:
+            settings = settings.with_options(**option_values)
         if spec is not None:
             settings = settings.replace(name=spec.name)
         result = orchestrator.up(
-            settings,
-            spec=spec,
-            recreate=recreate,
-            detach=detach,
-            owner_pid=owner_pid,
+            settings, spec=spec, recreate=recreate, detach=detach, owner_pid=owner_pid,
             progress=progress or (lambda _: None),
-        )
-        return cls(result.state, settings)
+        )  # fmt: skip
+        return cls(result.state, settings, owned=not result.attached)
 
     @classmethod
     def attach(cls, name: str = "default", *, settings: options.Settings | None = None) -> Environment:
+        """An environment started elsewhere; leaving a ``with`` block does not stop it."""
         settings = settings or options.resolve()
         return cls(orchestrator.load_running(settings, name), settings)
+
+    @classmethod
+    def from_descriptor(cls, path: Path | str, *, settings: options.Settings | None = None) -> Environment:
+        """An environment described by ``driveops-env export`` (another machine's, e.g. staging)."""
+        from driveops_env import descriptor
+
+        settings = settings or options.resolve()
+        return cls(descriptor.load(Path(path), settings.cache_dir), settings)
 
     @property
     def name(self) -> str:
@@ -262,14 +192,27 @@ class Environment:
     def settings(self) -> options.Settings:
         return self._settings
 
+    @property
+    def owned(self) -> bool:
+        """Whether this object started the environment (and ``down()`` on leaving ``with`` is ours)."""
+        return self._owned
+
     def tenant(self, slug: str) -> TenantHandle:
         record = self._state.tenants.get(slug)
         if record is None:
             raise UsageError(
                 f"tenant {slug!r} is not part of environment {self.name!r}",
-                hint=f"its tenants are: {', '.join(self.tenants)}",
+                hint=f"its tenants are: {', '.join(self.tenants)} (add one: driveops-env tenant add {slug})",
             )
         return TenantHandle(self, record)
+
+    def handle(self, record: TenantRecord) -> TenantHandle:
+        """A handle on a tenant record of this environment (a test process's copy, say)."""
+        return TenantHandle(self, record)
+
+    def add_tenants(self, slugs: list[str], *, progress: orchestrator.Progress | None = None) -> None:
+        """Add tenants to the running environment (stores, seeds, realm) without touching the others."""
+        self._state = orchestrator.add_tenants(self._settings, self.name, slugs, progress=progress)
 
     def status(self) -> list[CheckResult]:
         """Live health of every server (a real query or PING each)."""
@@ -281,6 +224,7 @@ class Environment:
 
     def down(self, *, keep_data: bool = False) -> None:
         orchestrator.down(self._settings, self.name, keep_data=keep_data)
+        self._owned = False
 
     def __enter__(self) -> Environment:
         return self
@@ -288,4 +232,5 @@ class Environment:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.down()
+        if self._owned:
+            self.down()

@@ -53,7 +53,7 @@ def plain(env_name: str, tenant: TenantRecord) -> dict[str, str]:
     return out
 
 
-def dotnet(tenant: TenantRecord) -> dict[str, str]:
+def dotnet(tenant: TenantRecord, metadata_address: str | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     if tenant.postgres:
         pg = tenant.postgres
@@ -67,31 +67,38 @@ def dotnet(tenant: TenantRecord) -> dict[str, str]:
         text = f"{r.host}:{r.port},password={r.password}"
         if r.username:
             text += f",user={r.username}"
+        if r.db:
+            text += f",defaultDatabase={r.db}"
         out["ConnectionStrings__Redis"] = text
     if tenant.keycloak:
         kc = tenant.keycloak
         out["Keycloak__Authority"] = kc.issuer
+        out["Keycloak__Audience"] = kc.audience
         out["Keycloak__ClientId"] = kc.client_id
         out["Keycloak__ClientSecret"] = kc.client_secret
+        out["Keycloak__RequireHttpsMetadata"] = "false"
+        if metadata_address:  # inside the environment's network: discovery by name, issuer unchanged
+            out["Keycloak__MetadataAddress"] = metadata_address
     out["TenantId"] = tenant.tenant_id
     return out
 
 
 def render(variables: Mapping[str, str], fmt: str) -> str:
+    """``json`` for programs; ``shell`` (``export K='v'``) for ``eval`` and ``sh`` sourcing;
+    ``dotenv`` and ``dotnet`` (``K=v``, the value as it is) for ``docker run --env-file``, GitHub's
+    ``$GITHUB_ENV`` and python-dotenv with ``interpolate=False``: these keep everything after the first
+    ``=`` literally, so nothing is quoted; a value they cannot carry (a line break) is refused."""
     if fmt == "json":
         return json.dumps(dict(variables), indent=2)
     if fmt == "shell":
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in variables.items())
-    if fmt == "dotenv":
-        return "\n".join(f"{k}={_dotenv_value(v)}" for k, v in variables.items())
-    # dotnet: KEY=VALUE a line, as the issue of the production guide gives them
+    for key, value in variables.items():
+        if any(c in value for c in "\n\r\0"):
+            raise UsageError(
+                f"{key} holds a line break, which the {fmt} format (docker --env-file, $GITHUB_ENV) cannot carry",
+                hint="use --format json or --format shell",
+            )
     return "\n".join(f"{k}={v}" for k, v in variables.items())
-
-
-def _dotenv_value(value: str) -> str:
-    if value and all(c.isalnum() or c in "-_.:/@=,;+" for c in value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def record_from_plain(environ: Mapping[str, str]) -> TenantRecord:
@@ -101,9 +108,7 @@ def record_from_plain(environ: Mapping[str, str]) -> TenantRecord:
 
     try:
         slug = environ["DRIVEOPS_TENANT"]
-        record = TenantRecord(
-            slug, environ["DRIVEOPS_TENANT_ID"], environ.get("DRIVEOPS_TENANT_NAME", slug), slug
-        )
+        record = TenantRecord(slug, environ["DRIVEOPS_TENANT_ID"], environ.get("DRIVEOPS_TENANT_NAME", slug), slug)
     except KeyError as exc:
         raise UsageError(
             f"{exc.args[0]} is not set", hint="eval the output of `driveops-env env --format shell`"

@@ -53,6 +53,11 @@ class UsageError(DriveopsEnvError):
     exit_code = 2
 
 
+class UnsafePathError(UsageError):
+    """A state or data directory (or file) another user could change: a link, someone else's, or
+    writable by others.  Nothing in it is trusted."""
+
+
 class TemplateError(UsageError):
     """A realm template or seed file cannot be read or rendered."""
 

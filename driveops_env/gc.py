@@ -29,9 +29,7 @@ def _owner_gone(state: EnvState) -> bool:
     return not process.is_alive(process.ProcessRef(state.owner_pid, state.owner_start))
 
 
-def collect(
-    settings: Settings, *, dry_run: bool = False, progress: Callable[[str], None] = print
-) -> list[str]:
+def collect(settings: Settings, *, dry_run: bool = False, progress: Callable[[str], None] = print) -> list[str]:
     removed: list[str] = []
     store = StateStore(settings.state_dir)
     for name in store.names():
@@ -55,34 +53,57 @@ def collect(
 
 
 def _remove_unknown(settings: Settings, name: str) -> None:
-    """An environment known by name only: its local servers (by working directory), its labelled
-    containers, its data directory."""
+    """An environment known by name only (its state file is unreadable): its local servers (by working
+    directory under the data root), its labelled containers, and its data directory if it carries
+    driveops-env's marker for that name."""
+    from driveops_env import teardown
+
     for backend in ("local", "docker"):
         try:
             create_backend(backend, settings).cleanup(name)
         except DriveopsEnvError:
             continue  # no Docker engine: nothing of ours runs there
-    orchestrator.remove_data(settings, name)
+    teardown.remove_marked(settings, name)
+
+
+def sweep_dead(settings: Settings, *, prefix: str, progress: Callable[[str], None]) -> list[str]:
+    """Down every environment of this state directory whose name starts with ``prefix`` and whose
+    owner is gone (what killed pytest sessions of one checkout left), and nothing else."""
+    store = StateStore(settings.state_dir)
+    removed = []
+    for name in store.names():
+        if not name.startswith(prefix):
+            continue
+        try:
+            state = store.load(name)
+        except StateError:
+            continue
+        if state is not None and state.owner_pid is not None and _owner_gone(state):
+            progress(f"removing environment {name!r}: the session that owned it is gone")
+            orchestrator.down(settings, name)
+            removed.append(name)
+    return removed
 
 
 def _docker_orphans(settings: Settings, *, dry_run: bool) -> list[str]:
-    from driveops_env.backends import docker as docker_backend
+    from driveops_env.backends import docker_engine
+    from driveops_env.backends.docker_engine import LABEL
 
-    if not docker_backend.engine_answers():
+    if not docker_engine.engine_answers():
         return []
-    client = docker_backend.DockerBackend(settings).client()
+    client = docker_engine.connect()
     found: dict[tuple[str, str], str] = {}
-    everything = docker_backend.labelled(client, [f"{docker_backend.LABEL}.env"])
+    everything = docker_engine.labelled(client, [f"{LABEL}.env"])
     for resource in [*everything["containers"], *everything["networks"]]:
         labels = resource.get("Labels") or {}
-        key = (labels.get(f"{docker_backend.LABEL}.home", ""), labels.get(f"{docker_backend.LABEL}.env", ""))
-        found[key] = labels.get(f"{docker_backend.LABEL}.state-file", "")
+        key = (labels.get(f"{LABEL}.home", ""), labels.get(f"{LABEL}.env", ""))
+        found[key] = labels.get(f"{LABEL}.state-file", "")
     removed = []
     for (home, env), state_file in sorted(found.items()):
         if not _orphan(Path(state_file)):
             continue
-        labels = {f"{docker_backend.LABEL}.env": env, f"{docker_backend.LABEL}.home": home}
-        for line in docker_backend.sweep(client, labels, dry_run=dry_run):
+        labels = {f"{LABEL}.env": env, f"{LABEL}.home": home}
+        for line in docker_engine.sweep(client, labels, dry_run=dry_run):
             removed.append(f"{line} of environment {env!r} (no live owner; state file {state_file})")
     return removed
 

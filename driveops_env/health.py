@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
-from driveops_env import readiness
 from driveops_env.backends import Backend
 from driveops_env.services import keycloak, mongo, postgres, redis
 from driveops_env.state import EnvState, ServiceRecord, TenantRecord
@@ -22,17 +22,48 @@ class CheckResult:
     ok: bool
     detail: str
     elapsed: float
+    hint: str | None = None
+
+
+# What a failure's text means, and what to do: (pattern, what it is, hint)
+_DIAGNOSES = (
+    (
+        re.compile(r"password authentication failed|Authentication failed|WRONGPASS|invalid username-password", re.I),
+        "authentication failed",
+        "the credentials are not the environment's: re-read them with `driveops-env env`",
+    ),
+    (
+        re.compile(r"Connection refused|connection timed out|No servers found|Error 111|timed out", re.I),
+        "no answer",
+        "the server is down: `driveops-env status`, then `driveops-env up` heals the environment",
+    ),
+    (re.compile(r"does not exist", re.I), "missing", "`driveops-env reset --tenant <slug>` re-creates it"),
+)
+
+
+def diagnose(exc: BaseException) -> tuple[str, str | None]:
+    """A failure as one line a reader understands, and what to do.  FerretDB answers a refused login
+    as ``InternalError`` (code 1) with Go stack frames: reported as an authentication failure."""
+    text = " ".join(str(exc).split())
+    for pattern, what, hint in _DIAGNOSES:
+        if pattern.search(text):
+            core = pattern.search(text)
+            assert core is not None
+            return f"{what}: {text[max(0, core.start() - 40) : core.end() + 80].strip()}", hint
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return first[:300], None
 
 
 def _run(name: str, tenant: str | None, check: Callable[[], str]) -> CheckResult:
     started = time.monotonic()
+    hint = None
     try:
         detail = check()
         ok = True
     except Exception as exc:  # a check reports any failure as its result
-        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        detail, hint = diagnose(exc)
         ok = False
-    return CheckResult(name, tenant, ok, detail, time.monotonic() - started)
+    return CheckResult(name, tenant, ok, detail, time.monotonic() - started, hint)
 
 
 def _probe_server(record: ServiceRecord, backend: Backend) -> str:
@@ -45,7 +76,7 @@ def _probe_server(record: ServiceRecord, backend: Backend) -> str:
     elif record.kind == "mongo":
         mongo.probe(mongo.admin_access(record))
     elif record.kind == "keycloak":
-        readiness.http_ok(f"http://{record.host}:{record.ports['management']}/health/ready")
+        keycloak.probe_ready(record)
     return f"{record.host}:{record.port}"
 
 
@@ -100,9 +131,7 @@ def _check_tenant_row(tenant: TenantRecord) -> str:
 
     assert tenant.postgres is not None
     with psycopg.connect(tenant.postgres.conninfo) as conn:
-        row = conn.execute(
-            "SELECT id::text, active FROM tenants WHERE id = %s", (tenant.tenant_id,)
-        ).fetchone()
+        row = conn.execute("SELECT id::text, active FROM tenants WHERE id = %s", (tenant.tenant_id,)).fetchone()
     if row is None:
         raise RuntimeError(f"no row for tenant id {tenant.tenant_id} in the tenants table")
     if not row[1]:

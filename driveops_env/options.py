@@ -1,29 +1,47 @@
-"""Every option is declared once here; its CLI flag, environment variable, ``pyproject.toml`` key,
-pytest ini key and documentation are derived from that one declaration.
+"""Every option is declared once, as a typed field of :class:`Settings`; its CLI flag, environment
+variable, ``pyproject.toml`` key, pytest ini key, choices and documentation are derived from it.
 
-Precedence, highest first: CLI flag (or pytest option), environment variable ``DRIVEOPS_ENV_<NAME>``,
-``[tool.driveops-env]`` in the nearest ``pyproject.toml``, pytest ini key, default.  An explicitly given
-empty string or zero is a value, never "unset".  Defaults are computed when options are resolved,
-not at import time.
+Precedence, highest first: CLI flag (or pytest option, or a Python keyword), environment variable
+``DRIVEOPS_ENV_<NAME>``, ``[tool.driveops-env]`` in the nearest ``pyproject.toml``, pytest ini key,
+default.  An explicitly given empty string or zero is a value, never "unset".  Defaults are computed
+when options are resolved, not at import time.  A relative path is anchored where it was written: a
+``pyproject.toml``'s folder for its keys, the ini file's folder for ini keys, the current directory
+for flags and environment variables.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+import math
 import os
 import tomllib
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from driveops_env import paths
 from driveops_env.errors import UsageError
-from driveops_env.services.keycloak_dist import DEFAULT_VERSION as DEFAULT_KEYCLOAK_VERSION
-from driveops_env.spec import BACKENDS, ISOLATIONS, parse_tenant_list, validate_env_name
+from driveops_env.services.keycloak_versions import DEFAULT_VERSION as DEFAULT_KEYCLOAK_VERSION
+from driveops_env.spec import parse_tenant_list, validate_env_name
 
 ENV_PREFIX = "DRIVEOPS_ENV_"
 TOML_TABLE = "driveops-env"
+SOURCES = ("cli", "env", "pyproject", "ini")
+# keys of [tool.driveops-env] that the pytest plugin reads (driveops_env.plugin.settings)
+PLUGIN_TOML_KEYS = ("reuse", "keep", "smoke", "from-file")
+SERVICES = ("keycloak", "postgres", "mongo", "redis")
+# The official images, pinned (the docker backend's defaults).
+DEFAULT_IMAGES = {
+    "postgres": "postgres:16",
+    "mongo": "mongo:7",
+    "redis": "redis:7",
+    "keycloak": f"quay.io/keycloak/keycloak:{DEFAULT_KEYCLOAK_VERSION}",
+}
+
+
+# --- parsers: text in, typed value out; ValueError says why ------------------------------------------
 
 
 def _text(value: str) -> str:
@@ -36,14 +54,14 @@ def _path(value: str) -> Path:
     return Path(value).expanduser()
 
 
-def _optional_path(value: str) -> Path | None:
+def parse_optional_path(value: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
 def _positive_float(value: str) -> float:
     number = float(value)
-    if number <= 0:
-        raise ValueError("must be greater than 0")
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("must be a finite number greater than 0")
     return number
 
 
@@ -61,14 +79,13 @@ def _port(value: str) -> int:
     return number
 
 
-SERVICES = ("keycloak", "postgres", "mongo", "redis")
-# The official images, pinned (the docker backend's defaults).
-DEFAULT_IMAGES = {
-    "postgres": "postgres:16",
-    "mongo": "mongo:7",
-    "redis": "redis:7",
-    "keycloak": f"quay.io/keycloak/keycloak:{DEFAULT_KEYCLOAK_VERSION}",
-}
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("use true or false")
 
 
 def _services(value: str) -> tuple[str, ...]:
@@ -79,9 +96,37 @@ def _services(value: str) -> tuple[str, ...]:
     return tuple(n for n in SERVICES if n in names)
 
 
+# --- declaring an option ---------------------------------------------------------------------------
+
+_DECL = "driveops-option"
+
+
+@dataclass(frozen=True)
+class _Decl:
+    help: str
+    default: Callable[[], Any]
+    default_doc: str
+    parse: Callable[[str], Any]
+    metavar: str
+    list_valued: bool
+
+
+def declare(
+    help: str,
+    default: Callable[[], Any],
+    default_doc: str,
+    parse: Callable[[str], Any] = _text,
+    *,
+    metavar: str = "VALUE",
+    list_valued: bool = False,
+) -> Any:
+    """A field of a settings dataclass that is an option.  ``default`` is called at resolve time."""
+    return field(metadata={_DECL: _Decl(help, default, default_doc, parse, metavar, list_valued)})
+
+
 @dataclass(frozen=True)
 class Option:
-    """One setting. ``default`` is a callable so nothing is computed at import time."""
+    """One setting, derived from its field: names in every source, choices, parser, documentation."""
 
     name: str
     help: str
@@ -90,6 +135,8 @@ class Option:
     default_doc: str
     choices: tuple[str, ...] = ()
     metavar: str = "VALUE"
+    list_valued: bool = False
+    is_path: bool = False
 
     @property
     def flag(self) -> str:
@@ -107,8 +154,11 @@ class Option:
     def ini_key(self) -> str:
         return "driveops_" + self.name
 
-    def convert(self, raw: Any, source: str) -> Any:
-        if isinstance(raw, list) and self.name == "tenants":
+    def convert(self, raw: Any, source: str, base: Path | None = None) -> Any:
+        """The typed value of ``raw`` (text, or a TOML value); relative paths are joined to ``base``."""
+        if isinstance(raw, list | tuple):
+            if not self.list_valued:
+                raise UsageError(f"{self.describe(source)}: a list is not valid here", hint="give one value")
             raw = ",".join(str(item) for item in raw)
         text = str(raw).lower() if isinstance(raw, bool) else str(raw)
         if self.choices and text not in self.choices:
@@ -117,12 +167,15 @@ class Option:
                 hint=f"use one of: {', '.join(self.choices)}",
             )
         try:
-            return self.parse(text)
+            value = self.parse(text)
         except UsageError as exc:
             exc.message = f"{self.describe(source)}: {exc.message}"
             raise
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{self.describe(source)}: {text!r} is not valid: {exc}") from exc
+        if isinstance(value, Path) and not value.is_absolute():
+            value = Path(os.path.abspath((base or Path.cwd()) / value))
+        return value
 
     def describe(self, source: str) -> str:
         where = {
@@ -134,223 +187,164 @@ class Option:
         return f"option {where}"
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "name",
-        "Name of the environment; several can run side by side.",
-        validate_env_name,
-        lambda: "default",
-        "default",
-        metavar="NAME",
-    ),
-    Option(
-        "tenants",
-        "Comma-separated tenant slugs.",
-        parse_tenant_list,
-        lambda: ("acme",),
-        "acme",
-        metavar="SLUGS",
-    ),
-    Option(
-        "backend",
-        "Where services run: docker when an engine answers (auto), local processes, or docker.",
-        _text,
-        lambda: "auto",
-        "auto",
-        choices=BACKENDS,
-    ),
-    Option(
-        "isolation",
-        "dedicated: a server per tenant per store; shared: one server per store with a "
-        "database, role and Redis ACL user per tenant.",
-        _text,
-        lambda: "dedicated",
-        "dedicated",
-        choices=ISOLATIONS,
-    ),
-    Option(
-        "seeds_dir",
-        "Directory with tenants.json, postgres/*.sql, redis/*.json, mongo/*.json, users.json.",
-        _path,
-        paths.default_seeds_dir,
-        "the seeds/ shipped with driveops-env",
-        metavar="DIR",
-    ),
-    Option(
-        "realms_dir",
-        "Directory with the Keycloak realm template(s) rendered per tenant.",
-        _path,
-        paths.default_realms_dir,
-        "the realms/ shipped with driveops-env",
-        metavar="DIR",
-    ),
-    Option(
-        "realm_pattern",
-        "Realm name of a tenant; {slug} is replaced by the tenant's slug.",
-        _text,
-        lambda: "{slug}",
-        "{slug}",
-        metavar="PATTERN",
-    ),
-    Option(
-        "state_dir",
-        "Directory of the state files (mode 0600) of running environments.",
-        _path,
-        paths.default_state_dir,
-        "$XDG_STATE_HOME/driveops-env or ~/.local/state/driveops-env",
-        metavar="DIR",
-    ),
-    Option(
-        "data_dir",
-        "Directory of the services' data directories and logs.",
-        _path,
-        paths.default_data_dir,
-        "/dev/shm/driveops-env-<uid> (RAM), else /var/lib/driveops-env as root, else <state_dir>/data",  # noqa: S108
-        metavar="DIR",
-    ),
-    Option(
-        "cache_dir",
-        "Directory of downloads and builds (PostgreSQL template cluster, Keycloak, FerretDB).",
-        _path,
-        paths.default_cache_dir,
-        "$XDG_CACHE_HOME/driveops-env or ~/.cache/driveops-env",
-        metavar="DIR",
-    ),
-    Option(
-        "services",
-        "Comma-separated services to run: a subset of keycloak, postgres, mongo, redis.",
-        _services,
-        lambda: SERVICES,
-        ",".join(SERVICES),
-        metavar="LIST",
-    ),
-    Option(
-        "keycloak_version",
-        "Keycloak server version (the org.keycloak:keycloak-quarkus-dist zip from Maven Central).",
-        _text,
-        lambda: DEFAULT_KEYCLOAK_VERSION,
-        DEFAULT_KEYCLOAK_VERSION,
-        metavar="VERSION",
-    ),
-    Option(
-        "keycloak_db",
-        "Where Keycloak keeps its data: an H2 file of its own (dev-file, fast), or a PostgreSQL server "
-        "of the environment (postgres).",
-        _text,
-        lambda: "dev-file",
-        "dev-file",
-        choices=("dev-file", "postgres"),
-    ),
-    Option(
-        "keycloak_port",
-        "Keycloak's HTTP port on 127.0.0.1; 0 picks a free port.",
-        _port,
-        lambda: 0,
-        "0",
-        metavar="PORT",
-    ),
-    Option(
-        "keycloak_heap_mb",
-        "Maximum Java heap of Keycloak, in MB.",
-        _positive_int,
-        lambda: 512,
-        "512",
-        metavar="MB",
-    ),
-    Option(
-        "java_home",
-        "JDK that runs Keycloak (Java 17 or newer).",
-        _optional_path,
-        lambda: None,
-        "$JAVA_HOME, else java on PATH",
-        metavar="DIR",
-    ),
-    *(
-        Option(
-            f"image_{service}",
-            f"Image of {service} for the docker backend.",
-            _text,
-            functools.partial(str, image),
-            image,
-            metavar="IMAGE",
-        )
-        for service, image in DEFAULT_IMAGES.items()
-    ),
-    Option(
-        "startup_timeout",
-        "Seconds a service may take to become ready.",
-        _positive_float,
-        lambda: 180.0,
-        "180",
-        metavar="SECONDS",
-    ),
-    Option(
-        "postgres_bin",
-        "Directory holding initdb and postgres.",
-        _optional_path,
-        lambda: None,
-        "newest /usr/lib/postgresql/*/bin, else PATH",
-        metavar="DIR",
-    ),
-    Option(
-        "redis_server",
-        "The redis-server binary.",
-        _text,
-        lambda: "redis-server",
-        "redis-server on PATH",
-        metavar="PATH",
-    ),
-    Option(
-        "local_user",
-        "Unprivileged user PostgreSQL runs as when driveops-env runs as root.",
-        _text,
-        lambda: "postgres",
-        "postgres",
-        metavar="USER",
-    ),
-)
+def table(cls: type) -> tuple[Option, ...]:
+    """The options of a settings dataclass, in field order; choices come from ``Literal`` types."""
+    hints = typing.get_type_hints(cls)
+    result = []
+    for f in fields(cls):
+        decl = f.metadata.get(_DECL)
+        if decl is None:
+            continue
+        hint = hints[f.name]
+        choices = tuple(typing.get_args(hint)) if typing.get_origin(hint) is Literal else ()
+        is_path = Path in (hint, *typing.get_args(hint))
+        result.append(
+            Option(f.name, decl.help, decl.parse, decl.default, decl.default_doc, choices, decl.metavar,
+                   decl.list_valued, is_path)
+        )  # fmt: skip
+    return tuple(result)
 
-OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+
+# --- the settings ----------------------------------------------------------------------------------
+
+Backend = Literal["auto", "local", "docker"]
+Isolation = Literal["dedicated", "shared"]
+KeycloakDb = Literal["dev-file", "postgres"]
+
+
+def _image(service: str) -> Any:
+    image = DEFAULT_IMAGES[service]
+    return declare(f"Image of {service} for the docker backend.", lambda: image, image, metavar="IMAGE")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Resolved values of every option, with the source each one came from."""
 
-    name: str
-    tenants: tuple[str, ...]
-    backend: str
-    isolation: str
-    seeds_dir: Path
-    realms_dir: Path
-    realm_pattern: str
-    state_dir: Path
-    data_dir: Path
-    cache_dir: Path
-    services: tuple[str, ...]
-    keycloak_version: str
-    keycloak_db: str
-    keycloak_port: int
-    keycloak_heap_mb: int
-    java_home: Path | None
-    image_postgres: str
-    image_mongo: str
-    image_redis: str
-    image_keycloak: str
-    startup_timeout: float
-    postgres_bin: Path | None
-    redis_server: str
-    local_user: str
-    sources: Mapping[str, str]
+    name: str = declare(
+        "Name of the environment; several can run side by side.", lambda: "default", "default",
+        validate_env_name, metavar="NAME",
+    )  # fmt: skip
+    tenants: tuple[str, ...] = declare(
+        "Comma-separated tenant slugs (a TOML array in pyproject.toml).", lambda: ("acme",), "acme",
+        parse_tenant_list, metavar="SLUGS", list_valued=True,
+    )  # fmt: skip
+    backend: Backend = declare(
+        "Where services run: docker when an engine answers and has (or can pull) the images, else local "
+        "(auto); local processes; or docker.",
+        lambda: "auto", "auto",
+    )  # fmt: skip
+    isolation: Isolation = declare(
+        "dedicated: a server per tenant per store; shared: one server per store with a database, role "
+        "and Redis ACL user per tenant.",
+        lambda: "dedicated", "dedicated",
+    )  # fmt: skip
+    seeds_dir: Path = declare(
+        "Directory with tenants.json, postgres/*.sql, redis/*.json, mongo/*.json, users.json.",
+        paths.default_seeds_dir, "the seeds/ shipped with driveops-env", _path, metavar="DIR",
+    )  # fmt: skip
+    realms_dir: Path = declare(
+        "Directory with the Keycloak realm template(s) rendered per tenant.",
+        paths.default_realms_dir, "the realms/ shipped with driveops-env", _path, metavar="DIR",
+    )  # fmt: skip
+    realm_pattern: str = declare(
+        "Realm name of a tenant; {slug} is replaced by the tenant's slug.", lambda: "{slug}", "{slug}",
+        metavar="PATTERN",
+    )  # fmt: skip
+    state_dir: Path = declare(
+        "Directory of the state files (mode 0600) of running environments; must be yours and not "
+        "writable by others.",
+        paths.default_state_dir, "$XDG_STATE_HOME/driveops-env or ~/.local/state/driveops-env", _path,
+        metavar="DIR",
+    )  # fmt: skip
+    data_dir: Path = declare(
+        "Directory of the services' data directories and logs; must be yours and not writable by others.",
+        paths.default_data_dir,
+        "/dev/shm/driveops-env-<uid> (RAM), else /var/lib/driveops-env as root, else <state_dir>/data",  # noqa: S108
+        _path, metavar="DIR",
+    )  # fmt: skip
+    cache_dir: Path = declare(
+        "Directory of downloads and builds (PostgreSQL template cluster, Keycloak, FerretDB).",
+        paths.default_cache_dir, "$XDG_CACHE_HOME/driveops-env or ~/.cache/driveops-env", _path,
+        metavar="DIR",
+    )  # fmt: skip
+    services: tuple[str, ...] = declare(
+        "Comma-separated services to run (a TOML array in pyproject.toml): a subset of keycloak, "
+        "postgres, mongo, redis.",
+        lambda: SERVICES, ",".join(SERVICES), _services, metavar="LIST", list_valued=True,
+    )  # fmt: skip
+    keycloak_version: str = declare(
+        "Keycloak server version (the org.keycloak:keycloak-quarkus-dist zip from Maven Central); "
+        "23.0.x to 26.x.",
+        lambda: DEFAULT_KEYCLOAK_VERSION, DEFAULT_KEYCLOAK_VERSION, metavar="VERSION",
+    )  # fmt: skip
+    keycloak_db: KeycloakDb = declare(
+        "Where Keycloak keeps its data: an H2 file of its own (dev-file, fast), or a PostgreSQL server "
+        "of the environment (postgres).",
+        lambda: "dev-file", "dev-file",
+    )  # fmt: skip
+    keycloak_port: int = declare(
+        "Keycloak's HTTP port on the publish address; 0 picks a free port.", lambda: 0, "0", _port,
+        metavar="PORT",
+    )  # fmt: skip
+    keycloak_heap_mb: int = declare(
+        "Maximum Java heap of Keycloak, in MB.", lambda: 512, "512", _positive_int, metavar="MB"
+    )
+    keycloak_providers_dir: Path | None = declare(
+        "Directory of Keycloak extensions (*.jar) and themes (themes/<name>/...) built into the server; "
+        "the build is cached by their content.",
+        lambda: None, "none", parse_optional_path, metavar="DIR",
+    )  # fmt: skip
+    java_home: Path | None = declare(
+        "JDK that runs Keycloak (Java 17 or newer).", lambda: None, "$JAVA_HOME, else java on PATH",
+        parse_optional_path, metavar="DIR",
+    )  # fmt: skip
+    image_postgres: str = _image("postgres")
+    image_mongo: str = _image("mongo")
+    image_redis: str = _image("redis")
+    image_keycloak: str = _image("keycloak")
+    publish_address: str = declare(
+        "Address the docker backend publishes ports on and clients use: 127.0.0.1 for a local engine, "
+        "the engine's host for a remote one (DOCKER_HOST). 0.0.0.0 only if you ask for it.",
+        lambda: "", "127.0.0.1, or the remote engine's address", metavar="ADDRESS",
+    )  # fmt: skip
+    startup_timeout: float = declare(
+        "Seconds a service may take to become ready.", lambda: 180.0, "180", _positive_float,
+        metavar="SECONDS",
+    )  # fmt: skip
+    postgres_bin: Path | None = declare(
+        "Directory holding initdb and postgres.", lambda: None, "newest /usr/lib/postgresql/*/bin, else PATH",
+        parse_optional_path, metavar="DIR",
+    )  # fmt: skip
+    redis_server: str = declare(
+        "The redis-server binary.", lambda: "redis-server", "redis-server on PATH", metavar="PATH"
+    )
+    local_user: str = declare(
+        "Unprivileged user PostgreSQL runs as when driveops-env runs as root.", lambda: "postgres",
+        "postgres", metavar="USER",
+    )  # fmt: skip
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Settings:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        sources = dict(self.sources)
-        for key, value in changes.items():
-            values[key] = value
-            sources[key] = "python"
-        values["sources"] = sources
-        return Settings(**values)
+        """A copy with ``changes`` (already typed values), recorded as given from Python."""
+        return dataclasses.replace(self, **changes, sources={**self.sources, **dict.fromkeys(changes, "python")})
+
+    def with_options(self, base: Path | None = None, **raw: Any) -> Settings:
+        """A copy with options given as text or lists (what the CLI would take), checked and typed."""
+        unknown = sorted(set(raw) - set(OPTIONS_BY_NAME))
+        if unknown:
+            raise UsageError(f"unknown option(s): {', '.join(unknown)}", hint="see `driveops-env options`")
+        typed = {k: OPTIONS_BY_NAME[k].convert(v, "python", base) for k, v in raw.items()}
+        return self.replace(**typed)
+
+
+OPTIONS: tuple[Option, ...] = table(Settings)
+OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+
+S = TypeVar("S")
+
+
+# --- sources ---------------------------------------------------------------------------------------
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -361,25 +355,70 @@ def find_pyproject(start: Path) -> Path | None:
     return None
 
 
-def read_pyproject_table(start: Path | None = None) -> dict[str, Any]:
-    """``[tool.driveops-env]`` of the nearest pyproject.toml, or an empty table."""
-    path = find_pyproject(start or Path.cwd())
+def read_pyproject(start: Path | None = None, keys: Sequence[str] | None = None) -> tuple[dict[str, Any], Path]:
+    """``[tool.driveops-env]`` of the nearest pyproject.toml (or an empty table) and the folder its
+    relative paths are anchored to."""
+    start = start or Path.cwd()
+    path = find_pyproject(start)
     if path is None:
-        return {}
+        return {}, start
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}", hint="fix the TOML syntax") from exc
-    table = data.get("tool", {}).get(TOML_TABLE, {})
-    if not isinstance(table, dict):
+    tool = data.get("tool", {})
+    table_ = tool.get(TOML_TABLE, {}) if isinstance(tool, dict) else {}
+    if not isinstance(table_, dict):
         raise UsageError(f"{path}: [tool.{TOML_TABLE}] must be a table")
-    unknown = sorted(set(table) - {o.toml_key for o in OPTIONS})
+    known = set(keys) if keys is not None else {o.toml_key for o in OPTIONS} | set(PLUGIN_TOML_KEYS)
+    unknown = sorted(set(table_) - known)
     if unknown:
         raise UsageError(
             f"{path}: unknown key(s) in [tool.{TOML_TABLE}]: {', '.join(unknown)}",
             hint="see `driveops-env options` for the keys",
         )
-    return table
+    return table_, path.parent
+
+
+def read_pyproject_table(start: Path | None = None) -> dict[str, Any]:
+    """``[tool.driveops-env]`` of the nearest pyproject.toml, or an empty table."""
+    return read_pyproject(start)[0]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Raw values by source, and where each source's relative paths are anchored."""
+
+    cli: Mapping[str, Any] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    pyproject: Mapping[str, Any] = field(default_factory=dict)
+    ini: Mapping[str, Any] = field(default_factory=dict)
+    pyproject_dir: Path | None = None
+    ini_dir: Path | None = None
+
+    def candidates(self, option: Option) -> list[tuple[str, Any, Path | None]]:
+        return [
+            ("cli", self.cli.get(option.name), None),
+            ("env", self.environ.get(option.env_var), None),
+            ("pyproject", self.pyproject.get(option.toml_key), self.pyproject_dir),
+            ("ini", self.ini.get(option.name), self.ini_dir),
+        ]
+
+
+def resolve_into(cls: Callable[..., S], options_: Sequence[Option], inputs: Inputs) -> S:
+    """Build ``cls`` from the first source that gives each option (None means "not given")."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in options_:
+        for source, raw, base in inputs.candidates(option):
+            if raw is not None:
+                values[option.name] = option.convert(raw, source, base)
+                sources[option.name] = source
+                break
+        else:
+            values[option.name] = option.default()
+            sources[option.name] = "default"
+    return cls(**values, sources=sources)
 
 
 def resolve(
@@ -387,43 +426,27 @@ def resolve(
     environ: Mapping[str, str] | None = None,
     pyproject: Mapping[str, Any] | None = None,
     ini: Mapping[str, Any] | None = None,
-    only: Sequence[str] | None = None,
+    *,
+    pyproject_dir: Path | None = None,
+    ini_dir: Path | None = None,
 ) -> Settings:
-    """Resolve every option from its sources. ``None`` in ``cli``/``ini`` means "not given"."""
-    cli = cli or {}
-    environ = os.environ if environ is None else environ
-    pyproject = read_pyproject_table() if pyproject is None else pyproject
-    ini = ini or {}
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for option in OPTIONS:
-        if only is not None and option.name not in only:
-            values[option.name] = option.default()
-            sources[option.name] = "default"
-            continue
-        for source, raw in (
-            ("cli", cli.get(option.name)),
-            ("env", environ.get(option.env_var)),
-            ("pyproject", pyproject.get(option.toml_key)),
-            ("ini", ini.get(option.name)),
-        ):
-            if raw is not None:
-                values[option.name] = option.convert(raw, source)
-                sources[option.name] = source
-                break
-        else:
-            values[option.name] = option.default()
-            sources[option.name] = "default"
-    return Settings(**values, sources=sources)
+    """Resolve every option from its sources.  ``pyproject=None`` reads the nearest pyproject.toml."""
+    if pyproject is None:
+        pyproject, pyproject_dir = read_pyproject()
+    inputs = Inputs(
+        cli=cli or {}, environ=os.environ if environ is None else environ, pyproject=pyproject,
+        ini=ini or {}, pyproject_dir=pyproject_dir, ini_dir=ini_dir,
+    )  # fmt: skip
+    return resolve_into(Settings, OPTIONS, inputs)
 
 
-def markdown_table() -> str:
+def markdown_table(options_: Sequence[Option] = OPTIONS) -> str:
     """The options reference of the README."""
     lines = [
         "| option | CLI flag | environment variable | pyproject key | default | meaning |",
         "|---|---|---|---|---|---|",
     ]
-    for option in OPTIONS:
+    for option in options_:
         meaning = option.help
         if option.choices:
             meaning += " One of: " + ", ".join(f"`{c}`" for c in option.choices) + "."

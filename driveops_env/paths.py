@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+from driveops_env.errors import UnsafePathError, UsageError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -47,3 +50,47 @@ def default_seeds_dir() -> Path:
 
 def default_realms_dir() -> Path:
     return _shipped("realms")
+
+
+def private_dir(path: Path, what: str, *, mode: int = 0o700, hint: str) -> Path:
+    """``path`` as a directory only this user can change: created with ``mode`` if missing, else
+    refused (exit 2) when it is a symbolic link, not a directory, owned by someone else, or writable by
+    other users.  The mode of a directory this call did not create is never changed."""
+    created = False
+    try:
+        path.mkdir(mode=mode, parents=True)
+        created = True
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise UsageError(f"cannot create {what} {path}: {exc.strerror}", hint=hint) from exc
+    if created:
+        os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+    return check_private(path, what, hint=hint)
+
+
+def check_private(path: Path, what: str, *, hint: str) -> Path:
+    """Refuse (exit 2) a path that is a link, someone else's, or writable by other users."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise UsageError(f"cannot use {what} {path}: {exc.strerror}", hint=hint) from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafePathError(f"{what} {path} is a symbolic link; it is not used", hint=hint)
+    if info.st_uid != os.geteuid():
+        raise UnsafePathError(
+            f"{what} {path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}); it is not used",
+            hint=hint,
+        )
+    if info.st_mode & 0o022:
+        raise UnsafePathError(
+            f"{what} {path} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o}); it is not used",
+            hint=hint,
+        )
+    return path
+
+
+def is_within(path: Path | str, root: Path) -> bool:
+    """Whether ``path`` (links resolved) lies inside ``root`` (links resolved)."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base + os.sep)

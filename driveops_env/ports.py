@@ -21,9 +21,3 @@ class PortAllocator:
                     self._given.add(port)
                     return port
         raise OSError("no free TCP port found on 127.0.0.1")
-
-
-def is_listening(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import signal
 import subprocess
 import threading
@@ -36,6 +37,20 @@ def _stat_fields(pid: int) -> list[str] | None:
         return None
     # comm (field 2) may hold spaces and parentheses: split after the last ')'
     return raw[raw.rindex(")") + 2 :].split()
+
+
+def runs(ref: ProcessRef, *, cwd: str, program: str) -> bool:
+    """Whether ``ref`` is alive, runs in ``cwd`` (or below it) and was started as ``program``: what
+    a state file says is checked before a process is signalled."""
+    if not is_alive(ref):
+        return False
+    try:
+        where = os.readlink(f"/proc/{ref.pid}/cwd")
+        cmdline = Path(f"/proc/{ref.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    base = os.path.realpath(cwd)
+    return (where == base or where.startswith(base + os.sep)) and program in cmdline
 
 
 def start_time_of(pid: int) -> int | None:
@@ -182,3 +197,21 @@ def tail(path: Path | str | None, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+# JVM chatter that hides the real error: class-data-sharing archive notes and VM warnings about them
+_NOISE = re.compile(r"^\[[^]]*\]\[(warning|info)\s*\]\[cds|^OpenJDK 64-Bit Server VM warning: .*(CDS|shar)", re.I)
+_ERROR = re.compile(r"\b(ERROR|FATAL|SEVERE)\b|Exception\b|\berror:|refused|not usable|failed", re.I)
+
+
+def excerpt(text: str, lines: int = 20) -> str:
+    """The lines of a log that matter for a failure, in their order: noise dropped, the last error
+    lines (up to half the budget) and the last lines."""
+    kept = [line for line in text.splitlines() if line.strip() and not _NOISE.search(line)]
+    errors = [i for i, line in enumerate(kept) if _ERROR.search(line)][-(lines // 2) :]
+    last = range(max(0, len(kept) - (lines - len(errors))), len(kept))
+    return "\n".join(kept[i] for i in sorted(set(errors) | set(last)))
+
+
+def log_excerpt(path: Path | str | None, lines: int = 20) -> str:
+    return excerpt(tail(path, 400), lines)

@@ -8,22 +8,16 @@ with the same client secret, so configuration printed by ``env`` stays valid.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from driveops_env import seeding
+from driveops_env import seeding, timing
 from driveops_env.errors import UsageError
+from driveops_env.isolation import is_copy_key
 from driveops_env.services import keycloak, mongo, postgres, redis
-from driveops_env.spec import Tenant
 from driveops_env.state import EnvState, TenantRecord
 
 STORES = ("postgres", "mongo", "redis", "keycloak")
-
-
-def tenant_of(record: TenantRecord) -> Tenant:
-    return Tenant(record.slug, record.tenant_id, record.display_name, record.realm)
 
 
 def reset_postgres(state: EnvState, record: TenantRecord) -> None:
@@ -39,9 +33,10 @@ def reset_redis(state: EnvState, record: TenantRecord, seeds: seeding.TenantSeed
     client = redis.client(server.host, server.port, None, server.admin_password)
     try:
         if state.isolation == "dedicated":
-            client.flushdb()
-        else:
-            redis.delete_prefixed(client, record.redis.key_prefix)
+            client.flushdb()  # database 0 only: the test processes' copies live in others
+        else:  # the tenant's keys, not its copies' (acme:gw0:...)
+            prefix = record.redis.key_prefix
+            redis.delete_prefixed(client, prefix, lambda key: is_copy_key(key, prefix))
         seeding.apply_redis(client, seeds.redis, prefix=record.redis.key_prefix)
     finally:
         client.close()
@@ -56,9 +51,9 @@ def reset_mongo(record: TenantRecord, seeds: seeding.TenantSeeds) -> None:
 def reset_keycloak(state: EnvState, record: TenantRecord, seeds: seeding.TenantSeeds) -> None:
     assert record.keycloak is not None and seeds.realm is not None
     server = state.services["keycloak"]
-    token = keycloak.admin_token(record.keycloak.base_url, server.admin_user, server.admin_password)
-    keycloak.delete_realm(record.keycloak.base_url, token, record.realm)
-    keycloak.create_realm(record.keycloak.base_url, token, seeds.realm.representation)
+    admin = keycloak.RealmAdmin(record.keycloak.base_url, server.admin_user, server.admin_password)
+    admin.delete_realm(record.realm)
+    admin.create_realm(seeds.realm.representation)
 
 
 def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -> dict[str, float]:
@@ -71,7 +66,7 @@ def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -
         )
     secret = record.keycloak.client_secret if record.keycloak else None
     seeds = seeding.render_tenant_seeds(
-        Path(state.seeds_dir), Path(state.realms_dir), tenant_of(record), api_client_secret=secret
+        Path(state.seeds_dir), Path(state.realms_dir), record.as_tenant(), api_client_secret=secret
     )
     jobs: dict[str, Callable[[], None]] = {}
     if "postgres" in stores and record.postgres:
@@ -83,11 +78,4 @@ def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -
     if "keycloak" in stores and record.keycloak:
         jobs["keycloak"] = lambda: reset_keycloak(state, record, seeds)
 
-    def timed(job: Callable[[], None]) -> float:
-        started = time.monotonic()
-        job()
-        return time.monotonic() - started
-
-    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-        futures = {name: pool.submit(timed, job) for name, job in jobs.items()}
-        return {name: future.result() for name, future in futures.items()}
+    return timing.run_timed(jobs)

@@ -74,9 +74,7 @@ def render_json(value: Any, context: Mapping[str, str], *, path: Path, tenant: s
         return [render_json(item, context, path=path, tenant=tenant) for item in value]
     if isinstance(value, dict):
         return {
-            render_text(k, context, path=path, tenant=tenant): render_json(
-                v, context, path=path, tenant=tenant
-            )
+            render_text(k, context, path=path, tenant=tenant): render_json(v, context, path=path, tenant=tenant)
             for k, v in value.items()
         }
     return value
@@ -240,8 +238,7 @@ def render_redis_entries(seeds_dir: Path, tenant: Tenant) -> tuple[RedisEntry, .
             )
             if not ok:
                 raise TemplateError(
-                    f"{path}: key {key!r} needs a type ({', '.join(REDIS_TYPES)}) "
-                    "and a matching non-empty value",
+                    f"{path}: key {key!r} needs a type ({', '.join(REDIS_TYPES)}) and a matching non-empty value",
                     tenant=tenant.slug,
                 )
             entries.append(RedisEntry(key, str(kind), value, path))
@@ -279,9 +276,7 @@ def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_clien
     """The tenant's realm: ``realms/tenant-realm.json`` rendered, with the users of ``seeds/users.json``."""
     path = realms_dir / REALM_TEMPLATE
     if not path.is_file():
-        raise TemplateError(
-            f"the realm template {path} does not exist", tenant=tenant.slug, hint="check --realms-dir"
-        )
+        raise TemplateError(f"the realm template {path} does not exist", tenant=tenant.slug, hint="check --realms-dir")
     context = tenant_context(tenant) | {"api_client_secret": api_client_secret}
     realm = load_json_template(path, context, tenant=tenant.slug)
     if not isinstance(realm, dict) or realm.get("realm") != tenant.realm:
@@ -301,9 +296,7 @@ def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_clien
         for row in rows:
             missing = [k for k in ("username", "role", "password", "firstName", "lastName") if not row.get(k)]
             if missing:
-                raise TemplateError(
-                    f"{users_path}: user {row!r} lacks {', '.join(missing)}", tenant=tenant.slug
-                )
+                raise TemplateError(f"{users_path}: user {row!r} lacks {', '.join(missing)}", tenant=tenant.slug)
             if row["role"] not in roles:
                 raise TemplateError(
                     f"{users_path}: user {row['username']!r} has role {row['role']!r}, "

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,9 +19,21 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from driveops_env.errors import StateError
+from driveops_env import paths, typed_json
+from driveops_env.errors import StateError, UnsafePathError
+from driveops_env.spec import Tenant
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+
+
+@dataclass
+class MongoLogin:
+    """How users log in to a MongoDB-protocol server: what the backend that started it knows."""
+
+    server: str  # what answers: "FerretDB v1.24.2 (PostgreSQL handler)", "mongo:7"
+    mechanism: str | None = None  # PLAIN: FerretDB passes the credentials through to PostgreSQL
+    admin_source: str | None = None  # authSource of the administrator ("admin" on a mongod)
+    users_in_own_database: bool = False  # a tenant's user lives in its database (authSource=<db>)
 
 
 @dataclass
@@ -38,9 +51,17 @@ class ServiceRecord:
     data_dir: str | None = None
     pid: int | None = None
     pid_start: int | None = None
+    argv0: str | None = None  # the program the local backend started (checked before a stop)
     container_id: str | None = None
+    container_name: str | None = None
+    image: str | None = None
+    network: str | None = None
+    aliases: list[str] = field(default_factory=list)  # names on the environment's network
+    container_port: int | None = None
     ports: dict[str, int] = field(default_factory=dict)
-    extra: dict[str, str] = field(default_factory=dict)
+    stop_signals: list[int] = field(default_factory=lambda: [15, 9])  # graceful, fast
+    depends_on: list[str] = field(default_factory=list)  # servers it keeps its data in
+    mongo: MongoLogin | None = None
 
 
 @dataclass
@@ -72,10 +93,13 @@ class RedisAccess:
     username: str | None
     password: str
     key_prefix: str
+    db: int = 0  # the logical database (an xdist worker's copy has its own in dedicated mode)
 
     @property
     def url(self) -> str:
-        return f"redis://{self.username or ''}:{self.password}@{self.host}:{self.port}/0"
+        """A URL every client reads as is: the user is always named (redis-cli sends an empty user
+        name for ``redis://:pw@host``, which Redis refuses), ``default`` in dedicated mode."""
+        return f"redis://{self.username or 'default'}:{self.password}@{self.host}:{self.port}/{self.db}"
 
 
 @dataclass
@@ -114,6 +138,11 @@ class KeycloakAccess:
     def issuer(self) -> str:
         return f"{self.base_url}/realms/{self.realm}"
 
+    @property
+    def audience(self) -> str:
+        """The ``aud`` of the realm's access tokens: the API client (an audience mapper puts it there)."""
+        return self.client_id
+
 
 @dataclass
 class TenantRecord:
@@ -126,6 +155,9 @@ class TenantRecord:
     mongo: MongoAccess | None = None
     keycloak: KeycloakAccess | None = None
 
+    def as_tenant(self) -> Tenant:
+        return Tenant(self.slug, self.tenant_id, self.display_name, self.realm)
+
 
 @dataclass
 class EnvState:
@@ -135,6 +167,7 @@ class EnvState:
     spec_hash: str
     fingerprint: dict[str, Any]
     data_dir: str
+    data_marker: str = ""  # the secret in <data_dir>/.driveops-env: proof that the directory is ours
     seeds_dir: str = ""
     realms_dir: str = ""
     status: str = "starting"  # starting | running
@@ -150,24 +183,15 @@ class EnvState:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> EnvState:
-        services = {k: ServiceRecord(**v) for k, v in raw.pop("services", {}).items()}
-        tenants = {}
-        for slug, t in raw.pop("tenants", {}).items():
-            tenants[slug] = TenantRecord(
-                slug=t["slug"],
-                tenant_id=t["tenant_id"],
-                display_name=t["display_name"],
-                realm=t["realm"],
-                postgres=PostgresAccess(**t["postgres"]) if t.get("postgres") else None,
-                redis=RedisAccess(**t["redis"]) if t.get("redis") else None,
-                mongo=MongoAccess(**t["mongo"]) if t.get("mongo") else None,
-                keycloak=KeycloakAccess(**t["keycloak"]) if t.get("keycloak") else None,
-            )
-        return cls(**raw, services=services, tenants=tenants)
+        """Built from parsed JSON with every field's type checked (raises ``ShapeError``)."""
+        return typed_json.build(cls, raw)
 
 
 class StateStore:
-    """Reads and writes the state files of one state directory."""
+    """Reads and writes the state files of one state directory.  The directory and every file in it
+    must be this user's, not links, and not writable by others: otherwise nothing is read from it."""
+
+    HINT = "use a state directory of your own (--state-dir / DRIVEOPS_ENV_STATE_DIR), mode 0700"
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -176,28 +200,45 @@ class StateStore:
         return self.state_dir / f"{name}.json"
 
     def _ensure_dir(self) -> None:
-        try:
-            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(
-                f"cannot create the state directory {self.state_dir}: {exc.strerror}",
-                hint="choose a writable directory with --state-dir or DRIVEOPS_ENV_STATE_DIR",
-            ) from exc
+        paths.private_dir(self.state_dir, "the state directory", hint=self.HINT)
 
-    def load(self, name: str) -> EnvState | None:
-        path = self.path(name)
+    def _read(self, path: Path) -> str | None:
+        """The file's text, if it exists and is this user's own, unlinked, unshared file."""
         try:
-            text = path.read_text(encoding="utf-8")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePathError(
+                    f"the state file {path} is a symbolic link; it is not used", hint=self.HINT
+                ) from None
             raise StateError(f"cannot read the state file {path}: {exc.strerror}") from exc
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            info = os.fstat(handle.fileno())
+            if info.st_uid != os.geteuid() or info.st_mode & 0o022 or not stat.S_ISREG(info.st_mode):
+                raise UnsafePathError(
+                    f"the state file {path} is not a private file of this user (owner uid {info.st_uid}, "
+                    f"mode {stat.S_IMODE(info.st_mode):04o}); it is not used",
+                    hint=self.HINT,
+                )
+            return handle.read()
+
+    def load(self, name: str) -> EnvState | None:
+        path = self.path(name)
+        if not self.state_dir.exists():
+            return None
+        paths.check_private(self.state_dir, "the state directory", hint=self.HINT)
+        text = self._read(path)
+        if text is None:
+            return None
         try:
             raw = json.loads(text)
-            if raw.get("version") != STATE_VERSION:
-                raise ValueError(f"unknown state version {raw.get('version')!r}")
+            if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
+                version = raw.get("version") if isinstance(raw, dict) else None
+                raise ValueError(f"unknown state version {version!r} (this driveops-env writes {STATE_VERSION})")
             return EnvState.from_dict(raw)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except ValueError as exc:
             raise StateError(
                 f"the state file {path} of environment {name!r} is corrupted: {exc}",
                 hint=f"run `driveops-env gc` to stop what it may still run, or delete {path}",
@@ -209,12 +250,12 @@ class StateStore:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         data = state.to_json().encode("utf-8")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(data)
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -225,8 +266,7 @@ class StateStore:
                 hint=(
                     "free some disk space"
                     if full
-                    else "make the state directory writable or choose "
-                    "another with --state-dir / DRIVEOPS_ENV_STATE_DIR"
+                    else "make the state directory writable or choose another with --state-dir / DRIVEOPS_ENV_STATE_DIR"
                 ),
             ) from exc
 
@@ -237,6 +277,7 @@ class StateStore:
     def names(self) -> list[str]:
         if not self.state_dir.is_dir():
             return []
+        paths.check_private(self.state_dir, "the state directory", hint=self.HINT)
         return sorted(p.stem for p in self.state_dir.glob("*.json") if not p.name.startswith("."))
 
     @contextlib.contextmanager

@@ -160,18 +160,14 @@ class Sandbox:
 
 
 @contextlib.contextmanager
-def make_sandbox(
-    tmp_path: Path, services: str = "postgres,redis", backend: str | None = None
-) -> Iterator[Sandbox]:
+def make_sandbox(tmp_path: Path, services: str = "postgres,redis", backend: str | None = None) -> Iterator[Sandbox]:
     # The data root must be enterable by the PostgreSQL user when tests run as root (pytest's
     # tmp_path is 0700 under /tmp/pytest-of-root), hence a separate 0711 directory, in RAM if possible.
     ram = Path("/dev/shm")
     data_dir = Path(tempfile.mkdtemp(prefix="driveops-test-", dir=ram if ram.is_dir() else "/tmp"))
     data_dir.chmod(0o711)
     (tmp_path / "state").mkdir()
-    box = Sandbox(
-        "t" + uuid.uuid4().hex[:8], tmp_path / "state", data_dir, services, backend or test_backend()
-    )
+    box = Sandbox("t" + uuid.uuid4().hex[:8], tmp_path / "state", data_dir, services, backend or test_backend())
     try:
         yield box
     finally:

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from driveops_env.backends.base import Backend, StartContext
-from driveops_env.errors import UsageError
+from driveops_env.errors import MissingDependencyError, UsageError
 from driveops_env.options import Settings
 
 __all__ = ["Backend", "StartContext", "create_backend", "resolve_backend_name"]
 
 
-def resolve_backend_name(requested: str) -> str:
-    """``auto`` becomes ``docker`` when a Docker engine answers, else ``local``."""
+def _quiet(_: str) -> None:
+    pass
+
+
+def resolve_backend_name(
+    requested: str, settings: Settings | None = None, progress: Callable[[str], None] = _quiet
+) -> str:
+    """``auto`` becomes ``docker`` when a Docker engine answers and has (or can pull) the configured
+    images, else ``local``, saying why in one line.  An explicit ``docker`` is never replaced."""
     if requested in ("local", "docker"):
         return requested
-    if requested == "auto":
-        from driveops_env.backends.docker import engine_answers
+    if requested != "auto":
+        raise UsageError(f"unknown backend {requested!r}", hint="use auto, local or docker")
+    from driveops_env.backends.docker import DockerBackend
+    from driveops_env.backends.docker_engine import engine_answers
 
-        return "docker" if engine_answers() else "local"
-    raise UsageError(f"unknown backend {requested!r}", hint="use auto, local or docker")
+    if not engine_answers():
+        return "local"
+    if settings is not None:
+        try:
+            DockerBackend(settings).ensure_images(progress)
+        except MissingDependencyError as exc:
+            progress(f"backend auto: {exc.message}; using the local backend")
+            return "local"
+    return "docker"
 
 
 def create_backend(name: str, settings: Settings) -> Backend:
@@ -29,4 +47,8 @@ def create_backend(name: str, settings: Settings) -> Backend:
         from driveops_env.backends.docker import DockerBackend
 
         return DockerBackend(settings)
+    if name == "descriptor":
+        from driveops_env.backends.descriptor import DescriptorBackend
+
+        return DescriptorBackend(settings)
     raise UsageError(f"unknown backend {name!r}", hint="use auto, local or docker")

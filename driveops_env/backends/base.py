@@ -1,28 +1,34 @@
-"""What a backend does, and what it gets while starting services.
+"""What a backend does, and the one launch path every server goes through.
 
 A backend starts one server (a process or a container) and returns it ready for its administrator;
 everything above that (tenant roles and databases, ACL users, seeds, realms) is the same on every
-backend and lives in the service modules and the orchestrator.
+backend and lives in the service modules and the start plan.
+
+:func:`launch` is the template (as mirakuru's executor: start, then a readiness check): it checks for
+cancellation, lets the backend start the server, records it in the state file at once, waits for the
+service's own probe, and retries on a port taken meanwhile.  A backend supplies only what differs:
+how to start the server, whether it still runs, its log.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from driveops_env import readiness
+from driveops_env.errors import Interrupted, StartupError
 from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
 from driveops_env.services import keycloak, mongo
-from driveops_env.services.redis import AclUser
 from driveops_env.state import ServiceRecord
 
 
 @dataclass
 class StartContext:
-    """Shared by the parallel start-up steps of one ``up``."""
+    """Shared by the parallel start-up steps of one ``up`` (or ``tenant add``)."""
 
     env_name: str
     spec_hash: str
@@ -37,35 +43,77 @@ class StartContext:
         return self.settings.startup_timeout
 
 
+@dataclass
+class Started:
+    """A server as the backend started it, before it answers."""
+
+    record: ServiceRecord
+    alive: Callable[[], bool]
+    logs: Callable[[], str]  # the lines that matter, for an error
+
+
+def launch(
+    ctx: StartContext,
+    record_of: Callable[[int | None], Started],
+    probe: Callable[[ServiceRecord], object],
+    stop: Callable[[ServiceRecord], None],
+    *,
+    retry_on: Callable[[str], bool] = lambda _: False,
+    attempts: int = 3,
+) -> ServiceRecord:
+    """Start a server with ``record_of(attempt)``, record it, wait until ``probe`` answers.  A start that
+    fails with a log ``retry_on`` recognises (a port taken between choosing and binding it) is stopped
+    and tried again."""
+    for attempt in range(1, attempts + 1):
+        if ctx.cancel.is_set():
+            raise Interrupted("start-up was cancelled")
+        started = record_of(attempt)
+        record = started.record
+        ctx.register(record)
+        try:
+            readiness.wait_until(
+                lambda: probe(record),  # noqa: B023 - called within this iteration
+                timeout=ctx.timeout, service=record.kind, tenant=record.tenant, cancel=ctx.cancel,
+                alive=started.alive, logs=started.logs,
+            )  # fmt: skip
+        except StartupError as exc:
+            if attempt < attempts and not ctx.cancel.is_set() and retry_on(exc.log_tail or ""):
+                stop(record)
+                continue
+            raise
+        return record
+    raise AssertionError("unreachable")
+
+
 class Backend(Protocol):
     name: str
-    mongo_needs_postgres: bool  # FerretDB keeps its data in PostgreSQL; a real mongod does not
-    mongo_per_tenant: bool  # one MongoDB server per tenant even with shared isolation
 
     def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
         """Check (and, once, build) prerequisites before anything starts; return the services' versions."""
+        ...
+
+    def needs(self, kind: str) -> tuple[str, ...]:
+        """Kinds of servers a server of ``kind`` keeps its data in on this backend (FerretDB: postgres)."""
         ...
 
     def start_postgres(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
         """A ready PostgreSQL whose superuser logs in over TCP with ``admin_password``."""
         ...
 
-    def start_redis(
-        self, key: str, tenant: str | None, users: list[AclUser], ctx: StartContext
-    ) -> ServiceRecord:
-        """A ready Redis whose default user has ``admin_password``, plus the given ACL users."""
+    def start_redis(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
+        """A ready Redis whose default user has ``admin_password``."""
         ...
 
     def start_mongo(
         self,
         key: str,
-        tenant: str | None,
-        users: list[mongo.MongoUser],
+        tenant: str,
+        user: mongo.MongoUser,
         ctx: StartContext,
-        pg: ServiceRecord | None,
+        deps: Mapping[str, ServiceRecord],
     ) -> ServiceRecord:
-        """A ready MongoDB-protocol server on which ``users`` can log in; ``pg`` is the PostgreSQL server
-        a FerretDB keeps its data in (None where the backend runs a real mongod)."""
+        """A ready MongoDB-protocol server on which ``user`` logs in; ``record.mongo`` says how.  ``deps``:
+        the servers of the kinds :meth:`needs` named."""
         ...
 
     def start_keycloak(
@@ -83,3 +131,7 @@ class Backend(Protocol):
     def is_running(self, record: ServiceRecord) -> bool: ...
 
     def logs(self, record: ServiceRecord, lines: int | None) -> str: ...
+
+    def follow(self, record: ServiceRecord) -> Iterator[str]:
+        """New log text of the server as it comes (``logs --follow``), until the caller stops."""
+        ...

@@ -6,8 +6,9 @@ generated, so the module source is copied, the version file written, and ``go bu
 
 Handler: PostgreSQL.  FerretDB 1.x authenticates by passing the client's user name and password
 through to PostgreSQL (mechanism PLAIN), so each tenant's MongoDB user is a PostgreSQL role of its
-own, and PostgreSQL's privileges keep tenants apart: a MongoDB database is a schema owned by the
-tenant's role, which other roles cannot use.  (The SQLite handler authenticates nothing.)
+own.  FerretDB itself restricts nothing (a user lists the collections of any database the server has
+cached), so every tenant has its own FerretDB, over a PostgreSQL database of its own that no other
+role can connect to, in both isolation modes.  (The SQLite handler authenticates nothing.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from driveops_env.errors import MissingDependencyError, StartupError
 
 MODULE = "github.com/FerretDB/FerretDB"
 DEFAULT_VERSION = "v1.24.2"
-PG_DATABASE = "ferretdb"  # the PostgreSQL database holding every MongoDB database as a schema
 
 
 def binary_path(cache: Path, version: str) -> Path:
@@ -42,7 +42,7 @@ def build(cache: Path, version: str, progress: Callable[[str], None]) -> Path:
         raise MissingDependencyError(
             f"FerretDB {version} is not built ({target}) and Go is not installed to build it",
             service="mongo",
-            hint="run scripts/provision, or install Go 1.24+, or set --mongod to a mongod binary",
+            hint="run scripts/provision, or install Go 1.24+, or use --backend docker",
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.lock")):
@@ -87,12 +87,17 @@ def build(cache: Path, version: str, progress: Callable[[str], None]) -> Path:
     return target
 
 
-def server_argv(binary: Path, *, port: int, pg_host: str, pg_port: int) -> list[str]:
+def pg_database(tenant: str) -> str:
+    """The PostgreSQL database a tenant's FerretDB keeps every MongoDB database in (as schemas)."""
+    return f"ferretdb_{tenant}"
+
+
+def server_argv(binary: Path, *, port: int, pg_host: str, pg_port: int, database: str) -> list[str]:
     # No credentials in the URL: anonymous clients must get nothing (FerretDB would use the URL's).
     return [
         str(binary),
         "--handler=postgresql",
-        f"--postgresql-url=postgres://{pg_host}:{pg_port}/{PG_DATABASE}",
+        f"--postgresql-url=postgres://{pg_host}:{pg_port}/{database}",
         f"--listen-addr=127.0.0.1:{port}",
         "--state-dir=-",
         "--debug-addr=-",
@@ -101,25 +106,20 @@ def server_argv(binary: Path, *, port: int, pg_host: str, pg_port: int) -> list[
     ]
 
 
-def prepare_postgres(admin_info: str, *, roles: dict[str, str]) -> None:
-    """The ``ferretdb`` database and one login role per MongoDB user, allowed to connect to it and to
-    create schemas (= MongoDB databases) in it; PUBLIC is revoked."""
+def prepare_postgres(admin_info: str, *, database: str, owner: tuple[str, str], probe: tuple[str, str]) -> None:
+    """The tenant's own PostgreSQL database for its FerretDB, owned by the tenant's MongoDB user (a
+    login role, which may create schemas = MongoDB databases there and nowhere else), and a probe role
+    that may only connect; PUBLIC is revoked.  No other tenant's role can connect to it."""
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(admin_info, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(PG_DATABASE)))
-        for role, password in roles.items():
+        for role, password in (owner, probe):
             conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(password)
-                )
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
             )
-            conn.execute(
-                sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
-                    sql.Identifier(PG_DATABASE), sql.Identifier(role)
-                )
-            )
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner[0])))
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(probe[0]))
+        )

@@ -1,43 +1,56 @@
-"""Keycloak: admin access, realms per tenant, tokens and their claims.  Backend-independent: it only
-talks HTTP to a running server (python-keycloak for the admin API, plain requests for tokens)."""
+"""Keycloak: admin access, realms per tenant, tokens and their validation.  Backend-independent: it
+only talks HTTP to a running server, through python-keycloak (``KeycloakAdmin`` for the admin API,
+``KeycloakOpenID`` for tokens and their signature, issuer and audience checks)."""
 
 from __future__ import annotations
 
-import base64
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from driveops_env.errors import ServiceError
-from driveops_env.state import KeycloakAccess
+from driveops_env.state import KeycloakAccess, ServiceRecord
 
 API_CLIENT = "driveops-api"
 WEB_CLIENT = "driveops-web"
 TIMEOUT = 30
+T = TypeVar("T")
 
 
-def _post_form(url: str, data: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    import requests
+@contextmanager
+def _refusals(what: str, *, tenant: str | None = None, hint: str | None = None) -> Iterator[None]:
+    """python-keycloak's errors as a :class:`ServiceError` that says what was refused."""
+    from keycloak.exceptions import KeycloakError
 
-    response = requests.post(url, data=data, timeout=TIMEOUT)
     try:
-        body = response.json()
-    except ValueError:
-        body = {"error": response.text[:200]}
-    return response.status_code, body
+        yield
+    except KeycloakError as exc:
+        body = exc.error_message
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+        try:
+            parsed = json.loads(text)
+            parts = [parsed.get("error"), parsed.get("error_description") or parsed.get("errorMessage")]
+            text = ": ".join(str(p) for p in parts if p) or text
+        except (ValueError, AttributeError):
+            pass
+        code = f"{exc.response_code}: " if exc.response_code else ""
+        raise ServiceError(f"{what}: {code}{text[:300]}", service="keycloak", tenant=tenant, hint=hint) from None
 
 
-def admin_token(base_url: str, username: str, password: str) -> str:
-    status, body = _post_form(
-        f"{base_url}/realms/master/protocol/openid-connect/token",
-        {"grant_type": "password", "client_id": "admin-cli", "username": username, "password": password},
-    )
-    if status != 200:
-        raise ServiceError(
-            f"Keycloak refused the admin login of {username!r}: {body.get('error_description') or body}",
-            service="keycloak",
-        )
-    return str(body["access_token"])
+def base_url(record: ServiceRecord) -> str:
+    """Where clients reach a Keycloak server (its issuers are ``<base_url>/realms/<realm>``)."""
+    return f"http://{record.host}:{record.port}"
+
+
+def probe_ready(record: ServiceRecord) -> None:
+    """Readiness: HTTP 200 from ``/health/ready``, on the management port where the version has one
+    (25+), else on the main port."""
+    from driveops_env import readiness
+
+    port = record.ports.get("management", record.port)
+    readiness.http_ok(f"http://{record.host}:{port}/health/ready")
 
 
 def admin_client(base_url: str, username: str, password: str, realm: str = "master") -> Any:
@@ -50,52 +63,64 @@ def admin_client(base_url: str, username: str, password: str, realm: str = "mast
     )  # fmt: skip
 
 
-def _admin_request(method: str, url: str, token: str, body: Any = None) -> Any:
-    import requests
+class RealmAdmin:
+    """The master realm's administrator: creates and deletes tenant realms."""
 
-    response = requests.request(
-        method, url, json=body, timeout=TIMEOUT, headers={"Authorization": f"Bearer {token}"}
-    )
-    if response.status_code >= 300:
-        raise ServiceError(
-            f"Keycloak answered {response.status_code} to {method} {url}: {response.text[:300]}",
-            service="keycloak",
-        )
-    return response.json() if response.content else None
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url
+        self._admin = admin_client(base_url, username, password)
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        with _refusals(what):
+            return action()
+
+    def create_realm(self, representation: dict[str, Any]) -> None:
+        name = representation.get("realm")
+        self._call(f"creating realm {name!r}", lambda: self._admin.create_realm(representation))
+
+    def delete_realm(self, name: str) -> None:
+        self._call(f"deleting realm {name!r}", lambda: self._admin.delete_realm(name))
+
+
+def check_admin_login(base_url: str, username: str, password: str) -> None:
+    """Log in to the master realm once (raises :class:`ServiceError` if refused)."""
+    from keycloak import KeycloakOpenID
+
+    client = KeycloakOpenID(server_url=base_url, realm_name="master", client_id="admin-cli", timeout=TIMEOUT)
+    with _refusals(f"Keycloak refused the admin login of {username!r}"):
+        client.token(username, password)
 
 
 def set_admin_password(base_url: str, username: str, old_password: str, new_password: str) -> None:
     """Replace the template admin's password (the same on every environment made from the cached
     base data) by the environment's generated one."""
-    token = admin_token(base_url, username, old_password)
-    users = _admin_request(
-        "GET", f"{base_url}/admin/realms/master/users?username={username}&exact=true", token
-    )
-    if not users:
-        raise ServiceError(
-            f"the admin user {username!r} does not exist in the master realm", service="keycloak"
-        )
-    _admin_request(
-        "PUT",
-        f"{base_url}/admin/realms/master/users/{users[0]['id']}/reset-password",
-        token,
-        {"type": "password", "value": new_password, "temporary": False},
-    )
-
-
-def create_realm(base_url: str, token: str, realm: dict[str, Any]) -> None:
-    _admin_request("POST", f"{base_url}/admin/realms", token, realm)
-
-
-def delete_realm(base_url: str, token: str, realm: str) -> None:
-    _admin_request("DELETE", f"{base_url}/admin/realms/{realm}", token)
+    admin = admin_client(base_url, username, old_password)
+    with _refusals(f"replacing the password of Keycloak's admin {username!r}"):
+        user_id = admin.get_user_id(username)
+        if user_id is None:
+            raise ServiceError(f"the admin user {username!r} does not exist in the master realm", service="keycloak")
+        admin.set_user_password(user_id, new_password, temporary=False)
 
 
 def realm_exists(base_url: str, realm: str) -> bool:
-    import requests
+    from keycloak import KeycloakOpenID
+    from keycloak.exceptions import KeycloakError
 
-    response = requests.get(f"{base_url}/realms/{realm}/.well-known/openid-configuration", timeout=TIMEOUT)
-    return response.status_code == 200
+    try:
+        KeycloakOpenID(server_url=base_url, realm_name=realm, client_id="account", timeout=TIMEOUT).well_known()
+    except KeycloakError:
+        return False
+    return True
+
+
+def openid(access: KeycloakAccess) -> Any:
+    """python-keycloak's ``KeycloakOpenID`` for the tenant's API client."""
+    from keycloak import KeycloakOpenID
+
+    return KeycloakOpenID(
+        server_url=access.base_url, realm_name=access.realm, client_id=access.client_id,
+        client_secret_key=access.client_secret, timeout=TIMEOUT,
+    )  # fmt: skip
 
 
 def user_token(access: KeycloakAccess, username: str, password: str | None = None) -> dict[str, Any]:
@@ -108,77 +133,76 @@ def user_token(access: KeycloakAccess, username: str, password: str | None = Non
                 service="keycloak",
                 hint=f"seeded users: {', '.join(sorted(access.users))}; or pass the password",
             )
-    status, body = _post_form(
-        f"{access.issuer}/protocol/openid-connect/token",
-        {
-            "grant_type": "password",
-            "client_id": access.client_id,
-            "client_secret": access.client_secret,
-            "username": username,
-            "password": password,
-            "scope": "openid",
-        },
-    )
-    if status != 200:
-        raise ServiceError(
-            f"Keycloak refused a token to user {username!r} in realm {access.realm!r}: "
-            f"{body.get('error', '')} {body.get('error_description', '')}".rstrip(),
-            service="keycloak",
-            hint="check the user name and password (`driveops-env token --help`)",
-        )
-    return body
+    with _refusals(
+        f"Keycloak refused a token to user {username!r} in realm {access.realm!r}",
+        hint="check the user name and password (`driveops-env token --help`)",
+    ):
+        response: dict[str, Any] = openid(access).token(username, password, scope="openid")
+    return response
+
+
+def service_token(access: KeycloakAccess) -> dict[str, Any]:
+    """A token of the API client's service account (client credentials grant)."""
+    with _refusals(f"Keycloak refused a client-credentials token in realm {access.realm!r}"):
+        response: dict[str, Any] = openid(access).token(grant_type="client_credentials")
+    return response
+
+
+def validated_claims(access: KeycloakAccess, token: str) -> dict[str, Any]:
+    """The claims of ``token`` once validated the way an API's JWT bearer handler does: signature by
+    the realm's keys (JWKS), issuer, audience (the API client) and expiry."""
+    check = {"iss": access.issuer, "aud": access.audience, "exp": None}
+    with _refusals(f"the token does not validate against realm {access.realm!r}"):
+        try:
+            claims_: dict[str, Any] = openid(access).decode_token(token, validate=True, check_claims=check)
+        except Exception as exc:  # jwcrypto's validation errors
+            from keycloak.exceptions import KeycloakInvalidTokenError
+
+            raise KeycloakInvalidTokenError(error_message=str(exc)) from exc
+    return claims_
 
 
 def claims(token: str) -> dict[str, Any]:
-    """The claims of a JWT, *without* verifying it (for display and tests; verify with the realm's keys)."""
+    """The claims of a JWT, *without* verifying it (for display; see :func:`validated_claims`)."""
+    from jwcrypto import jws
+
+    parsed = jws.JWS()
     try:
-        payload = token.split(".")[1]
-        payload += "=" * (-len(payload) % 4)
-        decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload))
-    except (IndexError, ValueError) as exc:
+        parsed.deserialize(token)
+        decoded: dict[str, Any] = json.loads(parsed.objects["payload"])
+    except (jws.InvalidJWSObject, KeyError, ValueError) as exc:
         raise ServiceError(f"not a JWT: {exc}", service="keycloak") from exc
     return decoded
 
 
 def userinfo_status(access: KeycloakAccess, token: str) -> int:
-    import requests
+    from keycloak.exceptions import KeycloakError
 
-    response = requests.get(
-        f"{access.issuer}/protocol/openid-connect/userinfo",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT,
-    )
-    return response.status_code
+    try:
+        openid(access).userinfo(token)
+    except KeycloakError as exc:
+        return int(exc.response_code or 500)
+    return 200
 
 
 @dataclass(frozen=True)
 class Database:
     """Keycloak's PostgreSQL database, when ``--keycloak-db postgres``."""
 
-    server: str  # the service key of the PostgreSQL server
     name: str
     user: str
     password: str
 
 
-def create_tenant_realm(
-    access: KeycloakAccess, admin_user: str, admin_password: str, realm: dict[str, Any]
-) -> None:
-    token = admin_token(access.base_url, admin_user, admin_password)
-    create_realm(access.base_url, token, realm)
-
-
-def verify_tenant_token(
-    access: KeycloakAccess, username: str, *, tenant_id: str, slug: str
-) -> dict[str, Any]:
-    """Tenant-level readiness: ``username`` obtains a token whose claims name the tenant."""
+def verify_tenant_token(access: KeycloakAccess, username: str, *, tenant_id: str, slug: str) -> dict[str, Any]:
+    """Tenant-level readiness: ``username`` obtains a token that validates (signature, issuer,
+    audience) and whose claims name the tenant."""
     token = user_token(access, username)["access_token"]
-    found = claims(token)
+    found = validated_claims(access, token)
     if found.get("tenant_id") != tenant_id or found.get("tenant") != slug:
         raise ServiceError(
             f"the token of {username!r} carries tenant_id={found.get('tenant_id')!r}, "
-            f"tenant={found.get('tenant')!r}; "
-            f"expected {tenant_id!r}, {slug!r}",
+            f"tenant={found.get('tenant')!r}; expected {tenant_id!r}, {slug!r}",
             service="keycloak",
             tenant=slug,
             hint="the realm template needs the tenant_id and tenant claim mappers on the API client",

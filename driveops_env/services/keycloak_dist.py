@@ -28,14 +28,14 @@ from pathlib import Path
 from filelock import FileLock
 
 from driveops_env import process, readiness
-from driveops_env.errors import MissingDependencyError, StartupError
+from driveops_env.errors import MissingDependencyError, StartupError, UsageError
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
+from driveops_env.services.keycloak import Database
+from driveops_env.services.keycloak_versions import KeycloakVersion
 
-DEFAULT_VERSION = "26.5.6"
 ARTIFACT = "org.keycloak:keycloak-quarkus-dist:{version}:zip"
 TEMPLATE_ADMIN = "driveops-admin"
-DB_VENDORS = ("dev-file", "postgres")
 
 Progress = Callable[[str], None]
 
@@ -50,32 +50,46 @@ class KeycloakInstall:
     template_password: str | None
     cds_archive: Path | None
 
-    def server_argv(self, data_dir: Path, http_port: int, management_port: int) -> list[str]:
+    @property
+    def versions(self) -> KeycloakVersion:
+        return KeycloakVersion(self.version)
+
+    def server_argv(
+        self, data_dir: Path, http_port: int, management_port: int | None, public_url: str | None = None
+    ) -> list[str]:
+        """``start --optimized`` on 127.0.0.1 with the environment's own data: build-time options
+        (database kind, health, ``--cache=local``: one node, no JGroups listening on every interface)
+        are the build's."""
         return [
             str(self.home / "bin" / "kc.sh"),
             "start",
             "--optimized",
-            f"-Dkc.db-url-path={data_dir}",
+            *(self.versions.h2_args(str(data_dir)) if self.db == "dev-file" else []),
             f"-Dquarkus.transaction-manager.object-store.directory={data_dir / 'data' / 'transaction-logs'}",
             "--http-enabled=true",
-            "--hostname-strict=false",
-            # one node: no clustering (JGroups would listen on every interface, ports 7800 and 57800)
-            "--cache=local",
-            "--http-host=127.0.0.1",
-            f"--http-port={http_port}",
-            "--http-management-host=127.0.0.1",
-            f"--http-management-port={management_port}",
+            *self.versions.hostname_args(public_url),
+            *self.versions.listen_args("127.0.0.1", http_port, management_port),
         ]
 
     def server_env(self, heap_mb: int, extra_jvm: str = "") -> dict[str, str]:
         append = extra_jvm
         if self.cds_archive is not None and self.cds_archive.exists():
-            append = f"-XX:SharedArchiveFile={self.cds_archive} -Xshare:auto {append}"
+            # the archive's own notes (a mismatch only costs speed) stay out of the log
+            append = f"-XX:SharedArchiveFile={self.cds_archive} -Xshare:auto -Xlog:cds*=off {append}"
         return {
             "JAVA": self.java,
             "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap_mb}m",
             "JAVA_OPTS_APPEND": append.strip(),
         }
+
+
+def database_env(database: Database, host_port: str) -> dict[str, str]:
+    """Keycloak's connection to its PostgreSQL database (``--keycloak-db postgres``)."""
+    return {
+        "KC_DB_URL": f"jdbc:postgresql://{host_port}/{database.name}",
+        "KC_DB_USERNAME": database.user,
+        "KC_DB_PASSWORD": database.password,
+    }
 
 
 def find_java(java_home: Path | None) -> str:
@@ -159,9 +173,32 @@ def _unpack(archive: Path, target: Path) -> None:
     staging.rename(target)
 
 
-def build(cache: Path, version: str, db: str, java: str, progress: Progress) -> Path:
-    """Unpacked and ``kc.sh build``-ed once per version and database vendor."""
-    home = cache / "keycloak" / f"{version}-{db}"
+def providers_digest(providers: Path | None) -> str:
+    """Content hash of an extensions/themes directory ('' without one): the build is cached by it."""
+    if providers is None:
+        return ""
+    if not providers.is_dir():
+        raise UsageError(
+            f"the Keycloak providers directory {providers} does not exist",
+            hint="fix --keycloak-providers-dir",
+        )
+    from driveops_env.seeding import content_hash
+
+    return content_hash(providers)[:12]
+
+
+def _add_providers(home: Path, providers: Path) -> None:
+    """``*.jar`` into ``providers/``, ``themes/<name>/`` into ``themes/``: what ``kc.sh build`` picks up."""
+    for jar in sorted(providers.glob("*.jar")):
+        shutil.copy2(jar, home / "providers" / jar.name)
+    if (providers / "themes").is_dir():
+        shutil.copytree(providers / "themes", home / "themes", dirs_exist_ok=True)
+
+
+def build(cache: Path, version: str, db: str, java: str, progress: Progress, providers: Path | None = None) -> Path:
+    """Unpacked and ``kc.sh build``-ed once per version, database kind and extensions' content."""
+    digest = providers_digest(providers)
+    home = cache / "keycloak" / f"{version}-{db}{'-' + digest if digest else ''}"
     marker = home / ".driveops-built"
     if marker.exists():
         return home
@@ -172,6 +209,8 @@ def build(cache: Path, version: str, db: str, java: str, progress: Progress) -> 
         shutil.rmtree(home, ignore_errors=True)
         progress(f"unpacking and building Keycloak {version} for {db} (once, about 20 s)")
         _unpack(archive, home)
+        if providers is not None:
+            _add_providers(home, providers)
         result = subprocess.run(
             [str(home / "bin" / "kc.sh"), "build", f"--db={db}", "--health-enabled=true", "--cache=local"],
             capture_output=True, text=True, check=False, env={**os.environ, "JAVA": java},
@@ -180,14 +219,14 @@ def build(cache: Path, version: str, db: str, java: str, progress: Progress) -> 
             raise StartupError(
                 f"kc.sh build failed with exit code {result.returncode}",
                 service="keycloak",
-                log_tail=(result.stdout + result.stderr)[-3000:],
-                hint="check the Java version (--java-home); Keycloak 26.x needs Java 17+",
+                log_tail=process.excerpt(result.stdout + result.stderr),
+                hint="check the Java version (--java-home; Keycloak needs Java 17+) and the providers",
             )
-        marker.write_text(f"{version} {db}\n")
+        marker.write_text(f"{version} {db} {digest}\n")
     return home
 
 
-def _initialise_base(home: Path, java: str, base: Path, heap_mb: int, progress: Progress) -> None:
+def _initialise_base(home: Path, version: str, java: str, base: Path, heap_mb: int, progress: Progress) -> None:
     """Start the build once on an empty data directory: Keycloak creates its schema and the master
     realm with a template admin; the JVM writes a class-data-sharing archive when it exits."""
     staging = base.with_name(base.name + ".partial")
@@ -195,30 +234,27 @@ def _initialise_base(home: Path, java: str, base: Path, heap_mb: int, progress: 
     staging.mkdir(parents=True)
     password = generate_secret()
     ports = PortAllocator()
-    http_port, management_port = ports.allocate(), ports.allocate()
-    install = KeycloakInstall("", "dev-file", home, java, None, None, None)
+    install = KeycloakInstall(version, "dev-file", home, java, None, None, None)
+    http_port = ports.allocate()
+    management_port = ports.allocate() if install.versions.has_management_port else None
     env = install.server_env(heap_mb, f"-XX:ArchiveClassesAtExit={staging / 'classes.jsa'}")
-    env |= {"KC_BOOTSTRAP_ADMIN_USERNAME": TEMPLATE_ADMIN, "KC_BOOTSTRAP_ADMIN_PASSWORD": password}
+    env |= install.versions.bootstrap_admin_env(TEMPLATE_ADMIN, password)
     progress("initialising Keycloak's base data (schema, master realm; once, about 30 s)")
     log = staging / "init.log"
-    ref = process.spawn(
-        install.server_argv(staging, http_port, management_port), log_path=log, env=env, cwd=staging
-    )
+    ref = process.spawn(install.server_argv(staging, http_port, management_port), log_path=log, env=env, cwd=staging)
     try:
         readiness.wait_until(
-            lambda: readiness.http_ok(f"http://127.0.0.1:{management_port}/health/ready"),
+            lambda: readiness.http_ok(install.versions.health_url("127.0.0.1", http_port, management_port)),
             timeout=300, service="keycloak", alive=lambda: process.is_alive(ref),
-            logs=lambda: process.tail(log),
+            logs=lambda: process.log_excerpt(log),
         )  # fmt: skip
         # exercise the admin login path once, so its classes land in the archive
         from driveops_env.services import keycloak
 
-        keycloak.admin_token(f"http://127.0.0.1:{http_port}", TEMPLATE_ADMIN, password)
+        keycloak.check_admin_login(f"http://127.0.0.1:{http_port}", TEMPLATE_ADMIN, password)
     finally:
         process.terminate(ref, sig=signal.SIGTERM, timeout=60)
-    (staging / "template-admin.json").write_text(
-        json.dumps({"username": TEMPLATE_ADMIN, "password": password})
-    )
+    (staging / "template-admin.json").write_text(json.dumps({"username": TEMPLATE_ADMIN, "password": password}))
     (staging / "template-admin.json").chmod(0o600)
     for leftover in ("transaction-logs",):
         shutil.rmtree(staging / "data" / leftover, ignore_errors=True)
@@ -233,17 +269,19 @@ def ensure_install(
     java_home: Path | None,
     heap_mb: int,
     progress: Progress,
+    providers: Path | None = None,
 ) -> KeycloakInstall:
+    KeycloakVersion(version).number  # noqa: B018 - a bad version is a usage error, before any download
     java = find_java(java_home)
-    home = build(cache, version, db, java, progress)
+    home = build(cache, version, db, java, progress, providers)
     if db != "dev-file":
         return KeycloakInstall(version, db, home, java, None, None, None)
-    base = cache / "keycloak" / f"{version}-{db}.base"
+    base = home.with_name(home.name + ".base")
     if not (base / "template-admin.json").exists():
         with FileLock(str(base.parent / f".{base.name}.lock")):
             if not (base / "template-admin.json").exists():
                 started = time.monotonic()
-                _initialise_base(home, java, base, heap_mb, progress)
+                _initialise_base(home, version, java, base, heap_mb, progress)
                 progress(f"Keycloak base data ready in {time.monotonic() - started:.1f}s")
     template = json.loads((base / "template-admin.json").read_text())
     archive = base / "classes.jsa"

@@ -2,9 +2,10 @@
 
 Keycloak's own advice for containers: build an optimized image (``kc.sh build``) instead of running
 ``start-dev``, which re-augments the server and creates the master realm at every start.  Derived
-once per base image, on the engine itself (no registry needed), cached by the base image's id:
+once per base image (and extensions' content), on the engine itself (no registry needed):
 
-1. ``FROM <image>`` + ``RUN kc.sh build --db=dev-file --health-enabled=true --cache=local``;
+1. ``FROM <image>`` (+ the extensions and themes) + ``RUN kc.sh build --db=dev-file
+   --health-enabled=true --cache=local``;
 2. started once with a template admin, until ready, stopped gracefully, and committed: the image then
    holds an initialised database (schema and master realm).
 
@@ -18,31 +19,52 @@ import hashlib
 import io
 import json
 import os
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from driveops_env import readiness
+from driveops_env import process, readiness
 from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
 from driveops_env.services import keycloak
-from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
+from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, providers_digest
+from driveops_env.services.keycloak_versions import KeycloakVersion
 
-RECIPE = "v1"
-DOCKERFILE = """\
-FROM {base}
-RUN /opt/keycloak/bin/kc.sh build --db=dev-file --health-enabled=true --cache=local
-"""
-START = ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false", "--http-port=8080",
-         "--http-management-port=9000", "--cache=local"]  # fmt: skip
+RECIPE = "v2"
 
 
-def optimized(client: Any, base: str, cache: Path, progress: Callable[[str], None]) -> tuple[str, str]:
+def _context(base: str, providers: Path | None) -> io.BytesIO:
+    """The build context: a Dockerfile, and the extensions and themes when given."""
+    lines = [f"FROM {base}"]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        if providers is not None:
+            for jar in sorted(providers.glob("*.jar")):
+                tar.add(jar, arcname=f"providers/{jar.name}")
+            if (providers / "themes").is_dir():
+                tar.add(providers / "themes", arcname="themes")
+            lines.append("COPY --chown=1000:0 providers/ /opt/keycloak/providers/")
+            if (providers / "themes").is_dir():
+                lines.append("COPY --chown=1000:0 themes/ /opt/keycloak/themes/")
+        lines.append("RUN /opt/keycloak/bin/kc.sh build --db=dev-file --health-enabled=true --cache=local")
+        dockerfile = ("\n".join(lines) + "\n").encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    buffer.seek(0)
+    return buffer
+
+
+def optimized(
+    client: Any, base: str, cache: Path, progress: Callable[[str], None], version: KeycloakVersion,
+    providers: Path | None = None,
+) -> tuple[str, str]:  # fmt: skip
     """The optimized image's tag and its template admin's password (built once per base image)."""
     base_id = client.images.get(base).id
-    digest = hashlib.sha256(f"{base_id} {RECIPE}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(f"{base_id} {RECIPE} {providers_digest(providers)}".encode()).hexdigest()[:12]
     tag = f"driveops-env/keycloak-optimized:{digest}"
     secrets = cache / "docker" / f"keycloak-optimized-{digest}.json"
     secrets.parent.mkdir(parents=True, exist_ok=True)
@@ -50,45 +72,60 @@ def optimized(client: Any, base: str, cache: Path, progress: Callable[[str], Non
         if secrets.exists() and image_present(client, tag):
             return tag, str(json.loads(secrets.read_text())["password"])
         progress(f"deriving an optimized Keycloak image from {base} (once, about 1 min)")
-        built, _ = client.images.build(
-            fileobj=io.BytesIO(DOCKERFILE.format(base=base).encode()), tag=f"{tag}-build", rm=True,
-            labels={"org.driveops-env.recipe": digest},
-        )  # fmt: skip
-        password = generate_secret()
-        container = client.containers.run(
-            built.id, command=START, detach=True, labels={"org.driveops-env.recipe": digest},
-            ports={"9000/tcp": ("127.0.0.1", None), "8080/tcp": ("127.0.0.1", None)},
-            environment={"KC_BOOTSTRAP_ADMIN_USERNAME": TEMPLATE_ADMIN,
-                         "KC_BOOTSTRAP_ADMIN_PASSWORD": password},
-        )  # fmt: skip
         try:
-            container.reload()
-            ports = container.attrs["NetworkSettings"]["Ports"]
-            management = ports["9000/tcp"][0]["HostPort"]
-            http = ports["8080/tcp"][0]["HostPort"]
-            readiness.wait_until(
-                lambda: readiness.http_ok(f"http://127.0.0.1:{management}/health/ready"),
-                timeout=300, service="keycloak",
-                logs=lambda: container.logs(tail=30).decode(errors="replace"),
+            built, _ = client.images.build(
+                fileobj=_context(base, providers), custom_context=True, tag=f"{tag}-build", rm=True,
+                labels={"org.driveops-env.recipe": digest},
             )  # fmt: skip
-            keycloak.admin_token(f"http://127.0.0.1:{http}", TEMPLATE_ADMIN, password)
-            container.stop(timeout=60)
-            # the committed configuration is the built image's: the template password stays out of it
-            config = client.images.get(built.id).attrs["Config"]
-            container.commit(repository=tag.split(":")[0], tag=digest,
-                             conf={"Env": config.get("Env"), "Cmd": config.get("Cmd"),
-                                   "Entrypoint": config.get("Entrypoint"), "User": config.get("User"),
-                                   "Labels": {"org.driveops-env.recipe": digest}})  # fmt: skip
         except Exception as exc:
             raise StartupError(
-                f"deriving the optimized Keycloak image failed: {exc}", service="keycloak"
+                f"building the optimized Keycloak image from {base} failed: {exc}", service="keycloak"
             ) from exc
-        finally:
-            container.remove(force=True, v=True)
+        password = generate_secret()
+        _initialise(client, built, tag, digest, version, password)
         fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"username": TEMPLATE_ADMIN, "password": password}, handle)
     return tag, password
+
+
+def _initialise(client: Any, built: Any, tag: str, digest: str, version: KeycloakVersion, password: str) -> None:
+    """Start the built image once (schema, master realm, template admin), stop it, commit it."""
+    ports = version.container_ports
+    command = ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false",
+               *version.listen_args("0.0.0.0", ports["http"], ports.get("management"))]  # noqa: S104 # fmt: skip
+    container = client.containers.run(
+        built.id, command=command, detach=True, labels={"org.driveops-env.recipe": digest},
+        ports={f"{p}/tcp": ("127.0.0.1", None) for p in ports.values()},
+        environment=version.bootstrap_admin_env(TEMPLATE_ADMIN, password),
+    )  # fmt: skip
+    try:
+        container.reload()
+        bound = {
+            name: container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]["HostPort"] for name, p in ports.items()
+        }
+        health = version.health_url("127.0.0.1", int(bound["http"]), _int(bound.get("management")))
+        readiness.wait_until(
+            lambda: readiness.http_ok(health),
+            timeout=300, service="keycloak",
+            logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
+        )  # fmt: skip
+        keycloak.check_admin_login(f"http://127.0.0.1:{bound['http']}", TEMPLATE_ADMIN, password)
+        container.stop(timeout=60)
+        # the committed configuration is the built image's: the template password stays out of it
+        config = client.images.get(built.id).attrs["Config"]
+        container.commit(repository=tag.split(":")[0], tag=digest,
+                         conf={"Env": config.get("Env"), "Cmd": config.get("Cmd"),
+                               "Entrypoint": config.get("Entrypoint"), "User": config.get("User"),
+                               "Labels": {"org.driveops-env.recipe": digest}})  # fmt: skip
+    except Exception as exc:
+        raise StartupError(f"deriving the optimized Keycloak image failed: {exc}", service="keycloak") from exc
+    finally:
+        container.remove(force=True, v=True)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def image_present(client: Any, tag: str) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from driveops_env.errors import SeedError, TemplateError
-from driveops_env.state import MongoAccess, ServiceRecord
+from driveops_env.state import MongoAccess, MongoLogin, ServiceRecord
 
 INDEX_KEYS = frozenset({"keys", "name", "unique"})
 # MongoDB error codes FerretDB answers for what it does not implement
@@ -23,9 +23,7 @@ UNSUPPORTED = (NOT_IMPLEMENTED, COMMAND_NOT_FOUND)
 def client(access: MongoAccess) -> Any:
     import pymongo
 
-    return pymongo.MongoClient(
-        access.uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True
-    )
+    return pymongo.MongoClient(access.uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True)
 
 
 @dataclass(frozen=True)
@@ -74,20 +72,20 @@ def grant_database(admin: MongoAccess, access: MongoAccess, database: str) -> No
 
 
 def tenant_access(record: ServiceRecord, user: MongoUser) -> MongoAccess:
-    """How a tenant's user logs in to ``record``: PLAIN pass-through (local FerretDB) or SCRAM
-    against the user's database (a mongod, or the FerretDB stand-in image)."""
-    if record.extra.get("user_auth") == "scram-database":
-        return MongoAccess(record.key, record.host, record.port, user.database, user.name, user.password,
-                           None, user.database)  # fmt: skip
+    """How a tenant's user logs in to ``record``, as its :class:`MongoLogin` says: PLAIN pass-through
+    (FerretDB over PostgreSQL) or SCRAM against the user's own database (a mongod)."""
+    login = record.mongo or MongoLogin("unknown")
+    source = user.database if login.users_in_own_database else None
     return MongoAccess(record.key, record.host, record.port, user.database, user.name, user.password,
-                       record.extra.get("auth_mechanism"), record.extra.get("auth_source"))  # fmt: skip
+                       login.mechanism, source)  # fmt: skip
 
 
 def admin_access(record: ServiceRecord) -> MongoAccess:
     """How driveops-env itself logs in to a MongoDB-protocol server (readiness, status)."""
+    login = record.mongo or MongoLogin("unknown")
     return MongoAccess(
         record.key, record.host, record.port, "admin", record.admin_user, record.admin_password,
-        record.extra.get("auth_mechanism"), record.extra.get("auth_source"),
+        login.mechanism, login.admin_source,
     )  # fmt: skip
 
 
@@ -197,9 +195,7 @@ def restore(access: MongoAccess, collections: Iterable[MongoCollection], *, tena
             if collection.name in existing:
                 database[collection.name].delete_many({})
                 if collection.documents:
-                    database[collection.name].insert_many(
-                        [dict(d) for d in collection.documents], ordered=True
-                    )
+                    database[collection.name].insert_many([dict(d) for d in collection.documents], ordered=True)
     finally:
         conn.close()
     if missing:

@@ -68,9 +68,7 @@ def set_superuser_password(info: str, password: str) -> None:
     from psycopg import sql
 
     with psycopg.connect(info, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password))
-        )
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password)))
         for database in ("postgres", "template1"):
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
 
@@ -81,12 +79,8 @@ def create_tenant_database(admin_info: str, *, role: str, password: str, databas
     from psycopg import sql
 
     with psycopg.connect(admin_info, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
-        )
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role))
-        )
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role)))
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
         conn.execute(
             sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
@@ -109,15 +103,11 @@ def save_seed_template(admin_info: str, database: str) -> None:
     with psycopg.connect(admin_info, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(template)))
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(template), sql.Identifier(database)
-            )
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(template), sql.Identifier(database))
         )
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(template)))
         conn.execute(
-            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
-                sql.Identifier(template)
-            )
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(sql.Identifier(template))
         )
 
 
@@ -145,6 +135,24 @@ def clone_from_template(admin_info: str, *, template: str, target: str, owner: s
 def restore_from_seed_template(admin_info: str, *, database: str, owner: str) -> None:
     """``database`` back to its seeded state, from the template saved at ``up``."""
     clone_from_template(admin_info, template=seed_template_name(database), target=database, owner=owner)
+
+
+def drop_tenant(admin_info: str, *, database: str, role: str) -> None:
+    """A tenant's databases (its own, its seed template, test copies: all it owns) and its role, gone
+    from a shared server."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        owned = conn.execute(
+            "SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname = %s "
+            "OR d.datname = %s",
+            (role, seed_template_name(database)),
+        ).fetchall()
+        for (name,) in owned:
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def drop_database(admin_info: str, database: str) -> None:
@@ -281,13 +289,9 @@ def ensure_template(bin_dir: Path, cache_dir: Path, staging_root: Path, *, user:
             initdb(bin_dir, staging, user=user)
             partial = target.with_name(target.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
-            copy = subprocess.run(
-                ["cp", "-a", str(staging), str(partial)], capture_output=True, text=True, check=False
-            )
+            copy = subprocess.run(["cp", "-a", str(staging), str(partial)], capture_output=True, text=True, check=False)
             if copy.returncode != 0:
-                raise StartupError(
-                    f"cannot store the template cluster: {copy.stderr.strip()}", service="postgres"
-                )
+                raise StartupError(f"cannot store the template cluster: {copy.stderr.strip()}", service="postgres")
             partial.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

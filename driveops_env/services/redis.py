@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from driveops_env.errors import MissingDependencyError
-from driveops_env.state import RedisAccess
 
 TENANT_ACL = "+@all -@dangerous -@admin -scan -randomkey -select -swapdb -move"
+# Logical databases: 0 holds a tenant's data (dedicated mode); 1..62 are the test processes' copies,
+# leased through keys in the last one.
+DATABASES = 64
+LEASE_DB = DATABASES - 1
 
 
 @dataclass(frozen=True)
@@ -27,19 +30,13 @@ class AclUser:
     key_prefix: str
 
 
-def dotnet(access: RedisAccess) -> str:
-    text = f"{access.host}:{access.port},password={access.password}"
-    if access.username:
-        text += f",user={access.username}"
-    return text
-
-
-def client(host: str, port: int, username: str | None, password: str) -> Any:
+def client(host: str, port: int, username: str | None, password: str, db: int = 0) -> Any:
     import redis
 
     return redis.Redis(
         host=host,
         port=port,
+        db=db,
         username=username,
         password=password,
         socket_timeout=5,
@@ -58,9 +55,7 @@ def probe(host: str, port: int, username: str | None, password: str) -> None:
         conn.close()
 
 
-def config_text(
-    *, port: int, data_dir: Path | None, admin_password: str, tenants: list[AclUser], bind: str = "127.0.0.1"
-) -> str:
+def config_text(*, port: int, data_dir: Path | None, admin_password: str, bind: str = "127.0.0.1") -> str:
     """A redis.conf: ``bind`` is 127.0.0.1 for a local server, every interface inside a container
     (whose port is published on 127.0.0.1 only)."""
     lines = [
@@ -73,13 +68,54 @@ def config_text(
         "appendonly no",
         "daemonize no",
         "loglevel notice",
+        f"databases {DATABASES}",
         f"user default on >{admin_password} ~* &* +@all",
     ]
-    for user in tenants:
-        lines.append(
-            f"user {user.name} on >{user.password} ~{user.key_prefix}* &{user.key_prefix}* {TENANT_ACL}"
-        )
     return "\n".join(lines) + "\n"
+
+
+def acl_rules(user: AclUser) -> list[str]:
+    """``ACL SETUSER`` arguments of a tenant's user: its keys and channels only, no admin commands."""
+    glob = _escape(user.key_prefix)
+    return [user.name, "on", f">{user.password}", f"~{glob}*", f"&{glob}*", *TENANT_ACL.split()]
+
+
+def set_acl_user(admin: Any, user: AclUser) -> None:
+    admin.execute_command("ACL", "SETUSER", *acl_rules(user))
+
+
+def delete_acl_user(admin: Any, name: str) -> None:
+    admin.execute_command("ACL", "DELUSER", name)
+
+
+def claim_database(admin: Any, owner: str, stale: Callable[[str], bool]) -> int:
+    """Lease a logical database for a test process's copy: the first free one, or one whose holder
+    ``stale`` says is gone.  ``admin`` is a client of the lease database."""
+    import redis
+
+    for number in range(1, LEASE_DB):
+        key = f"driveops-env:lease:{number}"
+        if admin.set(key, owner, nx=True):
+            return number
+        with admin.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                holder = pipe.get(key)
+                if holder is None or not stale(holder):
+                    continue
+                pipe.multi()
+                pipe.set(key, owner)
+                pipe.execute()
+            except redis.WatchError:
+                continue
+            return number
+    raise ConnectionError(f"all {LEASE_DB - 1} logical databases of the Redis server are leased")
+
+
+def release_database(admin: Any, number: int, owner: str) -> None:
+    key = f"driveops-env:lease:{number}"
+    if admin.get(key) == owner:
+        admin.delete(key)
 
 
 def find_server(configured: str) -> str:
@@ -93,11 +129,15 @@ def find_server(configured: str) -> str:
     return found
 
 
+def _escape(prefix: str) -> str:
+    """A key prefix as a glob that matches it literally."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+
+
 def delete_prefixed(client: Any, prefix: str, keep: Callable[[str], bool] | None = None) -> int:
     """Delete the keys under ``prefix`` (glob characters in it taken literally), except those
     ``keep`` says to keep; returns how many were deleted."""
-    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
-    keys = [k for k in client.scan_iter(match=f"{escaped}*", count=1000) if keep is None or not keep(k)]
+    keys = [k for k in client.scan_iter(match=f"{_escape(prefix)}*", count=1000) if keep is None or not keep(k)]
     for start in range(0, len(keys), 500):
         client.delete(*keys[start : start + 500])
     return len(keys)

@@ -50,10 +50,10 @@ def test_full_cycle(sandbox: Sandbox) -> None:
         assert record["admin_password"] not in up.stdout + up.stderr
     assert (sandbox.state_dir / f"{sandbox.name}.json").stat().st_mode & 0o777 == 0o600
 
-    started = time.monotonic()
     again = sandbox.cli("up", "--tenants", "acme,beta")
     assert again.returncode == 0 and "already running; attached" in again.stderr
-    assert time.monotonic() - started < 5  # interpreter start included; the attach itself is ~0.05 s
+    # attaching touched no server (how fast it is belongs to bench/, not to a test)
+    assert sandbox.state()["services"] == state["services"]
 
     differs = sandbox.cli("up", "--tenants", "acme")
     assert differs.returncode == 2
@@ -67,10 +67,7 @@ def test_full_cycle(sandbox: Sandbox) -> None:
     lines = dict(line.split("=", 1) for line in dotnet.stdout.splitlines())
     assert lines["TenantId"] == "550e8400-e29b-41d4-a716-446655440001"
     assert lines["ConnectionStrings__DefaultConnection"].startswith("Host=127.0.0.1;Port=")
-    assert (
-        ";Database=driveops_acme;Username=driveops_acme;Password="
-        in lines["ConnectionStrings__DefaultConnection"]
-    )
+    assert ";Database=driveops_acme;Username=driveops_acme;Password=" in lines["ConnectionStrings__DefaultConnection"]
     assert ",password=" in lines["ConnectionStrings__Redis"]
 
     as_json = json.loads(sandbox.cli("env", "--tenant", "beta", "--format", "json").stdout)

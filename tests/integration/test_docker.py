@@ -45,11 +45,11 @@ def test_whole_model_ports_labels_and_down(tmp_path: Path) -> None:
             assert keycloak.attrs["HostConfig"]["Memory"] > 0  # a memory limit on Keycloak
             assert all(r.ok for r in env.check())
 
-            started = time.monotonic()
             again = Environment.up(settings=box.settings(tenants="acme,beta"))
-            attach = time.monotonic() - started
-            assert again.state.services.keys() == env.state.services.keys()
-            assert attach < 1.0, f"re-attach took {attach:.2f}s"
+            # attached: the same containers (how fast it is belongs to bench/, not to a test)
+            assert {k: r.container_id for k, r in again.state.services.items()} == {
+                k: r.container_id for k, r in env.state.services.items()
+            }
         finally:
             env.down()
         assert box.leftovers() == []

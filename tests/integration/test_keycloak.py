@@ -66,8 +66,8 @@ def test_token_names_the_tenant_and_its_realm(env: Environment) -> None:
 def test_an_acme_token_is_rejected_by_beta(env: Environment) -> None:
     acme, beta = env.tenant("acme"), env.tenant("beta")
     token = acme.token()
-    assert keycloak.userinfo_status(acme.keycloak.access, token) == 200
-    assert keycloak.userinfo_status(beta.keycloak.access, token) == 401
+    assert keycloak.userinfo_status(acme.keycloak, token) == 200
+    assert keycloak.userinfo_status(beta.keycloak, token) == 401
     # beta's keys do not verify it (none of them is the key that signed it)
     with pytest.raises((jws.InvalidJWSSignature, JWKeyNotFound)):
         _verify_signature(beta.keycloak.base_url, "beta", token)
@@ -108,8 +108,7 @@ def test_cli_token_env_check_and_reset(env: Environment, kc_box: Sandbox) -> Non
     assert wrong.returncode == 1 and "Invalid user credentials" in wrong.stderr
 
     dotnet = dict(
-        line.split("=", 1)
-        for line in kc_box.cli("env", "--tenant", "acme", "--format", "dotnet").stdout.split()
+        line.split("=", 1) for line in kc_box.cli("env", "--tenant", "acme", "--format", "dotnet").stdout.split()
     )
     assert dotnet["Keycloak__Authority"] == env.tenant("acme").keycloak.issuer
     assert dotnet["Keycloak__ClientId"] == "driveops-api"
@@ -152,9 +151,7 @@ def test_status_reports_keycloak(env: Environment) -> None:
 def test_broken_realm_template_exits_2_and_starts_nothing(kc_sandbox: Sandbox, tmp_path: Path) -> None:
     realms = tmp_path / "realms"
     realms.mkdir()
-    (realms / "tenant-realm.json").write_text(
-        '{"realm": "{{ realm }}", "enabled": true,\n  "x": "{{ nope }}"}'
-    )
+    (realms / "tenant-realm.json").write_text('{"realm": "{{ realm }}", "enabled": true,\n  "x": "{{ nope }}"}')
     result = kc_sandbox.cli("up", "--tenants", "acme", "--realms-dir", str(realms))
     assert result.returncode == 2
     assert "tenant-realm.json line 2: unknown placeholder {{nope}}" in result.stderr
@@ -199,9 +196,7 @@ def test_keycloak_data_in_postgres(kc_sandbox: Sandbox) -> None:
         from driveops_env.services import postgres as pg
 
         with psycopg.connect(pg.admin_conninfo(kc_db, "keycloak")) as conn:  # Keycloak's own tables are there
-            tables = {
-                r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            }
+            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert {"realm", "user_entity", "client"} <= tables
         assert keycloak.claims(env.tenant("acme").token())["tenant_id"] == ACME_ID
     finally:

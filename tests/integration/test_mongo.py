@@ -18,9 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("isolation", ["dedicated", "shared"])
 def test_seeded_isolated_and_reset(sandbox: Sandbox, isolation: str) -> None:
-    env = Environment.up(
-        settings=sandbox.settings(tenants="acme,beta", isolation=isolation, services="postgres,mongo")
-    )
+    env = Environment.up(settings=sandbox.settings(tenants="acme,beta", isolation=isolation, services="postgres,mongo"))
     try:
         acme, beta = env.tenant("acme"), env.tenant("beta")
         db = acme.connect_mongo()
@@ -34,25 +32,25 @@ def test_seeded_isolated_and_reset(sandbox: Sandbox, isolation: str) -> None:
             notes.insert_one({"note_id": "acme-n1"})
 
         # cross-tenant access is refused
-        stolen = acme.mongo.access
-        other: pymongo.MongoClient[dict[str, object]]
-        same_server = acme.mongo.access.port == beta.mongo.access.port
-        # shared isolation shares one server on the local backend; the docker backend gives every
-        # tenant its own MongoDB server in both modes (its stand-in image cannot restrict a user)
-        assert same_server == (isolation == "shared" and sandbox.backend == "local")
-        if same_server:
-            other = db.client
-        else:  # acme's credentials, presented to beta's server
-            other = pymongo.MongoClient(
-                dataclasses.replace(stolen, port=beta.mongo.access.port, database="driveops_beta").uri,
-                serverSelectionTimeoutMS=3000,
-            )
+        stolen = acme.mongo
+        # every tenant has its own MongoDB-protocol server in both modes (FerretDB cannot restrict a
+        # user to its database): on its own server acme sees nothing of beta, not even names
+        assert acme.mongo.port != beta.mongo.port
+        assert db.client.list_database_names() == ["driveops_acme"]
+        assert db.client.driveops_beta.list_collection_names() == []
+        # acme's credentials, presented to beta's server
+        other: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+            dataclasses.replace(stolen, port=beta.mongo.port, database="driveops_beta").uri,
+            serverSelectionTimeoutMS=3000,
+        )
+        with pytest.raises(pymongo.errors.OperationFailure):
+            other.driveops_beta.list_collection_names()
         with pytest.raises(pymongo.errors.OperationFailure):
             other.driveops_beta.intervention_notes.find_one()
         with pytest.raises(pymongo.errors.OperationFailure):
             other.driveops_beta.intervention_notes.insert_one({"evil": True})
         anonymous: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-            f"mongodb://127.0.0.1:{beta.mongo.access.port}/", serverSelectionTimeoutMS=3000
+            f"mongodb://127.0.0.1:{beta.mongo.port}/", serverSelectionTimeoutMS=3000
         )
         with pytest.raises(pymongo.errors.OperationFailure):
             anonymous.driveops_beta.intervention_notes.find_one()
@@ -76,8 +74,7 @@ def test_seeded_isolated_and_reset(sandbox: Sandbox, isolation: str) -> None:
 def test_dotnet_key_and_uri(sandbox: Sandbox) -> None:
     assert sandbox.cli("up", "--tenants", "acme", "--services", "postgres,mongo").returncode == 0
     lines = dict(
-        line.split("=", 1)
-        for line in sandbox.cli("env", "--tenant", "acme", "--format", "dotnet").stdout.split()
+        line.split("=", 1) for line in sandbox.cli("env", "--tenant", "acme", "--format", "dotnet").stdout.split()
     )
     uri = lines["ConnectionStrings__MongoConnection"]
     assert uri.startswith("mongodb://driveops_acme_mongo:") and "/driveops_acme?auth" in uri
@@ -120,9 +117,5 @@ def test_a_document_the_server_refuses_names_the_file_and_tenant(sandbox: Sandbo
     )
     result = sandbox.cli("up", "--tenants", "acme", "--services", "postgres,mongo", "--seeds-dir", str(seeds))
     assert result.returncode == 2, result.stderr
-    assert (
-        "dupes.json" in result.stderr
-        and "tenant acme" in result.stderr
-        and "duplicate" in result.stderr.lower()
-    )
+    assert "dupes.json" in result.stderr and "tenant acme" in result.stderr and "duplicate" in result.stderr.lower()
     assert sandbox.leftovers() == []

@@ -19,9 +19,7 @@ def cache_dir() -> str:
 
 
 @pytest.fixture
-def box(
-    cache_dir: str, sandbox: Sandbox, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> Sandbox:
+def box(cache_dir: str, sandbox: Sandbox, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     """A sandbox whose environment variables the pytester runs inherit, with the real cache (or the
     runs would rebuild FerretDB and the template cluster in pytester's temporary HOME)."""
     monkeypatch.setenv("DRIVEOPS_ENV_CACHE_DIR", cache_dir)
@@ -72,9 +70,7 @@ def test_isolation_between_tests_and_tenants_from_markers(pytester: pytest.Pytes
     result = run(pytester, "-v")
     result.assert_outcomes(passed=5)
     # no tenants configured: the environment held what the tests asked for (beta, and all = acme, beta)
-    result.stdout.fnmatch_lines(
-        ["*tenants acme, beta*", "*test_d_every_tenant?acme?*", "*test_d_every_tenant?beta?*"]
-    )
+    result.stdout.fnmatch_lines(["*tenants acme, beta*", "*test_d_every_tenant?acme?*", "*test_d_every_tenant?beta?*"])
     result.stdout.fnmatch_lines(["*driveops-env per-test restore: mongo p50*postgres p50*redis p50*"])
     assert box.leftovers() == []  # the session's environment was torn down
 
@@ -99,7 +95,7 @@ def test_xdist_two_workers_share_one_environment(
             assert tenant_redis.incr(key) == 1
             with open(os.path.join({str(out)!r}, f"{{worker}}-{{n}}.json"), "w") as f:
                 json.dump({{"worker": worker, "database": tenant.postgres.database,
-                           "port": tenant.postgres.port, "prefix": tenant.redis.key_prefix}}, f)
+                           "port": tenant.postgres.port, "redis_db": tenant.redis.db}}, f)
         """
     )
     result = run(pytester, "-n", "2")
@@ -108,13 +104,12 @@ def test_xdist_two_workers_share_one_environment(
     assert {s["worker"] for s in seen} == {"gw0", "gw1"}
     assert len({s["port"] for s in seen}) == 1  # one environment served both workers
     assert {s["database"] for s in seen} == {"driveops_acme_gw0", "driveops_acme_gw1"}
-    assert {s["prefix"] for s in seen} == {"acme:gw0:", "acme:gw1:"}
+    # dedicated mode: each worker has a logical Redis database of its own (keys keep their names)
+    assert len({s["redis_db"] for s in seen}) == 2 and 0 not in {s["redis_db"] for s in seen}
     assert box.leftovers() == []  # torn down once, at the end
 
 
-def test_reuse_attaches_to_a_cli_environment_and_leaves_it_running(
-    pytester: pytest.Pytester, box: Sandbox
-) -> None:
+def test_reuse_attaches_to_a_cli_environment_and_leaves_it_running(pytester: pytest.Pytester, box: Sandbox) -> None:
     up = box.cli("up", "--tenants", "acme")
     assert up.returncode == 0, up.stderr
     port = box.state()["tenants"]["acme"]["postgres"]["port"]

@@ -63,12 +63,8 @@ CASES = [
     Case("env-timeout", ("up",), "DRIVEOPS_ENV_STARTUP_TIMEOUT", env={"DRIVEOPS_ENV_STARTUP_TIMEOUT": "-1"}),
     Case("env-services", ("up",), "DRIVEOPS_ENV_SERVICES", env={"DRIVEOPS_ENV_SERVICES": "mysql"}),
     # configuration (pyproject.toml in the working directory)
-    Case(
-        "toml-key", ("up",), "tennants", files={"pyproject.toml": '[tool.driveops-env]\ntennants = "acme"\n'}
-    ),
-    Case(
-        "toml-value", ("up",), "isolation", files={"pyproject.toml": '[tool.driveops-env]\nisolation = "x"\n'}
-    ),
+    Case("toml-key", ("up",), "tennants", files={"pyproject.toml": '[tool.driveops-env]\ntennants = "acme"\n'}),
+    Case("toml-value", ("up",), "isolation", files={"pyproject.toml": '[tool.driveops-env]\nisolation = "x"\n'}),
     Case("toml-syntax", ("up",), "pyproject.toml", files={"pyproject.toml": "[tool.driveops-env\n"}),
     Case(
         "toml-tenants",

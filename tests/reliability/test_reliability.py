@@ -61,9 +61,7 @@ def test_a_killed_server_is_reported_and_up_heals_it(sandbox: Sandbox, pytester:
     )
     result = pytester.runpytest_subprocess("--driveops-reuse", "-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ["*tenant 'beta'*", "*server(s) down: postgres.beta*", "*heal: driveops-env up*"]
-    )
+    result.stdout.fnmatch_lines(["*tenant 'beta'*", "*server(s) down: postgres.beta*", "*heal: driveops-env up*"])
 
     healed = sandbox.cli("up", "--tenants", "acme,beta")
     assert healed.returncode == 0 and "postgres.beta not running: recreating" in healed.stderr
@@ -97,7 +95,7 @@ def test_unwritable_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     result = sandbox.cli("up", "--tenants", "acme", "--state-dir", str(blocker / "state"))
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr  # bad input: nothing was started
     assert "cannot create the state directory" in result.stderr and "--state-dir" in result.stderr
     assert sandbox.leftovers() == []
 
@@ -110,6 +108,7 @@ def test_full_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path)
     )
     if mount.returncode != 0:
         pytest.fail(f"this test needs root to mount a small tmpfs: {mount.stderr.decode()}")
+    full.chmod(0o700)  # a tmpfs root is 1777: a state directory others can write is refused
     try:
         subprocess.run(["dd", "if=/dev/zero", f"of={full / 'filler'}", "bs=4k", "count=100"],
                        capture_output=True, check=False)  # fmt: skip

@@ -126,9 +126,9 @@ def test_tenants_are_apart_in_every_store_and_realm(full_env: tuple[Sandbox, Env
             f"host={b_pg.host} port={b_pg.port} dbname={b_pg.database} user={a_pg.user} "
             f"password={a_pg.password} connect_timeout=5"
         ).close()
-    a_mongo = acme.mongo.access
+    a_mongo = acme.mongo
     other: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-        a_mongo.uri.replace(f":{a_mongo.port}/", f":{beta.mongo.access.port}/"), serverSelectionTimeoutMS=3000
+        a_mongo.uri.replace(f":{a_mongo.port}/", f":{beta.mongo.port}/"), serverSelectionTimeoutMS=3000
     )
     with pytest.raises(pymongo.errors.OperationFailure):
         other.driveops_beta.intervention_notes.find_one()
@@ -140,6 +140,6 @@ def test_tenants_are_apart_in_every_store_and_realm(full_env: tuple[Sandbox, Env
         client.get("beta:config") if a_redis.username else client.ping()
     client.close()
     token = acme.token()
-    assert keycloak.userinfo_status(beta.keycloak.access, token) == 401
+    assert keycloak.userinfo_status(beta.keycloak, token) == 401
     with pytest.raises(ServiceError):
         beta.keycloak.token("admin@acme.test", acme.keycloak.users["admin@acme.test"])

@@ -69,6 +69,6 @@ def test_pyproject_table_is_read_and_checked(tmp_path: Path) -> None:
 def test_readme_documents_every_option() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert options.markdown_table() in readme, "regenerate the table with `driveops-env options`"
-    from driveops_env.pytest_plugin import plugin_options_table
+    from driveops_env.plugin.settings import plugin_options_table
 
     assert plugin_options_table() in readme

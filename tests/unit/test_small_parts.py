@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import stat
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from driveops_env import envvars, render
-from driveops_env.errors import StateError
+from driveops_env.errors import DriveopsEnvError, StateError
 from driveops_env.secret import generate_secret
 from driveops_env.state import EnvState, PostgresAccess, RedisAccess, StateStore, TenantRecord
 from driveops_env.tasks import Step, run_steps
@@ -28,9 +27,7 @@ def _tenant() -> TenantRecord:
     )
 
 
-def _state(
-    fingerprint: dict[str, object] | None = None, tenants: dict[str, TenantRecord] | None = None
-) -> EnvState:
+def _state(fingerprint: dict[str, object] | None = None, tenants: dict[str, TenantRecord] | None = None) -> EnvState:
     return EnvState(
         name="x", backend="local", isolation="shared", spec_hash="h",
         fingerprint=fingerprint or {}, data_dir="/tmp/x", tenants=tenants or {},
@@ -52,27 +49,28 @@ def test_formats() -> None:
     assert variables["DRIVEOPS_REDIS_URL"] == "redis://driveops_acme:pw2@127.0.0.1:6666/0"
     assert json.loads(envvars.render(variables, "json")) == variables
     assert "export DRIVEOPS_TENANT_NAME='Acme Garage'" in envvars.render(variables, "shell")
-    assert 'DRIVEOPS_TENANT_NAME="Acme Garage"' in envvars.render(variables, "dotenv")
+    # docker --env-file and $GITHUB_ENV keep everything after the first '=': no quotes
+    assert "DRIVEOPS_TENANT_NAME=Acme Garage" in envvars.render(variables, "dotenv").splitlines()
 
 
 def test_steps_run_after_their_dependencies_and_in_parallel() -> None:
     order: list[str] = []
     lock = threading.Lock()
+    both_running = threading.Barrier(2, timeout=10)  # broken unless a and b run at the same time
 
-    def step(name: str, delay: float) -> Step:
+    def step(name: str, meet: bool) -> Step:
         def run() -> str:
-            time.sleep(delay)
+            if meet:
+                both_running.wait()
             with lock:
                 order.append(name)
             return name
 
         return Step(name, run)
 
-    steps = [step("a", 0.2), step("b", 0.2), Step("c", step("c", 0).run, after=("a", "b"))]
-    started = time.monotonic()
+    steps = [step("a", True), step("b", True), Step("c", step("c", False).run, after=("a", "b"))]
     run_steps(steps, cancel=threading.Event())
     assert order[-1] == "c" and set(order[:2]) == {"a", "b"}
-    assert time.monotonic() - started < 0.38  # a and b overlapped
 
 
 def test_first_failure_cancels_the_rest() -> None:
@@ -111,7 +109,7 @@ def test_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     store = StateStore(blocker / "state")
-    with pytest.raises(StateError, match="state directory"):
+    with pytest.raises(DriveopsEnvError, match="state directory"):
         store.save(_state())
 
 

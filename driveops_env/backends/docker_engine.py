@@ -1,0 +1,175 @@
+"""The Docker engine: which one (``DOCKER_HOST``, or the current docker context, or the local socket),
+which address ports are published on and clients use, and cleanup by label.
+
+- ``DOCKER_HOST`` as ``unix://``, ``tcp://`` (TLS through ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``) or
+  ``ssh://``, read the way the docker SDK reads it; else the current docker context (``docker context
+  use``), else the local socket.
+- Publish address: ``--publish-address`` if given; else 127.0.0.1 for a local engine and the remote
+  engine's address for a remote one (never 0.0.0.0 unless asked for).  Clients use the same address
+  (for 0.0.0.0: the engine's host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from driveops_env.errors import MissingDependencyError, UsageError
+
+LABEL = "org.driveops-env"
+LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+
+
+def _context_endpoint() -> tuple[str, Any] | None:
+    """The current docker context's engine address and TLS settings, when it is not the default."""
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_current_context()
+    except Exception:  # no docker config, or a broken one: the default engine
+        return None
+    if context is None or context.name == "default" or not context.Host:
+        return None
+    return str(context.Host), context.TLSConfig
+
+
+def engine_url() -> str:
+    """The engine's address as the client will use it."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    found = _context_endpoint()
+    return found[0] if found else "unix:///var/run/docker.sock"
+
+
+def client(timeout: int = 60) -> Any:
+    """A docker SDK client of the engine (raises the SDK's errors when none answers)."""
+    import docker
+
+    if not os.environ.get("DOCKER_HOST"):
+        found = _context_endpoint()
+        if found is not None:
+            host, tls = found
+            return docker.DockerClient(base_url=host, tls=tls or False, timeout=timeout, use_ssh_client=True)
+    return docker.from_env(timeout=timeout, use_ssh_client=True)
+
+
+def engine_answers(timeout: float = 2.0) -> bool:
+    """Whether a Docker engine answers (used by ``--backend auto``)."""
+    try:
+        c = client(timeout=int(max(1, timeout)))
+        try:
+            return bool(c.ping())
+        finally:
+            c.close()
+    except Exception:  # any failure means: no usable engine
+        return False
+
+
+def connect(timeout: int = 60) -> Any:
+    try:
+        c = client(timeout)
+        c.ping()
+    except Exception as exc:
+        raise MissingDependencyError(
+            f"--backend docker: no Docker engine answers at {engine_url()} ({type(exc).__name__}: {str(exc)[:160]})",
+            hint="start one (scripts/provision --docker does), set DOCKER_HOST or a docker context, or --backend local",
+        ) from None
+    return c
+
+
+def engine_host() -> str:
+    """The host name or address of the engine's machine ('' for a local socket)."""
+    url = urlparse(engine_url())
+    if url.scheme in ("unix", "npipe", ""):
+        return ""
+    return url.hostname or ""
+
+
+def is_remote() -> bool:
+    return engine_host() not in LOCAL_HOSTS
+
+
+def publish_address(configured: str) -> tuple[str, str]:
+    """(address ports are published on, address clients connect to)."""
+    host = engine_host()
+    if configured:
+        _check_address(configured)
+        if configured != "0.0.0.0":  # noqa: S104 - every interface only when the user asks for it
+            return configured, configured
+        return configured, _resolve(host) if host not in LOCAL_HOSTS else "127.0.0.1"
+    if host in LOCAL_HOSTS:
+        return "127.0.0.1", "127.0.0.1"
+    address = _resolve(host)
+    return address, address
+
+
+def _check_address(value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise UsageError(
+            f"--publish-address {value!r} is not an IP address", hint="e.g. 127.0.0.1 or 198.18.0.2"
+        ) from None
+
+
+def _resolve(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError as exc:
+        raise MissingDependencyError(f"cannot resolve the Docker engine's host {host!r}: {exc}") from None
+
+
+def labelled(c: Any, labels: dict[str, str] | list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Containers, networks and volumes carrying the labels, through the engine's list calls (the
+    high-level SDK inspects each container it lists, and fails when one is removed meanwhile)."""
+    wanted = [f"{k}={v}" for k, v in labels.items()] if isinstance(labels, dict) else labels
+    filters = {"label": wanted}
+    volumes = c.api.volumes(filters=filters).get("Volumes") or []
+    return {
+        "containers": c.api.containers(all=True, filters=filters),
+        "networks": c.api.networks(filters=filters),
+        "volumes": volumes,
+    }
+
+
+def sweep(c: Any, labels: dict[str, str], *, dry_run: bool = False) -> list[str]:
+    """Remove (or list, with ``dry_run``) everything carrying ``labels``."""
+    import docker.errors
+
+    found = labelled(c, labels)
+    removed = []
+    for container in found["containers"]:
+        name = (container.get("Names") or [container["Id"][:12]])[0].lstrip("/")
+        removed.append(f"container {name}")
+        if not dry_run:
+            try:
+                c.api.remove_container(container["Id"], force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
+                    raise
+    deadline = time.monotonic() + 10
+    for network in found["networks"]:
+        removed.append(f"network {network['Name']}")
+        while not dry_run:
+            try:
+                c.api.remove_network(network["Id"])
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:  # endpoints still detaching
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    for volume in found["volumes"]:
+        removed.append(f"volume {volume['Name']}")
+        if not dry_run:
+            with contextlib.suppress(docker.errors.NotFound):
+                c.api.remove_volume(volume["Name"], force=True)
+    return removed

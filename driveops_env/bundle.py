@@ -1,0 +1,62 @@
+"""Evidence of an environment for a pipeline's artifacts: every server's log, ``status --json`` and
+``check --json`` in one ``.tar.gz``, with every secret the environment generated redacted."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+from driveops_env import render
+from driveops_env.backends import Backend
+from driveops_env.health import CheckResult
+from driveops_env.state import EnvState
+
+
+def secrets_of(state: EnvState) -> list[str]:
+    """Every secret the state holds: admin passwords, tenants' passwords, client secrets, users'."""
+    found = [s.admin_password for s in state.services.values()]
+    for tenant in state.tenants.values():
+        for access in (tenant.postgres, tenant.redis, tenant.mongo):
+            if access is not None:
+                found.append(access.password)
+        if tenant.keycloak is not None:
+            found.append(tenant.keycloak.client_secret)
+            found += list(tenant.keycloak.users.values())
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "****")
+    return text
+
+
+def write(
+    target: Path, state: EnvState, backend: Backend, status: list[CheckResult], checks: list[CheckResult]
+) -> list[str]:
+    """Write the bundle; returns the names of its members."""
+    secrets = secrets_of(state)
+    members: dict[str, str] = {}
+    for record in state.services.values():
+        try:
+            text = backend.logs(record, None)
+        except Exception as exc:  # a log that cannot be read is said in the bundle, not fatal
+            text = f"(log not available: {exc})\n"
+        members[f"logs/{record.key}.log"] = text
+    status_data = render.endpoints_data(state, show_secrets=False) | {"services": [asdict(r) for r in status]}
+    members["status.json"] = json.dumps(status_data, indent=2)
+    members["check.json"] = json.dumps([asdict(r) for r in checks], indent=2)
+    members["check.md"] = render.checks_markdown(checks)
+    with tarfile.open(target, "w:gz") as tar:
+        for name, text in members.items():
+            data = redact(text, secrets).encode()
+            info = tarfile.TarInfo(f"driveops-env-{state.name}/{name}")
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
+            tar.addfile(info, io.BytesIO(data))
+    target.chmod(0o600)
+    return list(members)

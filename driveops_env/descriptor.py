@@ -1,0 +1,115 @@
+"""A running environment described for other machines: ``driveops-env export`` writes it, and
+``--from FILE`` (CLI) or ``--driveops-from FILE`` (pytest) use it without any state of their own.
+
+The descriptor (JSON, mode 0600: it holds credentials) carries the endpoints and credentials of every
+server and tenant, and the seed and realm files the environment was made from (the fixtures restore
+their own copies from them).  It carries no path, process id or container id of the machine that made
+it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from driveops_env import paths, typed_json
+from driveops_env.errors import UsageError
+from driveops_env.state import EnvState, ServiceRecord, TenantRecord
+
+FORMAT = "driveops-env/descriptor-1"
+LOCAL_FIELDS = (
+    "log_path",
+    "data_dir",
+    "pid",
+    "pid_start",
+    "argv0",
+    "container_id",
+    "container_name",
+    "network",
+)
+
+
+def _files(directory: Path) -> dict[str, str]:
+    if not directory.is_dir():
+        return {}
+    return {
+        str(path.relative_to(directory)): path.read_text(encoding="utf-8")
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def export(state: EnvState) -> dict[str, Any]:
+    services = {}
+    for key, record in state.services.items():
+        raw = asdict(record)
+        for name in LOCAL_FIELDS:
+            raw.pop(name, None)
+        services[key] = raw
+    return {
+        "format": FORMAT,
+        "name": state.name,
+        "backend": state.backend,
+        "isolation": state.isolation,
+        "fingerprint": state.fingerprint,
+        "services": services,
+        "tenants": {slug: asdict(t) for slug, t in state.tenants.items()},
+        "seeds": _files(Path(state.seeds_dir)),
+        "realms": _files(Path(state.realms_dir)),
+    }
+
+
+def write(state: EnvState, target: Path | None) -> str:
+    """The descriptor as text; written to ``target`` (mode 0600) when given."""
+    text = json.dumps(export(state), indent=2, sort_keys=True) + "\n"
+    if target is not None:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(text)
+    return text
+
+
+def _materialise(files: dict[str, str], target: Path) -> Path:
+    """Seed files of a descriptor, written once into a private folder of the cache."""
+    paths.private_dir(target, "the descriptor cache", hint="check --cache-dir")
+    for relative, text in files.items():
+        path = (target / relative).resolve()
+        if not paths.is_within(path, target):
+            raise UsageError(f"the descriptor names a seed file outside its folder: {relative!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return target
+
+
+def load(path: Path, cache_dir: Path) -> EnvState:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(
+            f"cannot read the descriptor {path}: {exc}", hint="write one with `driveops-env export`"
+        ) from exc
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise UsageError(
+            f"{path} is not a driveops-env descriptor ({FORMAT})", hint="write one with `driveops-env export`"
+        )
+    digest = hashlib.sha256(json.dumps([raw.get("seeds"), raw.get("realms")], sort_keys=True).encode()).hexdigest()[:16]
+    root = cache_dir / "descriptors" / digest
+    try:
+        services = {k: typed_json.build(ServiceRecord, v, f"services.{k}") for k, v in raw["services"].items()}
+        tenants = {k: typed_json.build(TenantRecord, v, f"tenants.{k}") for k, v in raw["tenants"].items()}
+        seeds = _materialise(dict(raw.get("seeds") or {}), root / "seeds")
+        realms = _materialise(dict(raw.get("realms") or {}), root / "realms")
+        return EnvState(
+            name=str(raw["name"]), backend="descriptor", isolation=str(raw["isolation"]), spec_hash="",
+            fingerprint=dict(raw.get("fingerprint") or {}), data_dir="", seeds_dir=str(seeds),
+            realms_dir=str(realms), status="running", services=services, tenants=tenants,
+        )  # fmt: skip
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise UsageError(
+            f"the descriptor {path} is not valid: {exc}", hint="write it again with `driveops-env export`"
+        ) from exc

@@ -1,0 +1,99 @@
+"""This test process's copies of the tenants' stores: made on first use, restored before each test
+that uses a store an earlier test dirtied, dropped at the end when the environment outlives us."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+import pytest
+
+from driveops_env.isolation import TenantCopy
+from driveops_env.plugin.session import SessionEnvironment
+
+# the stores each fixture reaches
+STORES_OF_FIXTURE = {
+    "tenant": ("postgres", "mongo", "redis"),
+    "tenant_pg": ("postgres",),
+    "tenant_pg_async": ("postgres",),
+    "tenant_mongo": ("mongo",),
+    "tenant_mongo_async": ("mongo",),
+    "tenant_redis": ("redis",),
+    "tenant_redis_async": ("redis",),
+}
+
+
+def stores_of(fixturenames: list[str]) -> tuple[str, ...]:
+    stores: list[str] = []
+    for name in fixturenames:
+        stores += [s for s in STORES_OF_FIXTURE.get(name, ()) if s not in stores]
+    return tuple(stores)
+
+
+@dataclass
+class TenantCopies:
+    session: SessionEnvironment
+    copies: dict[str, TenantCopy] = field(default_factory=dict)
+    dirty: set[tuple[str, str]] = field(default_factory=set)
+    restore_times: dict[str, list[float]] = field(default_factory=dict)
+
+    def copy(self, slug: str) -> TenantCopy:
+        env = self.session.environment()
+        if slug not in env.tenants:
+            env.add_tenants([slug], progress=self.session.progress)
+        if slug not in self.copies:
+            copy = TenantCopy(env.state, slug, self.session.copy_token())
+            try:
+                copy.make()
+            except Exception as exc:
+                self.fail_with_servers(slug, f"making this process's copy failed: {exc}")
+            self.copies[slug] = copy
+        return self.copies[slug]
+
+    def prepare_test(self, slug: str, stores: tuple[str, ...], reset_realm: bool) -> TenantCopy:
+        """Undo what earlier tests wrote in the stores this test uses."""
+        copy = self.copy(slug)
+        stale = tuple(s for s in stores if (slug, s) in self.dirty)
+        if reset_realm:
+            stale += ("keycloak",)
+        if stale:
+            try:
+                timings = copy.restore(stale)
+            except Exception as exc:  # a server of the tenant may be gone: say which
+                self.fail_with_servers(slug, f"restoring {', '.join(stale)} failed: {exc}")
+            for store, seconds in timings.items():
+                self.restore_times.setdefault(store, []).append(seconds)
+        self.dirty.update((slug, s) for s in stores)
+        return copy
+
+    def fail_with_servers(self, slug: str, what: str) -> NoReturn:
+        """Fail the test naming the tenant, the servers that are down and how to heal them."""
+        env = self.session.environment()
+        down = [r.name for r in env.status() if not r.ok and (r.tenant in (slug, None))]
+        name = env.name
+        message = f"driveops-env: tenant {slug!r} of environment {name!r}: {what}"
+        if down:
+            message += (
+                f"\n  server(s) down: {', '.join(down)}"
+                f"\n  inspect: driveops-env logs {down[0].split('.')[0]} --name {name} --tenant {slug}"
+                f"\n  heal: driveops-env up --name {name} (recreates an environment with a dead server)"
+            )
+        pytest.fail(message, pytrace=False)
+
+    def drop(self) -> None:
+        """Remove the copies when the environment outlives this process (shared, kept or reused)."""
+        keeps_running = not self.session.exclusive() or self.session.plugin.keep
+        if keeps_running:
+            for copy in self.copies.values():
+                copy.drop()
+
+    def summary(self) -> str | None:
+        if not self.restore_times:
+            return None
+        parts = []
+        for store, values in sorted(self.restore_times.items()):
+            ordered = sorted(values)
+            p50 = ordered[len(ordered) // 2]
+            p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+            parts.append(f"{store} p50 {p50 * 1000:.0f} ms p95 {p95 * 1000:.0f} ms (n={len(values)})")
+        return "driveops-env per-test restore: " + "; ".join(parts)
