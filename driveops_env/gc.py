@@ -86,7 +86,9 @@ def sweep_dead(settings: Settings, *, prefix: str, progress: Callable[[str], Non
 
 
 def _docker_orphans(settings: Settings, *, dry_run: bool) -> list[str]:
+    from driveops_env import teardown
     from driveops_env.backends import docker_engine
+    from driveops_env.backends.docker import home_label
     from driveops_env.backends.docker_engine import LABEL
 
     if not docker_engine.engine_answers():
@@ -105,6 +107,8 @@ def _docker_orphans(settings: Settings, *, dry_run: bool) -> list[str]:
         labels = {f"{LABEL}.env": env, f"{LABEL}.home": home}
         for line in docker_engine.sweep(client, labels, dry_run=dry_run):
             removed.append(f"{line} of environment {env!r} (no live owner; state file {state_file})")
+        if home == home_label(settings) and not dry_run and not Path(state_file).exists():
+            teardown.remove_marked(settings, env)  # its data directory, if driveops-env made it
     return removed
 
 

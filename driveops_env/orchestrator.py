@@ -21,7 +21,7 @@ from driveops_env import process, seeding, teardown
 from driveops_env.backends import Backend, StartContext, create_backend, resolve_backend_name
 from driveops_env.errors import Interrupted, NotRunningError, SpecMismatchError, UsageError
 from driveops_env.options import Settings
-from driveops_env.plan import Launch, PlanInput, StartPlan
+from driveops_env.plan import LIMITS, Launch, PlanInput, StartPlan
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
 from driveops_env.spec import (
@@ -155,12 +155,13 @@ def _start(
     owner: int | None,
 ) -> None:
     """Plan, start, record; however it ends badly, what was started is stopped and removed."""
-    store.save(state)  # first: whatever is created from here on, the state file knows its environment
-    tenants = ", ".join(state.tenants)
-    progress(
-        f"starting environment {state.name!r}: backend {state.backend}, isolation {state.isolation}, tenants {tenants}"
-    )
     try:
+        store.save(state)  # first: whatever is created from here on, the state file knows its environment
+        tenants = ", ".join(state.tenants)
+        progress(
+            f"starting environment {state.name!r}: backend {state.backend}, isolation {state.isolation}, "
+            f"tenants {tenants}"
+        )
         teardown.make_env_dir(settings, state)
         _run_plan(state, store, prepared.plan_input, prepared.backend, settings, progress)
         state.status = "running"
@@ -196,7 +197,7 @@ def _run_plan(
     interrupted = threading.Event()
     with teardown.signals_cancel(cancel, interrupted):
         try:
-            run_steps(steps, cancel=cancel, on_done=report)
+            run_steps(steps, cancel=cancel, on_done=report, limits=LIMITS)
         except BaseException:
             if interrupted.is_set():  # whatever a step raised, it was the signal that stopped it
                 raise Interrupted("start-up was interrupted; nothing was left running") from None

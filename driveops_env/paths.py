@@ -77,6 +77,8 @@ def check_private(path: Path, what: str, *, hint: str) -> Path:
         raise UsageError(f"cannot use {what} {path}: {exc.strerror}", hint=hint) from exc
     if stat.S_ISLNK(info.st_mode):
         raise UnsafePathError(f"{what} {path} is a symbolic link; it is not used", hint=hint)
+    if not stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"{what} {path} is not a directory", hint=hint)
     if info.st_uid != os.geteuid():
         raise UnsafePathError(
             f"{what} {path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}); it is not used",
@@ -87,6 +89,17 @@ def check_private(path: Path, what: str, *, hint: str) -> Path:
             f"{what} {path} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o}); it is not used",
             hint=hint,
         )
+    return path
+
+
+def usable_dir(path: Path, what: str, *, hint: str) -> Path:
+    """``path`` as a directory this user can write (created if missing), else a usage error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use {what} {path}: {exc.strerror}", hint=hint) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot use {what} {path}: not writable by this user", hint=hint)
     return path
 
 

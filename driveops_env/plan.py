@@ -34,6 +34,9 @@ from driveops_env.tasks import Step
 
 KEYCLOAK = "keycloak"
 KEYCLOAK_PG = "postgres.keycloak"
+# At most this many steps of a group at a time: on 2 cores, 40 tenants' servers and realms at once
+# time out (Keycloak creates realms one after another anyway; servers compete for the CPU).
+LIMITS = {"server": 12, "realm": 3}
 
 
 class Launch:
@@ -101,13 +104,15 @@ class StartPlan:
             self._tenant_steps(tenant)
         return list(self._steps.values())
 
-    def _add(self, name: str, run: Callable[[], str | None], after: tuple[str, ...] = ()) -> None:
+    def _add(
+        self, name: str, run: Callable[[], str | None], after: tuple[str, ...] = (), group: str | None = None
+    ) -> None:
         if name in self._steps or name in self.launch.state.services:
             return  # planned already, or running already (a tenant added to a running environment)
-        self._steps[name] = Step(name, run, after=tuple(a for a in after if a in self._steps))
+        self._steps[name] = Step(name, run, after=tuple(a for a in after if a in self._steps), group=group)
 
     def _server(self, key: str, start: Callable[[], ServiceRecord], after: tuple[str, ...] = ()) -> None:
-        self._add(key, lambda: _endpoint(start()), after)
+        self._add(key, lambda: _endpoint(start()), after, group="server")
 
     # --- servers --------------------------------------------------------------------------------------
 
@@ -172,7 +177,9 @@ class StartPlan:
             key = self.key("mongo", tenant)
             self._add(f"seed mongo.{slug}", partial(self.seed_mongo, tenant, seeds), after=(key,))
         if KEYCLOAK in services:
-            self._add(f"realm {tenant.realm}", partial(self.create_realm, tenant, seeds), after=(KEYCLOAK,))
+            self._add(
+                f"realm {tenant.realm}", partial(self.create_realm, tenant, seeds), after=(KEYCLOAK,), group="realm"
+            )
 
     def seed_postgres(self, key: str, tenant: Tenant, seeds: seeding.TenantSeeds) -> str:
         record = self.launch.server(key)

@@ -7,6 +7,7 @@ It stops early when the process died or when start-up was cancelled, and on time
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import urllib.error
@@ -17,6 +18,19 @@ from typing import TypeVar
 from driveops_env.errors import Interrupted, ReadinessTimeoutError, StartupError
 
 T = TypeVar("T")
+
+
+# Answers that waiting cannot change: a server that refuses these credentials or lacks this database
+# will keep refusing.  Anything else (connection refused, starting up, loading) is worth waiting for.
+PERMANENT = re.compile(
+    r"password authentication failed|authentication failed|WRONGPASS|invalid username-password|"
+    r"no pg_hba\.conf entry|(database|role) \"[^\"]*\" does not exist|NOPERM",
+    re.IGNORECASE,
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    return PERMANENT.search(str(exc)) is not None
 
 
 def wait_until(
@@ -40,6 +54,14 @@ def wait_until(
             return probe()
         except Exception as exc:  # a probe signals "not ready" by raising anything
             last_error = exc
+            if is_permanent(exc):
+                raise StartupError(
+                    f"{service} refused: {' '.join(str(exc).split())[:300]}",
+                    service=service,
+                    tenant=tenant,
+                    hint="the server answers but refuses; waiting would not change it",
+                    log_tail=logs() if logs else None,
+                ) from exc
         if alive is not None and not alive():
             raise StartupError(
                 f"{service} exited during start-up",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from driveops_env import seeding, timing
-from driveops_env.errors import UsageError
+from driveops_env.errors import DriveopsEnvError, ServiceError, UsageError
 from driveops_env.isolation import is_copy_key
 from driveops_env.services import keycloak, mongo, postgres, redis
 from driveops_env.state import EnvState, TenantRecord
@@ -56,6 +56,26 @@ def reset_keycloak(state: EnvState, record: TenantRecord, seeds: seeding.TenantS
     admin.create_realm(seeds.realm.representation)
 
 
+def _said(store: str, slug: str, job: Callable[[], None]) -> Callable[[], None]:
+    """``job``, whose failure is a :class:`ServiceError` naming the store and tenant, with a hint."""
+
+    def run() -> None:
+        try:
+            job()
+        except DriveopsEnvError:
+            raise
+        except Exception as exc:  # a server's error, whatever its library
+            from driveops_env.health import diagnose
+
+            detail, hint = diagnose(exc)
+            raise ServiceError(
+                f"resetting {store} failed: {detail}", service=store, tenant=slug,
+                hint=hint or "`driveops-env status` shows which server is down; `driveops-env up` heals it",
+            ) from None  # fmt: skip
+
+    return run
+
+
 def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -> dict[str, float]:
     """Reset ``stores`` of tenant ``slug`` in parallel; returns the seconds each took."""
     record = state.tenants.get(slug)
@@ -77,5 +97,6 @@ def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -
         jobs["redis"] = lambda: reset_redis(state, record, seeds)
     if "keycloak" in stores and record.keycloak:
         jobs["keycloak"] = lambda: reset_keycloak(state, record, seeds)
+    jobs = {store: _said(store, slug, job) for store, job in jobs.items()}
 
     return timing.run_timed(jobs)

@@ -63,7 +63,21 @@ def render_text(
 
 
 def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    """A quoted SQL literal that stays on one line, so it is inert in every position a placeholder can
+    take, a ``--`` comment included: control characters become ``E''`` escapes."""
+    if not any(ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029" for c in value):
+        return "'" + value.replace("'", "''") + "'"
+    escaped = "".join(
+        f"\\u{ord(c):04x}"
+        if ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029"
+        else "\\\\"
+        if c == "\\"
+        else "''"
+        if c == "'"
+        else c
+        for c in value
+    )
+    return "E'" + escaped + "'"
 
 
 def render_json(value: Any, context: Mapping[str, str], *, path: Path, tenant: str) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -114,17 +115,50 @@ def load_catalogue(path: Path) -> dict[str, CatalogueEntry]:
     if not isinstance(rows, list):
         raise TemplateError(f"{path}: expected an object with a 'tenants' list", hint="fix the file")
     for row in rows:
-        try:
-            slug = validate_slug(str(row["slug"]))
-            tenant_id = str(uuid.UUID(str(row["tenant_id"])))
-            name = str(row["name"])
-        except (KeyError, TypeError, ValueError, UsageError) as exc:
-            raise TemplateError(
-                f"{path}: bad catalogue entry {row!r}: {exc}",
-                hint="each entry needs a valid slug, a GUID tenant_id and a name",
-            ) from exc
-        entries[slug] = CatalogueEntry(slug, tenant_id, name)
+        entry = _catalogue_entry(path, row)
+        if entry.slug in entries:
+            raise TemplateError(f"{path}: tenant {entry.slug!r} is listed twice", hint="list each tenant once")
+        entries[entry.slug] = entry
+    _check_ids(path, entries)
     return entries
+
+
+def _catalogue_entry(path: Path, row: Any) -> CatalogueEntry:
+    try:
+        if not isinstance(row, dict):
+            raise TypeError("an entry must be an object")
+        slug = validate_slug(row["slug"]) if isinstance(row["slug"], str) else None
+        name = row["name"]
+        if slug is None or not isinstance(name, str) or not isinstance(row["tenant_id"], str):
+            raise TypeError("slug, tenant_id and name must be strings")
+        tenant_id = str(uuid.UUID(row["tenant_id"]))
+        if not name.strip() or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+            raise ValueError("the name must be non-empty text without control characters or line breaks")
+    except (KeyError, TypeError, ValueError, UsageError) as exc:
+        raise TemplateError(
+            f"{path}: bad catalogue entry {row!r:.200}: {exc}",
+            hint="each entry needs a valid slug, a GUID tenant_id and a one-line name",
+        ) from exc
+    return CatalogueEntry(slug, tenant_id, name)
+
+
+def _check_ids(path: Path, entries: Mapping[str, CatalogueEntry]) -> None:
+    """No tenant id shared by two slugs, nor equal to the id another slug would be given."""
+    owner: dict[str, str] = {}
+    for entry in entries.values():
+        if entry.tenant_id in owner:
+            raise TemplateError(
+                f"{path}: tenants {owner[entry.tenant_id]!r} and {entry.slug!r} share the id {entry.tenant_id}",
+                hint="give every tenant its own GUID",
+            )
+        owner[entry.tenant_id] = entry.slug
+    for entry in entries.values():
+        derived = owner.get(derive_tenant_id(entry.slug))
+        if derived is not None and derived != entry.slug:
+            raise TemplateError(
+                f"{path}: tenant {derived!r} has the id a tenant {entry.slug!r} would be derived",
+                hint="give every tenant its own GUID",
+            )
 
 
 def derive_tenant_id(slug: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -21,6 +21,7 @@ class Step:
     name: str
     run: Callable[[], str | None]  # returns a detail shown in the progress line
     after: tuple[str, ...] = ()
+    group: str | None = None  # steps of a group with a limit run at most that many at a time
 
 
 ProgressFn = Callable[[str, float, str | None], None]
@@ -32,7 +33,18 @@ def _timed(step: Step) -> tuple[float, str | None]:
     return time.monotonic() - started, detail
 
 
-def run_steps(steps: Sequence[Step], *, cancel: threading.Event, on_done: ProgressFn | None = None) -> None:
+def _has_room(step: Step, running: Iterable[Step], limits: Mapping[str, int] | None) -> bool:
+    limit = (limits or {}).get(step.group or "")
+    return limit is None or sum(1 for r in running if r.group == step.group) < limit
+
+
+def run_steps(
+    steps: Sequence[Step],
+    *,
+    cancel: threading.Event,
+    on_done: ProgressFn | None = None,
+    limits: Mapping[str, int] | None = None,
+) -> None:
     names = {s.name for s in steps}
     for step in steps:
         missing = [d for d in step.after if d not in names]
@@ -47,7 +59,7 @@ def run_steps(steps: Sequence[Step], *, cancel: threading.Event, on_done: Progre
             if cancel.is_set():
                 raise Interrupted("start-up was cancelled")
             for name, step in list(pending.items()):
-                if all(d in done for d in step.after):
+                if all(d in done for d in step.after) and _has_room(step, running.values(), limits):
                     running[pool.submit(_timed, step)] = step
                     del pending[name]
             if not running:

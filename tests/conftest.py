@@ -114,7 +114,10 @@ class Sandbox:
         )  # fmt: skip
 
     def state(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads((self.state_dir / f"{self.name}.json").read_text())
+        return self.state_of(self.name)
+
+    def state_of(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads((self.state_dir / f"{name}.json").read_text())
         return result
 
     def home_label(self) -> str:

@@ -67,7 +67,10 @@ class LocalBackend:
         settings = self.settings
         services = settings.services
         teardown.data_root(settings)  # checked for every service set, before anything starts
+        paths.usable_dir(settings.cache_dir, "the cache directory", hint="set --cache-dir / DRIVEOPS_ENV_CACHE_DIR")
         versions: dict[str, str] = {}
+        if "postgres" in services or "mongo" in services:
+            postgres.check_socket_path(teardown.env_dir(settings, settings.name))
         if (
             "postgres" in services
             or "mongo" in services
@@ -149,15 +152,20 @@ class LocalBackend:
         assert self._pg_bin is not None and self._pg_template is not None, "prepare() first"
         bin_dir, data_dir = self._pg_bin, ctx.env_dir / key
         postgres.copy_cluster(self._pg_template, data_dir)
+        (ctx.env_dir / "sock").mkdir(mode=0o711, exist_ok=True)
+        sockets = self._server_dir(ctx, f"sock/{postgres.socket_dir(ctx.env_dir, key).name}", self.run_as())
         password = generate_secret()
         # fast shutdown; immediate (SIGQUIT, which still cleans up) when the data is thrown away
         base = ServiceRecord(key, "postgres", tenant, "127.0.0.1", 0, postgres.SUPERUSER, password,
                              data_dir=str(data_dir), stop_signals=[signal.SIGINT, signal.SIGQUIT])  # fmt: skip
 
         def socket_info(port: int) -> str:
-            return postgres.conninfo(str(data_dir), port, postgres.SUPERUSER, None, "postgres")
+            return postgres.conninfo(str(sockets), port, postgres.SUPERUSER, None, "postgres")
 
-        start = self._spawner(ctx, base, lambda port: postgres.server_argv(bin_dir, data_dir, port), user=self.run_as())
+        def argv_of(port: int) -> list[str]:
+            return postgres.server_argv(bin_dir, data_dir, port, sockets)
+
+        start = self._spawner(ctx, base, argv_of, user=self.run_as())
         record = self._launch(ctx, base, start, lambda r: postgres.probe(socket_info(r.port)))
         postgres.set_superuser_password(socket_info(record.port), password)
         return record

@@ -1,0 +1,160 @@
+"""The plugin in a service team's hands: two sessions at once, the default tenant, keys a service writes
+without knowing the plugin, resets that stay in their lane, the factory's tenants at collection."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from driveops_env import Environment
+from tests.conftest import Sandbox
+from tests.plugin.conftest import run
+
+pytestmark = pytest.mark.integration
+
+ANY_KEY = """
+import pytest
+
+def test_a_writes_keys_without_the_prefix(tenant_redis):
+    tenant_redis.set("bars_probe", "1")
+    tenant_redis.hset("sessions:42", "user", "x")
+
+def test_b_sees_none_of_them(tenant, tenant_redis):
+    assert tenant_redis.get("bars_probe") is None
+    assert tenant_redis.exists("sessions:42") == 0
+    assert tenant_redis.hget(tenant.redis.key_prefix + "config", "tenant_id") == tenant.tenant_id
+"""
+
+
+def test_every_key_a_test_writes_is_gone_before_the_next(pytester: pytest.Pytester, box: Sandbox) -> None:
+    pytester.makepyfile(test_keys=ANY_KEY)
+    result = run(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert box.leftovers() == []
+
+
+def test_unmarked_tests_get_the_default_tenant_beside_marked_ones(pytester: pytest.Pytester, box: Sandbox) -> None:
+    pytester.makepyfile(
+        test_default="""
+        import pytest
+
+        @pytest.mark.tenant("beta")
+        def test_beta(tenant):
+            assert tenant.slug == "beta"
+
+        def test_unmarked_is_acme(tenant, tenant_pg):
+            assert tenant.slug == "acme"
+            assert tenant_pg.execute("SELECT slug FROM tenants").fetchone() == ("acme",)
+        """
+    )
+    result = run(pytester, "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*tenants acme, beta*"])
+
+
+SLOW_SESSION = """
+import time, pytest
+
+@pytest.mark.parametrize("n", range({count}))
+def test_{label}(n, tenant, tenant_pg, tenant_redis):
+    # each session sees the seed, whatever the other session does meanwhile
+    assert tenant_pg.execute("SELECT count(*) FROM customers").fetchone() == (3,)
+    tenant_pg.execute("INSERT INTO customers (tenant_id, full_name, email) VALUES (%s, 'S', %s)",
+                      (tenant.tenant_id, "{label}%d@x.test" % n))
+    tenant_pg.commit()
+    assert tenant_redis.incr("counter") == 1
+    time.sleep(0.3)
+"""
+
+
+def test_two_sessions_at_once_in_one_checkout(
+    pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DRIVEOPS_ENV_NAME")  # as a developer runs it: no name given
+    pytester.makepyfile(test_ide=SLOW_SESSION.format(count=6, label="ide"),
+                        test_terminal=SLOW_SESSION.format(count=6, label="terminal"))  # fmt: skip
+    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+    first = subprocess.Popen(
+        [*base, "-k", "ide"], cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    time.sleep(1.5)  # the second starts while the first runs
+    second = subprocess.run(
+        [*base, "-k", "terminal"], cwd=pytester.path, capture_output=True, text=True, check=False, timeout=600
+    )
+    out_first, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out_first
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "6 passed" in out_first and "6 passed" in second.stdout
+    assert box.leftovers() == []  # each session removed its own environment
+
+
+def test_reset_and_realm_resets_stay_out_of_other_processes_copies(box: Sandbox) -> None:
+    from driveops_env.isolation import TenantCopy
+
+    env = Environment.up(settings=box.settings(tenants="acme", services="keycloak,postgres,redis"))
+    try:
+        gw0 = TenantCopy(env.state, "acme", "gw0")
+        gw0.make()
+        client = env.handle(gw0.record).redis.connect()
+        client.set("work_in_progress", "1")
+        env.tenant("acme").reset()  # the CLI's reset: the tenant's own data
+        assert client.get("work_in_progress") == "1"  # the worker's copy is untouched
+        gw0.restore(("keycloak",))  # what @pytest.mark.keycloak_reset does: a realm of the copy's own
+        assert gw0.record.keycloak is not None and gw0.record.keycloak.realm == "acme-gw0"
+        assert env.tenant("acme").token()  # the tenant's realm still serves everyone else
+        assert env.handle(gw0.record).token()
+        gw0.drop()
+        client.close()
+    finally:
+        env.down()
+    assert box.leftovers() == []
+
+
+def test_factory_tenants_apply_at_collection(pytester: pytest.Pytester, box: Sandbox) -> None:
+    pytester.makeconftest(
+        """
+        from driveops_env.pytest_plugin import driveops_env_factory
+        driveops_env = driveops_env_factory(tenants=["gamma", "delta"], services="postgres")
+        """
+    )
+    pytester.makepyfile(
+        test_all="""
+        import pytest
+
+        @pytest.mark.all_tenants
+        def test_each(tenant, tenant_pg):
+            assert tenant_pg.execute("SELECT slug FROM tenants").fetchone() == (tenant.slug,)
+        """
+    )
+    result = run(pytester, "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_each?gamma?*PASSED*", "*test_each?delta?*PASSED*"])
+
+
+def test_attach_is_not_ownership(box: Sandbox) -> None:
+    assert box.cli("up", "--tenants", "acme").returncode == 0
+    with Environment.up(settings=box.settings(tenants="acme")) as env:
+        assert not env.owned
+    assert box.cli("status").returncode == 0  # still running: the CLI started it
+    with Environment.attach(box.name, settings=box.settings()) as env:
+        assert env.tenants == ["acme"]
+    assert box.cli("status").returncode == 0
+    assert box.cli("down").returncode == 0
+
+
+def test_smoke_checks_the_environment_up_started_without_a_name(
+    pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DRIVEOPS_ENV_NAME")
+    assert box.cli("up", "--name", "default", "--tenants", "acme").returncode == 0
+    port = box.state_of("default")["tenants"]["acme"]["postgres"]["port"]
+    pytester.makepyfile(test_nothing="")
+    result = run(pytester, "--driveops-smoke", "-v")
+    result.assert_outcomes(passed=4)
+    assert box.state_of("default")["tenants"]["acme"]["postgres"]["port"] == port  # the same one, still up
+    assert [p.stem for p in Path(box.state_dir).glob("*.json")] == ["default"]  # no second environment
+    assert box.cli("down", "--name", "default").returncode == 0
