@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -100,6 +101,10 @@ class Sandbox:
             }
         )
         return env
+
+    def cli_command(self) -> str:
+        """The CLI as a shell command (for pipelines in tests)."""
+        return f"{shlex.quote(sys.executable)} -m driveops_env.cli"
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

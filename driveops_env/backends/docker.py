@@ -179,8 +179,11 @@ class DockerBackend:
         container.ports = published  # the publish address only: the docker SDK's (host_ip, host_port) form
         for path, content in (files or {}).items():
             container.with_copy_into_container(content, path, 0o644)
-        container.with_name(name).with_network_aliases(*base.aliases)
-        kwargs: dict[str, Any] = {"labels": labels, "network": network}
+        container.with_name(name)
+        kwargs: dict[str, Any] = {
+            "labels": labels, "network": network,
+            "networking_config": {network: self._endpoint(base.aliases)},  # stable names on the network
+        }  # fmt: skip
         if mem_limit:
             kwargs["mem_limit"] = mem_limit
         container.with_kwargs(**kwargs)
@@ -206,6 +209,11 @@ class DockerBackend:
                        container_name=name, network=network,
                        ports={n: host_port(p) for n, p in base.ports.items()})  # fmt: skip
         return Started(record, lambda: _alive(wrapped), lambda: _logs(wrapped))
+
+    def _endpoint(self, aliases: list[str]) -> Any:
+        from docker.types import EndpointConfig
+
+        return EndpointConfig(self.client().api._version, aliases=aliases)
 
     def _base(
         self, key: str, kind: str, tenant: str | None, port: int, admin: str, password: str, **more: Any

@@ -64,7 +64,10 @@ def optimized(
 ) -> tuple[str, str]:  # fmt: skip
     """The optimized image's tag and its template admin's password (built once per base image)."""
     base_id = client.images.get(base).id
-    digest = hashlib.sha256(f"{base_id} {RECIPE} {providers_digest(providers)}".encode()).hexdigest()[:12]
+    build_digest = hashlib.sha256(f"{base_id} {RECIPE} {providers_digest(providers)}".encode()).hexdigest()[:12]
+    # the initialised image holds a template admin whose password only this cache knows: one per cache
+    # (another cache, or another user of the engine, gets its own, and never overwrites this one)
+    digest = hashlib.sha256(f"{build_digest} {cache.resolve()}".encode()).hexdigest()[:12]
     tag = f"driveops-env/keycloak-optimized:{digest}"
     secrets = cache / "docker" / f"keycloak-optimized-{digest}.json"
     secrets.parent.mkdir(parents=True, exist_ok=True)
@@ -74,28 +77,32 @@ def optimized(
         progress(f"deriving an optimized Keycloak image from {base} (once, about 1 min)")
         try:
             built, _ = client.images.build(
-                fileobj=_context(base, providers), custom_context=True, tag=f"{tag}-build", rm=True,
-                labels={"org.driveops-env.recipe": digest},
+                fileobj=_context(base, providers), custom_context=True,
+                tag=f"driveops-env/keycloak-optimized:{build_digest}-build", rm=True,
+                labels={"org.driveops-env.recipe": build_digest},
             )  # fmt: skip
         except Exception as exc:
             raise StartupError(
                 f"building the optimized Keycloak image from {base} failed: {exc}", service="keycloak"
             ) from exc
         password = generate_secret()
-        _initialise(client, built, tag, digest, version, password)
+        labels = {"org.driveops-env.recipe": digest, "org.driveops-env.cache": str(cache.resolve())}
+        _initialise(client, built, tag, labels, version, password)
         fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"username": TEMPLATE_ADMIN, "password": password}, handle)
     return tag, password
 
 
-def _initialise(client: Any, built: Any, tag: str, digest: str, version: KeycloakVersion, password: str) -> None:
+def _initialise(
+    client: Any, built: Any, tag: str, labels: dict[str, str], version: KeycloakVersion, password: str
+) -> None:
     """Start the built image once (schema, master realm, template admin), stop it, commit it."""
     ports = version.container_ports
     command = ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false",
                *version.listen_args("0.0.0.0", ports["http"], ports.get("management"))]  # noqa: S104 # fmt: skip
     container = client.containers.run(
-        built.id, command=command, detach=True, labels={"org.driveops-env.recipe": digest},
+        built.id, command=command, detach=True, labels=labels,
         ports={f"{p}/tcp": ("127.0.0.1", None) for p in ports.values()},
         environment=version.bootstrap_admin_env(TEMPLATE_ADMIN, password),
     )  # fmt: skip
@@ -114,10 +121,10 @@ def _initialise(client: Any, built: Any, tag: str, digest: str, version: Keycloa
         container.stop(timeout=60)
         # the committed configuration is the built image's: the template password stays out of it
         config = client.images.get(built.id).attrs["Config"]
-        container.commit(repository=tag.split(":")[0], tag=digest,
+        container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1],
                          conf={"Env": config.get("Env"), "Cmd": config.get("Cmd"),
                                "Entrypoint": config.get("Entrypoint"), "User": config.get("User"),
-                               "Labels": {"org.driveops-env.recipe": digest}})  # fmt: skip
+                               "Labels": labels})  # fmt: skip
     except Exception as exc:
         raise StartupError(f"deriving the optimized Keycloak image failed: {exc}", service="keycloak") from exc
     finally:

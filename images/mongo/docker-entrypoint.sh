@@ -10,8 +10,8 @@ file_env() {
 
 if [ "${1:-}" != 'mongod' ] && [ "${1:0:1}" != '-' ]; then exec "$@"; fi
 if [ "$(id -u)" = '0' ]; then
-  chown -R postgres:postgres /data/db
-  exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
+  chown -R mongodb:mongodb /data/db
+  exec setpriv --reuid=mongodb --regid=mongodb --init-groups "$BASH_SOURCE" "$@"
 fi
 file_env MONGO_INITDB_ROOT_USERNAME
 file_env MONGO_INITDB_ROOT_PASSWORD
@@ -22,7 +22,7 @@ if { [ -n "$MONGO_INITDB_ROOT_USERNAME" ] && [ -z "$MONGO_INITDB_ROOT_PASSWORD" 
 fi
 pgdata=/data/db/postgresql
 if [ ! -s "$pgdata/PG_VERSION" ]; then
-  initdb -D "$pgdata" -U postgres -E UTF8 --locale=C --auth=trust >/dev/null
+  initdb -D "$pgdata" -U postgres -E UTF8 --locale=C --auth=trust >/dev/null  # the database superuser's name
 fi
 pg_ctl -D "$pgdata" -o "-c listen_addresses='' -c unix_socket_directories=/tmp -c fsync=off" -w -l /data/db/postgresql.log start >/dev/null
 psql -h /tmp -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 \
