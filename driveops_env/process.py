@@ -185,14 +185,14 @@ def running_in(directory: Path) -> list[ProcessRef]:
     return found
 
 
-def tail(path: Path | str | None, lines: int = 20) -> str:
+def tail(path: Path | str | None, lines: int = 20, window: int = 64 * 1024) -> str:
     if path is None:
         return ""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
+            handle.seek(max(0, size - window))
             data = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
@@ -214,4 +214,4 @@ def excerpt(text: str, lines: int = 20) -> str:
 
 
 def log_excerpt(path: Path | str | None, lines: int = 20) -> str:
-    return excerpt(tail(path, 400), lines)
+    return excerpt(tail(path, 20000, window=2 * 1024 * 1024), lines)

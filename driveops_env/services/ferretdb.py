@@ -22,6 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from driveops_env import toolchains
 from driveops_env.errors import MissingDependencyError, StartupError
 
 MODULE = "github.com/FerretDB/FerretDB"
@@ -37,19 +38,13 @@ def build(cache: Path, version: str, progress: Callable[[str], None]) -> Path:
     target = binary_path(cache, version)
     if target.exists():
         return target
-    go = shutil.which("go")
-    if go is None:
-        raise MissingDependencyError(
-            f"FerretDB {version} is not built ({target}) and Go is not installed to build it",
-            service="mongo",
-            hint="run scripts/provision, or install Go 1.24+, or use --backend docker",
-        )
+    go, go_env = toolchains.find_go()
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.lock")):
         if target.exists():
             return target
         progress(f"building FerretDB {version} from the Go module proxy (once, about 1-2 min)")
-        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+        env = {**go_env, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
         download = subprocess.run(
             [go, "mod", "download", "-json", f"{MODULE}@{version}"], capture_output=True, text=True, env=env,
             cwd=target.parent, check=False,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from driveops_env import process, readiness
+from driveops_env import process, readiness, toolchains
 from driveops_env.errors import MissingDependencyError, StartupError, UsageError
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
@@ -72,10 +71,11 @@ class KeycloakInstall:
         ]
 
     def server_env(self, heap_mb: int, extra_jvm: str = "") -> dict[str, str]:
-        append = extra_jvm
+        # the class-data archive's own notes (thousands of lines when it is written; a mismatch only
+        # costs speed) stay out of the log, where they would hide the real error
+        append = f"-Xlog:cds*=off {extra_jvm}"
         if self.cds_archive is not None and self.cds_archive.exists():
-            # the archive's own notes (a mismatch only costs speed) stay out of the log
-            append = f"-XX:SharedArchiveFile={self.cds_archive} -Xshare:auto -Xlog:cds*=off {append}"
+            append = f"-XX:SharedArchiveFile={self.cds_archive} -Xshare:auto {append}"
         return {
             "JAVA": self.java,
             "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap_mb}m",
@@ -93,30 +93,7 @@ def database_env(database: Database, host_port: str) -> dict[str, str]:
 
 
 def find_java(java_home: Path | None) -> str:
-    candidates = []
-    if java_home is not None:
-        candidates.append(java_home / "bin" / "java")
-    elif os.environ.get("JAVA_HOME"):
-        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
-    found = shutil.which("java")
-    if found:
-        candidates.append(Path(found))
-    for candidate in candidates:
-        if candidate.exists():
-            version = java_major(str(candidate))
-            if version >= 17:
-                return str(candidate)
-    raise MissingDependencyError(
-        "no Java 17 or newer was found for Keycloak",
-        service="keycloak",
-        hint="install a JDK (Debian: openjdk-17-jre-headless) or set --java-home",
-    )
-
-
-def java_major(java: str) -> int:
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    match = re.search(r'version "(\d+)', out.stderr + out.stdout)
-    return int(match.group(1)) if match else 0
+    return toolchains.find_java(java_home)
 
 
 def _zip_path(cache: Path, version: str) -> Path:
@@ -128,7 +105,7 @@ def fetch(cache: Path, version: str, progress: Progress) -> Path:
     target = _zip_path(cache, version)
     if target.exists():
         return target
-    mvn = shutil.which("mvn")
+    mvn = toolchains.find_mvn()
     if mvn is None:
         raise MissingDependencyError(
             f"Keycloak {version} is not in the cache ({target}) and mvn is not installed to fetch it",

@@ -95,7 +95,7 @@ class KeycloakVersion:
         H2 URL is built from ``kc.home.dir`` first, so the whole URL is given."""
         if self.number >= (25, 0, 0):
             return [f"-Dkc.db-url-path={data_dir}"]
-        return [f"--db-url=jdbc:h2:file:{data_dir}/data/h2/keycloakdb;;AUTO_SERVER=TRUE;NON_KEYWORDS=VALUE"]
+        return [f"--db-url=jdbc:h2:file:{data_dir}/data/h2/keycloakdb;NON_KEYWORDS=VALUE;AUTO_SERVER=TRUE"]
 
     @property
     def container_ports(self) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +203,19 @@ def test_keycloak_data_in_postgres(kc_sandbox: Sandbox) -> None:
     finally:
         env.down()
     assert kc_sandbox.leftovers() == []
+
+
+def test_the_production_version_23_serves_realms_users_and_tenant_tokens(tmp_path: Path) -> None:
+    """The guide's production Keycloak (23.0): no management port, KEYCLOAK_ADMIN*, build options refused
+    at start: the same realm, users and tenant_id claim as the default version."""
+    with make_sandbox(tmp_path, services="keycloak,postgres") as box:
+        image = {"image_keycloak": os.environ["DRIVEOPS_TEST_IMAGE_KEYCLOAK_23"]} if box.backend == "docker" else {}
+        settings = box.settings(tenants="acme", keycloak_version="23.0.7", **image)
+        with Environment.up(settings=settings) as env:
+            acme = env.tenant("acme")
+            assert "management" not in env.state.services["keycloak"].ports  # health on the main port
+            token = acme.token("mechanic@acme.test")
+            claims = acme.keycloak.validate(token)  # signature, issuer, audience, expiry
+            assert claims["tenant_id"] == ACME_ID and "mechanic" in claims["roles"]
+            assert all(r.ok for r in env.check())
+        assert box.leftovers() == []
