@@ -45,6 +45,11 @@ def diagnose(exc: BaseException) -> tuple[str, str | None]:
     """A failure as one line a reader understands, and what to do.  FerretDB answers a refused login
     as ``InternalError`` (code 1) with Go stack frames: reported as an authentication failure."""
     text = " ".join(str(exc).split())
+    from driveops_env.services.mongo_differences import explain
+
+    difference = explain(text)
+    if difference is not None:
+        return f"not supported by FerretDB (MongoDB here): {difference.what}", difference.instead
     for pattern, what, hint in _DIAGNOSES:
         if pattern.search(text):
             core = pattern.search(text)

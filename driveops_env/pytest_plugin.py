@@ -287,8 +287,19 @@ def pytest_runtest_makereport(
             lines.append(f"the environment stays up: driveops-env env --name {name} --tenant {slug}")
         else:
             lines.append("rerun with --driveops-keep to keep the environment up after the session")
+        difference = mongo_difference(call)
+        if difference is not None:
+            lines.insert(0, f"MongoDB difference: FerretDB (the MongoDB server here) does not support "
+                            f"{difference.what}; instead: {difference.instead}")  # fmt: skip
         report.sections.append(("driveops-env", "\n".join(lines)))
     return report
+
+
+def mongo_difference(call: pytest.CallInfo[None]) -> Any:
+    """The FerretDB difference a failed test ran into, if its error is one."""
+    from driveops_env.services.mongo_differences import explain
+
+    return explain(str(call.excinfo.value)) if call.excinfo is not None else None
 
 
 __all__ = ["driveops_env_factory"]

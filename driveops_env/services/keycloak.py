@@ -82,6 +82,14 @@ class RealmAdmin:
         self._call(f"deleting realm {name!r}", lambda: self._admin.delete_realm(name))
 
 
+def wait_for_admin(base_url: str, username: str, password: str, timeout: float = 60) -> None:
+    """Until the bootstrap admin can log in: before 25, Keycloak creates it just after it reports
+    ready, so the first attempts may be refused."""
+    from driveops_env import readiness
+
+    readiness.wait_until(lambda: check_admin_login(base_url, username, password), timeout=timeout, service="keycloak")
+
+
 def check_admin_login(base_url: str, username: str, password: str) -> None:
     """Log in to the master realm once (raises :class:`ServiceError` if refused)."""
     from keycloak import KeycloakOpenID

@@ -228,7 +228,7 @@ def _initialise_base(home: Path, version: str, java: str, base: Path, heap_mb: i
         # exercise the admin login path once, so its classes land in the archive
         from driveops_env.services import keycloak
 
-        keycloak.check_admin_login(f"http://127.0.0.1:{http_port}", TEMPLATE_ADMIN, password)
+        keycloak.wait_for_admin(f"http://127.0.0.1:{http_port}", TEMPLATE_ADMIN, password)
     finally:
         process.terminate(ref, sig=signal.SIGTERM, timeout=60)
     (staging / "template-admin.json").write_text(json.dumps({"username": TEMPLATE_ADMIN, "password": password}))

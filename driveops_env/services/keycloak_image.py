@@ -117,7 +117,7 @@ def _initialise(
             timeout=300, service="keycloak",
             logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
         )  # fmt: skip
-        keycloak.check_admin_login(f"http://127.0.0.1:{bound['http']}", TEMPLATE_ADMIN, password)
+        keycloak.wait_for_admin(f"http://127.0.0.1:{bound['http']}", TEMPLATE_ADMIN, password)
         container.stop(timeout=60)
         # the committed configuration is the built image's: the template password stays out of it
         config = client.images.get(built.id).attrs["Config"]

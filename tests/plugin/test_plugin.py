@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.plugin.conftest import run
+from tests.conftest import Sandbox, run
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from driveops_env import Environment
-from tests.conftest import Sandbox
-from tests.plugin.conftest import run
+from tests.conftest import Sandbox, run
 
 pytestmark = pytest.mark.integration
 
