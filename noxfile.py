@@ -53,7 +53,7 @@ def tests_docker(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     args = session.posargs or [
         "-m", "integration", "-n", "2", "--dist", "loadgroup", "tests/integration", "tests/plugin",
-        "tests/reliability",
+        "tests/reliability", "tests/remote",
     ]  # fmt: skip
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "docker"})
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ class Sandbox:
     data_dir: Path
     services: str = "postgres,redis"  # Keycloak costs seconds: tests about it ask for it
     backend: str = "local"
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. DOCKER_HOST of a remote engine
 
     def settings(self, **cli: Any) -> options.Settings:
         values = {
@@ -100,6 +101,7 @@ class Sandbox:
                 "DRIVEOPS_ENV_SERVICES": self.services,
             }
         )
+        env.update(self.extra_env)
         return env
 
     def cli_command(self) -> str:

@@ -105,6 +105,7 @@ class DockerBackend:
             self._keycloak = keycloak_image.optimized(
                 self.client(), self.image("keycloak"), self.settings.cache_dir, progress,
                 KeycloakVersion(self.settings.keycloak_version), self.settings.keycloak_providers_dir,
+                self.addresses(),
             )  # fmt: skip
         return {service: self.image(service) for service in wanted}
 

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from driveops_env.services import keycloak
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, providers_digest
 from driveops_env.services.keycloak_versions import KeycloakVersion
 
-RECIPE = "v2"
+RECIPE = "v3"
 
 
 def _context(base: str, providers: Path | None) -> io.BytesIO:
@@ -60,8 +61,9 @@ def _context(base: str, providers: Path | None) -> io.BytesIO:
 
 def optimized(
     client: Any, base: str, cache: Path, progress: Callable[[str], None], version: KeycloakVersion,
-    providers: Path | None = None,
+    providers: Path | None = None, addresses: tuple[str, str] = ("127.0.0.1", "127.0.0.1"),
 ) -> tuple[str, str]:  # fmt: skip
+    """``addresses``: where the engine publishes ports, and where this machine reaches them."""
     """The optimized image's tag and its template admin's password (built once per base image)."""
     base_id = client.images.get(base).id
     build_digest = hashlib.sha256(f"{base_id} {RECIPE} {providers_digest(providers)}".encode()).hexdigest()[:12]
@@ -87,7 +89,7 @@ def optimized(
             ) from exc
         password = generate_secret()
         labels = {"org.driveops-env.recipe": digest, "org.driveops-env.cache": str(cache.resolve())}
-        _initialise(client, built, tag, labels, version, password)
+        _initialise(client, built, tag, labels, version, password, addresses)
         fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"username": TEMPLATE_ADMIN, "password": password}, handle)
@@ -95,7 +97,13 @@ def optimized(
 
 
 def _initialise(
-    client: Any, built: Any, tag: str, labels: dict[str, str], version: KeycloakVersion, password: str
+    client: Any,
+    built: Any,
+    tag: str,
+    labels: dict[str, str],
+    version: KeycloakVersion,
+    password: str,
+    addresses: tuple[str, str],
 ) -> None:
     """Start the built image once (schema, master realm, template admin), stop it, commit it."""
     ports = version.container_ports
@@ -103,7 +111,7 @@ def _initialise(
                *version.listen_args("0.0.0.0", ports["http"], ports.get("management"))]  # noqa: S104 # fmt: skip
     container = client.containers.run(
         built.id, command=command, detach=True, labels=labels,
-        ports={f"{p}/tcp": ("127.0.0.1", None) for p in ports.values()},
+        ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()},
         environment=version.bootstrap_admin_env(TEMPLATE_ADMIN, password),
     )  # fmt: skip
     try:
@@ -111,13 +119,14 @@ def _initialise(
         bound = {
             name: container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]["HostPort"] for name, p in ports.items()
         }
-        health = version.health_url("127.0.0.1", int(bound["http"]), _int(bound.get("management")))
+        health = version.health_url(addresses[1], int(bound["http"]), _int(bound.get("management")))
         readiness.wait_until(
             lambda: readiness.http_ok(health),
             timeout=300, service="keycloak",
             logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
         )  # fmt: skip
-        keycloak.wait_for_admin(f"http://127.0.0.1:{bound['http']}", TEMPLATE_ADMIN, password)
+        _no_ssl_required(container, password)
+        keycloak.wait_for_admin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
         container.stop(timeout=60)
         # the committed configuration is the built image's: the template password stays out of it
         config = client.images.get(built.id).attrs["Config"]
@@ -129,6 +138,25 @@ def _initialise(
         raise StartupError(f"deriving the optimized Keycloak image failed: {exc}", service="keycloak") from exc
     finally:
         container.remove(force=True, v=True)
+
+
+def _no_ssl_required(container: Any, password: str) -> None:
+    """The master realm answers plain HTTP from any address (a remote engine's clients are not on a
+    private network): set from inside the container, where Keycloak sees a local request, as
+    testcontainers' Keycloak module does.  The password goes through the environment, not argv."""
+    kcadm, config = "/opt/keycloak/bin/kcadm.sh", ["--config", "/tmp/kcadm.config"]  # noqa: S108 - in the container
+    for argv in (
+        [kcadm, "config", "credentials", "--server", "http://localhost:8080", "--realm", "master",
+         "--user", TEMPLATE_ADMIN, *config],
+        [kcadm, "update", "realms/master", "-s", "sslRequired=NONE", *config],
+    ):  # fmt: skip
+        for _ in range(30):  # the admin user may appear just after the server reports ready (before 25)
+            result = container.exec_run(argv, environment={"KC_CLI_PASSWORD": password})
+            if result.exit_code == 0:
+                break
+            time.sleep(1)
+        else:
+            raise StartupError(f"kcadm.sh failed: {result.output.decode(errors='replace')[-500:]}", service="keycloak")
 
 
 def _int(value: str | None) -> int | None:
