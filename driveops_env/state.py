@@ -179,7 +179,7 @@ class EnvState:
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(asdict(self), indent=2)  # insertion order: the first tenant stays first
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> EnvState:

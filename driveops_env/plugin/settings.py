@@ -56,8 +56,11 @@ FACTORY_OVERRIDES: dict[str, Any] = {}
 FACTORY_BASE: list[Path] = []
 
 
+FLAG_NAMES = {"from_file": "from"}  # `--driveops-from staging.json` reads better than --driveops-from-file
+
+
 def flag(option: options.Option) -> str:
-    return FLAG_PREFIX + option.name.replace("_", "-")
+    return FLAG_PREFIX + FLAG_NAMES.get(option.name, option.name.replace("_", "-"))
 
 
 def plugin_options_table() -> str:
