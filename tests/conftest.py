@@ -87,8 +87,11 @@ class Sandbox:
             "services": self.services,
         }
         values.update(cli)
-        images = {k: v for k, v in os.environ.items() if k.startswith("DRIVEOPS_ENV_IMAGE_")}
-        return options.resolve(cli=values, environ=images, pyproject={})
+        # the images, and the cache (pytester points HOME elsewhere; the box fixture names the real cache)
+        inherited = {
+            k: v for k, v in os.environ.items() if k.startswith(("DRIVEOPS_ENV_IMAGE_", "DRIVEOPS_ENV_CACHE_DIR"))
+        }
+        return options.resolve(cli=values, environ=inherited, pyproject={})
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

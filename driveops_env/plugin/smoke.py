@@ -88,8 +88,16 @@ def smoke_items(pytest_session: pytest.Session, session: Any) -> list[pytest.Ite
             session.plugin = _reusing(session.plugin)
             session.base = session.base.replace(name=lookup.name)
             plan = [(t.slug, health.checks_for(t)) for t in state.tenants.values()]
+    # node ids `driveops-env/<tenant>::smoke[<tenant>-<check>]`: a JUnit report's classname is then
+    # `driveops-env.<tenant>`, and a pipeline's test report groups the checks by tenant
     return [
-        SmokeItem.from_parent(pytest_session, name=f"smoke[{slug}-{check}]", check=check, slug=slug)
+        SmokeItem.from_parent(
+            pytest_session,
+            name=f"smoke[{slug}-{check}]",
+            nodeid=f"driveops-env/{slug}::smoke[{slug}-{check}]",
+            check=check,
+            slug=slug,
+        )
         for slug, checks in plan
         for check in checks
     ]
