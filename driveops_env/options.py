@@ -12,7 +12,6 @@ for flags and environment variables.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tomllib
 import typing
@@ -23,6 +22,16 @@ from typing import Any, Literal, TypeVar
 
 from driveops_env import paths
 from driveops_env.errors import UsageError
+from driveops_env.option_types import (
+    SERVICES,
+    parse_optional_path,
+    parse_path,
+    parse_port,
+    parse_positive_float,
+    parse_positive_int,
+    parse_services,
+    parse_text,
+)
 from driveops_env.services.keycloak_versions import DEFAULT_VERSION as DEFAULT_KEYCLOAK_VERSION
 from driveops_env.spec import parse_tenant_list, validate_env_name
 
@@ -31,7 +40,6 @@ TOML_TABLE = "driveops-env"
 SOURCES = ("cli", "env", "pyproject", "ini")
 # keys of [tool.driveops-env] that the pytest plugin reads (driveops_env.plugin.settings)
 PLUGIN_TOML_KEYS = ("reuse", "keep", "smoke", "from-file")
-SERVICES = ("keycloak", "postgres", "mongo", "redis")
 # The official images, pinned (the docker backend's defaults).
 DEFAULT_IMAGES = {
     "postgres": "postgres:16",
@@ -39,61 +47,6 @@ DEFAULT_IMAGES = {
     "redis": "redis:7",
     "keycloak": f"quay.io/keycloak/keycloak:{DEFAULT_KEYCLOAK_VERSION}",
 }
-
-
-# --- parsers: text in, typed value out; ValueError says why ------------------------------------------
-
-
-def _text(value: str) -> str:
-    return value
-
-
-def _path(value: str) -> Path:
-    if not value:
-        raise ValueError("an empty path")
-    return Path(value).expanduser()
-
-
-def parse_optional_path(value: str) -> Path | None:
-    return Path(value).expanduser() if value else None
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError("must be a finite number greater than 0")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be greater than 0")
-    return number
-
-
-def _port(value: str) -> int:
-    number = int(value)
-    if not 0 <= number <= 65535:
-        raise ValueError("must be 0 (a free port) or a TCP port")
-    return number
-
-
-def parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("use true or false")
-
-
-def _services(value: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    unknown = [n for n in names if n not in SERVICES]
-    if unknown or not names:
-        raise ValueError(f"use a comma-separated subset of {', '.join(SERVICES)}")
-    return tuple(n for n in SERVICES if n in names)
 
 
 # --- declaring an option ---------------------------------------------------------------------------
@@ -115,7 +68,7 @@ def declare(
     help: str,
     default: Callable[[], Any],
     default_doc: str,
-    parse: Callable[[str], Any] = _text,
+    parse: Callable[[str], Any] = parse_text,
     *,
     metavar: str = "VALUE",
     list_valued: bool = False,
@@ -241,11 +194,11 @@ class Settings:
     )  # fmt: skip
     seeds_dir: Path = declare(
         "Directory with tenants.json, postgres/*.sql, redis/*.json, mongo/*.json, users.json.",
-        paths.default_seeds_dir, "the seeds/ shipped with driveops-env", _path, metavar="DIR",
+        paths.default_seeds_dir, "the seeds/ shipped with driveops-env", parse_path, metavar="DIR",
     )  # fmt: skip
     realms_dir: Path = declare(
         "Directory with the Keycloak realm template(s) rendered per tenant.",
-        paths.default_realms_dir, "the realms/ shipped with driveops-env", _path, metavar="DIR",
+        paths.default_realms_dir, "the realms/ shipped with driveops-env", parse_path, metavar="DIR",
     )  # fmt: skip
     realm_pattern: str = declare(
         "Realm name of a tenant; {slug} is replaced by the tenant's slug.", lambda: "{slug}", "{slug}",
@@ -254,24 +207,24 @@ class Settings:
     state_dir: Path = declare(
         "Directory of the state files (mode 0600) of running environments; must be yours and not "
         "writable by others.",
-        paths.default_state_dir, "$XDG_STATE_HOME/driveops-env or ~/.local/state/driveops-env", _path,
+        paths.default_state_dir, "$XDG_STATE_HOME/driveops-env or ~/.local/state/driveops-env", parse_path,
         metavar="DIR",
     )  # fmt: skip
     data_dir: Path = declare(
         "Directory of the services' data directories and logs; must be yours and not writable by others.",
         paths.default_data_dir,
         "/dev/shm/driveops-env-<uid> (RAM), else /var/lib/driveops-env as root, else <state_dir>/data",  # noqa: S108
-        _path, metavar="DIR",
+        parse_path, metavar="DIR",
     )  # fmt: skip
     cache_dir: Path = declare(
         "Directory of downloads and builds (PostgreSQL template cluster, Keycloak, FerretDB).",
-        paths.default_cache_dir, "$XDG_CACHE_HOME/driveops-env or ~/.cache/driveops-env", _path,
+        paths.default_cache_dir, "$XDG_CACHE_HOME/driveops-env or ~/.cache/driveops-env", parse_path,
         metavar="DIR",
     )  # fmt: skip
     services: tuple[str, ...] = declare(
         "Comma-separated services to run (a TOML array in pyproject.toml): a subset of keycloak, "
         "postgres, mongo, redis.",
-        lambda: SERVICES, ",".join(SERVICES), _services, metavar="LIST", list_valued=True,
+        lambda: SERVICES, ",".join(SERVICES), parse_services, metavar="LIST", list_valued=True,
     )  # fmt: skip
     keycloak_version: str = declare(
         "Keycloak server version (the org.keycloak:keycloak-quarkus-dist zip from Maven Central); "
@@ -284,11 +237,11 @@ class Settings:
         lambda: "dev-file", "dev-file",
     )  # fmt: skip
     keycloak_port: int = declare(
-        "Keycloak's HTTP port on the publish address; 0 picks a free port.", lambda: 0, "0", _port,
+        "Keycloak's HTTP port on the publish address; 0 picks a free port.", lambda: 0, "0", parse_port,
         metavar="PORT",
     )  # fmt: skip
     keycloak_heap_mb: int = declare(
-        "Maximum Java heap of Keycloak, in MB.", lambda: 512, "512", _positive_int, metavar="MB"
+        "Maximum Java heap of Keycloak, in MB.", lambda: 512, "512", parse_positive_int, metavar="MB"
     )
     keycloak_providers_dir: Path | None = declare(
         "Directory of Keycloak extensions (*.jar) and themes (themes/<name>/...) built into the server; "
@@ -309,7 +262,7 @@ class Settings:
         lambda: "", "127.0.0.1, or the remote engine's address", metavar="ADDRESS",
     )  # fmt: skip
     startup_timeout: float = declare(
-        "Seconds a service may take to become ready.", lambda: 180.0, "180", _positive_float,
+        "Seconds a service may take to become ready.", lambda: 180.0, "180", parse_positive_float,
         metavar="SECONDS",
     )  # fmt: skip
     postgres_bin: Path | None = declare(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from driveops_env import options
+from driveops_env import option_types, options
 from driveops_env.errors import UsageError
 
 FLAG_PREFIX = "--driveops-"
@@ -27,22 +27,22 @@ class PluginSettings:
     reuse: bool = options.declare(
         "Attach to the environment `driveops-env up` started (same --driveops-name, default 'default') and "
         "leave it running; start it, and leave it running, if none runs.",
-        lambda: False, "false", options.parse_bool, metavar="BOOL",
+        lambda: False, "false", option_types.parse_bool, metavar="BOOL",
     )  # fmt: skip
     keep: bool = options.declare(
         "Leave the environment running after the session (to inspect it, or to reuse it).",
-        lambda: False, "false", options.parse_bool, metavar="BOOL",
+        lambda: False, "false", option_types.parse_bool, metavar="BOOL",
     )  # fmt: skip
     smoke: bool = options.declare(
         "Run the `driveops-env check` health checks as the session's tests, against the environment "
         "`driveops-env up` runs (same lookup as --driveops-reuse), the one --driveops-from describes, the "
         "one the DRIVEOPS_* variables of `driveops-env env` describe, or else one this session starts.",
-        lambda: False, "false", options.parse_bool, metavar="BOOL",
+        lambda: False, "false", option_types.parse_bool, metavar="BOOL",
     )  # fmt: skip
     from_file: Path | None = options.declare(
         "A descriptor written by `driveops-env export` (a shared staging environment): the fixtures work "
         "on per-session copies of its tenants' stores and never write its seeded data.",
-        lambda: None, "none", options.parse_optional_path, metavar="FILE",
+        lambda: None, "none", option_types.parse_optional_path, metavar="FILE",
     )  # fmt: skip
     sources: Mapping[str, str] = field(default_factory=dict)
 
