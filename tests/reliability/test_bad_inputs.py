@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Sandbox
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.local_only]
 
 
 @dataclass(frozen=True)

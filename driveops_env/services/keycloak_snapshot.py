@@ -1,0 +1,123 @@
+"""Realms from a snapshot: Keycloak's data holding the realms of a tenant set, made once and copied per
+environment, the way the initialised base data is.  Creating realms on a JIT-cold Keycloak is what an
+``up`` spent most of its time on beyond Keycloak's own start.
+
+The snapshot is keyed by what decides its content: the Keycloak build (version, database kind,
+extensions) and the rendered realms with their client secrets masked.  At ``up`` only what must be
+fresh changes: each realm's API client secret (generated per environment) is set through the admin
+API, as is the admin's password; tenant-level readiness is still a validated token per tenant.  A
+changed template, seed or version makes a new snapshot; an old one is never used for a different
+spec.  Snapshots live beside the base data, ``<cache>/keycloak/<build>.snapshots/<key>/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from driveops_env import process, readiness
+from driveops_env.ports import PortAllocator
+from driveops_env.services import keycloak
+from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, KeycloakInstall
+
+MASK = "snapshot-secret-replaced-at-up"
+KEEP = 8  # snapshots kept per build; the oldest go
+
+
+def masked(realm: dict[str, Any]) -> dict[str, Any]:
+    """The realm with its clients' secrets masked: what a snapshot holds, and what keys it."""
+    result = copy.deepcopy(realm)
+    for client in result.get("clients", []):
+        if "secret" in client:
+            client["secret"] = MASK
+    return result
+
+
+def key(install: KeycloakInstall, realms: Sequence[dict[str, Any]]) -> str:
+    content = json.dumps([install.home.name, install.version, [masked(r) for r in realms]], sort_keys=True)
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def root(install: KeycloakInstall) -> Path:
+    return install.home.with_name(install.home.name + ".snapshots")
+
+
+def ensure(
+    install: KeycloakInstall, realms: Sequence[dict[str, Any]], heap_mb: int, progress: Callable[[str], None]
+) -> Path:
+    """The data directory of a snapshot holding ``realms`` (made once: a Keycloak started on a copy of
+    the base data, the realms created, stopped gracefully)."""
+    assert install.base_data is not None and install.template_password is not None, "dev-file only"
+    target = root(install) / key(install, realms)
+    if (target / "data" / "h2").is_dir():
+        target.touch()  # most recently used
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{target.name}.lock")):
+        if not (target / "data" / "h2").is_dir():
+            started = time.monotonic()
+            progress(f"making a Keycloak snapshot with {len(realms)} realm(s) (once per tenant set)")
+            _make(install, [masked(r) for r in realms], target, heap_mb)
+            progress(f"Keycloak snapshot ready in {time.monotonic() - started:.1f}s")
+            _prune(target.parent)
+    return target
+
+
+def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, heap_mb: int) -> None:
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    assert install.base_data is not None and install.template_password is not None
+    shutil.copytree(install.base_data / "data" / "h2", staging / "data" / "h2")
+    ports = PortAllocator()
+    http = ports.allocate()
+    management = ports.allocate() if install.versions.has_management_port else None
+    log = staging / "snapshot.log"
+    ref = process.spawn(install.server_argv(staging, http, management), log_path=log,
+                        env=install.server_env(heap_mb), cwd=staging)  # fmt: skip
+    try:
+        readiness.wait_until(
+            lambda: readiness.http_ok(install.versions.health_url("127.0.0.1", http, management)),
+            timeout=300, service="keycloak", alive=lambda: process.is_alive(ref), logs=lambda: process.log_excerpt(log),
+        )  # fmt: skip
+        admin = keycloak.RealmAdmin(f"http://127.0.0.1:{http}", TEMPLATE_ADMIN, install.template_password)
+        for realm in realms:
+            admin.create_realm(realm)
+    finally:
+        process.terminate(ref, sig=signal.SIGTERM, timeout=60)
+    shutil.rmtree(staging / "data" / "transaction-logs", ignore_errors=True)
+    log.unlink(missing_ok=True)
+    staging.rename(target)
+
+
+def _prune(directory: Path) -> None:
+    snapshots = sorted(
+        (p for p in directory.iterdir() if p.is_dir() and "." not in p.name), key=lambda p: p.stat().st_mtime
+    )
+    for old in snapshots[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def copy_into(snapshot: Path, data_dir: Path) -> None:
+    target = data_dir / "data" / "h2"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(snapshot / "data" / "h2", target)
+
+
+def set_client_secret(
+    base_url: str, admin_user: str, admin_password: str, realm: str, client: str, secret: str
+) -> None:
+    """The realm's API client gets this environment's secret (the snapshot holds a masked one)."""
+    admin = keycloak.admin_client(base_url, admin_user, admin_password, realm=realm)
+    with keycloak.refusals(f"setting the secret of client {client!r} in realm {realm!r}"):
+        client_id = admin.get_client_id(client)
+        admin.update_client(client_id, {"secret": secret})
