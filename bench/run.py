@@ -1,22 +1,14 @@
 """The benchmark: everything measured side by side in one run, on this machine, now.
 
-    nox -s bench                    (or: python -m bench.run [--quick] [--backends local,docker])
+    nox -s bench                    (or: python -m bench.run [--quick] [--backends local,docker] [--no-remote])
 
-Writes bench/results/latest.md (a table), latest.json (one entry per target: name, measured, target,
-met) and latest.png (a plot).  Absolute times on a shared 2-core machine are noise; the targets are
-ratios of numbers measured here, in this run.
+Writes bench/results/latest.md (tables), latest.json (one entry per target: name, measured, target,
+met) and latest.png (each measurement against its goal: ratios, start-ups in seconds, resets in
+milliseconds and memory in MB on panels of their own).  Absolute times on a shared 2-core machine are
+noise; the targets are ratios of numbers measured here, in this run, or budgets the issue sets.
 
-What is measured (services: keycloak, postgres, mongo, redis; caches warm: images built, Keycloak
-built and initialised once, FerretDB built; "cold up" = no environment running):
-  - cold ``up`` of 1, 2, 5 and 10 tenants per backend;
-  - the floor: Keycloak alone, started the same way as ``up`` starts it, to ready;
-  - the plain way (docker): the same images started one after another with testcontainers' own
-    modules (PostgresContainer, MongoDbContainer, RedisContainer, KeycloakContainer), the SQL seeds
-    run with psycopg, realms created one by one with python-keycloak;
-  - re-attach (``up`` of a running environment with the same spec);
-  - per-test reset of one tenant (PostgreSQL + MongoDB + Redis), p50/p95, against re-seeding the
-    tenant from scratch;
-  - resident memory per tenant (its servers) and of Keycloak (local backend).
+Caches are warm (images built, Keycloak built and initialised, FerretDB built, realm snapshots made
+by a first `up` of each tenant set); "cold up" = no environment running.
 """
 
 from __future__ import annotations
@@ -31,14 +23,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from driveops_env import Environment, options, paths, seeding
-from driveops_env.isolation import TenantCopy
-from driveops_env.services import keycloak_dist, mongo, postgres
-from driveops_env.spec import Tenant
+from bench import keycloak as kc_bench
+from bench import large_seeds
+from bench.measure import keycloak_floor_docker, plain_way, reseed_times, reset_times, rss_mb
+from driveops_env import Environment, options
+from driveops_env.services import keycloak_dist
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = "keycloak,postgres,mongo,redis"
@@ -51,19 +43,17 @@ class Target:
     target: str
     met: bool
     detail: str = ""
+    unit: str = ""  # "x" (a ratio), "s", "ms", "MB": which panel of the plot
 
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def settings_for(backend: str, tenants: str, name: str) -> options.Settings:
+def settings_for(backend: str, tenants: str, name: str, **more: str) -> options.Settings:
     images = {k: v for k, v in os.environ.items() if k.startswith("DRIVEOPS_ENV_IMAGE_")}
-    return options.resolve(
-        cli={"name": name, "tenants": tenants, "backend": backend, "services": ALL},
-        environ=images,
-        pyproject={},
-    )
+    cli = {"name": name, "tenants": tenants, "backend": backend, "services": ALL} | more
+    return options.resolve(cli=cli, environ=images, pyproject={})
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:
@@ -73,287 +63,186 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def tenants_list(count: int) -> str:
-    names = ["acme", "beta", *[f"t{i:02d}" for i in range(count)]]
-    return ",".join(names[:count])
+    return ",".join(["acme", "beta", *[f"t{i:02d}" for i in range(count)]][:count])
 
 
-# --- cold up and the floor -----------------------------------------------------------------------
-
-
-def cold_up(backend: str, count: int) -> tuple[float, Environment]:
+def cold_up(backend: str, count: int, **more: str) -> tuple[float, Environment]:
     name = f"bench-{backend}-{count}-{uuid.uuid4().hex[:6]}"
-    seconds, env = timed(lambda: Environment.up(settings=settings_for(backend, tenants_list(count), name)))
-    return seconds, env
+    return timed(lambda: Environment.up(settings=settings_for(backend, tenants_list(count), name, **more)))
 
 
-def keycloak_floor_local(settings: options.Settings) -> float:
-    from bench.keycloak import start, stop
-
-    install = keycloak_dist.ensure_install(
-        settings.cache_dir, version=settings.keycloak_version, db="dev-file", java_home=settings.java_home,
-        heap_mb=settings.keycloak_heap_mb, progress=log,
-    )  # fmt: skip
-    data = Path(tempfile.mkdtemp(prefix="bench-kc-", dir=str(paths.default_data_dir().parent)))
-    try:
-        keycloak_dist.copy_base_data(install, data)
-        argv = [
-            a.replace("--http-port=0", "--http-port=HTTP").replace(
-                "--http-management-port=0", "--http-management-port=MGMT"
-            )
-            for a in install.server_argv(data, 0, 0)
-        ]
-        seconds, pid, _ = start(install, argv, install.server_env(settings.keycloak_heap_mb))
-        stop(pid)
-        return float(seconds)
-    finally:
-        import shutil
-
-        shutil.rmtree(data, ignore_errors=True)
+def warm(backend: str, count: int) -> None:
+    """A first `up` of the tenant set: its realm snapshot (and any image) exists afterwards."""
+    _, env = cold_up(backend, count)
+    env.down()
 
 
-def keycloak_floor_docker(settings: options.Settings) -> float:
-    """The Keycloak container alone, started as the docker backend starts it."""
-    spec_settings = settings.replace(services=("keycloak",), name=f"bench-kcfloor-{uuid.uuid4().hex[:6]}",
-                                     tenants=("acme",))  # fmt: skip
-    from driveops_env.backends import StartContext
-    from driveops_env.backends.docker import DockerBackend
-    from driveops_env.ports import PortAllocator
-
-    backend = DockerBackend(spec_settings)
-    backend.prepare(log)
-    import threading
-
-    records: list[Any] = []
-    ctx = StartContext(
-        env_name=spec_settings.name, spec_hash="bench", env_dir=Path(tempfile.gettempdir()),
-        settings=spec_settings,
-        cancel=threading.Event(), register=records.append, ports=PortAllocator(),
-    )  # fmt: skip
-    try:
-        seconds, _ = timed(lambda: backend.start_keycloak("keycloak", ctx, None, None))
-    finally:
-        backend.cleanup(spec_settings.name)
-    return seconds
+def ratio(name: str, top: float, bottom: float, wanted: str, ok: Callable[[float], bool]) -> Target:
+    value = top / bottom
+    return Target(name, value, wanted, ok(value), f"{top:.2f} / {bottom:.2f}", "x")
 
 
-# --- the plain way --------------------------------------------------------------------------------
+def startups(
+    backend: str, counts: list[int], rows: list[tuple[str, str]]
+) -> tuple[dict[int, float], Environment | None]:
+    ups: dict[int, float] = {}
+    ten: Environment | None = None
+    for count in counts:
+        warm(backend, count)
+        seconds, env = cold_up(backend, count)
+        ups[count] = seconds
+        rows.append((f"{backend}: cold up, {count} tenant(s)", f"{seconds:.2f} s"))
+        if count == 10 and backend == "local":
+            ten = env
+        else:
+            env.down()
+    return ups, ten
 
 
-def plain_way(count: int) -> float:
-    """What a user without this library would write: containers one after another with
-    testcontainers' modules, seeds with psycopg, realms one by one with python-keycloak."""
-    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-    import psycopg
-    from testcontainers.keycloak import KeycloakContainer
-    from testcontainers.mongodb import MongoDbContainer
-    from testcontainers.postgres import PostgresContainer
-    from testcontainers.redis import RedisContainer
-
-    image = {s: os.environ.get(f"DRIVEOPS_ENV_IMAGE_{s.upper()}", d) for s, d in options.DEFAULT_IMAGES.items()}
-    settings = settings_for("docker", tenants_list(count), "plain")
-    containers: list[Any] = []
-    started = time.monotonic()
-    try:
-        keycloak_container = KeycloakContainer(image["keycloak"])
-        keycloak_container.start()
-        containers.append(keycloak_container)
-        admin = keycloak_container.get_client()
-        for slug in tenants_list(count).split(","):
-            tenant = Tenant(slug, str(uuid.uuid5(uuid.NAMESPACE_DNS, slug)), slug.title(), slug)
-            pg = PostgresContainer(image["postgres"], driver=None)
-            pg.start()
-            containers.append(pg)
-            with psycopg.connect(pg.get_connection_url()) as conn:
-                for seed in seeding.render_sql_files(settings.seeds_dir, tenant):
-                    for statement in seed.statements:
-                        conn.execute(statement.text.encode())
-            mg = MongoDbContainer(image["mongo"])
-            mg.start()
-            containers.append(mg)
-            rd = RedisContainer(image["redis"])
-            rd.start()
-            containers.append(rd)
-            realm = seeding.render_realm(settings.realms_dir, settings.seeds_dir, tenant, api_client_secret="plain")
-            admin.create_realm(realm.representation)
-        return time.monotonic() - started
-    finally:
-        for container in containers:
-            container.stop()
-
-
-# --- reset vs re-seed -------------------------------------------------------------------------------
-
-
-def reset_times(env: Environment, rounds: int) -> list[float]:
-    copy = TenantCopy(env.state, "acme", "main")
-    copy.make()
+def tenant_add_p50(backend: str, rounds: int) -> float:
+    env = Environment.up(settings=settings_for(backend, "acme", f"bench-add-{uuid.uuid4().hex[:6]}"))
     times = []
-    for _ in range(rounds):
-        with env.tenant("acme").connect_postgres(autocommit=True) as conn:  # a test writes something
-            conn.execute("DELETE FROM interventions")
-        seconds, _ = timed(lambda: copy.restore(("postgres", "mongo", "redis")))
-        times.append(seconds)
-    return times
+    try:
+        for i in range(rounds):
+            slug = f"added{i:02d}"
+            times.append(timed(lambda s=slug: env.add_tenants([s]))[0])  # type: ignore[misc]
+    finally:
+        env.down()
+    return statistics.median(times)
 
 
-def reseed_times(env: Environment, rounds: int) -> list[float]:
-    """Re-seeding from scratch: a new database with the SQL seeds applied, MongoDB collections dropped
-    and seeded again, Redis keys written again (what a test suite does without template copies)."""
-    record = env.state.tenants["acme"]
-    assert record.postgres and record.mongo and record.redis
-    tenant = Tenant(record.slug, record.tenant_id, record.display_name, record.realm)
-    seeds = seeding.render_tenant_seeds(Path(env.state.seeds_dir), Path(env.state.realms_dir), tenant,
-                                        api_client_secret=None)  # fmt: skip
-    server = env.state.services[record.postgres.service]
-    admin = postgres.admin_conninfo(server)
-    times = []
-    for i in range(rounds):
-
-        def reseed(target: str = f"reseed_{i}") -> None:
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target)))
-            seeding.apply_sql(postgres.admin_conninfo(server, target), seeds.sql, tenant="acme")
-            assert record.mongo is not None
-            mongo.drop_all(record.mongo)
-            mongo.seed(record.mongo, seeds.mongo, tenant="acme")
-            client = env.tenant("acme").connect_redis()
-            seeding.apply_redis(client, seeds.redis, prefix=record.redis.key_prefix if record.redis else "acme:")
-            client.close()
-
-        seconds, _ = timed(reseed)
-        times.append(seconds)
-        postgres.drop_database(admin, f"reseed_{i}")
-    return times
+def local_targets(floor: float, ups: dict[int, float], rows: list[tuple[str, str]]) -> list[Target]:
+    settings = options.resolve(environ={}, pyproject={})
+    install = keycloak_dist.ensure_install(settings.cache_dir, version=settings.keycloak_version, db="dev-file",
+                                           java_home=None, heap_mb=512, progress=log)  # fmt: skip
+    start_dev = kc_bench.start_dev_warm(install)
+    rows.append(("local: Keycloak's own start-dev (warm), to the first token", f"{start_dev:.2f} s"))
+    return [
+        Target("local.keycloak_first_token_s", floor, "<= 4 s", floor <= 4, "", "s"),
+        ratio("local.cold_up_2_over_keycloak", ups[2], floor, "<= 1.15", lambda v: v <= 1.15),
+        ratio("local.cold_up_2_over_start_dev", ups[2], start_dev, "<= 1.0", lambda v: v <= 1.0),
+        ratio("local.up10_over_up1", ups[10], ups[1], "<= 1.3", lambda v: v <= 1.3),
+    ]
 
 
-def rss_mb(pids: list[int]) -> float:
-    """Resident memory of the process groups led by ``pids``."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry.name)) not in pids:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (OSError, ProcessLookupError):
-            continue
-    return total / 1024
+def memory_targets(ten: Environment, rows: list[tuple[str, str]]) -> list[Target]:
+    kc = ten.state.services["keycloak"]
+    keycloak_mb = rss_mb([kc.pid or 0])
+    acme = [r.pid for r in ten.state.services.values() if r.tenant == "acme" and r.pid]
+    stores_mb = rss_mb(acme)
+    rows.append(("local: resident memory of Keycloak, 10 realms", f"{keycloak_mb:.0f} MB"))
+    rows.append(
+        ("local: resident memory of one tenant's stores (acme: PostgreSQL, MongoDB, Redis)", f"{stores_mb:.0f} MB")
+    )
+    return [
+        Target("local.keycloak_rss_10_realms_mb", keycloak_mb, "<= 600 MB", keycloak_mb <= 600, "", "MB"),
+        Target("local.tenant_stores_rss_mb", stores_mb, "<= 80 MB", stores_mb <= 80, "", "MB"),
+    ]
 
 
-def percentile(values: list[float], q: float) -> float:
+def large_targets(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
+    seeds = large_seeds.write(Path(tempfile.mkdtemp(prefix="bench-large-")) / "seeds")
+    settings = settings_for("local", "acme", f"bench-large-{uuid.uuid4().hex[:6]}", seeds_dir=str(seeds),
+                            services="postgres,mongo,redis")  # fmt: skip
+    env = Environment.up(settings=settings)
+    try:
+        stores = reset_times(env, rounds, ("postgres",))
+        everything = reset_times(env, max(5, rounds // 4), ("postgres", "mongo", "redis"))
+        reseeds = reseed_times(env, max(3, rounds // 8))
+    finally:
+        env.down()
+    p50, p95 = statistics.median(stores), _percentile(stores, 0.95)
+    all50 = statistics.median(everything)
+    r50 = statistics.median(reseeds)
+    rows.append(
+        ("large: per-test reset of PostgreSQL (template clone) p50 / p95", f"{p50 * 1000:.0f} / {p95 * 1000:.0f} ms")
+    )
+    rows.append(("large: per-test reset of PostgreSQL + MongoDB + Redis p50", f"{all50 * 1000:.0f} ms"))
+    rows.append(("large: re-seeding PostgreSQL + MongoDB + Redis from scratch p50", f"{r50 * 1000:.0f} ms"))
+    return [
+        Target("large.reset_p50_ms", p50 * 1000, "<= 60 ms", p50 <= 0.060, "PostgreSQL (template clone)", "ms"),
+        Target("large.reset_p95_ms", p95 * 1000, "<= 100 ms", p95 <= 0.100, "PostgreSQL (template clone)", "ms"),
+        ratio("large.reseed_over_reset", r50, all50, ">= 10", lambda v: v >= 10),
+    ]
+
+
+def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-# --- the run ----------------------------------------------------------------------------------------
+def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
+    settings = options.resolve(environ={}, pyproject={})
+    install = keycloak_dist.ensure_install(settings.cache_dir, version=settings.keycloak_version, db="dev-file",
+                                           java_home=None, heap_mb=512, progress=log)  # fmt: skip
+    floor = statistics.median(kc_bench.first_token(install, settings.keycloak_jvm_options) for _ in range(3))
+    rows.append(("local: Keycloak alone (as up starts it), to the first token", f"{floor:.2f} s"))
+    ups, ten = startups("local", counts, rows)
+    targets = local_targets(floor, ups, rows)
+    if ten is not None:
+        targets += memory_targets(ten, rows)
+        ten.down()
+    add = tenant_add_p50("local", 5)
+    rows.append(("local: tenant add (one tenant, live) p50", f"{add:.2f} s"))
+    targets.append(Target("local.tenant_add_p50_s", add, "measured", True, "", "s"))
+    return targets + large_targets(rounds, rows)
+
+
+def run_docker(counts: list[int], rows: list[tuple[str, str]], remote: bool) -> list[Target]:
+    warm("docker", 1)
+    floor = keycloak_floor_docker(settings_for("docker", "acme", "x"))
+    rows.append(("docker: Keycloak container alone (as up starts it), to the first token", f"{floor:.2f} s"))
+    ups, _ = startups("docker", counts, rows)
+    plain = plain_way(2, settings_for("docker", tenants_list(2), "plain"))
+    rows.append(("docker: the plain way (testcontainers modules, one after another), 2 tenants", f"{plain:.2f} s"))
+    add = tenant_add_p50("docker", 5)
+    rows.append(("docker: tenant add (one tenant, live) p50", f"{add:.2f} s"))
+    targets = [
+        ratio("docker.cold_up_2_over_keycloak", ups[2], floor, "<= 1.15", lambda v: v <= 1.15),
+        ratio("docker.up10_over_up1", ups[10], ups[1], "<= 1.6", lambda v: v <= 1.6),
+        ratio("docker.plain_over_ours", plain, ups[2], ">= 3", lambda v: v >= 3),
+        Target("docker.tenant_add_p50_s", add, "measured", True, "", "s"),
+    ]
+    if remote:
+        targets.append(remote_over_local(ups[2], rows))
+    return targets
+
+
+def remote_over_local(local_up2: float, rows: list[tuple[str, str]]) -> Target:
+    """A cold up of 2 tenants on a second engine reached over TCP, against the local engine's."""
+    from tests.remote.engine import remote_engine
+
+    images = [v for k, v in os.environ.items() if k.startswith("DRIVEOPS_ENV_IMAGE_")]
+    with remote_engine(images) as engine:
+        os.environ["DOCKER_HOST"] = engine.tcp
+        try:
+            warm("docker", 2)
+            seconds, env = cold_up("docker", 2)
+            env.down()
+        finally:
+            del os.environ["DOCKER_HOST"]
+    rows.append(("docker: cold up, 2 tenants, on a remote engine (TCP, another network namespace)", f"{seconds:.2f} s"))
+    return ratio("remote.cold_up_2_over_local_engine", seconds, local_up2, "measured", lambda v: True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backends", default="local,docker")
-    parser.add_argument("--counts", default="1,2,5,10")
+    parser.add_argument("--counts", default="1,2,10")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of the bench)")
+    parser.add_argument("--no-remote", action="store_true", help="skip the remote engine (needs root)")
     args = parser.parse_args()
-    backends = [b for b in args.backends.split(",") if b]
-    counts = [int(c) for c in args.counts.split(",")]
-    rounds = 10 if args.quick else 40
+    counts = sorted({*(int(c) for c in args.counts.split(",")), 1, 2, 10})
     rows: list[tuple[str, str]] = []
     targets: list[Target] = []
-    plot: dict[str, float] = {}
-    base = settings_for("local", "acme", "bench")
+    if "local" in args.backends:
+        targets += run_local(counts, 10 if args.quick else 40, rows)
+    if "docker" in args.backends:
+        targets += run_docker(counts, rows, remote=not args.no_remote)
+    from bench.report import write
 
-    for backend in backends:
-        floor = (
-            keycloak_floor_local(base)
-            if backend == "local"
-            else keycloak_floor_docker(settings_for("docker", "acme", "x"))
-        )
-        rows.append((f"{backend}: Keycloak alone, to ready (the floor)", f"{floor:.2f} s"))
-        plot[f"{backend} keycloak floor"] = floor
-        ups: dict[int, float] = {}
-        for count in counts:
-            log(f"cold up of {count} tenant(s) on {backend}")
-            seconds, env = cold_up(backend, count)
-            ups[count] = seconds
-            rows.append((f"{backend}: cold up, {count} tenant(s)", f"{seconds:.2f} s"))
-            plot[f"{backend} up {count}"] = seconds
-            if count == 2:
-                attach = [timed(partial(Environment.up, settings=env.settings))[0] for _ in range(5)]
-                rows.append((f"{backend}: re-attach (median of 5)", f"{statistics.median(attach) * 1000:.0f} ms"))
-                targets.append(Target(f"{backend}: re-attach", statistics.median(attach), "<= 1 s",
-                                      statistics.median(attach) <= 1.0))  # fmt: skip
-                ratio = seconds / floor
-                targets.append(Target(f"{backend}: cold up (2 tenants) / Keycloak alone", ratio, "<= 1.3",
-                                      ratio <= 1.3, f"{seconds:.2f} s / {floor:.2f} s"))  # fmt: skip
-                if backend == "local":
-                    resets = reset_times(env, rounds)
-                    reseeds = reseed_times(env, max(5, rounds // 4))
-                    p50, p95 = percentile(resets, 0.5), percentile(resets, 0.95)
-                    r50 = percentile(reseeds, 0.5)
-                    rows.append(("local: per-test reset of a tenant (pg+mongo+redis) p50 / p95",
-                                 f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms"))  # fmt: skip
-                    rows.append(("local: re-seeding a tenant from scratch p50", f"{r50 * 1000:.0f} ms"))
-                    targets.append(Target("per-test reset p50", p50 * 1000, "<= 150 ms", p50 <= 0.150))
-                    targets.append(Target("re-seed / reset (p50)", r50 / p50, ">= 10", r50 / p50 >= 10,
-                                          f"{r50 * 1000:.0f} ms / {p50 * 1000:.0f} ms"))  # fmt: skip
-                    plot["reset p50"] = p50
-                    plot["re-seed p50"] = r50
-                    for slug in ("acme", "beta"):
-                        pids = [r.pid for r in env.state.services.values() if r.tenant == slug and r.pid]
-                        rows.append((f"local: resident memory of tenant {slug}'s servers", f"{rss_mb(pids):.0f} MB"))
-                    kc = env.state.services["keycloak"]
-                    rows.append(("local: resident memory of Keycloak (2 realms)", f"{rss_mb([kc.pid or 0]):.0f} MB"))
-            env.down()
-        if 1 in ups and 10 in ups:
-            ratio = ups[10] / ups[1]
-            targets.append(Target(f"{backend}: up of 10 tenants / up of 1", ratio, "<= 2", ratio <= 2,
-                                  f"{ups[10]:.2f} s / {ups[1]:.2f} s"))  # fmt: skip
-        if backend == "docker" and 2 in ups:
-            log("the plain way, 2 tenants")
-            plain = plain_way(2)
-            rows.append(("docker: the plain way (testcontainers modules, one after another), 2 tenants",
-                         f"{plain:.2f} s"))  # fmt: skip
-            plot["docker plain way 2"] = plain
-            targets.append(Target("plain way / cold up (docker, 2 tenants)", plain / ups[2], ">= 2",
-                                  plain / ups[2] >= 2, f"{plain:.2f} s / {ups[2]:.2f} s"))  # fmt: skip
-    write(rows, targets, plot)
-
-
-def write(rows: list[tuple[str, str]], targets: list[Target], plot: dict[str, float]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps([asdict(t) for t in targets], indent=2))
-    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores.", "",
-             "| measurement | value |", "|---|---|"]  # fmt: skip
-    lines += [f"| {name} | {value} |" for name, value in rows]
-    lines += ["", "| target | measured | wanted | met | detail |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {t.name} | {t.measured:.2f} | {t.target} | {'yes' if t.met else 'NO'} | {t.detail} |" for t in targets
-    ]
-    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(10, 0.35 * len(plot) + 1.5))
-        names = list(plot)
-        ax.barh(names, [plot[n] for n in names], color="#4a7ab5")
-        ax.set_xlabel("seconds")
-        ax.invert_yaxis()
-        ax.set_title("driveops-env: start-up and reset, measured side by side")
-        fig.tight_layout()
-        fig.savefig(RESULTS / "latest.png", dpi=110)
-    except ImportError:
-        log("matplotlib is not installed: no plot (nox -s bench installs it)")
+    write(RESULTS, rows, [asdict(t) for t in targets])
+    print(json.dumps([asdict(t) for t in targets], indent=2))
 
 
 if __name__ == "__main__":

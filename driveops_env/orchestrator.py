@@ -102,6 +102,9 @@ def prepare_start(settings: Settings, spec: EnvSpec | None, progress: Progress) 
     backend_name = resolve_backend_name(spec.backend, settings, progress)
     backend = create_backend(backend_name, settings)
     versions = backend.prepare(progress)
+    realms = [s.realm.representation for s in plan_input.seeds.values() if s.realm is not None]
+    if "keycloak" in settings.services and backend.realm_snapshot(realms, progress):
+        plan_input = replace(plan_input, realms_in_snapshot=True)
     spec = replace(spec, backend=backend_name, versions=versions)  # type: ignore[arg-type]
     finger = fingerprint(spec, settings)
     return Prepared(spec, backend, plan_input, finger, hash_of(finger))

@@ -19,7 +19,7 @@ from typing import Any
 from driveops_env import seeding
 from driveops_env.backends import Backend, StartContext
 from driveops_env.secret import generate_secret
-from driveops_env.services import keycloak, mongo, postgres, redis
+from driveops_env.services import keycloak, keycloak_snapshot, mongo, postgres, redis
 from driveops_env.services.redis import AclUser
 from driveops_env.spec import Tenant
 from driveops_env.state import (
@@ -74,6 +74,7 @@ class PlanInput:
     services: tuple[str, ...]
     isolation: str
     keycloak_db: str
+    realms_in_snapshot: bool = False  # Keycloak starts with these realms: only their secrets are set
 
 
 def server_key(kind: str, tenant: Tenant | str, isolation: str) -> str:
@@ -224,9 +225,14 @@ class StartPlan:
             KEYCLOAK, keycloak.base_url(record), tenant.realm, keycloak.API_CLIENT,
             self.what.secrets[tenant.slug], keycloak.WEB_CLIENT, dict(realm.users),
         )  # fmt: skip
-        keycloak.RealmAdmin(access.base_url, record.admin_user, record.admin_password).create_realm(
-            realm.representation
-        )
+        if self.what.realms_in_snapshot:  # the realm is there: only this environment's secret is new
+            keycloak_snapshot.set_client_secret(
+                access.base_url, record.admin_user, record.admin_password, tenant.realm, access.client_id,
+                access.client_secret,
+            )  # fmt: skip
+        else:
+            admin = keycloak.RealmAdmin(access.base_url, record.admin_user, record.admin_password)
+            admin.create_realm(realm.representation)
         detail = "realm created"
         if realm.users:  # tenant-level readiness: a seeded user's token validates and names the tenant
             user = next(iter(realm.users))

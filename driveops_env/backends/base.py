@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from driveops_env import readiness
 from driveops_env.errors import Interrupted, StartupError
@@ -90,6 +90,11 @@ class Backend(Protocol):
 
     def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
         """Check (and, once, build) prerequisites before anything starts; return the services' versions."""
+        ...
+
+    def realm_snapshot(self, realms: list[dict[str, Any]], progress: Callable[[str], None]) -> bool:
+        """Start Keycloak with these realms already in its data, if this backend can (made once per
+        tenant set and cached); False when the realms must be created after start."""
         ...
 
     def needs(self, kind: str) -> tuple[str, ...]:

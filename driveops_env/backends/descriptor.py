@@ -4,6 +4,7 @@ reached over the network only; nothing here starts, stops or reads their logs.""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from driveops_env.backends.base import StartContext
 from driveops_env.errors import UsageError
@@ -25,6 +26,9 @@ class DescriptorBackend:
 
     def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
         return {}
+
+    def realm_snapshot(self, realms: list[dict[str, Any]], progress: Callable[[str], None]) -> bool:
+        return False
 
     def needs(self, kind: str) -> tuple[str, ...]:
         return ()

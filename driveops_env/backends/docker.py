@@ -63,6 +63,9 @@ class DockerBackend:
         self._keycloak: tuple[str, str] | None = None  # optimized image, its template admin password
         self._addresses: tuple[str, str] | None = None
 
+    def realm_snapshot(self, realms: list[dict[str, Any]], progress: Callable[[str], None]) -> bool:
+        return False
+
     def needs(self, kind: str) -> tuple[str, ...]:
         return ()
 
@@ -272,7 +275,7 @@ class DockerBackend:
         version = KeycloakVersion(self.settings.keycloak_version)
         port = self.settings.keycloak_port or self._host_port()
         public_url = f"http://{self.addresses()[1]}:{port}"
-        env = {"JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap}m"}
+        env = {"JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap}m", "JAVA_OPTS_APPEND": self.settings.keycloak_jvm_options}
         listen = version.listen_args("0.0.0.0", 8080, 9000 if version.has_management_port else None)  # noqa: S104
         if self._keycloak is not None:
             image, admin = self._keycloak[0], TEMPLATE_ADMIN

@@ -16,13 +16,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from driveops_env import paths, process
 from driveops_env.backends.base import StartContext, Started, launch
 from driveops_env.errors import MissingDependencyError, StartupError, UsageError
 from driveops_env.options import Settings
 from driveops_env.secret import generate_secret
-from driveops_env.services import ferretdb, keycloak, keycloak_dist, mongo, postgres, redis
+from driveops_env.services import ferretdb, keycloak, keycloak_dist, keycloak_snapshot, mongo, postgres, redis
 from driveops_env.state import MongoAccess, MongoLogin, ServiceRecord
 
 _PORT_CLASH = re.compile(r"address already in use|could not bind|could not create any TCP", re.IGNORECASE)
@@ -41,6 +42,16 @@ class LocalBackend:
         self._pg_template: Path | None = None
         self._keycloak: keycloak_dist.KeycloakInstall | None = None
         self._ferretdb: Path | None = None
+        self._snapshot: Path | None = None
+
+    def realm_snapshot(self, realms: list[dict[str, Any]], progress: Callable[[str], None]) -> bool:
+        install = self._keycloak
+        if install is None or install.base_data is None or install.template_password is None or not realms:
+            return False
+        self._snapshot = keycloak_snapshot.ensure(
+            install, realms, self.settings.keycloak_heap_mb, progress, self.settings.keycloak_jvm_options
+        )
+        return True
 
     def needs(self, kind: str) -> tuple[str, ...]:
         return ("postgres",) if kind == "mongo" else ()  # FerretDB keeps its data in PostgreSQL
@@ -226,8 +237,10 @@ class LocalBackend:
         assert install is not None, "prepare() first"
         data_dir = self._server_dir(ctx, key, None)
         password = generate_secret()
-        env = install.server_env(self.settings.keycloak_heap_mb)
-        if install.base_data is not None:
+        env = install.server_env(self.settings.keycloak_heap_mb, self.settings.keycloak_jvm_options)
+        if self._snapshot is not None:
+            keycloak_snapshot.copy_into(self._snapshot, data_dir)
+        elif install.base_data is not None:
             keycloak_dist.copy_base_data(install, data_dir)
         else:  # a fresh database: Keycloak creates the admin from these at first start
             env |= install.versions.bootstrap_admin_env(keycloak_dist.TEMPLATE_ADMIN, password)

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 @contextmanager
-def _refusals(what: str, *, tenant: str | None = None, hint: str | None = None) -> Iterator[None]:
+def refusals(what: str, *, tenant: str | None = None, hint: str | None = None) -> Iterator[None]:
     """python-keycloak's errors as a :class:`ServiceError` that says what was refused."""
     from keycloak.exceptions import KeycloakError
 
@@ -71,7 +71,7 @@ class RealmAdmin:
         self._admin = admin_client(base_url, username, password)
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
-        with _refusals(what):
+        with refusals(what):
             return action()
 
     def create_realm(self, representation: dict[str, Any]) -> None:
@@ -95,7 +95,7 @@ def check_admin_login(base_url: str, username: str, password: str) -> None:
     from keycloak import KeycloakOpenID
 
     client = KeycloakOpenID(server_url=base_url, realm_name="master", client_id="admin-cli", timeout=TIMEOUT)
-    with _refusals(f"Keycloak refused the admin login of {username!r}"):
+    with refusals(f"Keycloak refused the admin login of {username!r}"):
         client.token(username, password)
 
 
@@ -103,7 +103,7 @@ def set_admin_password(base_url: str, username: str, old_password: str, new_pass
     """Replace the template admin's password (the same on every environment made from the cached
     base data) by the environment's generated one."""
     admin = admin_client(base_url, username, old_password)
-    with _refusals(f"replacing the password of Keycloak's admin {username!r}"):
+    with refusals(f"replacing the password of Keycloak's admin {username!r}"):
         user_id = admin.get_user_id(username)
         if user_id is None:
             raise ServiceError(f"the admin user {username!r} does not exist in the master realm", service="keycloak")
@@ -141,7 +141,7 @@ def user_token(access: KeycloakAccess, username: str, password: str | None = Non
                 service="keycloak",
                 hint=f"seeded users: {', '.join(sorted(access.users))}; or pass the password",
             )
-    with _refusals(
+    with refusals(
         f"Keycloak refused a token to user {username!r} in realm {access.realm!r}",
         hint="check the user name and password (`driveops-env token --help`)",
     ):
@@ -151,7 +151,7 @@ def user_token(access: KeycloakAccess, username: str, password: str | None = Non
 
 def service_token(access: KeycloakAccess) -> dict[str, Any]:
     """A token of the API client's service account (client credentials grant)."""
-    with _refusals(f"Keycloak refused a client-credentials token in realm {access.realm!r}"):
+    with refusals(f"Keycloak refused a client-credentials token in realm {access.realm!r}"):
         response: dict[str, Any] = openid(access).token(grant_type="client_credentials")
     return response
 
@@ -160,7 +160,7 @@ def validated_claims(access: KeycloakAccess, token: str) -> dict[str, Any]:
     """The claims of ``token`` once validated the way an API's JWT bearer handler does: signature by
     the realm's keys (JWKS), issuer, audience (the API client) and expiry."""
     check = {"iss": access.issuer, "aud": access.audience, "exp": None}
-    with _refusals(f"the token does not validate against realm {access.realm!r}"):
+    with refusals(f"the token does not validate against realm {access.realm!r}"):
         try:
             claims_: dict[str, Any] = openid(access).decode_token(token, validate=True, check_claims=check)
         except Exception as exc:  # jwcrypto's validation errors

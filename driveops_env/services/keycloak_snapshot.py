@@ -52,7 +52,11 @@ def root(install: KeycloakInstall) -> Path:
 
 
 def ensure(
-    install: KeycloakInstall, realms: Sequence[dict[str, Any]], heap_mb: int, progress: Callable[[str], None]
+    install: KeycloakInstall,
+    realms: Sequence[dict[str, Any]],
+    heap_mb: int,
+    progress: Callable[[str], None],
+    jvm_options: str = "",
 ) -> Path:
     """The data directory of a snapshot holding ``realms`` (made once: a Keycloak started on a copy of
     the base data, the realms created, stopped gracefully)."""
@@ -66,13 +70,13 @@ def ensure(
         if not (target / "data" / "h2").is_dir():
             started = time.monotonic()
             progress(f"making a Keycloak snapshot with {len(realms)} realm(s) (once per tenant set)")
-            _make(install, [masked(r) for r in realms], target, heap_mb)
+            _make(install, [masked(r) for r in realms], target, heap_mb, jvm_options)
             progress(f"Keycloak snapshot ready in {time.monotonic() - started:.1f}s")
             _prune(target.parent)
     return target
 
 
-def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, heap_mb: int) -> None:
+def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, heap_mb: int, jvm: str) -> None:
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -83,7 +87,7 @@ def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, 
     management = ports.allocate() if install.versions.has_management_port else None
     log = staging / "snapshot.log"
     ref = process.spawn(install.server_argv(staging, http, management), log_path=log,
-                        env=install.server_env(heap_mb), cwd=staging)  # fmt: skip
+                        env=install.server_env(heap_mb, jvm), cwd=staging)  # fmt: skip
     try:
         readiness.wait_until(
             lambda: readiness.http_ok(install.versions.health_url("127.0.0.1", http, management)),
