@@ -31,7 +31,7 @@ from driveops_env.errors import MissingDependencyError, StartupError
 from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
-from driveops_env.services import keycloak, keycloak_image, mongo, postgres, redis
+from driveops_env.services import keycloak, keycloak_image, keycloak_image_snapshot, mongo, postgres, redis
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
 from driveops_env.services.keycloak_versions import KeycloakVersion
 from driveops_env.state import MongoLogin, ServiceRecord
@@ -62,9 +62,18 @@ class DockerBackend:
         self._network_lock = threading.Lock()
         self._keycloak: tuple[str, str] | None = None  # optimized image, its template admin password
         self._addresses: tuple[str, str] | None = None
+        self._realms_image: str | None = None  # the optimized image with the tenant set's realms
 
     def realm_snapshot(self, realms: list[dict[str, Any]], progress: Callable[[str], None]) -> bool:
-        return False
+        """An image of the optimized one whose database holds these realms (made once per tenant set)."""
+        if self._keycloak is None or not realms:
+            return False
+        self._realms_image = keycloak_image_snapshot.ensure(
+            self.client(), self._keycloak[0], self._keycloak[1], realms,
+            KeycloakVersion(self.settings.keycloak_version), self.addresses(), self.settings.cache_dir / "docker",
+            progress,
+        )  # fmt: skip
+        return True
 
     def needs(self, kind: str) -> tuple[str, ...]:
         return ()
@@ -278,7 +287,7 @@ class DockerBackend:
         env = {"JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap}m", "JAVA_OPTS_APPEND": self.settings.keycloak_jvm_options}
         listen = version.listen_args("0.0.0.0", 8080, 9000 if version.has_management_port else None)  # noqa: S104
         if self._keycloak is not None:
-            image, admin = self._keycloak[0], TEMPLATE_ADMIN
+            image, admin = self._realms_image or self._keycloak[0], TEMPLATE_ADMIN
             command = [
                 "start",
                 "--optimized",

@@ -34,7 +34,7 @@ from driveops_env.services import keycloak
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, providers_digest
 from driveops_env.services.keycloak_versions import KeycloakVersion
 
-RECIPE = "v3"
+RECIPE = "v4"
 
 
 def _context(base: str, providers: Path | None) -> io.BytesIO:
@@ -68,8 +68,10 @@ def optimized(
     base_id = client.images.get(base).id
     build_digest = hashlib.sha256(f"{base_id} {RECIPE} {providers_digest(providers)}".encode()).hexdigest()[:12]
     # the initialised image holds a template admin whose password only this cache knows: one per cache
-    # (another cache, or another user of the engine, gets its own, and never overwrites this one)
-    digest = hashlib.sha256(f"{build_digest} {cache.resolve()}".encode()).hexdigest()[:12]
+    # and engine (another cache, another user of the engine, or another engine used from this cache
+    # gets its own, and never overwrites this one)
+    engine = client.info().get("ID", "")
+    digest = hashlib.sha256(f"{build_digest} {cache.resolve()} {engine}".encode()).hexdigest()[:12]
     tag = f"driveops-env/keycloak-optimized:{digest}"
     secrets = cache / "docker" / f"keycloak-optimized-{digest}.json"
     secrets.parent.mkdir(parents=True, exist_ok=True)

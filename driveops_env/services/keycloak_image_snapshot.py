@@ -1,0 +1,71 @@
+"""Realms from a snapshot on the docker backend: an image derived from the optimized Keycloak image whose
+database already holds the realms of a tenant set (client secrets masked), made once per tenant set,
+base image and cache, on the engine itself.  As on the local backend (:mod:`.keycloak_snapshot`), an
+environment's container then only gets its own client secrets and admin password."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from filelock import FileLock
+
+from driveops_env import process, readiness
+from driveops_env.errors import StartupError
+from driveops_env.services import keycloak
+from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
+from driveops_env.services.keycloak_image import image_present
+from driveops_env.services.keycloak_snapshot import masked
+from driveops_env.services.keycloak_versions import KeycloakVersion
+
+
+def ensure(
+    client: Any, optimized: str, template_password: str, realms: Sequence[dict[str, Any]],
+    version: KeycloakVersion, addresses: tuple[str, str], lock_dir: Any, progress: Callable[[str], None],
+) -> str:  # fmt: skip
+    """The tag of an image holding ``realms`` (made once from ``optimized``)."""
+    content = json.dumps([optimized, [masked(r) for r in realms]], sort_keys=True)
+    tag = f"driveops-env/keycloak-realms:{hashlib.sha256(content.encode()).hexdigest()[:16]}"
+    with FileLock(str(lock_dir / f".{tag.split(':')[1]}.lock")):
+        if image_present(client, tag):
+            return tag
+        progress(f"making a Keycloak image with {len(realms)} realm(s) (once per tenant set)")
+        _make(client, optimized, tag, template_password, [masked(r) for r in realms], version, addresses)
+    return tag
+
+
+def _make(
+    client: Any, optimized: str, tag: str, password: str, realms: list[dict[str, Any]], version: KeycloakVersion,
+    addresses: tuple[str, str],
+) -> None:  # fmt: skip
+    ports = version.container_ports
+    command = ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false",
+               *version.listen_args("0.0.0.0", ports["http"], ports.get("management"))]  # noqa: S104 # fmt: skip
+    labels = dict(client.images.get(optimized).labels or {})
+    container = client.containers.run(optimized, command=command, detach=True, labels=labels,
+                                      ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()})  # fmt: skip
+    try:
+        container.reload()
+        bound = {
+            n: int(container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]["HostPort"]) for n, p in ports.items()
+        }
+        readiness.wait_until(
+            lambda: readiness.http_ok(version.health_url(addresses[1], bound["http"], bound.get("management"))),
+            timeout=300, service="keycloak",
+            logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
+        )  # fmt: skip
+        admin = keycloak.RealmAdmin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
+        for realm in realms:
+            admin.create_realm(realm)
+        container.stop(timeout=60)
+        config = client.images.get(optimized).attrs["Config"]
+        container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1],
+                         conf={"Env": config.get("Env"), "Cmd": config.get("Cmd"),
+                               "Entrypoint": config.get("Entrypoint"), "User": config.get("User"),
+                               "Labels": labels})  # fmt: skip
+    except Exception as exc:
+        raise StartupError(f"making the Keycloak image with the realms failed: {exc}", service="keycloak") from exc
+    finally:
+        container.remove(force=True, v=True)
