@@ -42,14 +42,14 @@ def _context(base: str, providers: Path | None) -> io.BytesIO:
     lines = [f"FROM {base}"]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        if providers is not None:
-            for jar in sorted(providers.glob("*.jar")):
-                tar.add(jar, arcname=f"providers/{jar.name}")
-            if (providers / "themes").is_dir():
-                tar.add(providers / "themes", arcname="themes")
+        jars = sorted(providers.glob("*.jar")) if providers is not None else []
+        for jar in jars:
+            tar.add(jar, arcname=f"providers/{jar.name}")
+        if jars:
             lines.append("COPY --chown=1000:0 providers/ /opt/keycloak/providers/")
-            if (providers / "themes").is_dir():
-                lines.append("COPY --chown=1000:0 themes/ /opt/keycloak/themes/")
+        if providers is not None and (providers / "themes").is_dir():
+            tar.add(providers / "themes", arcname="themes")
+            lines.append("COPY --chown=1000:0 themes/ /opt/keycloak/themes/")
         lines.append("RUN /opt/keycloak/bin/kc.sh build --db=dev-file --health-enabled=true --cache=local")
         dockerfile = ("\n".join(lines) + "\n").encode()
         info = tarfile.TarInfo("Dockerfile")
