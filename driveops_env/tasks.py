@@ -1,12 +1,14 @@
-"""A tiny dependency-ordered parallel runner for start-up steps.
+"""A dependency-ordered parallel runner for start-up steps, on the standard library's ``graphlib``.
 
-Each step runs in a thread as soon as the steps it comes ``after`` are done.  On the first failure
-(or Ctrl-C) the shared ``cancel`` event is set, running steps are waited for (they watch the event)
-and the first error is raised.
+Each step runs in a thread as soon as the steps it comes ``after`` are done (and, for a step of a
+group with a limit, when fewer than that many of its group run).  On the first failure (or Ctrl-C)
+the shared ``cancel`` event is set, running steps are waited for (they watch the event) and the first
+error is raised.
 """
 
 from __future__ import annotations
 
+import graphlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,9 +35,20 @@ def _timed(step: Step) -> tuple[float, str | None]:
     return time.monotonic() - started, detail
 
 
-def _has_room(step: Step, running: Iterable[Step], limits: Mapping[str, int] | None) -> bool:
-    limit = (limits or {}).get(step.group or "")
-    return limit is None or sum(1 for r in running if r.group == step.group) < limit
+def order(steps: Sequence[Step]) -> graphlib.TopologicalSorter[str]:
+    """The steps' graph, checked: unknown dependencies and cycles are errors."""
+    names = {s.name for s in steps}
+    graph: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for step in steps:
+        missing = [d for d in step.after if d not in names]
+        if missing:
+            raise ValueError(f"step {step.name} waits for unknown steps {missing}")
+        graph.add(step.name, *step.after)
+    try:
+        graph.prepare()
+    except graphlib.CycleError as exc:
+        raise ValueError(f"steps {exc.args[1]} wait on each other") from None
+    return graph
 
 
 def run_steps(
@@ -45,31 +58,26 @@ def run_steps(
     on_done: ProgressFn | None = None,
     limits: Mapping[str, int] | None = None,
 ) -> None:
-    names = {s.name for s in steps}
-    for step in steps:
-        missing = [d for d in step.after if d not in names]
-        if missing:
-            raise ValueError(f"step {step.name} waits for unknown steps {missing}")
-    pending = {s.name: s for s in steps}
-    done: set[str] = set()
+    by_name = {s.name: s for s in steps}
+    graph = order(steps)
+    ready: list[Step] = []
     running: dict[Future[tuple[float, str | None]], Step] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, len(steps)), thread_name_prefix="driveops-step")
     try:
-        while pending or running:
+        while graph.is_active():
             if cancel.is_set():
                 raise Interrupted("start-up was cancelled")
-            for name, step in list(pending.items()):
-                if all(d in done for d in step.after) and _has_room(step, running.values(), limits):
+            ready += [by_name[name] for name in graph.get_ready()]
+            for step in list(ready):
+                if _has_room(step, running.values(), limits):
                     running[pool.submit(_timed, step)] = step
-                    del pending[name]
-            if not running:
-                raise ValueError(f"steps {sorted(pending)} wait on each other")
+                    ready.remove(step)
             # a timeout, so that a cancel from a signal handler is seen even while nothing finishes
             finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
             for future in finished:
                 step = running.pop(future)
                 elapsed, detail = future.result()  # re-raises the step's error
-                done.add(step.name)
+                graph.done(step.name)
                 if on_done is not None:
                     on_done(step.name, elapsed, detail)
     except BaseException:
@@ -78,3 +86,8 @@ def run_steps(
         raise
     finally:
         pool.shutdown(wait=True)
+
+
+def _has_room(step: Step, running: Iterable[Step], limits: Mapping[str, int] | None) -> bool:
+    limit = (limits or {}).get(step.group or "")
+    return limit is None or sum(1 for r in running if r.group == step.group) < limit

@@ -76,8 +76,9 @@ def optimized(
     secrets = cache / "docker" / f"keycloak-optimized-{digest}.json"
     secrets.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(secrets.with_suffix(".lock"))):
-        if secrets.exists() and image_present(client, tag):
-            return tag, str(json.loads(secrets.read_text())["password"])
+        known = _known_password(client, tag, secrets)
+        if known is not None:
+            return tag, known
         progress(f"deriving an optimized Keycloak image from {base} (once, about 1 min)")
         try:
             built, _ = client.images.build(
@@ -94,8 +95,19 @@ def optimized(
         _initialise(client, built, tag, labels, version, password, addresses)
         fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"username": TEMPLATE_ADMIN, "password": password}, handle)
+            json.dump({"username": TEMPLATE_ADMIN, "password": password, "image": client.images.get(tag).id}, handle)
     return tag, password
+
+
+def _known_password(client: Any, tag: str, secrets: Path) -> str | None:
+    """The template admin's password, if the file was written for the image the tag names now (an image
+    re-derived or replaced under the same tag makes the password unknown: derive again)."""
+    try:
+        recorded = json.loads(secrets.read_text())
+        current = client.images.get(tag).id
+    except Exception:  # no file, an unreadable one, or no image
+        return None
+    return str(recorded["password"]) if recorded.get("image") == current else None
 
 
 def _initialise(

@@ -26,7 +26,8 @@ def ensure(
     version: KeycloakVersion, addresses: tuple[str, str], lock_dir: Any, progress: Callable[[str], None],
 ) -> str:  # fmt: skip
     """The tag of an image holding ``realms`` (made once from ``optimized``)."""
-    content = json.dumps([optimized, [masked(r) for r in realms]], sort_keys=True)
+    # keyed by the optimized image's id: one derived again (another template password) gets new snapshots
+    content = json.dumps([client.images.get(optimized).id, [masked(r) for r in realms]], sort_keys=True)
     tag = f"driveops-env/keycloak-realms:{hashlib.sha256(content.encode()).hexdigest()[:16]}"
     with FileLock(str(lock_dir / f".{tag.split(':')[1]}.lock")):
         if image_present(client, tag):

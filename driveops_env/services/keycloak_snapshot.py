@@ -43,7 +43,10 @@ def masked(realm: dict[str, Any]) -> dict[str, Any]:
 
 
 def key(install: KeycloakInstall, realms: Sequence[dict[str, Any]]) -> str:
-    content = json.dumps([install.home.name, install.version, [masked(r) for r in realms]], sort_keys=True)
+    """What decides a snapshot's content: the build, the base data it was made from (its template admin,
+    new whenever the base data is made again) and the masked realms."""
+    base = hashlib.sha256(str(install.template_password).encode()).hexdigest()[:12]
+    content = json.dumps([install.home.name, install.version, base, [masked(r) for r in realms]], sort_keys=True)
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,164 @@
+"""The orchestration's decisions with a fake backend (the Backend protocol allows it): reuse or sweep,
+the start plan's graph, teardown, the plugin's choice of tenants and copies.  Nothing starts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driveops_env import options, orchestrator, teardown
+from driveops_env.backends.base import StartContext
+from driveops_env.errors import DriveopsEnvError, SpecMismatchError
+from driveops_env.plan import Launch, StartPlan
+from driveops_env.plugin.session import SessionEnvironment
+from driveops_env.plugin.settings import PluginSettings
+from driveops_env.ports import PortAllocator
+from driveops_env.services import keycloak, mongo
+from driveops_env.state import EnvState, ServiceRecord, StateStore
+
+
+@dataclass
+class FakeBackend:
+    name: str = "fake"
+    mongo_deps: tuple[str, ...] = ()
+    dead: set[str] = field(default_factory=set)
+    stopped: list[tuple[str, bool]] = field(default_factory=list)
+    fail_stop: set[str] = field(default_factory=set)
+
+    def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
+        return {"fake": "1"}
+
+    def realm_snapshot(self, realms: list[dict[str, Any]], progress: Callable[[str], None]) -> bool:
+        return False
+
+    def needs(self, kind: str) -> tuple[str, ...]:
+        return self.mongo_deps if kind == "mongo" else ()
+
+    def _record(self, key: str, kind: str, tenant: str | None) -> ServiceRecord:
+        return ServiceRecord(key, kind, tenant, "127.0.0.1", 1, "admin", "pw")
+
+    def start_postgres(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
+        return self._record(key, "postgres", tenant)
+
+    def start_redis(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
+        return self._record(key, "redis", tenant)
+
+    def start_mongo(
+        self, key: str, tenant: str, user: mongo.MongoUser, ctx: StartContext, deps: Mapping[str, ServiceRecord]
+    ) -> ServiceRecord:
+        return self._record(key, "mongo", tenant)
+
+    def start_keycloak(
+        self, key: str, ctx: StartContext, database: keycloak.Database | None, db_server: ServiceRecord | None
+    ) -> ServiceRecord:
+        return self._record(key, "keycloak", None)
+
+    def stop(self, record: ServiceRecord, *, fast: bool = False) -> None:
+        if record.key in self.fail_stop:
+            raise DriveopsEnvError(f"{record.key} would not stop")
+        self.stopped.append((record.key, fast))
+
+    def cleanup(self, env_name: str) -> list[str]:
+        return []
+
+    def is_running(self, record: ServiceRecord) -> bool:
+        return record.key not in self.dead
+
+    def logs(self, record: ServiceRecord, lines: int | None) -> str:
+        return ""
+
+    def follow(self, record: ServiceRecord) -> Iterator[str]:
+        return iter(())
+
+
+def _settings(tmp_path: Path, **cli: str) -> options.Settings:
+    values = {"state_dir": str(tmp_path / "state"), "data_dir": str(tmp_path / "data"), "name": "x"} | cli
+    return options.resolve(cli=values, environ={}, pyproject={})
+
+
+def _prepared(tmp_path: Path, backend: FakeBackend, **cli: str) -> orchestrator.Prepared:
+    settings = _settings(tmp_path, **cli)
+    spec = orchestrator.build_spec(settings)
+    what = orchestrator.render(spec.tenants, settings, spec)
+    finger = orchestrator.fingerprint(spec, settings)
+    return orchestrator.Prepared(spec, backend, what, finger, orchestrator.hash_of(finger))
+
+
+def _running(prepared: orchestrator.Prepared, **changes: Any) -> EnvState:
+    redis = ServiceRecord("redis.acme", "redis", "acme", "h", 1, "u", "p")
+    state = EnvState("x", "fake", "dedicated", prepared.spec_hash, prepared.finger, "/nowhere", status="running",
+                     services={"redis.acme": redis})  # fmt: skip
+    for key, value in changes.items():
+        setattr(state, key, value)
+    return state
+
+
+def test_reuse_attaches_only_to_a_live_running_environment_of_the_same_spec(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    prepared = _prepared(tmp_path, backend, tenants="acme")
+    quiet: Callable[[str], None] = lambda _: None  # noqa: E731
+    assert orchestrator._reuse(_running(prepared), prepared, False, quiet) is True
+    assert orchestrator._reuse(_running(prepared, status="starting"), prepared, False, quiet) is False
+    assert orchestrator._reuse(_running(prepared, owner_pid=2**22 + 7, owner_start=1), prepared, False, quiet) is False
+    backend.dead.add("redis.acme")
+    assert orchestrator._reuse(_running(prepared), prepared, False, quiet) is False  # healed by recreating
+    other = _running(prepared, spec_hash="different", fingerprint={"tenants": ["beta=x/beta"]})
+    with pytest.raises(SpecMismatchError, match="tenants"):
+        orchestrator._reuse(other, prepared, False, quiet)
+    assert orchestrator._reuse(other, prepared, True, quiet) is False
+
+
+@pytest.mark.parametrize("isolation", ["dedicated", "shared"])
+def test_the_start_plan_orders_servers_seeds_and_realms(tmp_path: Path, isolation: str) -> None:
+    backend = FakeBackend(mongo_deps=("postgres",))
+    prepared = _prepared(tmp_path, backend, tenants="acme,beta", isolation=isolation)
+    state = EnvState("x", "fake", isolation, "h", {}, str(tmp_path))
+    ctx = StartContext("x", "h", tmp_path, _settings(tmp_path), threading.Event(), lambda r: None, PortAllocator())
+    plan = StartPlan(prepared.plan_input, backend, ctx, Launch(state, StateStore(tmp_path)))
+    steps = {s.name: s for s in plan.steps()}
+    pg = "postgres.acme" if isolation == "dedicated" else "postgres.shared"
+    assert steps["mongo.acme"].after == (pg,)  # FerretDB keeps its data in PostgreSQL on this backend
+    assert steps["seed postgres.acme"].after == (pg,) and steps["realm acme"].after == ("keycloak",)
+    assert {"mongo.acme", "mongo.beta"} <= set(steps)  # a MongoDB server per tenant in both modes
+    assert ("redis.beta" in steps) == (isolation == "dedicated")
+    assert steps["realm beta"].group == "realm" and steps[pg].group == "server"
+
+
+def test_teardown_stops_every_server_then_removes_the_state_and_reports_what_would_not_stop(tmp_path: Path) -> None:
+    backend = FakeBackend(fail_stop={"redis.acme"})
+    settings = _settings(tmp_path)
+    store = StateStore(settings.state_dir)
+    services = {k: ServiceRecord(k, k.split(".")[0], "acme", "h", 1, "u", "p") for k in ("postgres.acme", "redis.acme")}
+    state = EnvState("x", "fake", "dedicated", "h", {}, str(tmp_path / "data" / "x"), services=services)
+    store.save(state)
+    with pytest.raises(DriveopsEnvError, match=r"redis\.acme would not stop"):
+        teardown.teardown(state, backend, store, settings)
+    assert backend.stopped == [("postgres.acme", True)]
+    assert store.load("x") is None  # the state file goes: the next up sweeps by label and directory
+
+
+PLUGIN = PluginSettings(reuse=False, keep=False, smoke=False, from_file=None)
+
+
+def _session(tmp_path: Path, worker: str | None = None, **cli: str) -> SessionEnvironment:
+    return SessionEnvironment(_settings(tmp_path, **cli), PLUGIN, tmp_path, worker, None, "abc123")
+
+
+def test_the_plugin_chooses_tenants_and_names(tmp_path: Path) -> None:
+    unconfigured = _session(tmp_path)
+    assert unconfigured.default_tenant() == "acme"
+    unconfigured.wanted_tenants = ["beta"]
+    assert unconfigured.tenants() == ["acme", "beta"]  # the default tenant beside the marked ones
+    assert unconfigured.all_tenants() == ["acme", "beta"]  # the catalogue's
+    configured = _session(tmp_path, tenants="gamma,beta")
+    configured.wanted_tenants = ["acme"]
+    assert configured.default_tenant() == "gamma" and configured.tenants() == ["gamma", "beta"]
+    assert unconfigured.settings.name == "x"  # a name given is kept
+    own = SessionEnvironment(options.resolve(environ={}, pyproject={}), PLUGIN, tmp_path, "gw1", 1, "abc123")
+    assert own.settings.name.startswith("pytest-") and own.settings.name.endswith("-abc123")
+    assert own.copy_token() == "gw1_abc123"  # no environment of its own yet: a shared one's copies carry the session

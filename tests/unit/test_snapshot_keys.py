@@ -1,0 +1,41 @@
+"""A realm snapshot is never used for a different spec: its key changes with the rendered realms, the
+Keycloak build and the base data, and not with the per-environment client secret."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from driveops_env.seeding import render_realm
+from driveops_env.services import keycloak_snapshot
+from driveops_env.services.keycloak_dist import KeycloakInstall
+from driveops_env.spec import Tenant
+
+REPO = Path(__file__).resolve().parents[2]
+ACME = Tenant("acme", "550e8400-e29b-41d4-a716-446655440001", "Acme Garage", "acme")
+
+
+def _realm(secret: str, tenant: Tenant = ACME, realms: Path = REPO / "realms") -> dict[str, object]:
+    return render_realm(realms, REPO / "seeds", tenant, api_client_secret=secret).representation
+
+
+def test_snapshot_keys(tmp_path: Path) -> None:
+    install = KeycloakInstall("26.5.6", "dev-file", tmp_path / "26.5.6-dev-file", "java", tmp_path, "pw", None)
+    key = keycloak_snapshot.key(install, [_realm("one")])
+    assert keycloak_snapshot.key(install, [_realm("two")]) == key  # secrets are set at up, not snapshotted
+    assert keycloak_snapshot.masked(_realm("two"))["clients"][0]["secret"] == keycloak_snapshot.MASK  # type: ignore[index]
+    renamed = replace(ACME, display_name="Acme Garage SA")
+    assert keycloak_snapshot.key(install, [_realm("one", renamed)]) != key  # a changed seed
+    changed = tmp_path / "realms"
+    changed.mkdir()
+    (changed / "tenant-realm.json").write_text(
+        (REPO / "realms" / "tenant-realm.json")
+        .read_text()
+        .replace('"accessTokenLifespan": 300', '"accessTokenLifespan": 600')
+    )
+    assert keycloak_snapshot.key(install, [_realm("one", realms=changed)]) != key  # a changed template
+    assert (
+        keycloak_snapshot.key(replace(install, version="23.0.7", home=tmp_path / "23.0.7-dev-file"), [_realm("one")])
+        != key
+    )
+    assert keycloak_snapshot.key(replace(install, template_password="other"), [_realm("one")]) != key  # new base data
