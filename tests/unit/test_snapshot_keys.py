@@ -23,7 +23,7 @@ def test_snapshot_keys(tmp_path: Path) -> None:
     install = KeycloakInstall("26.5.6", "dev-file", tmp_path / "26.5.6-dev-file", "java", tmp_path, "pw", None)
     key = keycloak_snapshot.key(install, [_realm("one")])
     assert keycloak_snapshot.key(install, [_realm("two")]) == key  # secrets are set at up, not snapshotted
-    assert keycloak_snapshot.masked(_realm("two"))["clients"][0]["secret"] == keycloak_snapshot.MASK  # type: ignore[index]
+    assert keycloak_snapshot.masked(_realm("two"))["clients"][0]["secret"] == keycloak_snapshot.MASK
     renamed = replace(ACME, display_name="Acme Garage SA")
     assert keycloak_snapshot.key(install, [_realm("one", renamed)]) != key  # a changed seed
     changed = tmp_path / "realms"
