@@ -235,12 +235,13 @@ def main() -> None:
     counts = sorted({*(int(c) for c in args.counts.split(",")), 1, 2, 10})
     rows: list[tuple[str, str]] = []
     targets: list[Target] = []
-    if "local" in args.backends:
-        targets += run_local(counts, 10 if args.quick else 40, rows)
-    if "docker" in args.backends:
-        targets += run_docker(counts, rows, remote=not args.no_remote)
     from bench.report import write
 
+    if "local" in args.backends:
+        targets += run_local(counts, 10 if args.quick else 40, rows)
+        write(RESULTS, rows, [asdict(t) for t in targets])  # kept even if the docker part fails
+    if "docker" in args.backends:
+        targets += run_docker(counts, rows, remote=not args.no_remote)
     write(RESULTS, rows, [asdict(t) for t in targets])
     print(json.dumps([asdict(t) for t in targets], indent=2))
 

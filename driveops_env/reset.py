@@ -62,7 +62,10 @@ def _said(store: str, slug: str, job: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         try:
             job()
-        except DriveopsEnvError:
+        except DriveopsEnvError as exc:  # already said in words: say which reset, for whom
+            exc.message = f"resetting {store} failed: {exc.message}"
+            exc.tenant = exc.tenant or slug
+            exc.hint = exc.hint or "`driveops-env status` shows which server is down; `driveops-env up` heals it"
             raise
         except Exception as exc:  # a server's error, whatever its library
             from driveops_env.health import diagnose

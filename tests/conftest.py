@@ -160,7 +160,7 @@ class Sandbox:
         if record.get("container_id"):
             docker_client().containers.get(record["container_id"]).kill()
         else:
-            os.kill(record["pid"], signal.SIGKILL)
+            os.killpg(record["pid"], signal.SIGKILL)  # each server leads its process group (kc.sh -> java)
 
     def server_alive(self, record: dict[str, Any]) -> bool:
         if record.get("container_id"):

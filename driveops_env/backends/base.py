@@ -22,8 +22,11 @@ from driveops_env import readiness
 from driveops_env.errors import Interrupted, StartupError
 from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
-from driveops_env.services import keycloak, mongo
+from driveops_env.services import keycloak
+from driveops_env.services.mongo import MongoUser
 from driveops_env.state import ServiceRecord
+
+Servers = Mapping[str, ServiceRecord]  # servers by kind, e.g. the PostgreSQL a FerretDB keeps its data in
 
 
 @dataclass
@@ -109,14 +112,7 @@ class Backend(Protocol):
         """A ready Redis whose default user has ``admin_password``."""
         ...
 
-    def start_mongo(
-        self,
-        key: str,
-        tenant: str,
-        user: mongo.MongoUser,
-        ctx: StartContext,
-        deps: Mapping[str, ServiceRecord],
-    ) -> ServiceRecord:
+    def start_mongo(self, key: str, tenant: str, user: MongoUser, ctx: StartContext, deps: Servers) -> ServiceRecord:
         """A ready MongoDB-protocol server on which ``user`` logs in; ``record.mongo`` says how.  ``deps``:
         the servers of the kinds :meth:`needs` named."""
         ...

@@ -3,13 +3,14 @@ reached over the network only; nothing here starts, stops or reads their logs.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from driveops_env.backends.base import StartContext
+from driveops_env.backends.base import Servers, StartContext
 from driveops_env.errors import UsageError
 from driveops_env.options import Settings
-from driveops_env.services import keycloak, mongo
+from driveops_env.services import keycloak
+from driveops_env.services.mongo import MongoUser
 from driveops_env.state import ServiceRecord
 
 _HINT = "run this on the machine that started the environment, or ask its owner"
@@ -39,14 +40,7 @@ class DescriptorBackend:
     def start_redis(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
         raise self._refuse("changed")
 
-    def start_mongo(
-        self,
-        key: str,
-        tenant: str,
-        user: mongo.MongoUser,
-        ctx: StartContext,
-        deps: Mapping[str, ServiceRecord],
-    ) -> ServiceRecord:
+    def start_mongo(self, key: str, tenant: str, user: MongoUser, ctx: StartContext, deps: Servers) -> ServiceRecord:
         raise self._refuse("changed")
 
     def start_keycloak(

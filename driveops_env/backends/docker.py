@@ -20,12 +20,12 @@ import hashlib
 import os
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from driveops_env import process
 from driveops_env.backends import docker_engine
-from driveops_env.backends.base import StartContext, Started, launch
+from driveops_env.backends.base import Servers, StartContext, Started, launch
 from driveops_env.backends.docker_engine import LABEL, engine_answers, sweep
 from driveops_env.errors import MissingDependencyError, StartupError
 from driveops_env.options import Settings
@@ -34,6 +34,7 @@ from driveops_env.secret import generate_secret
 from driveops_env.services import keycloak, keycloak_image, keycloak_image_snapshot, mongo, postgres, redis
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
 from driveops_env.services.keycloak_versions import KeycloakVersion
+from driveops_env.services.mongo import MongoUser
 from driveops_env.state import MongoLogin, ServiceRecord
 
 __all__ = ["LABEL", "DockerBackend", "engine_answers", "home_label", "sweep"]
@@ -255,14 +256,7 @@ class DockerBackend:
             files={path: config.encode()}, probe=lambda record: redis.probe(record.host, record.port, None, password),
         )  # fmt: skip
 
-    def start_mongo(
-        self,
-        key: str,
-        tenant: str,
-        user: mongo.MongoUser,
-        ctx: StartContext,
-        deps: Mapping[str, ServiceRecord],
-    ) -> ServiceRecord:
+    def start_mongo(self, key: str, tenant: str, user: MongoUser, ctx: StartContext, deps: Servers) -> ServiceRecord:
         password = generate_secret()
         login = MongoLogin(self.image("mongo"), admin_source="admin", users_in_own_database=True)
         record = self._run(

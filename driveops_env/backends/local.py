@@ -14,16 +14,17 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from driveops_env import paths, process
-from driveops_env.backends.base import StartContext, Started, launch
+from driveops_env.backends.base import Servers, StartContext, Started, launch
 from driveops_env.errors import MissingDependencyError, StartupError, UsageError
 from driveops_env.options import Settings
 from driveops_env.secret import generate_secret
 from driveops_env.services import ferretdb, keycloak, keycloak_dist, keycloak_snapshot, mongo, postgres, redis
+from driveops_env.services.mongo import MongoUser
 from driveops_env.state import MongoAccess, MongoLogin, ServiceRecord
 
 _PORT_CLASH = re.compile(r"address already in use|could not bind|could not create any TCP", re.IGNORECASE)
@@ -201,14 +202,7 @@ class LocalBackend:
         start = self._spawner(ctx, base, argv_of, user=user)
         return self._launch(ctx, base, start, lambda r: redis.probe(r.host, r.port, None, password))
 
-    def start_mongo(
-        self,
-        key: str,
-        tenant: str,
-        user: mongo.MongoUser,
-        ctx: StartContext,
-        deps: Mapping[str, ServiceRecord],
-    ) -> ServiceRecord:
+    def start_mongo(self, key: str, tenant: str, user: MongoUser, ctx: StartContext, deps: Servers) -> ServiceRecord:
         """FerretDB over the tenant's own database of the PostgreSQL server ``deps["postgres"]``; the
         tenant's user is a PostgreSQL role that FerretDB passes the client's credentials through to."""
         binary, pg = self._ferretdb, deps["postgres"]

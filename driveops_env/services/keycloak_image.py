@@ -142,17 +142,21 @@ def _initialise(
         if version.number >= (26, 0, 0):  # kcadm reads its password from the environment since 26
             _no_ssl_required(container, password)
         keycloak.wait_for_admin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
-        container.stop(timeout=60)
-        # the committed configuration is the built image's: the template password stays out of it
-        config = client.images.get(built.id).attrs["Config"]
-        container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1],
-                         conf={"Env": config.get("Env"), "Cmd": config.get("Cmd"),
-                               "Entrypoint": config.get("Entrypoint"), "User": config.get("User"),
-                               "Labels": labels})  # fmt: skip
+        commit(client, container, built.id, tag, labels)
     except Exception as exc:
         raise StartupError(f"deriving the optimized Keycloak image failed: {exc}", service="keycloak") from exc
     finally:
         container.remove(force=True, v=True)
+
+
+def commit(client: Any, container: Any, source: str, tag: str, labels: dict[str, str]) -> None:
+    """Stop the container gracefully and commit it as ``tag`` with the configuration of the image it
+    ran (``source``): the environment it was started with (the template password) stays out."""
+    container.stop(timeout=60)
+    config = client.images.get(source).attrs["Config"]
+    keys = ("Env", "Cmd", "Entrypoint", "User")
+    container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1],
+                     conf={**{k: config.get(k) for k in keys}, "Labels": labels})  # fmt: skip
 
 
 def _no_ssl_required(container: Any, password: str) -> None:

@@ -16,7 +16,7 @@ from driveops_env import process, readiness
 from driveops_env.errors import StartupError
 from driveops_env.services import keycloak
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
-from driveops_env.services.keycloak_image import image_present
+from driveops_env.services.keycloak_image import commit, image_present
 from driveops_env.services.keycloak_snapshot import masked
 from driveops_env.services.keycloak_versions import KeycloakVersion
 
@@ -60,12 +60,7 @@ def _make(
         admin = keycloak.RealmAdmin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
         for realm in realms:
             admin.create_realm(realm)
-        container.stop(timeout=60)
-        config = client.images.get(optimized).attrs["Config"]
-        container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1],
-                         conf={"Env": config.get("Env"), "Cmd": config.get("Cmd"),
-                               "Entrypoint": config.get("Entrypoint"), "User": config.get("User"),
-                               "Labels": labels})  # fmt: skip
+        commit(client, container, optimized, tag, labels)
     except Exception as exc:
         raise StartupError(f"making the Keycloak image with the realms failed: {exc}", service="keycloak") from exc
     finally:

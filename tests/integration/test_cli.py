@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
+from tests.conftest import REPO, Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +130,47 @@ def test_sigint_during_up_leaves_nothing(sandbox: Sandbox) -> None:
     assert proc.returncode == 130, err
     assert "nothing was left running" in err
     assert sandbox.leftovers() == []
+
+
+def test_relative_paths_of_a_service_repository_hold_from_any_directory(sandbox: Sandbox, tmp_path: Path) -> None:
+    repo = tmp_path / "service"
+    shutil.copytree(REPO / "seeds", repo / "tests" / "seeds")
+    (repo / "pyproject.toml").write_text(
+        '[tool.driveops-env]\nseeds-dir = "tests/seeds"\nservices = ["postgres", "redis"]\n'
+    )
+    env = {k: v for k, v in sandbox.env().items() if k != "DRIVEOPS_ENV_SERVICES"}
+    cli = [sys.executable, "-m", "driveops_env.cli"]
+    up = subprocess.run(
+        [*cli, "up", "--tenants", "acme"], cwd=repo, env=env, capture_output=True, text=True, check=False
+    )
+    assert up.returncode == 0, up.stderr
+    assert sandbox.state()["seeds_dir"] == str(repo / "tests" / "seeds")  # recorded absolute
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    reset = subprocess.run([*cli, "reset", "--tenant", "acme"], cwd=elsewhere, env=env, capture_output=True, text=True,
+                           check=False)  # fmt: skip
+    assert reset.returncode == 0, reset.stderr
+    assert subprocess.run([*cli, "down"], cwd=elsewhere, env=env, check=False).returncode == 0
+
+
+def test_logs_follow_prints_new_lines(sandbox: Sandbox) -> None:
+    assert sandbox.cli("up", "--tenants", "acme", "--services", "redis").returncode == 0
+    follow = sandbox.popen("logs", "redis", "--tenant", "acme", "--follow")
+    try:
+        record = sandbox.state()["services"]["redis.acme"]
+        import redis
+
+        admin = redis.Redis(host=record["host"], port=record["port"], password=record["admin_password"])
+        assert follow.stdout is not None
+        seen = ""
+        admin.bgsave()  # the server logs "Background saving started": follow must print it
+        for _ in range(20):
+            seen += follow.stdout.readline()
+            if "saving" in seen.lower():
+                break
+        assert "background saving" in seen.lower(), seen
+        admin.close()
+    finally:
+        follow.kill()
+        follow.communicate()
+    assert sandbox.cli("down").returncode == 0

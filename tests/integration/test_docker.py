@@ -154,3 +154,47 @@ def test_auto_picks_docker_when_an_engine_answers(dbox: Sandbox) -> None:
     assert result.returncode == 0, result.stderr
     assert "backend docker" in result.stderr
     assert dbox.cli("down").returncode == 0
+
+
+def test_auto_falls_back_to_local_when_the_images_cannot_be_had(dbox: Sandbox) -> None:
+    assert docker_client().ping()
+    missing = "no-such-registry.invalid/redis:0"
+    auto = dbox.cli("up", "--tenants", "acme", "--backend", "auto", "--services", "redis", "--image-redis", missing)
+    assert auto.returncode == 0, auto.stderr
+    lines = [line for line in auto.stderr.splitlines() if line.startswith("backend auto:")]
+    assert len(lines) == 1 and missing in lines[0] and "using the local backend" in lines[0]
+    assert "backend local" in auto.stderr and dbox.state()["backend"] == "local"
+    assert dbox.cli("down").returncode == 0
+    explicit = dbox.cli(
+        "up", "--tenants", "acme", "--backend", "docker", "--services", "redis", "--image-redis", missing
+    )
+    assert explicit.returncode == 2 and missing in explicit.stderr  # an explicit choice is never replaced
+    assert dbox.leftovers() == []
+
+
+def test_the_stand_in_images_keep_the_official_contracts() -> None:
+    """Where a user can tell: the official images' users (uid/gid 999; Keycloak 1000), and the redis
+    image's protected mode, off by default but the user's own `--protected-mode yes` wins."""
+    images = {
+        s: os.environ.get(f"DRIVEOPS_ENV_IMAGE_{s.upper()}", "") for s in ("postgres", "redis", "mongo", "keycloak")
+    }
+    users = {"postgres": "postgres", "redis": "redis", "mongo": "mongodb", "keycloak": "keycloak"}
+    client = docker_client()
+    for service, image in images.items():
+        if not image.startswith("driveops-env/"):
+            continue  # an official image: its contract is its own
+        out = client.containers.run(image, entrypoint=["id", users[service]], remove=True).decode()
+        expected = "uid=1000" if service == "keycloak" else "uid=999(" + users[service] + ") gid=999"
+        assert expected in out, (service, out)
+    if images["redis"].startswith("driveops-env/"):
+        for args, wanted in (([], "no"), (["--protected-mode", "yes"], "yes")):
+            container = client.containers.run(images["redis"], command=args, detach=True)
+            try:
+                for _ in range(100):  # until it answers
+                    if container.exec_run(["redis-cli", "PING"]).output.decode().strip() == "PONG":
+                        break
+                    time.sleep(0.1)
+                answer = container.exec_run(["redis-cli", "CONFIG", "GET", "protected-mode"]).output.decode()
+                assert answer.split()[-1] == wanted, (args, answer)
+            finally:
+                container.remove(force=True)

@@ -170,3 +170,23 @@ def test_dead_servers_and_closed_pipes_give_errors_not_tracebacks(sandbox: Sandb
     assert "what to do" in reset.stderr
     sandbox.cli("down")
     assert sandbox.leftovers() == []
+
+
+def test_unusable_directories_and_a_dead_keycloak_are_errors_not_tracebacks(
+    kc_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for flag in ("--data-dir", "--cache-dir"):
+        result = kc_sandbox.cli("up", "--tenants", "acme", flag, str(a_file))
+        assert result.returncode == 2, (flag, result.stderr)
+        assert "Traceback" not in result.stderr and str(a_file) in result.stderr
+    assert kc_sandbox.cli("up", "--tenants", "acme").returncode == 0
+    kc_sandbox.kill_server("keycloak")
+    token = kc_sandbox.cli("token", "--tenant", "acme")
+    assert token.returncode == 1 and "Traceback" not in token.stderr
+    assert "service keycloak" in token.stderr
+    reset = kc_sandbox.cli("reset", "--tenant", "acme", "--only", "keycloak")
+    assert reset.returncode == 1 and "resetting keycloak failed" in reset.stderr and "Traceback" not in reset.stderr
+    kc_sandbox.cli("down")
+    assert kc_sandbox.leftovers() == []

@@ -4,7 +4,7 @@ the start plan's graph, teardown, the plugin's choice of tenants and copies.  No
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 
 from driveops_env import options, orchestrator, teardown
-from driveops_env.backends.base import StartContext
+from driveops_env.backends.base import Servers, StartContext
 from driveops_env.errors import DriveopsEnvError, SpecMismatchError
 from driveops_env.plan import Launch, StartPlan
 from driveops_env.plugin.session import SessionEnvironment
 from driveops_env.plugin.settings import PluginSettings
 from driveops_env.ports import PortAllocator
-from driveops_env.services import keycloak, mongo
+from driveops_env.services import keycloak
+from driveops_env.services.mongo import MongoUser
 from driveops_env.state import EnvState, ServiceRecord, StateStore
 
 
@@ -48,9 +49,7 @@ class FakeBackend:
     def start_redis(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
         return self._record(key, "redis", tenant)
 
-    def start_mongo(
-        self, key: str, tenant: str, user: mongo.MongoUser, ctx: StartContext, deps: Mapping[str, ServiceRecord]
-    ) -> ServiceRecord:
+    def start_mongo(self, key: str, tenant: str, user: MongoUser, ctx: StartContext, deps: Servers) -> ServiceRecord:
         return self._record(key, "mongo", tenant)
 
     def start_keycloak(
