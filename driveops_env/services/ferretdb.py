@@ -82,6 +82,28 @@ def build(cache: Path, version: str, progress: Callable[[str], None]) -> Path:
     return target
 
 
+def fingerprint(admin_info: str, schema: str) -> str:
+    """What a MongoDB database holds, read in PostgreSQL where FerretDB keeps it (a schema of tables
+    with one JSONB document a row): each table's row count and the sum of its rows' 64-bit hashes."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY 1", (schema,)).fetchall()]  # fmt: skip
+        if not tables:
+            return ""
+        parts = [
+            sql.SQL("SELECT {name}, count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM {table} t").format(
+                name=sql.Literal(table), table=sql.Identifier(schema, table)
+            )
+            for table in tables
+        ]
+        rows = conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
+    return ";".join(f"{name}:{count}:{total}" for name, count, total in rows)
+
+
 def pg_database(tenant: str) -> str:
     """The PostgreSQL database a tenant's FerretDB keeps every MongoDB database in (as schemas)."""
     return f"ferretdb_{tenant}"

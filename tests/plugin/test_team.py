@@ -157,3 +157,39 @@ def test_smoke_checks_the_environment_up_started_without_a_name(
     assert box.state_of("default")["tenants"]["acme"]["postgres"]["port"] == port  # the same one, still up
     assert [p.stem for p in Path(box.state_dir).glob("*.json")] == ["default"]  # no second environment
     assert box.cli("down", "--name", "default").returncode == 0
+
+
+def test_a_restore_skips_what_nothing_wrote_and_restores_what_anything_wrote(
+    box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driveops_env import isolation
+
+    env = Environment.up(settings=box.settings(tenants="acme"))
+    try:
+        copy = isolation.TenantCopy(env.state, "acme", "main")
+        copy.make()
+        from driveops_env.services import mongo
+
+        refills: list[str] = []
+        real = mongo.restore
+
+        def counted(*args: object, **kwargs: object) -> None:
+            refills.append("mongo")
+            real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(mongo, "restore", counted)
+        copy.restore(("mongo", "redis"))
+        assert refills == [] or env.backend == "docker"  # nothing written: nothing refilled (FerretDB, local)
+        handle = env.handle(copy.record)
+        database = handle.mongo.connect()
+        database.audit_events.update_one({}, {"$set": {"changed": True}})  # same count, other content
+        client = handle.redis.connect()
+        client.set("anything", "1")
+        copy.restore(("mongo", "redis"))
+        assert refills[-1:] == ["mongo"]
+        assert database.audit_events.count_documents({"changed": True}) == 0 and client.get("anything") is None
+        database.client.close()
+        client.close()
+        copy.drop()
+    finally:
+        env.down()
