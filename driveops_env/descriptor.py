@@ -82,7 +82,11 @@ def _materialise(files: dict[str, str], target: Path) -> Path:
         if not paths.is_within(path, target):
             raise UsageError(f"the descriptor names a seed file outside its folder: {relative!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue  # another test process of this run wrote it: never emptied under a reader
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
     return target
 
 

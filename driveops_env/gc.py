@@ -2,8 +2,8 @@
 
 An environment started by ``up`` (the CLI) has no owner and stays until ``down``; one started by a
 Python process or a pytest session is owned by that process, and is garbage once it is gone.  Docker
-resources carry the path of their state file in a label, so resources of environments whose state
-file is gone (or whose owner is dead) are found from any state directory.
+resources carry the path of their state file in a label: this state directory's resources whose state
+file is gone are orphans; another state directory's are swept only when their file says the owner died.
 """
 
 from __future__ import annotations
@@ -101,24 +101,25 @@ def _docker_orphans(settings: Settings, *, dry_run: bool) -> list[str]:
         key = (labels.get(f"{LABEL}.home", ""), labels.get(f"{LABEL}.env", ""))
         found[key] = labels.get(f"{LABEL}.state-file", "")
     removed = []
+    mine = home_label(settings)
     for (home, env), state_file in sorted(found.items()):
-        if not _orphan(Path(state_file)):
+        if not _orphan(Path(state_file), ours=home == mine):
             continue
         labels = {f"{LABEL}.env": env, f"{LABEL}.home": home}
         for line in docker_engine.sweep(client, labels, dry_run=dry_run):
             removed.append(f"{line} of environment {env!r} (no live owner; state file {state_file})")
-        if home == home_label(settings) and not dry_run and not Path(state_file).exists():
+        if home == mine and not dry_run and not Path(state_file).exists():
             teardown.remove_marked(settings, env)  # its data directory, if driveops-env made it
     return removed
 
 
-def _orphan(state_file: Path) -> bool:
-    """True when the state file is gone, unreadable, or says its owner is dead."""
+def _orphan(state_file: Path, *, ours: bool) -> bool:
+    """True when the state file says its owner is dead, or (for this state directory's own resources
+    only) when it is gone or unreadable.  Another state directory's file may be missing here because it
+    lives on another machine (a shared engine) or is another user's: its resources are left alone."""
     try:
         raw = json.loads(state_file.read_text())
         state = EnvState.from_dict(raw)
-    except FileNotFoundError:
-        return True
     except (OSError, ValueError, TypeError, KeyError):
-        return True
+        return ours
     return _owner_gone(state)

@@ -24,13 +24,14 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from driveops_env import process, seeding, timing
 from driveops_env.secret import generate_secret
 from driveops_env.services import ferretdb, keycloak, mongo, postgres, redis
 from driveops_env.services.redis import AclUser
-from driveops_env.state import EnvState, RedisAccess, ServiceRecord, TenantRecord
+from driveops_env.state import EnvState, MongoAccess, RedisAccess, ServiceRecord, TenantRecord
 
 STORES = ("postgres", "mongo", "redis")
 COPY_TOKEN = re.compile(r"(main|gw\d+)(_[0-9a-f]{6})?")
@@ -125,18 +126,32 @@ class TenantCopy:
         if not self._made:
             return
         self._made = False
-        if self.record.postgres:
-            postgres.drop_database(self._pg_admin(), self.record.postgres.database)
-        if self.record.mongo:
-            conn = mongo.client(self.record.mongo)
+        pg, mg, rd, kc = self.record.postgres, self.record.mongo, self.record.redis, self.record.keycloak
+        jobs: list[Callable[[], None]] = []
+        if pg is not None:
+            jobs.append(lambda: postgres.drop_database(self._pg_admin(), pg.database))
+        if mg is not None:
+            jobs.append(partial(self._drop_mongo, mg))
+        if rd is not None:
+            jobs.append(partial(self._drop_redis, rd))
+        if self._own_realm and kc is not None:
+            jobs.append(lambda: self._keycloak_admin().delete_realm(kc.realm))
+        failures = []
+        for job in jobs:  # each store on its own: one server down leaves the others' copies to go
             try:
-                conn.drop_database(self.record.mongo.database)
-            finally:
-                conn.close()
-        if self.record.redis:
-            self._drop_redis(self.record.redis)
-        if self._own_realm and self.record.keycloak:
-            self._keycloak_admin().delete_realm(self.record.keycloak.realm)
+                job()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    @staticmethod
+    def _drop_mongo(access: MongoAccess) -> None:
+        conn = mongo.client(access)
+        try:
+            conn.drop_database(access.database)
+        finally:
+            conn.close()
 
     def _drop_redis(self, access: RedisAccess) -> None:
         if self._lease is not None:

@@ -19,7 +19,14 @@ from typing import Any
 
 from driveops_env import process, seeding, teardown
 from driveops_env.backends import Backend, StartContext, create_backend, resolve_backend_name
-from driveops_env.errors import Interrupted, NotRunningError, SpecMismatchError, UsageError
+from driveops_env.errors import (
+    DriveopsEnvError,
+    Interrupted,
+    NotRunningError,
+    SpecMismatchError,
+    StartupError,
+    UsageError,
+)
 from driveops_env.options import Settings
 from driveops_env.plan import LIMITS, Launch, PlanInput, StartPlan
 from driveops_env.ports import PortAllocator
@@ -201,12 +208,25 @@ def _run_plan(
     with teardown.signals_cancel(cancel, interrupted):
         try:
             run_steps(steps, cancel=cancel, on_done=report, limits=LIMITS)
-        except BaseException:
+        except BaseException as exc:
             if interrupted.is_set():  # whatever a step raised, it was the signal that stopped it
                 raise Interrupted("start-up was interrupted; nothing was left running") from None
-            raise
+            if isinstance(exc, DriveopsEnvError) or not isinstance(exc, Exception):
+                raise
+            raise _said(exc) from exc
     if interrupted.is_set():
         raise Interrupted("start-up was interrupted; nothing was left running")
+
+
+def _said(exc: Exception) -> StartupError:
+    """A server library's error in a step (psycopg, redis, docker...) as one of ours, naming the step."""
+    from driveops_env.health import diagnose
+
+    detail, hint = diagnose(exc)
+    where = next((n for n in getattr(exc, "__notes__", ()) if n.startswith("in step ")), "during start-up")
+    return StartupError(
+        f"{where}: {detail}", hint=hint or "`driveops-env logs SERVICE` shows a server's log; `gc` sweeps leftovers"
+    )
 
 
 def _reuse(existing: EnvState, prepared: Prepared, recreate: bool, progress: Progress) -> bool:
@@ -295,15 +315,16 @@ def add_tenants(settings: Settings, name: str, slugs: Sequence[str], *, progress
             return state
         spec = _running_spec(state, settings)
         tenants = resolve_tenants(new, load_catalogue(spec.seeds_dir / "tenants.json"), settings.realm_pattern)
-        backend = create_backend(state.backend, settings)
-        what = render(tenants, settings.replace(services=_services_of(state)), spec)
+        running = settings.replace(services=_services_of(state) or settings.services)  # what it runs
+        backend = create_backend(state.backend, running)
+        what = render(tenants, running, spec)
         backend.prepare(progress)
         before = set(state.services)
         for tenant in tenants:
             state.tenants[tenant.slug] = TenantRecord(tenant.slug, tenant.tenant_id, tenant.display_name, tenant.realm)
         progress(f"adding tenant(s) {', '.join(new)} to environment {name!r}")
         try:
-            _run_plan(state, store, what, backend, settings, progress)
+            _run_plan(state, store, what, backend, running, progress)
         except BaseException:
             progress("adding failed; removing what was added")
             teardown.remove_tenants(state, backend, new, keep_servers=before)

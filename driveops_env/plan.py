@@ -226,9 +226,9 @@ class StartPlan:
             self.what.secrets[tenant.slug], keycloak.WEB_CLIENT, dict(realm.users),
         )  # fmt: skip
         if self.what.realms_in_snapshot:  # the realm is there: only this environment's secret is new
-            keycloak_snapshot.set_client_secret(
-                access.base_url, record.admin_user, record.admin_password, tenant.realm, access.client_id,
-                access.client_secret,
+            secrets = keycloak_snapshot.secrets_of(realm.representation) | {access.client_id: access.client_secret}
+            keycloak_snapshot.set_client_secrets(
+                access.base_url, record.admin_user, record.admin_password, tenant.realm, secrets
             )  # fmt: skip
         else:
             admin = keycloak.RealmAdmin(access.base_url, record.admin_user, record.admin_password)

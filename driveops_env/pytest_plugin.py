@@ -97,12 +97,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     env_session = session.config.stash.get(SESSION, None)
     if env_session is None:
         return
-    copies_of(session.config).drop()
-    is_controller = env_session.worker is None and getattr(session.config.option, "numprocesses", None)
-    if is_controller:
-        env_session.controller_finish()
-    else:
-        env_session.finish()
+    try:
+        copies_of(session.config).drop()
+    finally:  # the environment is released (or stopped) whatever became of the copies
+        is_controller = env_session.worker is None and getattr(session.config.option, "numprocesses", None)
+        if is_controller:
+            env_session.controller_finish()
+        else:
+            env_session.finish()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -166,28 +168,35 @@ def _driveops_copy(request: pytest.FixtureRequest, _driveops_slug: str, driveops
 
 
 @pytest.fixture
-def tenant(_driveops_copy: TenantCopy, driveops_env: Environment) -> TenantHandle:
-    """The tenant's handle, pointing at this test process's own copies of its stores."""
+def _driveops_handle(_driveops_copy: TenantCopy, driveops_env: Environment) -> TenantHandle:
+    # the store fixtures build on this, not on ``tenant``: ``tenant`` in a test's fixture closure then
+    # means the test (or one of its fixtures) asked for the whole handle, so every store is restored
     return driveops_env.handle(_driveops_copy.record)
 
 
 @pytest.fixture
-def tenant_pg(request: pytest.FixtureRequest, tenant: TenantHandle) -> Iterator[Any]:
+def tenant(_driveops_handle: TenantHandle) -> TenantHandle:
+    """The tenant's handle, pointing at this test process's own copies of its stores."""
+    return _driveops_handle
+
+
+@pytest.fixture
+def tenant_pg(request: pytest.FixtureRequest, _driveops_handle: TenantHandle) -> Iterator[Any]:
     """A psycopg connection to the tenant's database, as the tenant's role."""
     import psycopg
 
     try:
-        conn = tenant.postgres.connect()
+        conn = _driveops_handle.postgres.connect()
     except psycopg.OperationalError as exc:
-        copies_of(request.config).fail_with_servers(tenant.slug, f"cannot connect to PostgreSQL: {exc}")
+        copies_of(request.config).fail_with_servers(_driveops_handle.slug, f"cannot connect to PostgreSQL: {exc}")
     with conn:
         yield conn
 
 
 @pytest.fixture
-def tenant_mongo(tenant: TenantHandle) -> Iterator[Any]:
+def tenant_mongo(_driveops_handle: TenantHandle) -> Iterator[Any]:
     """A pymongo ``Database`` of the tenant, as the tenant's user."""
-    database = tenant.mongo.connect()
+    database = _driveops_handle.mongo.connect()
     try:
         yield database
     finally:
@@ -195,9 +204,9 @@ def tenant_mongo(tenant: TenantHandle) -> Iterator[Any]:
 
 
 @pytest.fixture
-def tenant_redis(tenant: TenantHandle) -> Iterator[Any]:
+def tenant_redis(_driveops_handle: TenantHandle) -> Iterator[Any]:
     """A redis-py client with the tenant's credentials, on its own copy (see ``tenant.redis``)."""
-    client = tenant.redis.connect()
+    client = _driveops_handle.redis.connect()
     try:
         yield client
     finally:
@@ -205,17 +214,17 @@ def tenant_redis(tenant: TenantHandle) -> Iterator[Any]:
 
 
 @pytest.fixture
-async def tenant_pg_async(tenant: TenantHandle) -> AsyncIterator[Any]:
+async def tenant_pg_async(_driveops_handle: TenantHandle) -> AsyncIterator[Any]:
     """A psycopg ``AsyncConnection`` (needs pytest-asyncio or anyio in the test session)."""
-    conn = await tenant.postgres.connect_async()
+    conn = await _driveops_handle.postgres.connect_async()
     async with conn:
         yield conn
 
 
 @pytest.fixture
-async def tenant_redis_async(tenant: TenantHandle) -> AsyncIterator[Any]:
+async def tenant_redis_async(_driveops_handle: TenantHandle) -> AsyncIterator[Any]:
     """A ``redis.asyncio`` client (needs pytest-asyncio or anyio in the test session)."""
-    client = tenant.redis.connect_async()
+    client = _driveops_handle.redis.connect_async()
     try:
         yield client
     finally:
@@ -223,9 +232,9 @@ async def tenant_redis_async(tenant: TenantHandle) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def tenant_mongo_async(tenant: TenantHandle) -> AsyncIterator[Any]:
+async def tenant_mongo_async(_driveops_handle: TenantHandle) -> AsyncIterator[Any]:
     """A database of pymongo's ``AsyncMongoClient`` (needs pytest-asyncio or anyio)."""
-    database = tenant.mongo.connect_async()
+    database = _driveops_handle.mongo.connect_async()
     try:
         yield database
     finally:
@@ -233,15 +242,15 @@ async def tenant_mongo_async(tenant: TenantHandle) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def tenant_keycloak(tenant: TenantHandle) -> Any:
+def tenant_keycloak(_driveops_handle: TenantHandle) -> Any:
     """python-keycloak ``KeycloakAdmin`` on the tenant's realm."""
-    return tenant.keycloak.admin()
+    return _driveops_handle.keycloak.admin()
 
 
 @pytest.fixture
-def tenant_token(tenant: TenantHandle) -> Callable[..., str]:
+def tenant_token(_driveops_handle: TenantHandle) -> Callable[..., str]:
     """``tenant_token("admin@acme.test")`` -> an access token (seeded password unless given)."""
-    return tenant.token
+    return _driveops_handle.token
 
 
 # --- factories --------------------------------------------------------------------------------------

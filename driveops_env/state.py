@@ -46,7 +46,7 @@ class ServiceRecord:
     host: str
     port: int
     admin_user: str
-    admin_password: str
+    admin_password: str = field(repr=False)  # never in a repr: pytest prints reprs into CI logs
     log_path: str | None = None
     data_dir: str | None = None
     pid: int | None = None
@@ -71,7 +71,7 @@ class PostgresAccess:
     port: int
     database: str
     user: str
-    password: str
+    password: str = field(repr=False)
 
     @property
     def dsn(self) -> str:
@@ -91,7 +91,7 @@ class RedisAccess:
     host: str
     port: int
     username: str | None
-    password: str
+    password: str = field(repr=False)
     key_prefix: str
     db: int = 0  # the logical database (an xdist worker's copy has its own in dedicated mode)
 
@@ -109,7 +109,7 @@ class MongoAccess:
     port: int
     database: str
     user: str
-    password: str
+    password: str = field(repr=False)
     auth_mechanism: str | None = None
     auth_source: str | None = None
 
@@ -130,9 +130,9 @@ class KeycloakAccess:
     base_url: str
     realm: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     web_client_id: str
-    users: dict[str, str] = field(default_factory=dict)  # username -> password
+    users: dict[str, str] = field(default_factory=dict, repr=False)  # username -> password
 
     @property
     def issuer(self) -> str:
@@ -167,7 +167,9 @@ class EnvState:
     spec_hash: str
     fingerprint: dict[str, Any]
     data_dir: str
-    data_marker: str = ""  # the secret in <data_dir>/.driveops-env: proof that the directory is ours
+    data_marker: str = field(
+        default="", repr=False
+    )  # the secret in <data_dir>/.driveops-env: proof that the directory is ours
     seeds_dir: str = ""
     realms_dir: str = ""
     status: str = "starting"  # starting | running

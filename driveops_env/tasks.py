@@ -76,7 +76,11 @@ def run_steps(
             finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
             for future in finished:
                 step = running.pop(future)
-                elapsed, detail = future.result()  # re-raises the step's error
+                try:
+                    elapsed, detail = future.result()  # re-raises the step's error
+                except Exception as exc:
+                    exc.add_note(f"in step {step.name}")
+                    raise
                 graph.done(step.name)
                 if on_done is not None:
                     on_done(step.name, elapsed, detail)

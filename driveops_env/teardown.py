@@ -19,8 +19,8 @@ from driveops_env import paths
 from driveops_env.backends import Backend
 from driveops_env.errors import DriveopsEnvError, Interrupted, UsageError
 from driveops_env.options import Settings
-from driveops_env.services import keycloak, postgres, redis
-from driveops_env.state import EnvState, ServiceRecord, StateStore
+from driveops_env.services import ferretdb, keycloak, postgres, redis
+from driveops_env.state import EnvState, ServiceRecord, StateStore, TenantRecord
 
 MARKER = ".driveops-env"
 DATA_HINT = "use a data directory of your own (--data-dir / DRIVEOPS_ENV_DATA_DIR)"
@@ -178,11 +178,12 @@ def remove_tenants(state: EnvState, backend: Backend, slugs: list[str], *, keep_
         for server in own:
             with contextlib.suppress(OSError, DriveopsEnvError):
                 backend.stop(server, fast=True)
+            _remove_server_dir(state, server)
             del state.services[server.key]
         if record is None:
             continue
         with contextlib.suppress(Exception):  # best effort: the server may be the tenant's own, now gone
-            _remove_from_shared(state, record.postgres, record.redis)
+            _remove_from_shared(state, record)
         if record.keycloak is not None and "keycloak" in state.services:
             server = state.services["keycloak"]
             with contextlib.suppress(DriveopsEnvError):
@@ -191,13 +192,27 @@ def remove_tenants(state: EnvState, backend: Backend, slugs: list[str], *, keep_
                 )
 
 
-def _remove_from_shared(state: EnvState, pg: object, rd: object) -> None:
-    from driveops_env.state import PostgresAccess, RedisAccess
+def _remove_server_dir(state: EnvState, server: ServiceRecord) -> None:
+    """A local server's own directory, inside the environment's (a re-added tenant starts afresh)."""
+    env = Path(state.data_dir)
+    if state.backend != "local" or not state.data_marker or not _ours(env, state.data_marker):
+        return
+    targets = [Path(server.data_dir)] if server.data_dir else []
+    if server.kind == "postgres":
+        targets.append(postgres.socket_dir(env, server.key))
+    for target in targets:
+        if paths.is_within(target, env) and target != env and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
 
-    if isinstance(pg, PostgresAccess) and pg.service in state.services:
+
+def _remove_from_shared(state: EnvState, record: TenantRecord) -> None:
+    pg, rd = record.postgres, record.redis
+    if pg is not None and pg.service in state.services:
         admin = postgres.admin_conninfo(state.services[pg.service])
         postgres.drop_tenant(admin, database=pg.database, role=pg.user)
-    if isinstance(rd, RedisAccess) and rd.service in state.services and rd.username:
+        if record.mongo is not None and state.backend == "local":  # its FerretDB's database and roles
+            ferretdb.drop_postgres(admin, tenant=record.slug, owner=record.mongo.user)
+    if rd is not None and rd.service in state.services and rd.username:
         server = state.services[rd.service]
         client = redis.client(server.host, server.port, None, server.admin_password)
         try:

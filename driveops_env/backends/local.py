@@ -208,7 +208,7 @@ class LocalBackend:
         binary, pg = self._ferretdb, deps["postgres"]
         assert binary is not None, "prepare() first"
         data_dir = self._server_dir(ctx, key, None)
-        probe_user, probe_password = f"driveops_probe_{tenant.replace('-', '_')}", generate_secret()
+        probe_user, probe_password = ferretdb.probe_role(tenant), generate_secret()
         database = ferretdb.pg_database(tenant)
         ferretdb.prepare_postgres(postgres.admin_conninfo(pg), database=database,
                                   owner=(user.name, user.password), probe=(probe_user, probe_password))  # fmt: skip

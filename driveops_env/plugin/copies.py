@@ -3,6 +3,7 @@ that uses a store an earlier test dirtied, dropped at the end when the environme
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -83,9 +84,13 @@ class TenantCopies:
     def drop(self) -> None:
         """Remove the copies when the environment outlives this process (shared, kept or reused)."""
         keeps_running = not self.session.exclusive() or self.session.plugin.keep
-        if keeps_running:
-            for copy in self.copies.values():
+        if not keeps_running:
+            return
+        for slug, copy in self.copies.items():
+            try:
                 copy.drop()
+            except Exception as exc:  # one unreachable server must not keep the others' copies (or the release)
+                warnings.warn(f"driveops-env: dropping the copy of tenant {slug!r} failed: {exc}", stacklevel=1)
 
     def summary(self) -> str | None:
         if not self.restore_times:

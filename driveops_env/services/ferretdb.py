@@ -109,6 +109,22 @@ def pg_database(tenant: str) -> str:
     return f"ferretdb_{tenant}"
 
 
+def probe_role(tenant: str) -> str:
+    return f"driveops_probe_{tenant.replace('-', '_')}"
+
+
+def drop_postgres(admin_info: str, *, tenant: str, owner: str) -> None:
+    """What ``prepare_postgres`` made for a tenant, gone from a PostgreSQL server that stays (shared)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        database = sql.Identifier(pg_database(tenant))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+        for role in (owner, probe_role(tenant)):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
 def server_argv(binary: Path, *, port: int, pg_host: str, pg_port: int, database: str) -> list[str]:
     # No credentials in the URL: anonymous clients must get nothing (FerretDB would use the URL's).
     return [

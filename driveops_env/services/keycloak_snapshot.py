@@ -120,11 +120,16 @@ def copy_into(snapshot: Path, data_dir: Path) -> None:
     shutil.copytree(snapshot / "data" / "h2", target)
 
 
-def set_client_secret(
-    base_url: str, admin_user: str, admin_password: str, realm: str, client: str, secret: str
+def set_client_secrets(
+    base_url: str, admin_user: str, admin_password: str, realm: str, secrets: dict[str, str]
 ) -> None:
-    """The realm's API client gets this environment's secret (the snapshot holds a masked one)."""
+    """Every client whose secret the snapshot masked gets this environment's (client id -> secret)."""
     admin = keycloak.admin_client(base_url, admin_user, admin_password, realm=realm)
-    with keycloak.refusals(f"setting the secret of client {client!r} in realm {realm!r}"):
-        client_id = admin.get_client_id(client)
-        admin.update_client(client_id, {"secret": secret})
+    for client, secret in secrets.items():
+        with keycloak.refusals(f"setting the secret of client {client!r} in realm {realm!r}"):
+            admin.update_client(admin.get_client_id(client), {"secret": secret})
+
+
+def secrets_of(realm: dict[str, Any]) -> dict[str, str]:
+    """The secrets ``masked`` replaces, by client id."""
+    return {c["clientId"]: c["secret"] for c in realm.get("clients", []) if "secret" in c and "clientId" in c}

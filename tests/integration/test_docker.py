@@ -114,6 +114,9 @@ def test_gc_removes_what_a_dead_owner_left(dbox: Sandbox) -> None:
 def test_orphans_without_a_state_file_are_collected(dbox: Sandbox) -> None:
     assert dbox.cli("up", "--tenants", "acme").returncode == 0
     (dbox.state_dir / f"{dbox.name}.json").unlink()  # the state file is lost
+    elsewhere = dbox.settings().replace(state_dir=dbox.state_dir.parent / "another-users-state")
+    assert gc.collect(elsewhere, progress=lambda _: None) == []  # not its own: never taken for dead
+    assert dbox.containers()
     removed = gc.collect(dbox.settings(), progress=lambda _: None)
     assert any("container" in line for line in removed)
     assert dbox.leftovers() == []

@@ -219,3 +219,34 @@ def test_the_production_version_23_serves_realms_users_and_tenant_tokens(tmp_pat
             assert claims["tenant_id"] == ACME_ID and "mechanic" in claims["roles"]
             assert all(r.ok for r in env.check())
         assert box.leftovers() == []
+
+
+def test_a_templates_other_confidential_client_keeps_its_secret(kc_sandbox: Sandbox, tmp_path: Path) -> None:
+    # a snapshot holds every client's secret masked; each gets its rendered one back at `up`
+    realm = json.loads((Path(__file__).parents[2] / "realms" / "tenant-realm.json").read_text())
+    realm["clients"].append(
+        {
+            "clientId": "reports-job", "enabled": True, "protocol": "openid-connect", "publicClient": False,
+            "clientAuthenticatorType": "client-secret", "secret": "reports-{{ realm }}-fixed",
+            "serviceAccountsEnabled": True, "standardFlowEnabled": False,
+        }
+    )  # fmt: skip
+    realms = tmp_path / "realms"
+    realms.mkdir()
+    (realms / "tenant-realm.json").write_text(json.dumps(realm))
+    env = Environment.up(settings=kc_sandbox.settings(tenants="acme", realms_dir=str(realms)))
+    try:
+        base = env.tenant("acme").keycloak
+        token = requests.post(
+            f"{base.base_url}/realms/acme/protocol/openid-connect/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "reports-job",
+                "client_secret": "reports-acme-fixed",
+            },
+            timeout=30,
+        )
+        assert token.status_code == 200, token.text
+        assert env.tenant("acme").token()  # the API client's generated secret too
+    finally:
+        env.down()

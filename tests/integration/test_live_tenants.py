@@ -45,7 +45,28 @@ def test_tenant_add_and_remove_leave_the_others_alone(tmp_path: Path, isolation:
         env = Environment.attach(box.name, settings=box.settings())
         assert env.tenants == ["acme", "delta"] and not any(k.endswith(".gamma") for k in env.state.services)
         assert all(r.ok for r in env.check()) and env.tenant("acme").keycloak.validate(token)
+        again = box.cli("tenant", "add", "gamma")  # nothing of the removed tenant is in the way
+        assert again.returncode == 0, again.stderr
+        env = Environment.attach(box.name, settings=box.settings())
+        assert all(r.ok for r in env.check() if r.tenant == "gamma")
         assert box.cli("down").returncode == 0
+
+
+def test_tenant_add_prepares_only_the_services_the_environment_runs(box: Sandbox) -> None:
+    assert box.cli("up", "--tenants", "acme").returncode == 0  # postgres,redis
+    # the command line's defaults (all four services, a Keycloak that cannot be fetched) do not matter
+    box.extra_env.update(
+        {"DRIVEOPS_ENV_SERVICES": "keycloak,postgres,mongo,redis", "DRIVEOPS_ENV_KEYCLOAK_VERSION": "99.0.0"}
+    )
+    added = box.cli("tenant", "add", "gamma")
+    assert added.returncode == 0, added.stderr
+    state = box.state()
+    assert set(state["tenants"]) == {"acme", "gamma"} and {s["kind"] for s in state["services"].values()} == {
+        "postgres",
+        "mongo",
+        "redis",
+    }  # the box runs postgres,mongo,redis: no Keycloak came with the new tenant
+    assert box.cli("down").returncode == 0
 
 
 def test_the_plugin_adds_a_tenant_the_reused_environment_lacks(pytester: pytest.Pytester, box: Sandbox) -> None:

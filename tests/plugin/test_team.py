@@ -193,3 +193,45 @@ def test_a_restore_skips_what_nothing_wrote_and_restores_what_anything_wrote(
         copy.drop()
     finally:
         env.down()
+
+
+STORES_SEEN = """
+import json, pathlib, pytest
+from driveops_env.plugin import copies
+
+SEEN = {}
+_real = copies.TenantCopies.prepare_test
+
+def _spy(self, slug, stores, reset_realm):
+    SEEN[len(SEEN)] = list(stores)
+    pathlib.Path("stores.json").write_text(json.dumps(SEEN))
+    return _real(self, slug, stores, reset_realm)
+
+copies.TenantCopies.prepare_test = _spy
+
+@pytest.fixture
+def via_handle(tenant):
+    return tenant.slug
+"""
+
+
+def test_each_test_restores_only_the_stores_its_fixtures_reach(pytester: pytest.Pytester, box: Sandbox) -> None:
+    pytester.makeconftest(STORES_SEEN)
+    pytester.makepyfile(
+        test_stores="""
+        def test_1_pg(tenant_pg):
+            tenant_pg.execute("SELECT 1")
+
+        def test_2_redis_and_token(tenant_redis, tenant_token):
+            tenant_redis.ping()
+
+        def test_3_handle_through_a_fixture(via_handle):
+            assert via_handle == "acme"
+        """
+    )
+    result = run(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    import json
+
+    seen = json.loads((pytester.path / "stores.json").read_text())
+    assert seen == {"0": ["postgres"], "1": ["redis"], "2": ["postgres", "mongo", "redis"]}

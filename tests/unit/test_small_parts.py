@@ -125,3 +125,18 @@ def test_endpoints_table_masks_secrets() -> None:
     assert "pw1" not in hidden and "pw2" not in hidden and "****" in hidden
     shown = render.endpoints(state, show_secrets=True)
     assert "pw1" in shown and "pw2" in shown
+
+
+def test_no_secret_shows_in_a_repr() -> None:
+    # pytest prints reprs of locals and assertion operands into CI logs
+    from driveops_env.endpoints import KeycloakEndpoint, PostgresEndpoint, RedisEndpoint
+    from driveops_env.state import KeycloakAccess, PostgresAccess, RedisAccess, ServiceRecord, TenantRecord
+
+    pg = PostgresEndpoint.of(PostgresAccess("postgres.acme", "127.0.0.1", 5432, "acme", "acme", "s3cret-pg"))
+    rd = RedisEndpoint.of(RedisAccess("redis.acme", "127.0.0.1", 6379, "acme", "s3cret-rd", "acme:"))
+    kc = KeycloakAccess("keycloak", "http://x", "acme", "driveops-api", "s3cret-kc", "web", {"u": "s3cret-user"})
+    server = ServiceRecord("postgres.acme", "postgres", "acme", "127.0.0.1", 5432, "postgres", "s3cret-admin")
+    record = TenantRecord("acme", "id", "Acme", "acme", postgres=pg, redis=rd, keycloak=kc)
+    shown = repr([pg, rd, KeycloakEndpoint.of(kc, "admin", "s3cret-admin"), server, record])
+    assert "s3cret" not in shown
+    assert "postgres.acme" in shown and pg.password in pg.dsn  # the values themselves are all there
