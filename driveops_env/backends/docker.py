@@ -276,22 +276,14 @@ class DockerBackend:
         issuer."""
         password, heap = generate_secret(), self.settings.keycloak_heap_mb
         version = KeycloakVersion(self.settings.keycloak_version)
-        port = self.settings.keycloak_port or self._host_port()
-        public_url = f"http://{self.addresses()[1]}:{port}"
         env = {"JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap}m", "JAVA_OPTS_APPEND": self.settings.keycloak_jvm_options}
         listen = version.listen_args("0.0.0.0", 8080, 9000 if version.has_management_port else None)  # noqa: S104
         if self._keycloak is not None:
             image, admin = self._realms_image or self._keycloak[0], TEMPLATE_ADMIN
-            command = [
-                "start",
-                "--optimized",
-                "--http-enabled=true",
-                *version.hostname_args(public_url),
-                *listen,
-            ]
+            mode = ["start", "--optimized", "--http-enabled=true"]
         else:
             image, admin = self.image("keycloak"), ADMIN
-            command = ["start-dev", *version.hostname_args(public_url), *listen]
+            mode = ["start-dev"]
             env |= version.bootstrap_admin_env(ADMIN, password) | {"KC_HEALTH_ENABLED": "true"}
         if database is not None and db_server is not None:
             env |= {"KC_DB": "postgres"} | keycloak_dist_env(database, db_server)
@@ -299,11 +291,31 @@ class DockerBackend:
         base.aliases = ["keycloak"]
         if version.has_management_port:
             base.ports["management"] = 9000
-        record = self._run(ctx, base, env=env, command=command, mem_limit=f"{heap + 512}m",
-                           probe=keycloak.probe_ready, fixed_port=port)  # fmt: skip
+        host = self.addresses()[1]
+        record = self._run_keycloak(
+            ctx, base, env, lambda port: [*mode, *version.hostname_args(f"http://{host}:{port}"), *listen], heap
+        )
         if self._keycloak is not None:
             keycloak.set_admin_password(keycloak.base_url(record), admin, self._keycloak[1], password)
         return record
+
+    def _run_keycloak(
+        self, ctx: StartContext, base: ServiceRecord, env: dict[str, str], command_for: Callable[[int], list[str]],
+        heap: int,
+    ) -> ServiceRecord:  # fmt: skip
+        """Keycloak's host port is chosen before it starts (its hostname names it): one taken in the
+        meantime, or on a remote engine a random one in use, is replaced by another (twice at most);
+        a port the user set is never replaced."""
+        fixed, attempts = self.settings.keycloak_port, 3
+        for attempt in range(1, attempts + 1):
+            port = fixed or self._host_port()
+            try:
+                return self._run(ctx, base, env=env, command=command_for(port), mem_limit=f"{heap + 512}m",
+                                 probe=keycloak.probe_ready, fixed_port=port)  # fmt: skip
+            except StartupError as exc:
+                if fixed or attempt == attempts or not _clash(exc.log_tail or ""):
+                    raise
+        raise AssertionError("unreachable")
 
     def _host_port(self) -> int:
         """A host port for Keycloak chosen before it starts (its hostname names it): a free one on a

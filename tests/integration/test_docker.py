@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -201,3 +202,23 @@ def test_the_stand_in_images_keep_the_official_contracts() -> None:
                 assert answer.split()[-1] == wanted, (args, answer)
             finally:
                 container.remove(force=True)
+
+
+def test_a_keycloak_port_taken_before_the_container_binds_it_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driveops_env.backends.docker import DockerBackend
+
+    with socket.socket() as taken, make_sandbox(tmp_path, services="keycloak", backend="docker") as box:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        chosen = iter([taken.getsockname()[1]])  # another program binds the first port chosen
+        original = DockerBackend._host_port
+        monkeypatch.setattr(DockerBackend, "_host_port", lambda self: next(chosen, None) or original(self))
+        env = Environment.up(settings=box.settings(tenants="acme"))
+        try:
+            assert env.state.services["keycloak"].port != taken.getsockname()[1]
+            assert env.tenant("acme").keycloak.validate(env.tenant("acme").token())["tenant"] == "acme"
+        finally:
+            env.down()
+        assert box.leftovers() == []
