@@ -120,7 +120,7 @@ def terminate(ref: ProcessRef, *, sig: int = signal.SIGTERM, timeout: float = 15
         if not is_alive(ref):
             return
         _signal_group(ref, sig)
-        if not _wait_gone(ref, timeout):
+        if not _wait_gone(ref, timeout) and is_alive(ref):
             _signal_group(ref, signal.SIGKILL)
             _wait_gone(ref, 5.0)
         _kill_leftovers(ref)
@@ -153,7 +153,12 @@ def _signal_group(ref: ProcessRef, sig: int) -> None:
 
 
 def _kill_leftovers(ref: ProcessRef) -> None:
-    """Children still in the group after the leader exited (e.g. a JVM under a shell script)."""
+    """Children still in the group after the leader exited (e.g. a JVM under a shell script).  A pid
+    taken by another process means the old group is empty (Linux reuses no pid still naming a group):
+    the group of that name is someone else's then, and is left alone."""
+    fields = _stat_fields(ref.pid)
+    if fields is not None and int(fields[19]) != ref.start_time:
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(ref.pid, signal.SIGKILL)
 

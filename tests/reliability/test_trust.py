@@ -190,3 +190,22 @@ def test_unusable_directories_and_a_dead_keycloak_are_errors_not_tracebacks(
     assert reset.returncode == 1 and "resetting keycloak failed" in reset.stderr and "Traceback" not in reset.stderr
     kc_sandbox.cli("down")
     assert kc_sandbox.leftovers() == []
+
+
+def test_a_pid_another_process_now_has_is_never_signalled() -> None:
+    """A recorded pid whose process is gone may name another process, and its group: neither the
+    signal nor the sweep of the group's leftovers reaches it."""
+    from driveops_env import process
+
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # leads a group named by its pid
+    try:
+        start = process.start_time_of(other.pid)
+        assert start is not None
+        recorded = process.ProcessRef(other.pid, start - 1)  # what a state file of a dead server says
+        process.terminate(recorded, sig=signal.SIGKILL, timeout=0.1)
+        process._kill_leftovers(recorded)  # the group sweep, called on its own too
+        with pytest.raises(subprocess.TimeoutExpired):  # still running half a second later
+            other.wait(timeout=0.5)
+    finally:
+        other.kill()
+        other.wait()
