@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +25,19 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _sandbox_listens(port: int, sandbox: Sandbox) -> bool:
+    """Whether a process of this sandbox (working in its data directory) listens on ``port``: a port
+    freed by ``down`` may meanwhile be given to another test's server."""
+    if not _listening(port):
+        return False
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    for pid in re.findall(r"pid=(\d+)", out):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/cwd").startswith(str(sandbox.data_dir)):
+                return True
+    return not out.strip()  # listening, but nobody to name: counted as ours
+
+
 def test_twenty_up_down_cycles_leak_nothing(sandbox: Sandbox) -> None:
     segments = set(Path("/dev/shm").glob("PostgreSQL.*"))
     ports: set[int] = set()
@@ -32,7 +48,7 @@ def test_twenty_up_down_cycles_leak_nothing(sandbox: Sandbox) -> None:
         down = sandbox.cli("down")
         assert down.returncode == 0, down.stderr
         assert sandbox.leftovers() == []
-    assert not [p for p in ports if _listening(p)], "a port of a stopped server still answers"
+    assert not [p for p in ports if _sandbox_listens(p, sandbox)], "a port of a stopped server still answers"
     assert set(Path("/dev/shm").glob("PostgreSQL.*")) <= segments, "shared memory segments left behind"
 
 
