@@ -237,7 +237,8 @@ class Settings:
         lambda: "dev-file", "dev-file",
     )  # fmt: skip
     keycloak_port: int = declare(
-        "Keycloak's HTTP port on the publish address; 0 picks a free port.", lambda: 0, "0", parse_port,
+        "Keycloak's HTTP port on the publish address; 0 picks a free one (another if it is taken meanwhile).",
+        lambda: 0, "0", parse_port,
         metavar="PORT",
     )  # fmt: skip
     keycloak_heap_mb: int = declare(
