@@ -5,8 +5,9 @@ only talks HTTP to a running server, through python-keycloak (``KeycloakAdmin`` 
 from __future__ import annotations
 
 import json
+import urllib.error
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,11 +47,15 @@ def base_url(record: ServiceRecord) -> str:
 
 def probe_ready(record: ServiceRecord) -> None:
     """Readiness: HTTP 200 from ``/health/ready``, on the management port where the version has one
-    (25+), else on the main port."""
+    (25+), else on the main port; and then from the main port itself (the management port can say
+    ready while the main one is still binding, or failing to: its port taken)."""
     from driveops_env import readiness
 
     port = record.ports.get("management", record.port)
     readiness.http_ok(f"http://{record.host}:{port}/health/ready")
+    if port != record.port:
+        with suppress(urllib.error.HTTPError):  # any answer is Keycloak's: a port held by another program never answers
+            readiness.http_ok(f"http://{record.host}:{record.port}/realms/master")
 
 
 def admin_client(base_url: str, username: str, password: str, realm: str = "master") -> Any:

@@ -140,3 +140,39 @@ def test_no_secret_shows_in_a_repr() -> None:
     shown = repr([pg, rd, KeycloakEndpoint.of(kc, "admin", "s3cret-admin"), server, record])
     assert "s3cret" not in shown
     assert "postgres.acme" in shown and pg.password in pg.dsn  # the values themselves are all there
+
+
+def test_keycloak_is_not_ready_while_its_main_port_does_not_answer() -> None:
+    """Keycloak's management port can report ready while its main port is held by another program
+    (Keycloak then exits): readiness asks the main port too, where a silent holder never answers."""
+    import http.server
+    import socket
+    import urllib.error
+
+    from driveops_env.services import keycloak
+    from driveops_env.state import ServiceRecord
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    management = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=management.serve_forever, daemon=True).start()
+    try:
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()  # accepts connections, never answers
+            record = ServiceRecord("keycloak", "keycloak", None, "127.0.0.1", holder.getsockname()[1], "admin", "pw")
+            record.ports["management"] = management.server_address[1]
+            with pytest.raises((TimeoutError, urllib.error.URLError)):  # the holder's silence
+                keycloak.probe_ready(record)
+            management_only = ServiceRecord("keycloak", "keycloak", None, "127.0.0.1", management.server_address[1],
+                                            "admin", "pw")  # fmt: skip
+            keycloak.probe_ready(management_only)  # one port for both (before 25): its answer is enough
+    finally:
+        management.shutdown()
+        management.server_close()
