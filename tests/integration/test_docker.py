@@ -124,9 +124,10 @@ def test_orphans_without_a_state_file_are_collected(dbox: Sandbox) -> None:
 
 
 def test_a_missing_image_is_named_with_its_setting(dbox: Sandbox) -> None:
-    result = dbox.cli("up", "--tenants", "acme", "--image-redis", "no-such-registry.invalid/redis:0")
+    missing = "127.0.0.1:9/no-such-image/redis:0"  # a registry on a closed local port: refused at once
+    result = dbox.cli("up", "--tenants", "acme", "--image-redis", missing)
     assert result.returncode == 2, result.stderr
-    assert "no-such-registry.invalid/redis:0" in result.stderr
+    assert missing in result.stderr
     assert "DRIVEOPS_ENV_IMAGE_REDIS" in result.stderr and "--image-redis" in result.stderr
     assert dbox.leftovers() == []
 
@@ -162,7 +163,7 @@ def test_auto_picks_docker_when_an_engine_answers(dbox: Sandbox) -> None:
 
 def test_auto_falls_back_to_local_when_the_images_cannot_be_had(dbox: Sandbox) -> None:
     assert docker_client().ping()
-    missing = "no-such-registry.invalid/redis:0"
+    missing = "127.0.0.1:9/no-such-image/redis:0"
     auto = dbox.cli("up", "--tenants", "acme", "--backend", "auto", "--services", "redis", "--image-redis", missing)
     assert auto.returncode == 0, auto.stderr
     lines = [line for line in auto.stderr.splitlines() if line.startswith("backend auto:")]

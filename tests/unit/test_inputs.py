@@ -22,12 +22,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_debootstrap_mirror_comes_from_the_apt_sources(tmp_path: Path) -> None:
     apt = tmp_path / "apt"
     (apt / "sources.list.d").mkdir(parents=True)
-    (apt / "sources.list").write_text("# nothing here\ndeb-src http://src.invalid/debian bookworm main\n")
+    (apt / "sources.list").write_text("# nothing here\ndeb-src file:/srv/apt/src bookworm main\n")
     (apt / "sources.list.d" / "debian.sources").write_text(
-        "Types: deb\nURIs: http://mirror.invalid/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
-        "Types: deb\nURIs: http://security.invalid/debian-security\nSuites: bookworm-security\n"
+        "Types: deb\nURIs: file:/srv/apt/main/\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: file:/srv/apt/security\nSuites: bookworm-security\n"
     )
-    (apt / "sources.list.d" / "extra.list").write_text("deb [arch=amd64] http://other.invalid/x trixie main\n")
+    (apt / "sources.list.d" / "extra.list").write_text("deb [arch=amd64] file:/srv/apt/other trixie main\n")
 
     def mirror(suite: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -35,16 +35,16 @@ def test_debootstrap_mirror_comes_from_the_apt_sources(tmp_path: Path) -> None:
             env={"DEBIAN_MIRROR_APT_DIR": str(apt)}, check=False,
         )  # fmt: skip
 
-    assert mirror("bookworm").stdout.strip() == "http://mirror.invalid/debian"
-    assert mirror("bookworm-security").stdout.strip() == "http://security.invalid/debian-security"
-    assert mirror("trixie").stdout.strip() == "http://other.invalid/x"
+    assert mirror("bookworm").stdout.strip() == "file:/srv/apt/main"
+    assert mirror("bookworm-security").stdout.strip() == "file:/srv/apt/security"
+    assert mirror("trixie").stdout.strip() == "file:/srv/apt/other"
     missing = mirror("sid")
     assert missing.returncode == 1 and "DEBIAN_MIRROR" in missing.stderr
 
 
 def test_no_mirror_address_is_written_into_the_scripts() -> None:
-    for script in ("build-images", "provision"):
-        assert "debian.org" not in (REPO / "scripts" / script).read_text()
+    for script in ("build-images", "provision", "debian-mirror"):
+        assert "://" not in (REPO / "scripts" / script).read_text()  # every address comes from apt's sources
 
 
 def test_list_options_take_toml_arrays_and_relative_paths_anchor_where_written(tmp_path: Path) -> None:
