@@ -45,9 +45,9 @@ def _wait_token(http: int, password: str, alive: object) -> None:
 
 def first_token(install: KeycloakInstall, jvm: str = "", cds: bool = True, heap_mb: int = 512) -> float:
     """Seconds from start to the first admin token, on a fresh copy of the base data."""
-    assert install.template_password is not None
+    assert install.template_password is not None and install.base_data is not None
     data = Path(tempfile.mkdtemp(prefix="bench-kc-", dir="/dev/shm"))
-    keycloak_dist.copy_base_data(install, data)
+    keycloak_dist.copy_h2(install.base_data, data)
     ports = PortAllocator()
     http = ports.allocate()
     management = ports.allocate() if install.versions.has_management_port else None
@@ -98,9 +98,9 @@ def _aot_cache(install: KeycloakInstall) -> Path:
     cache = install.home.with_name(install.home.name + ".aot")
     if cache.exists():
         return cache
-    assert install.template_password is not None
+    assert install.template_password is not None and install.base_data is not None
     data = Path(tempfile.mkdtemp(prefix="bench-aot-", dir="/dev/shm"))
-    keycloak_dist.copy_base_data(install, data)
+    keycloak_dist.copy_h2(install.base_data, data)
     ports = PortAllocator()
     http, management = ports.allocate(), ports.allocate()
     env = replace(install, cds_archive=None).server_env(512, f"-XX:AOTCacheOutput={cache}")

@@ -127,23 +127,16 @@ class TenantCopy:
             return
         self._made = False
         pg, mg, rd, kc = self.record.postgres, self.record.mongo, self.record.redis, self.record.keycloak
-        jobs: list[Callable[[], None]] = []
+        jobs: dict[str, Callable[[], object]] = {}  # each store on its own: one down leaves the others to go
         if pg is not None:
-            jobs.append(lambda: postgres.drop_database(self._pg_admin(), pg.database))
+            jobs["postgres"] = lambda: postgres.drop_database(self._pg_admin(), pg.database)
         if mg is not None:
-            jobs.append(partial(self._drop_mongo, mg))
+            jobs["mongo"] = partial(self._drop_mongo, mg)
         if rd is not None:
-            jobs.append(partial(self._drop_redis, rd))
+            jobs["redis"] = partial(self._drop_redis, rd)
         if self._own_realm and kc is not None:
-            jobs.append(lambda: self._keycloak_admin().delete_realm(kc.realm))
-        failures = []
-        for job in jobs:  # each store on its own: one server down leaves the others' copies to go
-            try:
-                job()
-            except Exception as exc:
-                failures.append(exc)
-        if failures:
-            raise failures[0]
+            jobs["keycloak"] = lambda: self._keycloak_admin().delete_realm(kc.realm)
+        timing.run_timed(jobs)
 
     @staticmethod
     def _drop_mongo(access: MongoAccess) -> None:

@@ -109,9 +109,6 @@ def prepare_start(settings: Settings, spec: EnvSpec | None, progress: Progress) 
     backend_name = resolve_backend_name(spec.backend, settings, progress)
     backend = create_backend(backend_name, settings)
     versions = backend.prepare(progress)
-    realms = [s.realm.representation for s in plan_input.seeds.values() if s.realm is not None]
-    if "keycloak" in settings.services and backend.realm_snapshot(realms, progress):
-        plan_input = replace(plan_input, realms_in_snapshot=True)
     spec = replace(spec, backend=backend_name, versions=versions)  # type: ignore[arg-type]
     finger = fingerprint(spec, settings)
     return Prepared(spec, backend, plan_input, finger, hash_of(finger))
@@ -140,9 +137,20 @@ def up(
             teardown.teardown(existing, create_backend(existing.backend, settings), store, settings)
         else:  # what a run killed before it wrote its state file left: labelled servers of this name
             prepared.backend.cleanup(prepared.spec.name)
+        prepared = _with_realm_snapshot(prepared, settings, progress)  # only when it starts
         state = _new_state(prepared, settings)
         _start(state, store, prepared, settings, progress, owner=None if detach else (owner_pid or os.getpid()))
     return UpResult(state, attached=False, elapsed=time.monotonic() - started)
+
+
+def _with_realm_snapshot(prepared: Prepared, settings: Settings, progress: Progress) -> Prepared:
+    """Keycloak starts with the tenants' realms in its data when the backend can (made once per
+    tenant set): asked only when an environment starts, never when ``up`` attaches."""
+    plan_input = prepared.plan_input
+    realms = [s.realm.representation for s in plan_input.seeds.values() if s.realm is not None]
+    if "keycloak" in settings.services and prepared.backend.realm_snapshot(realms, progress):
+        return replace(prepared, plan_input=replace(plan_input, realms_in_snapshot=True))
+    return prepared
 
 
 def _new_state(prepared: Prepared, settings: Settings) -> EnvState:

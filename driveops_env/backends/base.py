@@ -70,7 +70,16 @@ def launch(
     for attempt in range(1, attempts + 1):
         if ctx.cancel.is_set():
             raise Interrupted("start-up was cancelled")
-        started = record_of(attempt)
+
+        def again(exc: StartupError) -> bool:
+            return attempt < attempts and not ctx.cancel.is_set() and retry_on(exc.log_tail or "")  # noqa: B023
+
+        try:
+            started = record_of(attempt)
+        except StartupError as exc:  # refused before it ran (a docker engine's port already allocated)
+            if again(exc):
+                continue
+            raise
         record = started.record
         ctx.register(record)
         try:
@@ -80,7 +89,7 @@ def launch(
                 alive=started.alive, logs=started.logs,
             )  # fmt: skip
         except StartupError as exc:
-            if attempt < attempts and not ctx.cancel.is_set() and retry_on(exc.log_tail or ""):
+            if again(exc):
                 stop(record)
                 continue
             raise

@@ -162,14 +162,17 @@ class DockerBackend:
 
     def _run(self, ctx: StartContext, base: ServiceRecord, *, env: dict[str, str], command: list[str] | None,
              probe: Callable[[ServiceRecord], object], files: dict[str, bytes] | None = None,
-             mem_limit: str | None = None, fixed_port: int | None = None) -> ServiceRecord:  # fmt: skip
+             mem_limit: str | None = None, host_port: Callable[[], tuple[int, list[str]]] | None = None,
+             retry_on: Callable[[str], bool] = lambda _: False) -> ServiceRecord:  # fmt: skip
         """A container of ``base.image`` on the environment's network, its ports published on the
-        publish address only, recorded and probed through :func:`launch`."""
+        publish address only, recorded and probed through :func:`launch`.  ``host_port`` chooses the
+        host port (and the command naming it) at every attempt."""
 
         def start(_: int | None) -> Started:
-            return self._start_container(ctx, base, env, command, files, mem_limit, fixed_port)
+            port, argv = host_port() if host_port is not None else (None, command)
+            return self._start_container(ctx, base, env, argv, files, mem_limit, port)
 
-        return launch(ctx, start, probe, lambda r: self.stop(r, fast=True))
+        return launch(ctx, start, probe, lambda r: self.stop(r, fast=True), retry_on=retry_on)
 
     def _start_container(
         self, ctx: StartContext, base: ServiceRecord, env: dict[str, str], command: list[str] | None,
@@ -291,31 +294,17 @@ class DockerBackend:
         base.aliases = ["keycloak"]
         if version.has_management_port:
             base.ports["management"] = 9000
-        host = self.addresses()[1]
-        record = self._run_keycloak(
-            ctx, base, env, lambda port: [*mode, *version.hostname_args(f"http://{host}:{port}"), *listen], heap
-        )
+        host, fixed = self.addresses()[1], self.settings.keycloak_port
+
+        def port_and_command() -> tuple[int, list[str]]:  # its hostname names the host port
+            port = fixed or self._host_port()
+            return port, [*mode, *version.hostname_args(f"http://{host}:{port}"), *listen]
+
+        record = self._run(ctx, base, env=env, command=None, probe=keycloak.probe_ready, mem_limit=f"{heap + 512}m",
+                           host_port=port_and_command, retry_on=(lambda _: False) if fixed else _clash)  # fmt: skip
         if self._keycloak is not None:
             keycloak.set_admin_password(keycloak.base_url(record), admin, self._keycloak[1], password)
         return record
-
-    def _run_keycloak(
-        self, ctx: StartContext, base: ServiceRecord, env: dict[str, str], command_for: Callable[[int], list[str]],
-        heap: int,
-    ) -> ServiceRecord:  # fmt: skip
-        """Keycloak's host port is chosen before it starts (its hostname names it): one taken in the
-        meantime, or on a remote engine a random one in use, is replaced by another (twice at most);
-        a port the user set is never replaced."""
-        fixed, attempts = self.settings.keycloak_port, 3
-        for attempt in range(1, attempts + 1):
-            port = fixed or self._host_port()
-            try:
-                return self._run(ctx, base, env=env, command=command_for(port), mem_limit=f"{heap + 512}m",
-                                 probe=keycloak.probe_ready, fixed_port=port)  # fmt: skip
-            except StartupError as exc:
-                if fixed or attempt == attempts or not _clash(exc.log_tail or ""):
-                    raise
-        raise AssertionError("unreachable")
 
     def _host_port(self) -> int:
         """A host port for Keycloak chosen before it starts (its hostname names it): a free one on a

@@ -232,10 +232,8 @@ class LocalBackend:
         data_dir = self._server_dir(ctx, key, None)
         password = generate_secret()
         env = install.server_env(self.settings.keycloak_heap_mb, self.settings.keycloak_jvm_options)
-        if self._snapshot is not None:
-            keycloak_snapshot.copy_into(self._snapshot, data_dir)
-        elif install.base_data is not None:
-            keycloak_dist.copy_base_data(install, data_dir)
+        if (initialised := self._snapshot or install.base_data) is not None:
+            keycloak_dist.copy_h2(initialised, data_dir)
         else:  # a fresh database: Keycloak creates the admin from these at first start
             env |= install.versions.bootstrap_admin_env(keycloak_dist.TEMPLATE_ADMIN, password)
         if database is not None and db_server is not None:

@@ -267,9 +267,8 @@ def ensure_install(
     )
 
 
-def copy_base_data(install: KeycloakInstall, data_dir: Path) -> None:
-    """An environment's own copy of the initialised H2 database (about 1 MB)."""
-    assert install.base_data is not None
+def copy_h2(source: Path, data_dir: Path) -> None:
+    """An environment's own copy of an initialised H2 database (the base data, or a realm snapshot's)."""
     target = data_dir / "data" / "h2"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(install.base_data / "data" / "h2", target)
+    shutil.copytree(source / "data" / "h2", target)

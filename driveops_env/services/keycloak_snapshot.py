@@ -26,7 +26,7 @@ from filelock import FileLock
 
 from driveops_env import process, readiness
 from driveops_env.ports import PortAllocator
-from driveops_env.services import keycloak
+from driveops_env.services import keycloak, keycloak_dist
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, KeycloakInstall
 
 MASK = "snapshot-secret-replaced-at-up"
@@ -84,7 +84,7 @@ def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     assert install.base_data is not None and install.template_password is not None
-    shutil.copytree(install.base_data / "data" / "h2", staging / "data" / "h2")
+    keycloak_dist.copy_h2(install.base_data, staging)
     ports = PortAllocator()
     http = ports.allocate()
     management = ports.allocate() if install.versions.has_management_port else None
@@ -112,12 +112,6 @@ def _prune(directory: Path) -> None:
     )
     for old in snapshots[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def copy_into(snapshot: Path, data_dir: Path) -> None:
-    target = data_dir / "data" / "h2"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(snapshot / "data" / "h2", target)
 
 
 def set_client_secrets(
