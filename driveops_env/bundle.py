@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
-from driveops_env import render
+from driveops_env import files, render
 from driveops_env.backends import Backend
 from driveops_env.health import CheckResult
 from driveops_env.state import EnvState
@@ -52,11 +52,12 @@ def write(
     members["status.json"] = json.dumps(status_data, indent=2)
     members["check.json"] = json.dumps([asdict(r) for r in checks], indent=2)
     members["check.md"] = render.checks_markdown(checks)
-    with tarfile.open(target, "w:gz") as tar:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, text in members.items():
             data = redact(text, secrets).encode()
             info = tarfile.TarInfo(f"driveops-env-{state.name}/{name}")
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(data))
-    target.chmod(0o600)
+    files.write_private(target, buffer.getvalue())  # never through a link planted at the name
     return list(members)

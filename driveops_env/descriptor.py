@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from driveops_env import paths, typed_json
+from driveops_env import files, paths, typed_json
 from driveops_env.errors import UsageError
 from driveops_env.state import EnvState, ServiceRecord, TenantRecord
 
@@ -67,10 +67,7 @@ def write(state: EnvState, target: Path | None) -> str:
     """The descriptor as text; written to ``target`` (mode 0600) when given."""
     text = json.dumps(export(state), indent=2, sort_keys=True) + "\n"
     if target is not None:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(text)
+        files.write_private(target, text.encode())
     return text
 
 
@@ -91,12 +88,7 @@ def _materialise(files: dict[str, str], target: Path) -> Path:
 
 
 def load(path: Path, cache_dir: Path) -> EnvState:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(
-            f"cannot read the descriptor {path}: {exc}", hint="write one with `driveops-env export`"
-        ) from exc
+    raw = files.load_json(path, "descriptor")
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise UsageError(
             f"{path} is not a driveops-env descriptor ({FORMAT})", hint="write one with `driveops-env export`"

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from driveops_env import envvars, health, options, orchestrator
 from driveops_env import reset as reset_
-from driveops_env.backends import create_backend
+from driveops_env.backends import Backend, create_backend
 from driveops_env.endpoints import KeycloakEndpoint, MongoEndpoint, PostgresEndpoint, RedisEndpoint
 from driveops_env.errors import UsageError
 from driveops_env.health import CheckResult
@@ -152,13 +152,15 @@ class Environment:
             settings, spec=spec, recreate=recreate, detach=detach, owner_pid=owner_pid,
             progress=progress or (lambda _: None),
         )  # fmt: skip
-        return cls(result.state, settings, owned=not result.attached)
+        return cls(result.state, orchestrator.running_settings(settings, result.state, check=False),
+                   owned=not result.attached)  # fmt: skip
 
     @classmethod
     def attach(cls, name: str = "default", *, settings: options.Settings | None = None) -> Environment:
         """An environment started elsewhere; leaving a ``with`` block does not stop it."""
         settings = settings or options.resolve()
-        return cls(orchestrator.load_running(settings, name), settings)
+        state = orchestrator.load_running(settings, name)
+        return cls(state, orchestrator.running_settings(settings, state))
 
     @classmethod
     def from_descriptor(cls, path: Path | str, *, settings: options.Settings | None = None) -> Environment:
@@ -212,11 +214,15 @@ class Environment:
 
     def add_tenants(self, slugs: list[str], *, progress: orchestrator.Progress | None = None) -> None:
         """Add tenants to the running environment (stores, seeds, realm) without touching the others."""
-        self._state = orchestrator.add_tenants(self._settings, self.name, slugs, progress=progress)
+        self._state, _ = orchestrator.add_tenants(self._settings, self.name, slugs, progress=progress)
 
     def status(self) -> list[CheckResult]:
         """Live health of every server (a real query or PING each)."""
-        return health.service_status(self._state, create_backend(self._state.backend, self._settings))
+        return health.service_status(self._state, self.runner())
+
+    def runner(self) -> Backend:
+        """The backend that runs this environment's servers (its own settings and engine)."""
+        return create_backend(self._state.backend, self._settings, self._state.engine)
 
     def check(self) -> list[CheckResult]:
         """The production guide's health checks, per tenant."""

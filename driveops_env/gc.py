@@ -8,15 +8,14 @@ file is gone are orphans; another state directory's are swept only when their fi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from driveops_env import orchestrator, process
+from driveops_env import files, orchestrator, process
 from driveops_env.backends import create_backend
 from driveops_env.errors import DriveopsEnvError, StateError
 from driveops_env.options import Settings
-from driveops_env.state import EnvState, StateStore
+from driveops_env.state import STATE_LIMIT, EnvState, StateStore
 
 
 def _owner_gone(state: EnvState) -> bool:
@@ -118,8 +117,8 @@ def _orphan(state_file: Path, *, ours: bool) -> bool:
     only) when it is gone or unreadable.  Another state directory's file may be missing here because it
     lives on another machine (a shared engine) or is another user's: its resources are left alone."""
     try:
-        raw = json.loads(state_file.read_text())
+        raw = files.load_json(state_file, "state file", limit=STATE_LIMIT)
         state = EnvState.from_dict(raw)
-    except (OSError, ValueError, TypeError, KeyError):
+    except (DriveopsEnvError, ValueError, TypeError, KeyError):
         return ours
     return _owner_gone(state)

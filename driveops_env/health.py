@@ -26,7 +26,13 @@ class CheckResult:
 
 
 # What a failure's text means, and what to do: (pattern, what it is, hint)
+NO_SPACE = "no space left on device"
 _DIAGNOSES = (
+    (
+        re.compile(r"No space left on device|could not extend file|could not write to file|disk full", re.I),
+        NO_SPACE,
+        "free disk space where the servers keep their data, then try again",
+    ),
     (
         re.compile(r"password authentication failed|Authentication failed|WRONGPASS|invalid username-password", re.I),
         "authentication failed",
@@ -42,8 +48,13 @@ _DIAGNOSES = (
 
 
 def diagnose(exc: BaseException) -> tuple[str, str | None]:
-    """A failure as one line a reader understands, and what to do.  FerretDB answers a refused login
-    as ``InternalError`` (code 1) with Go stack frames: reported as an authentication failure."""
+    """A failure as one line a reader understands, and what to do.  Our own errors are already said in
+    words.  FerretDB answers a refused login as ``InternalError`` (code 1) with Go stack frames: the
+    part around what matched is kept, cut at word boundaries."""
+    from driveops_env.errors import DriveopsEnvError
+
+    if isinstance(exc, DriveopsEnvError):
+        return exc.message, exc.hint
     text = " ".join(str(exc).split())
     from driveops_env.services.mongo_differences import explain
 
@@ -51,12 +62,25 @@ def diagnose(exc: BaseException) -> tuple[str, str | None]:
     if difference is not None:
         return f"not supported by FerretDB (MongoDB here): {difference.what}", difference.instead
     for pattern, what, hint in _DIAGNOSES:
-        if pattern.search(text):
-            core = pattern.search(text)
-            assert core is not None
-            return f"{what}: {text[max(0, core.start() - 40) : core.end() + 80].strip()}", hint
+        core = pattern.search(text)
+        if core is not None:
+            return f"{what}: {around(text, core.start(), core.end())}", hint
     first = (str(exc).splitlines() or [type(exc).__name__])[0]
-    return first[:300], None
+    return around(first, 0, 0, before=0, after=300), None
+
+
+def around(text: str, start: int, end: int, *, before: int = 60, after: int = 120) -> str:
+    """``text[start:end]`` with up to ``before``/``after`` characters around it, cut between words."""
+    left = max(0, start - before)
+    if left > 0:
+        space = text.find(" ", left, start)
+        left = space + 1 if space >= 0 else start
+    right = min(len(text), end + after)
+    if right < len(text):
+        space = text.rfind(" ", end, right)
+        right = space if space >= 0 else end
+    clipped = text[left:right].strip()
+    return ("... " if left > 0 else "") + clipped + (" ..." if right < len(text) else "")
 
 
 def _run(name: str, tenant: str | None, check: Callable[[], str]) -> CheckResult:

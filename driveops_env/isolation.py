@@ -14,7 +14,7 @@ a staging descriptor).  The tenant's own credentials reach its copy, and nothing
 - Redis, shared mode: an ACL user of its own limited to ``acme:<token>:*``, so every key a test can
   write is under that prefix; restoring deletes the prefix and writes the seed again;
 - Keycloak: the tenant's realm, shared read-only; a test marked ``keycloak_reset`` switches the copy
-  to a realm of its own (``acme-<token>``), re-created before each such test, so other processes'
+  to a realm of its own (``acme_<token>``), re-created before each such test, so other processes'
   tests never see a realm vanish.
 """
 
@@ -259,7 +259,7 @@ class TenantCopy:
         """A realm of this copy's own, (re)created from the template: other processes keep theirs."""
         access = self.record.keycloak
         assert access is not None and self.original.keycloak is not None
-        name = f"{self.original.keycloak.realm}-{self.token}"
+        name = f"{self.original.keycloak.realm}_{self.token}"  # "_": in no tenant's realm name
         tenant = replace(self.original.as_tenant(), realm=name)
         realm = seeding.render_realm(
             Path(self.state.realms_dir), Path(self.state.seeds_dir), tenant,

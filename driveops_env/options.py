@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from driveops_env import paths
+from driveops_env import files, paths
 from driveops_env.errors import UsageError
 from driveops_env.option_types import (
     SERVICES,
@@ -33,7 +33,7 @@ from driveops_env.option_types import (
     parse_text,
 )
 from driveops_env.services.keycloak_versions import DEFAULT_VERSION as DEFAULT_KEYCLOAK_VERSION
-from driveops_env.spec import parse_tenant_list, validate_env_name
+from driveops_env.spec import parse_tenant_list, validate_env_name, validate_realm_pattern
 
 ENV_PREFIX = "DRIVEOPS_ENV_"
 TOML_TABLE = "driveops-env"
@@ -201,8 +201,9 @@ class Settings:
         paths.default_realms_dir, "the realms/ shipped with driveops-env", parse_path, metavar="DIR",
     )  # fmt: skip
     realm_pattern: str = declare(
-        "Realm name of a tenant; {slug} is replaced by the tenant's slug.", lambda: "{slug}", "{slug}",
-        metavar="PATTERN",
+        "Realm name of a tenant; {slug} (required) is replaced by the tenant's slug; letters, digits, '.' "
+        "and '-' around it.",
+        lambda: "{slug}", "{slug}", validate_realm_pattern, metavar="PATTERN",
     )  # fmt: skip
     state_dir: Path = declare(
         "Directory of the state files (mode 0600) of running environments; must be yours and not "
@@ -271,6 +272,11 @@ class Settings:
         "Seconds a service may take to become ready.", lambda: 180.0, "180", parse_positive_float,
         metavar="SECONDS",
     )  # fmt: skip
+    input_limit_mb: int = declare(
+        "Largest input file read, in MB: seeds, templates, the tenant catalogue, descriptors. A larger one, "
+        "or one that is not a regular file (a FIFO, a link to a device), is refused (exit 2).",
+        lambda: files.DEFAULT_LIMIT_MB, str(files.DEFAULT_LIMIT_MB), parse_positive_int, metavar="MB",
+    )  # fmt: skip
     postgres_bin: Path | None = declare(
         "Directory holding initdb and postgres.", lambda: None, "newest /usr/lib/postgresql/*/bin, else PATH",
         parse_optional_path, metavar="DIR",
@@ -283,6 +289,11 @@ class Settings:
         "postgres", metavar="USER",
     )  # fmt: skip
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def input_limit(self) -> int:
+        """``input_limit_mb`` in bytes."""
+        return files.limit_bytes(self.input_limit_mb)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` (already typed values), recorded as given from Python."""
@@ -299,7 +310,6 @@ class Settings:
 
 OPTIONS: tuple[Option, ...] = table(Settings)
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
-
 S = TypeVar("S")
 
 

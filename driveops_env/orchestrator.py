@@ -30,6 +30,7 @@ from driveops_env.errors import (
 from driveops_env.options import Settings
 from driveops_env.plan import LIMITS, Launch, PlanInput, StartPlan
 from driveops_env.ports import PortAllocator
+from driveops_env.recorded import EXPLICIT, for_environment, recorded
 from driveops_env.secret import generate_secret
 from driveops_env.spec import (
     EnvSpec,
@@ -51,7 +52,7 @@ def _quiet(_: str) -> None:
 
 def build_spec(settings: Settings) -> EnvSpec:
     """The spec described by resolved options (pure apart from reading the tenant catalogue)."""
-    catalogue = load_catalogue(settings.seeds_dir / "tenants.json")
+    catalogue = load_catalogue(settings.seeds_dir / "tenants.json", limit=settings.input_limit)
     tenants = resolve_tenants(settings.tenants, catalogue, settings.realm_pattern)
     return EnvSpec(
         name=settings.name, tenants=tenants, backend=settings.backend, isolation=settings.isolation,
@@ -64,7 +65,7 @@ def fingerprint(spec: EnvSpec, settings: Settings) -> dict[str, Any]:
     result["services"] = list(settings.services)
     if "keycloak" in settings.services:
         result["keycloak"] = f"db={settings.keycloak_db} port={settings.keycloak_port or 'auto'}"
-    result["seeds"] = seeding.content_hash(spec.seeds_dir, spec.realms_dir)[:16]
+    result["seeds"] = seeding.content_hash(spec.seeds_dir, spec.realms_dir, limit=settings.input_limit)[:16]
     return result
 
 
@@ -88,6 +89,7 @@ class Prepared:
     plan_input: PlanInput
     finger: dict[str, Any]
     spec_hash: str
+    settings: Settings
 
 
 def render(tenants: Sequence[Tenant], settings: Settings, spec: EnvSpec) -> PlanInput:
@@ -96,7 +98,11 @@ def render(tenants: Sequence[Tenant], settings: Settings, spec: EnvSpec) -> Plan
     secrets = {t.slug: generate_secret() for t in tenants}
     seeds = {
         t.slug: seeding.render_tenant_seeds(
-            spec.seeds_dir, spec.realms_dir, t, api_client_secret=secrets[t.slug] if with_keycloak else None
+            spec.seeds_dir,
+            spec.realms_dir,
+            t,
+            api_client_secret=secrets[t.slug] if with_keycloak else None,
+            limit=settings.input_limit,
         )
         for t in tenants
     }
@@ -111,7 +117,7 @@ def prepare_start(settings: Settings, spec: EnvSpec | None, progress: Progress) 
     versions = backend.prepare(progress)
     spec = replace(spec, backend=backend_name, versions=versions)  # type: ignore[arg-type]
     finger = fingerprint(spec, settings)
-    return Prepared(spec, backend, plan_input, finger, hash_of(finger))
+    return Prepared(spec, backend, plan_input, finger, hash_of(finger), settings)
 
 
 def up(
@@ -131,10 +137,11 @@ def up(
     store = StateStore(settings.state_dir)
     with store.lock(prepared.spec.name):
         existing = store.load(prepared.spec.name)
-        if existing is not None and _reuse(existing, prepared, recreate, progress):
+        running = backend_of(existing, settings, check=False) if existing is not None else None
+        if existing is not None and running is not None and _reuse(existing, prepared, running, recreate, progress):
             return UpResult(existing, attached=True, elapsed=time.monotonic() - started)
         if existing is not None:
-            teardown.teardown(existing, create_backend(existing.backend, settings), store, settings)
+            teardown.teardown(existing, running or prepared.backend, store, settings)
         else:  # what a run killed before it wrote its state file left: labelled servers of this name
             prepared.backend.cleanup(prepared.spec.name)
         prepared = _with_realm_snapshot(prepared, settings, progress)  # only when it starts
@@ -161,6 +168,7 @@ def _new_state(prepared: Prepared, settings: Settings) -> EnvState:
         data_marker=generate_secret(16), seeds_dir=str(spec.seeds_dir), realms_dir=str(spec.realms_dir),
         owner_pid=os.getpid(), owner_start=process.start_time_of(os.getpid()),
         tenants={t.slug: TenantRecord(t.slug, t.tenant_id, t.display_name, t.realm) for t in spec.tenants},
+        options=recorded(settings, prepared.backend.name), engine=getattr(prepared.backend, "engine", ""),
     )  # fmt: skip
 
 
@@ -237,29 +245,43 @@ def _said(exc: Exception) -> StartupError:
     )
 
 
-def _reuse(existing: EnvState, prepared: Prepared, recreate: bool, progress: Progress) -> bool:
-    """Decide what to do with an environment of the same name: reuse it, or tear it down first."""
+def _reuse(existing: EnvState, prepared: Prepared, running: Backend, recreate: bool, progress: Progress) -> bool:
+    """Decide what to do with an environment of the same name: reuse it, or tear it down first.
+    ``running``: the backend of the existing environment, with its own settings."""
     if existing.status != "running":
         progress(f"environment {existing.name!r} was left {existing.status} by an earlier run: sweeping it")
         return False
     if existing.owner_pid is not None and not owner_alive(existing):
         progress(f"the process that owned environment {existing.name!r} is gone: sweeping what it left")
         return False
-    if existing.spec_hash != prepared.spec_hash:
+    moved = _moved(existing, prepared.settings)
+    if existing.spec_hash != prepared.spec_hash or moved:
         if recreate:
             progress(f"environment {existing.name!r} runs with a different spec: recreating it")
             return False
-        differences = describe_differences(existing.fingerprint, prepared.finger)
+        differences = describe_differences(existing.fingerprint, prepared.finger) + moved
         raise SpecMismatchError(
             f"environment {existing.name!r} is running with a different spec:\n    " + "\n    ".join(differences),
             hint=f"add --recreate to replace it, or use another --name, or `driveops-env down --name {existing.name}`",
         )
-    backend = prepared.backend
-    dead = [r.key for r in existing.services.values() if existing.backend == backend.name and not backend.is_running(r)]
+    dead = [r.key for r in existing.services.values() if not running.is_running(r)]
     if dead:
         progress(f"environment {existing.name!r}: {', '.join(dead)} not running: recreating it")
         return False
     return True
+
+
+def _moved(existing: EnvState, settings: Settings) -> list[str]:
+    """Where an explicit --data-dir or --cache-dir differs from the running environment's."""
+    try:
+        running_settings(settings, existing)
+    except UsageError:
+        return [
+            f"{key}: {existing.options.get(key)} -> {getattr(settings, key)}"
+            for key in ("data_dir", "cache_dir")
+            if settings.sources.get(key) in EXPLICIT and existing.options.get(key) != str(getattr(settings, key))
+        ]
+    return []
 
 
 def owner_alive(state: EnvState) -> bool:
@@ -289,14 +311,29 @@ def prepare(settings: Settings, progress: Progress = _quiet) -> dict[str, str]:
 def down(settings: Settings, name: str, *, keep_data: bool = False, progress: Progress = _quiet) -> bool:
     """Stop environment ``name``; False when there was nothing to stop (nothing is deleted then)."""
     store = StateStore(settings.state_dir)
-    with store.lock(name):
+    with teardown.signals_held() as interrupted, store.lock(name, cancelled=interrupted):
         state = store.load(name)
         if state is None:
             return False
-        backend = create_backend(state.backend, settings)
+        backend = backend_of(state, settings)
         progress(f"stopping environment {name!r} ({len(state.services)} service(s))")
         teardown.teardown(state, backend, store, settings, remove_data=not keep_data)
         return True
+
+
+def running_settings(settings: Settings, state: EnvState, *, check: bool = True) -> Settings:
+    """The settings a running environment works with: its state file's (``check``: an explicit option
+    of this command that contradicts them is an error)."""
+    options = dict(state.options)
+    if "services" not in options and _services_of(state):  # a state file written before options were
+        options["services"] = ",".join(_services_of(state))
+    given = settings if check else replace(settings, sources={})  # no explicit source: nothing to check
+    return for_environment(given, state.name, options)
+
+
+def backend_of(state: EnvState, settings: Settings, *, check: bool = True) -> Backend:
+    """The backend that runs ``state``'s servers, with the environment's own settings and engine."""
+    return create_backend(state.backend, running_settings(settings, state, check=check), state.engine)
 
 
 def load_running(settings: Settings, name: str) -> EnvState:
@@ -311,20 +348,25 @@ def load_running(settings: Settings, name: str) -> EnvState:
 # --- tenants on a running environment -------------------------------------------------------------------
 
 
-def add_tenants(settings: Settings, name: str, slugs: Sequence[str], *, progress: Progress | None = None) -> EnvState:
+def add_tenants(
+    settings: Settings, name: str, slugs: Sequence[str], *, progress: Progress | None = None
+) -> tuple[EnvState, list[str]]:
     """Add tenants (stores, seeds, realm) to a running environment; Keycloak and the other tenants are
-    not touched.  A failure removes what was added for them and leaves the rest running."""
+    not touched.  A failure removes what was added for them and leaves the rest running.  Returns the
+    state and the tenants this call added (not those already there, perhaps added meanwhile)."""
     progress = progress or _quiet
     store = StateStore(settings.state_dir)
     with store.lock(name):
         state = load_running(settings, name)
         new = [s for s in parse_tenant_list(list(slugs)) if s not in state.tenants]
         if not new:
-            return state
-        spec = _running_spec(state, settings)
-        tenants = resolve_tenants(new, load_catalogue(spec.seeds_dir / "tenants.json"), settings.realm_pattern)
-        running = settings.replace(services=_services_of(state) or settings.services)  # what it runs
-        backend = create_backend(state.backend, running)
+            return state, []
+        running = running_settings(settings, state)
+        spec = _running_spec(state, running)
+        catalogue = load_catalogue(spec.seeds_dir / "tenants.json", limit=running.input_limit)
+        held = [t.as_tenant() for t in state.tenants.values()]
+        tenants = resolve_tenants(new, catalogue, running.realm_pattern, existing=held)
+        backend = create_backend(state.backend, running, state.engine)
         what = render(tenants, running, spec)
         backend.prepare(progress)
         before = set(state.services)
@@ -340,7 +382,7 @@ def add_tenants(settings: Settings, name: str, slugs: Sequence[str], *, progress
             raise
         _refingerprint(state)
         store.save(state)
-        return state
+        return state, new
 
 
 def remove_tenant(settings: Settings, name: str, slug: str, *, progress: Progress | None = None) -> EnvState:
@@ -359,7 +401,7 @@ def remove_tenant(settings: Settings, name: str, slug: str, *, progress: Progres
                 hint=f"use `driveops-env down --name {name}`",
             )
         (progress or _quiet)(f"removing tenant {slug} from environment {name!r}")
-        teardown.remove_tenants(state, create_backend(state.backend, settings), [slug], keep_servers=set())
+        teardown.remove_tenants(state, backend_of(state, settings), [slug], keep_servers=set())
         _refingerprint(state)
         store.save(state)
         return state

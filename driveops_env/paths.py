@@ -107,3 +107,26 @@ def is_within(path: Path | str, root: Path) -> bool:
     """Whether ``path`` (links resolved) lies inside ``root`` (links resolved)."""
     real, base = os.path.realpath(path), os.path.realpath(root)
     return real == base or real.startswith(base + os.sep)
+
+
+def blocking_dir(path: Path, user: str) -> Path | None:
+    """The first folder on the way to ``path`` (``path`` included) that ``user`` may not enter, or None:
+    servers run as that user (PostgreSQL as root's ``--local-user``) must reach their data directory."""
+    import grp
+    import pwd
+
+    account = pwd.getpwnam(user)
+    groups = {account.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    current = Path("/")
+    for part in path.resolve().parts[1:]:
+        current = current / part
+        info = os.stat(current)
+        if info.st_uid == account.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid in groups:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return current
+    return None

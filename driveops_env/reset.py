@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from driveops_env import seeding, timing
-from driveops_env.errors import DriveopsEnvError, ServiceError, UsageError
+from driveops_env.errors import ServiceError, UsageError
 from driveops_env.isolation import is_copy_key
 from driveops_env.services import keycloak, mongo, postgres, redis
 from driveops_env.state import EnvState, TenantRecord
@@ -56,21 +56,19 @@ def reset_keycloak(state: EnvState, record: TenantRecord, seeds: seeding.TenantS
     admin.create_realm(seeds.realm.representation)
 
 
-def _said(store: str, slug: str, job: Callable[[], None]) -> Callable[[], None]:
-    """``job``, whose failure is a :class:`ServiceError` naming the store and tenant, with a hint."""
+def _said(store: str, slug: str, job: Callable[[], None], folder: str) -> Callable[[], None]:
+    """``job``, whose failure is an error naming the store and tenant, with a hint (and, for a full
+    disk, the folder the servers keep their data in)."""
 
     def run() -> None:
         try:
             job()
-        except DriveopsEnvError as exc:  # already said in words: say which reset, for whom
-            exc.message = f"resetting {store} failed: {exc.message}"
-            exc.tenant = exc.tenant or slug
-            exc.hint = exc.hint or "`driveops-env status` shows which server is down; `driveops-env up` heals it"
-            raise
-        except Exception as exc:  # a server's error, whatever its library
-            from driveops_env.health import diagnose
+        except Exception as exc:  # ours already said in words; a server's error, whatever its library
+            from driveops_env.health import NO_SPACE, diagnose
 
             detail, hint = diagnose(exc)
+            if detail.startswith(NO_SPACE):
+                hint = f"free disk space in {folder or 'the Docker engine'}, then reset again"
             raise ServiceError(
                 f"resetting {store} failed: {detail}", service=store, tenant=slug,
                 hint=hint or "`driveops-env status` shows which server is down; `driveops-env up` heals it",
@@ -100,6 +98,6 @@ def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -
         jobs["redis"] = lambda: reset_redis(state, record, seeds)
     if "keycloak" in stores and record.keycloak:
         jobs["keycloak"] = lambda: reset_keycloak(state, record, seeds)
-    jobs = {store: _said(store, slug, job) for store, job in jobs.items()}
+    jobs = {store: _said(store, slug, job, state.data_dir) for store, job in jobs.items()}
 
     return timing.run_timed(jobs)

@@ -17,13 +17,13 @@ Layout of a seeds directory::
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from driveops_env import files
 from driveops_env.errors import SeedError, TemplateError
 from driveops_env.spec import Tenant
 
@@ -94,26 +94,26 @@ def render_json(value: Any, context: Mapping[str, str], *, path: Path, tenant: s
     return value
 
 
-def load_json_template(path: Path, context: Mapping[str, str], *, tenant: str) -> Any:
+def load_json_template(path: Path, context: Mapping[str, str], *, tenant: str, limit: int | None = None) -> Any:
     """A JSON file with placeholders inside its strings, rendered for one tenant.  Unknown
     placeholders are found in the raw text first, so the error gives the file's own line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"cannot read {path}: {exc}", tenant=tenant) from exc
+    text = read_seed(path, tenant, limit)
     render_text(text, context, path=path, tenant=tenant)
-    return render_json(read_json(path, tenant=tenant), context, path=path, tenant=tenant)
-
-
-def read_json(path: Path, *, tenant: str | None = None) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise TemplateError(
-            f"{path} line {exc.lineno}: not valid JSON: {exc.msg}", tenant=tenant, hint="fix the file"
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"cannot read {path}: {exc}", tenant=tenant) from exc
+        parsed = files.parse_json(text, path, "seed file")
+    except TemplateError as exc:
+        exc.tenant = tenant
+        raise
+    return render_json(parsed, context, path=path, tenant=tenant)
+
+
+def read_seed(path: Path, tenant: str, limit: int | None) -> str:
+    """A seed or template file's text: a regular file of bounded size (else exit 2 naming it)."""
+    try:
+        return files.read_text(path, "seed file", limit=limit)
+    except TemplateError as exc:
+        exc.tenant = tenant
+        raise
 
 
 # --- SQL ------------------------------------------------------------------------------------------
@@ -180,14 +180,11 @@ def split_sql(text: str) -> list[SqlStatement]:
     return statements
 
 
-def render_sql_files(seeds_dir: Path, tenant: Tenant) -> tuple[SqlFile, ...]:
-    files = []
+def render_sql_files(seeds_dir: Path, tenant: Tenant, *, limit: int | None = None) -> tuple[SqlFile, ...]:
+    result = []
     context = tenant_context(tenant)
     for path in sorted((seeds_dir / "postgres").glob("*.sql")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TemplateError(f"cannot read {path}: {exc}", tenant=tenant.slug) from exc
+        text = read_seed(path, tenant.slug, limit)
         rendered = render_text(text, context, path=path, tenant=tenant.slug, quote=sql_literal)
         for statement in split_sql(rendered):
             if statement.text.startswith("\\"):
@@ -195,8 +192,8 @@ def render_sql_files(seeds_dir: Path, tenant: Tenant) -> tuple[SqlFile, ...]:
                     f"{path} line {statement.line}: psql meta-commands are not supported in seed files",
                     tenant=tenant.slug,
                 )
-        files.append(SqlFile(path, tuple(split_sql(rendered))))
-    return tuple(files)
+        result.append(SqlFile(path, tuple(split_sql(rendered))))
+    return tuple(result)
 
 
 def apply_sql(conninfo: str, files: Sequence[SqlFile], *, tenant: str) -> None:
@@ -235,11 +232,11 @@ class RedisEntry:
     path: Path
 
 
-def render_redis_entries(seeds_dir: Path, tenant: Tenant) -> tuple[RedisEntry, ...]:
+def render_redis_entries(seeds_dir: Path, tenant: Tenant, *, limit: int | None = None) -> tuple[RedisEntry, ...]:
     entries: list[RedisEntry] = []
     context = tenant_context(tenant)
     for path in sorted((seeds_dir / "redis").glob("*.json")):
-        raw = load_json_template(path, context, tenant=tenant.slug)
+        raw = load_json_template(path, context, tenant=tenant.slug, limit=limit)
         if not isinstance(raw, dict):
             raise TemplateError(f"{path}: expected an object of keys", tenant=tenant.slug)
         for key, spec in raw.items():
@@ -286,13 +283,15 @@ class RealmSeed:
     users: dict[str, str]  # username -> password, in seed order
 
 
-def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_client_secret: str) -> RealmSeed:
+def render_realm(
+    realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_client_secret: str, limit: int | None = None
+) -> RealmSeed:
     """The tenant's realm: ``realms/tenant-realm.json`` rendered, with the users of ``seeds/users.json``."""
     path = realms_dir / REALM_TEMPLATE
-    if not path.is_file():
+    if not path.exists():
         raise TemplateError(f"the realm template {path} does not exist", tenant=tenant.slug, hint="check --realms-dir")
     context = tenant_context(tenant) | {"api_client_secret": api_client_secret}
-    realm = load_json_template(path, context, tenant=tenant.slug)
+    realm = load_json_template(path, context, tenant=tenant.slug, limit=limit)
     if not isinstance(realm, dict) or realm.get("realm") != tenant.realm:
         raise TemplateError(
             f'{path}: the template must be an object whose "realm" is {{{{ realm }}}}',
@@ -302,8 +301,8 @@ def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_clien
     users_path = seeds_dir / "users.json"
     users: dict[str, str] = {}
     representations = list(realm.get("users", []))
-    if users_path.is_file():
-        raw = load_json_template(users_path, context, tenant=tenant.slug)
+    if users_path.exists():
+        raw = load_json_template(users_path, context, tenant=tenant.slug, limit=limit)
         rows = raw.get("users") if isinstance(raw, dict) else None
         if not isinstance(rows, list):
             raise TemplateError(f"{users_path}: expected an object with a 'users' list", tenant=tenant.slug)
@@ -337,13 +336,13 @@ def render_realm(realms_dir: Path, seeds_dir: Path, tenant: Tenant, *, api_clien
 # --- MongoDB --------------------------------------------------------------------------------------
 
 
-def render_mongo_collections(seeds_dir: Path, tenant: Tenant) -> tuple[Any, ...]:
+def render_mongo_collections(seeds_dir: Path, tenant: Tenant, *, limit: int | None = None) -> tuple[Any, ...]:
     """``seeds/mongo/<collection>.json`` rendered for the tenant (see services.mongo.parse_collection)."""
     from driveops_env.services import mongo
 
     context = tenant_context(tenant)
     return tuple(
-        mongo.parse_collection(path, load_json_template(path, context, tenant=tenant.slug), tenant.slug)
+        mongo.parse_collection(path, load_json_template(path, context, tenant=tenant.slug, limit=limit), tenant.slug)
         for path in sorted((seeds_dir / "mongo").glob("*.json"))
     )
 
@@ -360,31 +359,32 @@ class TenantSeeds:
 
 
 def render_tenant_seeds(
-    seeds_dir: Path, realms_dir: Path, tenant: Tenant, *, api_client_secret: str | None
+    seeds_dir: Path, realms_dir: Path, tenant: Tenant, *, api_client_secret: str | None, limit: int | None = None
 ) -> TenantSeeds:
     """Everything seeded for one tenant; ``api_client_secret`` None means no Keycloak."""
     if not seeds_dir.is_dir():
         raise TemplateError(f"the seeds directory {seeds_dir} does not exist", hint="check --seeds-dir")
     realm = None
     if api_client_secret is not None:
-        realm = render_realm(realms_dir, seeds_dir, tenant, api_client_secret=api_client_secret)
+        realm = render_realm(realms_dir, seeds_dir, tenant, api_client_secret=api_client_secret, limit=limit)
     return TenantSeeds(
-        sql=render_sql_files(seeds_dir, tenant),
-        redis=render_redis_entries(seeds_dir, tenant),
+        sql=render_sql_files(seeds_dir, tenant, limit=limit),
+        redis=render_redis_entries(seeds_dir, tenant, limit=limit),
         realm=realm,
-        mongo=render_mongo_collections(seeds_dir, tenant),
+        mongo=render_mongo_collections(seeds_dir, tenant, limit=limit),
     )
 
 
-def content_hash(*directories: Path) -> str:
-    """Hash of every file under the given directories (names and bytes)."""
+def content_hash(*directories: Path, limit: int | None = None) -> str:
+    """Hash of every file under the given directories (names and bytes); each must be a regular file
+    of bounded size (a FIFO or a link to a device is refused, never read)."""
     digest = hashlib.sha256()
     for directory in directories:
         if not directory.is_dir():
             continue
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        for path in sorted(p for p in directory.rglob("*") if not p.is_dir()):
             digest.update(str(path.relative_to(directory)).encode())
             digest.update(b"\0")
-            digest.update(path.read_bytes())
+            digest.update(files.read_bytes(path, "seed file", limit=limit))
             digest.update(b"\0")
     return digest.hexdigest()

@@ -5,20 +5,24 @@ Everything here is pure: no process is started and nothing is written.
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from driveops_env import files
 from driveops_env.errors import TemplateError, UsageError
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9-]{1,30}")
 ENV_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 RESERVED_SLUGS = frozenset({"master"})
+SLUG_PLACEHOLDER = "{slug}"
+# a realm name: no "_", which separates a tenant's realm from a test process's copy of it (acme_gw0)
+REALM_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")
 # Namespace of the uuid5 ids given to tenants that are not in the catalogue. Never change it:
 # ids derived from it are stored in databases and tokens.
 TENANT_NAMESPACE = uuid.UUID("6f1b2c1e-8d4a-5f3e-9b7c-0d2e4f6a8b10")
@@ -102,14 +106,11 @@ def parse_tenant_list(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(slugs)
 
 
-def load_catalogue(path: Path) -> dict[str, CatalogueEntry]:
+def load_catalogue(path: Path, *, limit: int | None = None) -> dict[str, CatalogueEntry]:
     """Read the tenant catalogue (``seeds/tenants.json``): slug, tenant id and display name."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TemplateError(f"cannot read the tenant catalogue {path}: {exc}", hint="fix the file") from exc
+    raw = files.load_json(path, "tenant catalogue", limit=limit)
     entries: dict[str, CatalogueEntry] = {}
     rows = raw.get("tenants") if isinstance(raw, dict) else None
     if not isinstance(rows, list):
@@ -167,24 +168,59 @@ def derive_tenant_id(slug: str) -> str:
 
 
 def resolve_tenants(
-    slugs: Iterable[str], catalogue: Mapping[str, CatalogueEntry], realm_pattern: str = "{slug}"
+    slugs: Iterable[str],
+    catalogue: Mapping[str, CatalogueEntry],
+    realm_pattern: str = "{slug}",
+    existing: Iterable[Tenant] = (),
 ) -> tuple[Tenant, ...]:
+    """Tenants of ``slugs``: ids from the catalogue, else derived; no two (with ``existing``, the
+    tenants of a running environment) may share an id or a realm."""
+    validate_realm_pattern(realm_pattern)
     tenants = []
     for slug in slugs:
         entry = catalogue.get(slug)
         tenant_id = entry.tenant_id if entry else derive_tenant_id(slug)
         name = entry.display_name if entry else slug.replace("-", " ").title()
-        try:
-            realm = realm_pattern.format(slug=slug)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise UsageError(
-                f"realm pattern {realm_pattern!r} is not valid: {exc}",
-                hint="use a pattern with the single placeholder {slug}, e.g. 'tenant-{slug}'",
-            ) from exc
-        if realm in RESERVED_SLUGS or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", realm):
-            raise UsageError(f"realm name {realm!r} (from pattern {realm_pattern!r}) is not valid")
-        tenants.append(Tenant(slug=slug, tenant_id=tenant_id, display_name=name, realm=realm))
+        tenants.append(Tenant(slug=slug, tenant_id=tenant_id, display_name=name, realm=realm_name(realm_pattern, slug)))
+    _check_distinct([*existing, *tenants])
     return tuple(tenants)
+
+
+def validate_realm_pattern(pattern: str) -> str:
+    """A realm pattern holds ``{slug}`` (else every tenant would get the same realm) and gives a valid
+    realm name; the placeholder is replaced literally (nothing else in braces is evaluated)."""
+    if SLUG_PLACEHOLDER not in pattern:
+        raise UsageError(
+            f"realm pattern {pattern!r} has no {SLUG_PLACEHOLDER}: every tenant would get the same realm",
+            hint="use a pattern with the placeholder {slug}, e.g. 'tenant-{slug}'",
+        )
+    realm_name(pattern, "acme")
+    return pattern
+
+
+def realm_name(pattern: str, slug: str) -> str:
+    realm = pattern.replace(SLUG_PLACEHOLDER, slug)
+    if realm in RESERVED_SLUGS or not REALM_PATTERN.fullmatch(realm):
+        raise UsageError(
+            f"realm name {realm!r} (from pattern {pattern!r}) is not valid",
+            hint="realm names: letters, digits, '.', '-', up to 64 characters; the pattern holds {slug} once or more",
+        )
+    return realm
+
+
+def _check_distinct(tenants: Sequence[Tenant]) -> None:
+    for attribute in ("tenant_id", "realm"):
+        owner: dict[str, str] = {}
+        for tenant in tenants:
+            value = getattr(tenant, attribute)
+            if value in owner and owner[value] != tenant.slug:
+                raise UsageError(
+                    f"tenants {owner[value]!r} and {tenant.slug!r} would share the {attribute} {value}",
+                    hint="give each tenant its own GUID in the catalogue (tenants.json)"
+                    if attribute == "tenant_id"
+                    else "use a realm pattern that holds {slug}",
+                )
+            owner[value] = tenant.slug
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,25 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
-from driveops_env import paths, typed_json
-from driveops_env.errors import StateError, UnsafePathError
+from driveops_env import files, paths, typed_json
+from driveops_env.errors import Interrupted, StateError, UnsafePathError
 from driveops_env.spec import Tenant
 
 STATE_VERSION = 2
+STATE_LIMIT = 16 * 1024 * 1024  # bytes: a state file of a hundred tenants is well under 1 MB
+
+
+class UnreadableStateError(StateError):
+    """A state file too large or too deep to be read: input from someone else, refused (exit 2)."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -178,6 +185,8 @@ class EnvState:
     created_at: float = field(default_factory=time.time)
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     tenants: dict[str, TenantRecord] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)  # what it was started with (options.recorded)
+    engine: str = ""  # the Docker engine's address, for the docker backend
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -205,9 +214,9 @@ class StateStore:
         paths.private_dir(self.state_dir, "the state directory", hint=self.HINT)
 
     def _read(self, path: Path) -> str | None:
-        """The file's text, if it exists and is this user's own, unlinked, unshared file."""
+        """The file's text, if it exists and is this user's own, unlinked, unshared file of bounded size."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -224,7 +233,12 @@ class StateStore:
                     f"mode {stat.S_IMODE(info.st_mode):04o}); it is not used",
                     hint=self.HINT,
                 )
-            return handle.read()
+            if info.st_size > STATE_LIMIT:
+                raise UnreadableStateError(
+                    f"the state file {path} is {info.st_size} bytes; a state file is never over {STATE_LIMIT}",
+                    hint=f"the file was changed by someone else: run `driveops-env gc`, or delete {path}",
+                )
+            return handle.read(STATE_LIMIT + 1)
 
     def load(self, name: str) -> EnvState | None:
         path = self.path(name)
@@ -236,15 +250,29 @@ class StateStore:
             return None
         try:
             raw = json.loads(text)
+            if files.json_depth(raw) > files.MAX_DEPTH:
+                raise RecursionError
+        except RecursionError:
+            raise UnreadableStateError(
+                f"the state file {path} nests deeper than {files.MAX_DEPTH} levels; it is not read",
+                hint=f"the file was changed by someone else: run `driveops-env gc`, or delete {path}",
+            ) from None
+        except ValueError as exc:
+            raise self._corrupted(path, name, exc) from exc
+        try:
             if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
                 version = raw.get("version") if isinstance(raw, dict) else None
                 raise ValueError(f"unknown state version {version!r} (this driveops-env writes {STATE_VERSION})")
             return EnvState.from_dict(raw)
         except ValueError as exc:
-            raise StateError(
-                f"the state file {path} of environment {name!r} is corrupted: {exc}",
-                hint=f"run `driveops-env gc` to stop what it may still run, or delete {path}",
-            ) from exc
+            raise self._corrupted(path, name, exc) from exc
+
+    @staticmethod
+    def _corrupted(path: Path, name: str, exc: ValueError) -> StateError:
+        return StateError(
+            f"the state file {path} of environment {name!r} is corrupted: {exc}",
+            hint=f"run `driveops-env gc` to stop what it may still run, or delete {path}",
+        )
 
     def save(self, state: EnvState) -> None:
         self._ensure_dir()
@@ -283,19 +311,26 @@ class StateStore:
         return sorted(p.stem for p in self.state_dir.glob("*.json") if not p.name.startswith("."))
 
     @contextlib.contextmanager
-    def lock(self, name: str, timeout: float = 600.0) -> Iterator[None]:
-        """Hold the lock of environment ``name`` (one ``up``/``down`` at a time per name)."""
+    def lock(self, name: str, timeout: float = 600.0, cancelled: Callable[[], bool] = lambda: False) -> Iterator[None]:
+        """Hold the lock of environment ``name`` (one ``up``/``down`` at a time per name); stop waiting
+        when ``cancelled`` says so."""
         self._ensure_dir()
         lock = FileLock(str(self.state_dir / f".{name}.lock"), mode=0o600)
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout as exc:
-            raise StateError(
-                f"environment {name!r} is locked by another driveops-env process for over {timeout:.0f}s",
-                hint="wait for the other `up`/`down` to finish",
-            ) from exc
-        except OSError as exc:
-            raise StateError(f"cannot lock environment {name!r}: {exc}") from exc
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                lock.acquire(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+                break
+            except Timeout as exc:
+                if cancelled():
+                    raise Interrupted(f"interrupted while waiting for the lock of environment {name!r}") from None
+                if time.monotonic() >= deadline:
+                    raise StateError(
+                        f"environment {name!r} is locked by another driveops-env process for over {timeout:.0f}s",
+                        hint="wait for the other `up`/`down` to finish",
+                    ) from exc
+            except OSError as exc:
+                raise StateError(f"cannot lock environment {name!r}: {exc}") from exc
         try:
             yield
         finally:

@@ -150,6 +150,28 @@ def with_sigint_ignored(action: Callable[[], None]) -> None:
 
 
 @contextlib.contextmanager
+def signals_held() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C and SIGTERM wait until the block ends (stopping servers is never cut short, nor a lock
+    file's release), then interrupt; the block may ask whether one came (to stop waiting for a lock)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(received)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if received:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def signals_cancel(cancel: threading.Event, interrupted: threading.Event) -> Iterator[None]:
     """While servers start, Ctrl-C and SIGTERM only set ``cancel``: a KeyboardInterrupt raised at a
     random point (inside a thread pool, say) could let a step run on after the cleanup."""

@@ -38,7 +38,8 @@ def resolve_backend_name(
     return "docker"
 
 
-def create_backend(name: str, settings: Settings) -> Backend:
+def create_backend(name: str, settings: Settings, engine: str = "") -> Backend:
+    """A backend by name; ``engine``: where a running environment's containers are (its state says)."""
     if name == "local":
         from driveops_env.backends.local import LocalBackend
 
@@ -46,7 +47,7 @@ def create_backend(name: str, settings: Settings) -> Backend:
     if name == "docker":
         from driveops_env.backends.docker import DockerBackend
 
-        return DockerBackend(settings)
+        return DockerBackend(settings, engine)
     if name == "descriptor":
         from driveops_env.backends.descriptor import DescriptorBackend
 

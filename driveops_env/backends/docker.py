@@ -57,8 +57,9 @@ def _clash(text: str) -> bool:
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: str = "") -> None:
         self.settings = settings
+        self.engine = engine or docker_engine.engine_url()  # a running environment's: its recorded engine
         self._client: Any = None
         self._network_lock = threading.Lock()
         self._keycloak: tuple[str, str] | None = None  # optimized image, its template admin password
@@ -83,13 +84,13 @@ class DockerBackend:
 
     def client(self) -> Any:
         if self._client is None:
-            self._client = docker_engine.connect()
+            self._client = docker_engine.connect(url=self.engine)
         return self._client
 
     def addresses(self) -> tuple[str, str]:
         """(publish address, client address), decided once."""
         if self._addresses is None:
-            self._addresses = docker_engine.publish_address(self.settings.publish_address)
+            self._addresses = docker_engine.publish_address(self.settings.publish_address, self.engine)
         return self._addresses
 
     def _labels(self, env_name: str, **extra: str) -> dict[str, str]:
@@ -309,7 +310,7 @@ class DockerBackend:
     def _host_port(self) -> int:
         """A host port for Keycloak chosen before it starts (its hostname names it): a free one on a
         local engine; on a remote one a random high port, retried if taken."""
-        if docker_engine.is_remote():
+        if docker_engine.is_remote(self.engine):
             return random.randint(20000, 59999)  # noqa: S311 - not a secret
         return PortAllocator().allocate()
 

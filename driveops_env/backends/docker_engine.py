@@ -46,10 +46,13 @@ def engine_url() -> str:
     return found[0] if found else "unix:///var/run/docker.sock"
 
 
-def client(timeout: int = 60) -> Any:
-    """A docker SDK client of the engine (raises the SDK's errors when none answers)."""
+def client(timeout: int = 60, url: str | None = None) -> Any:
+    """A docker SDK client of the engine, or of the engine at ``url`` (an environment's recorded one)
+    when that is not the current one (raises the SDK's errors when none answers)."""
     import docker
 
+    if url is not None and url != engine_url():
+        return docker.DockerClient(base_url=url, timeout=timeout, use_ssh_client=True)
     if not os.environ.get("DOCKER_HOST"):
         found = _context_endpoint()
         if found is not None:
@@ -70,33 +73,34 @@ def engine_answers(timeout: float = 2.0) -> bool:
         return False
 
 
-def connect(timeout: int = 60) -> Any:
+def connect(timeout: int = 60, url: str | None = None) -> Any:
     try:
-        c = client(timeout)
+        c = client(timeout, url)
         c.ping()
     except Exception as exc:
         raise MissingDependencyError(
-            f"--backend docker: no Docker engine answers at {engine_url()} ({type(exc).__name__}: {str(exc)[:160]})",
+            f"--backend docker: no Docker engine answers at {url or engine_url()} "
+            f"({type(exc).__name__}: {str(exc)[:160]})",
             hint="start one (scripts/provision --docker does), set DOCKER_HOST or a docker context, or --backend local",
         ) from None
     return c
 
 
-def engine_host() -> str:
+def engine_host(url: str | None = None) -> str:
     """The host name or address of the engine's machine ('' for a local socket)."""
-    url = urlparse(engine_url())
-    if url.scheme in ("unix", "npipe", ""):
+    parsed = urlparse(url or engine_url())
+    if parsed.scheme in ("unix", "npipe", ""):
         return ""
-    return url.hostname or ""
+    return parsed.hostname or ""
 
 
-def is_remote() -> bool:
-    return engine_host() not in LOCAL_HOSTS
+def is_remote(url: str | None = None) -> bool:
+    return engine_host(url) not in LOCAL_HOSTS
 
 
-def publish_address(configured: str) -> tuple[str, str]:
+def publish_address(configured: str, url: str | None = None) -> tuple[str, str]:
     """(address ports are published on, address clients connect to)."""
-    host = engine_host()
+    host = engine_host(url)
     if configured:
         _check_address(configured)
         if configured != "0.0.0.0":  # noqa: S104 - every interface only when the user asks for it

@@ -73,12 +73,25 @@ class LocalBackend:
             ) from None
         return user
 
+    def _check_enterable(self, root: Path) -> None:
+        """As root, servers run as ``--local-user``: it must reach the data root (a 0700 folder of root's
+        on the way would let PostgreSQL fail only after everything else started)."""
+        user = self.run_as()
+        blocked = paths.blocking_dir(root, user) if user is not None else None
+        if blocked is not None:
+            raise UsageError(
+                f"the data directory {root} cannot be reached by the user {user!r} the servers run as: "
+                f"{blocked} does not let it in",
+                hint=f"chmod o+x {blocked} (or a+x), or choose another --data-dir, or set --local-user",
+            )
+
     def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
         from driveops_env import teardown
 
         settings = self.settings
         services = settings.services
-        teardown.data_root(settings)  # checked for every service set, before anything starts
+        root = teardown.data_root(settings)  # checked for every service set, before anything starts
+        self._check_enterable(root)
         paths.usable_dir(settings.cache_dir, "the cache directory", hint="set --cache-dir / DRIVEOPS_ENV_CACHE_DIR")
         versions: dict[str, str] = {}
         if "postgres" in services or "mongo" in services:

@@ -14,7 +14,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from driveops_env import bundle, descriptor, envvars, options, orchestrator, render, reset
-from driveops_env.backends import create_backend
 from driveops_env.cli import output
 from driveops_env.environment import Environment
 from driveops_env.errors import UsageError
@@ -146,7 +145,7 @@ def _find_service(services: dict[str, ServiceRecord], name: str, tenant: str | N
 
 def cmd_logs(args: argparse.Namespace) -> int:
     env = environment(args)
-    backend = create_backend(env.backend, env.settings)
+    backend = env.runner()
     if args.bundle:
         members = bundle.write(Path(args.bundle), env.state, backend, env.status(), env.check())
         output.progress(f"wrote {args.bundle}: {len(members)} file(s), secrets redacted")
@@ -190,6 +189,11 @@ def cmd_token(args: argparse.Namespace) -> int:
         user = args.user or next(iter(tenant.keycloak.users), None)
         if user is None:
             raise UsageError("the realm has no seeded user; pass --user and --password")
+        if args.password:
+            output.progress(
+                "warning: --password shows the password to every user of this machine (ps, /proc/<pid>/cmdline); "
+                "set DRIVEOPS_TOKEN_PASSWORD instead"
+            )
         password = args.password or os.environ.get("DRIVEOPS_TOKEN_PASSWORD")
         token = str(keycloak.user_token(tenant.keycloak, user, password)["access_token"])
     if args.decode:
@@ -216,10 +220,17 @@ def cmd_tenant(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     started = time.monotonic()
     if args.action == "add":
-        state = orchestrator.add_tenants(settings, settings.name, args.slugs, progress=output.progress)
-        output.progress(f"tenant(s) {', '.join(args.slugs)} added in {time.monotonic() - started:.2f}s")
-        rows = [r for r in render.endpoint_rows(state, show_secrets=False) if r[0] in args.slugs]
-        output.table(render.ENDPOINT_HEADERS, rows)
+        state, added = orchestrator.add_tenants(settings, settings.name, args.slugs, progress=output.progress)
+        there = [slug for slug in args.slugs if slug not in added]
+        if there:
+            output.progress(
+                f"tenant(s) {', '.join(there)} already part of environment {settings.name!r}; nothing to do"
+            )
+        if added:
+            output.progress(f"tenant(s) {', '.join(added)} added in {time.monotonic() - started:.2f}s")
+        rows = [r for r in render.endpoint_rows(state, show_secrets=False) if r[0] in added]
+        if rows:
+            output.table(render.ENDPOINT_HEADERS, rows)
         return 0
     for slug in args.slugs:
         orchestrator.remove_tenant(settings, settings.name, slug, progress=output.progress)

@@ -72,9 +72,13 @@ class SessionEnvironment:
     def settings(self) -> Settings:
         """The session's settings: a conftest's factory options applied, and the environment's name."""
         settings = plugin_settings.with_factory_overrides(self.base)
-        if settings.sources.get("name", "default") != "default":
+        if self.name_given():
             return settings
         return settings.replace(name="default" if self.plugin.reuse else self.own_name())
+
+    def name_given(self) -> bool:
+        """Whether the environment's name was configured (flag, variable, pyproject, ini, factory)."""
+        return plugin_settings.with_factory_overrides(self.base).sources.get("name", "default") != "default"
 
     def own_name(self) -> str:
         return f"{self.own_prefix()}{self.session}"

@@ -7,6 +7,7 @@ Both tables are resolved by :func:`driveops_env.options.resolve_into`: one prece
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,8 +71,11 @@ def plugin_options_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     for option in PLUGIN_OPTIONS:
+        flags = f"`{flag(option)}`"
+        if option.metavar == "BOOL":
+            flags += f", `--no-{flag(option)[2:]}`"
         lines.append(
-            f"| {option.name} | `{flag(option)}` | `{option.ini_key}` | `{option.env_var}` | "
+            f"| {option.name} | {flags} | `{option.ini_key}` | `{option.env_var}` | "
             f"{option.default_doc} | {option.help} |"
         )
     return "\n".join(lines)
@@ -82,8 +86,11 @@ def add_options(parser: pytest.Parser) -> None:
     for option in ALL_OPTIONS:
         kwargs: dict[str, Any] = {"dest": DEST_PREFIX + option.name, "default": None, "help": option.help}
         if option in PLUGIN_OPTIONS and option.metavar == "BOOL":
-            kwargs |= {"nargs": "?", "const": "true"}
-        group.addoption(flag(option), metavar=option.metavar, **kwargs)
+            # a plain switch (pytest users put flags before paths), with a --no- form that undoes a
+            # configured true; the ini key and DRIVEOPS_ENV_* variable keep their true/false values
+            group.addoption(flag(option), action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            group.addoption(flag(option), metavar=option.metavar, **kwargs)
         parser.addini(option.ini_key, f"{option.help} (default: {option.default_doc})", default=None)
 
 

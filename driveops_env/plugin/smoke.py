@@ -76,8 +76,8 @@ def smoke_items(pytest_session: pytest.Session, session: Any) -> list[pytest.Ite
     elif from_env is not None:
         plan = [(from_env.slug, health.checks_for(from_env))]
     else:
-        lookup = session.settings
-        if lookup.sources.get("name", "default") == "default":
+        lookup = session.settings  # the name `driveops-env up` uses unless one is configured
+        if not session.name_given():
             lookup = lookup.replace(name="default")
         try:
             state = orchestrator.load_running(lookup, lookup.name)

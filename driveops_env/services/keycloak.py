@@ -116,13 +116,23 @@ def set_admin_password(base_url: str, username: str, old_password: str, new_pass
 
 
 def realm_exists(base_url: str, realm: str) -> bool:
+    """Whether Keycloak knows the realm (404: it does not); a Keycloak that does not answer is an
+    error that says so, not a missing realm."""
     from keycloak import KeycloakOpenID
-    from keycloak.exceptions import KeycloakError
+    from keycloak.exceptions import KeycloakConnectionError, KeycloakError
 
     try:
         KeycloakOpenID(server_url=base_url, realm_name=realm, client_id="account", timeout=TIMEOUT).well_known()
-    except KeycloakError:
-        return False
+    except KeycloakConnectionError as exc:
+        raise ServiceError(
+            f"Keycloak does not answer at {base_url} ({' '.join(str(exc).split())[:160]})",
+            service="keycloak",
+            hint="`driveops-env status` shows whether it runs; `driveops-env up` heals the environment",
+        ) from None
+    except KeycloakError as exc:
+        if exc.response_code == 404:
+            return False
+        raise
     return True
 
 

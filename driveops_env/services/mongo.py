@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driveops_env.errors import SeedError, TemplateError
+from driveops_env.errors import SeedError, ServiceError, TemplateError
 from driveops_env.state import MongoAccess, MongoLogin, ServiceRecord
 
 INDEX_KEYS = frozenset({"keys", "name", "unique"})
@@ -169,15 +169,31 @@ def seed(access: MongoAccess, collections: Iterable[MongoCollection], *, tenant:
                 target.insert_many([dict(d) for d in collection.documents], ordered=True)
                 count += len(collection.documents)
     except pymongo.errors.PyMongoError as exc:
-        raise SeedError(
-            f"seed file {collection.path} was refused: {str(exc)[:300]}",
-            service="mongo",
-            tenant=tenant,
-            hint="fix the seed file; nothing of the environment was left running",
-        ) from exc
+        raise _seed_failure(exc, collection.path, tenant) from exc
     finally:
         conn.close()
     return count
+
+
+def _seed_failure(exc: Exception, path: Path, tenant: str) -> Exception:
+    """A refused seed file (bad input, exit 2), or a server that failed (a full disk, no answer: exit 1)."""
+    from driveops_env.health import NO_SPACE, diagnose
+
+    detail, hint = diagnose(exc)
+    if isinstance(exc, pymongo_server_errors()) or detail.startswith((NO_SPACE, "no answer")):
+        return ServiceError(f"seeding {path.name} failed: {detail}", service="mongo", tenant=tenant, hint=hint)
+    return SeedError(
+        f"seed file {path} was refused: {str(exc)[:300]}",
+        service="mongo",
+        tenant=tenant,
+        hint="fix the seed file; nothing of the environment was left running",
+    )
+
+
+def pymongo_server_errors() -> tuple[type[Exception], ...]:
+    import pymongo.errors
+
+    return (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError)
 
 
 def restore(access: MongoAccess, collections: Iterable[MongoCollection], *, tenant: str) -> None:

@@ -112,24 +112,28 @@ def save_seed_template(admin_info: str, database: str) -> None:
 
 
 def clone_from_template(admin_info: str, *, template: str, target: str, owner: str) -> None:
-    """Drop ``target`` (closing its sessions) and clone it from ``template``: milliseconds for a small
-    database (the default WAL_LOG strategy)."""
+    """``target`` replaced by a clone of ``template``: the clone is made under a staging name first, so
+    a clone that fails (a full disk) leaves ``target`` as it was, and a staging database a later
+    clone replaces.  Milliseconds for a small database (the default WAL_LOG strategy)."""
     import psycopg
     from psycopg import sql
 
+    staging = sql.Identifier(staging_name(target))
     with psycopg.connect(admin_info, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(staging))
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-                sql.Identifier(target), sql.Identifier(template), sql.Identifier(owner)
+                staging, sql.Identifier(template), sql.Identifier(owner)
             )
         )
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(target)))
-        conn.execute(
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(target), sql.Identifier(owner)
-            )
-        )
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(staging))
+        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(staging, sql.Identifier(owner)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(staging, sql.Identifier(target)))
+
+
+def staging_name(database: str) -> str:
+    return f"{database}__next"
 
 
 def restore_from_seed_template(admin_info: str, *, database: str, owner: str) -> None:

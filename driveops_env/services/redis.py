@@ -16,7 +16,19 @@ from typing import Any
 
 from driveops_env.errors import MissingDependencyError
 
-TENANT_ACL = "+@all -@dangerous -@admin -scan -randomkey -select -swapdb -move"
+# A tenant's user in shared mode.  Denied: what reaches other tenants' data or state - @dangerous and
+# @admin (FLUSHALL, KEYS, CONFIG, CLIENT LIST, SLOWLOG, INFO ...), listing or counting every key (SCAN,
+# RANDOMKEY, DBSIZE), other logical databases (SELECT, SWAPDB, MOVE), functions (FUNCTION, FCALL: one
+# library space for all tenants, so a tenant could replace or run another's), the script cache's
+# management (SCRIPT FLUSH, KILL: another tenant's scripts), channel listings (PUBSUB CHANNELS, NUMSUB,
+# NUMPAT, SHARDCHANNELS, SHARDNUMSUB name or count other tenants' channels) and MEMORY STATS/DOCTOR.
+# Allowed: EVAL/EVALSHA and SCRIPT LOAD/EXISTS (keys a script touches are checked against the user's
+# key pattern; a script's sha names its text, not a tenant).
+TENANT_ACL = (
+    "+@all -@dangerous -@admin -scan -randomkey -dbsize -select -swapdb -move -function -fcall -fcall_ro "
+    "-script|flush -script|kill -pubsub|channels -pubsub|numsub -pubsub|numpat -pubsub|shardchannels "
+    "-pubsub|shardnumsub -memory|stats -memory|doctor -memory|malloc-stats"
+)
 # Logical databases: 0 holds a tenant's data (dedicated mode); 1..62 are the test processes' copies,
 # leased through keys in the last one.
 DATABASES = 64

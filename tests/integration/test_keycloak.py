@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +15,10 @@ import requests
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWKeyNotFound
 
-from driveops_env import Environment
+from driveops_env import Environment, options
 from driveops_env.errors import ServiceError
 from driveops_env.services import keycloak
-from tests.conftest import Sandbox, make_sandbox
+from tests.conftest import REPO, Sandbox, make_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -205,11 +206,29 @@ def test_keycloak_data_in_postgres(kc_sandbox: Sandbox) -> None:
     assert kc_sandbox.leftovers() == []
 
 
+def keycloak_stand_in(version: str) -> str:
+    """The docker stand-in image of a Keycloak version provisioning does not prepare (it prepares the
+    configured one only): fetched and built here, once per cache, under a lock (xdist)."""
+    from filelock import FileLock
+
+    cache = options.resolve(pyproject={}).cache_dir
+    with FileLock(str(cache / f".keycloak-stand-in-{version}.lock")):
+        fetch = subprocess.run(
+            [sys.executable, "-m", "driveops_env.cli", "prepare", "--backend", "local", "--services", "keycloak",
+             "--keycloak-version", version], capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert fetch.returncode == 0, fetch.stderr
+        built = subprocess.run([str(REPO / "scripts" / "build-images"), "--keycloak-only", version],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        assert built.returncode == 0, built.stderr
+    return built.stdout.strip().splitlines()[-1]
+
+
 def test_the_production_version_23_serves_realms_users_and_tenant_tokens(tmp_path: Path) -> None:
     """The guide's production Keycloak (23.0): no management port, KEYCLOAK_ADMIN*, build options refused
     at start: the same realm, users and tenant_id claim as the default version."""
     with make_sandbox(tmp_path, services="keycloak,postgres") as box:
-        image = {"image_keycloak": os.environ["DRIVEOPS_TEST_IMAGE_KEYCLOAK_23"]} if box.backend == "docker" else {}
+        image = {"image_keycloak": keycloak_stand_in("23.0.7")} if box.backend == "docker" else {}
         settings = box.settings(tenants="acme", keycloak_version="23.0.7", **image)
         with Environment.up(settings=settings) as env:
             acme = env.tenant("acme")

@@ -121,7 +121,6 @@ def test_keep_leaves_the_environment_up_and_detached(pytester: pytest.Pytester, 
     [
         (["--driveops-isolation", "weird"], "--isolation"),
         (["--driveops-tenants", "Acme"], "not a valid slug"),
-        (["--driveops-reuse", "maybe"], "reuse"),
         (["--driveops-startup-timeout", "-3"], "startup-timeout"),
     ],
 )
@@ -133,6 +132,16 @@ def test_bad_option_values_are_usage_errors(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert fragment in result.stderr.str()
     assert box.leftovers() == []
+
+
+def test_a_bad_boolean_from_the_environment_is_a_usage_error(
+    pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIVEOPS_ENV_REUSE", "maybe")
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "DRIVEOPS_ENV_REUSE" in result.stderr.str() and "use true or false" in result.stderr.str()
 
 
 def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, box: Sandbox) -> None:

@@ -103,7 +103,7 @@ def test_reset_and_realm_resets_stay_out_of_other_processes_copies(box: Sandbox)
         env.tenant("acme").reset()  # the CLI's reset: the tenant's own data
         assert client.get("work_in_progress") == "1"  # the worker's copy is untouched
         gw0.restore(("keycloak",))  # what @pytest.mark.keycloak_reset does: a realm of the copy's own
-        assert gw0.record.keycloak is not None and gw0.record.keycloak.realm == "acme-gw0"
+        assert gw0.record.keycloak is not None and gw0.record.keycloak.realm == "acme_gw0"
         assert env.tenant("acme").token()  # the tenant's realm still serves everyone else
         assert env.handle(gw0.record).token()
         gw0.drop()
@@ -148,14 +148,27 @@ def test_attach_is_not_ownership(box: Sandbox) -> None:
 def test_smoke_checks_the_environment_up_started_without_a_name(
     pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A service repository whose pyproject names its tenants: `up` with fewer services, then smoke
+    with the flag before a path checks that environment (3 checks, not the 4 of one the session would
+    start with the repository's services), and starts nothing of its own."""
     monkeypatch.delenv("DRIVEOPS_ENV_NAME")
-    assert box.cli("up", "--name", "default", "--tenants", "acme").returncode == 0
+    pytester.makepyprojecttoml('[tool.driveops-env]\ntenants = ["acme"]\n')
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_service.py").write_text("def test_service():\n    pass\n")
+    up = box.cli("up", "--name", "default", "--tenants", "acme", "--services", "postgres,redis")
+    assert up.returncode == 0, up.stderr
     port = box.state_of("default")["tenants"]["acme"]["postgres"]["port"]
-    pytester.makepyfile(test_nothing="")
-    result = run(pytester, "--driveops-smoke", "-v")
-    result.assert_outcomes(passed=4)
+    result = run(pytester, "-v", "--driveops-smoke", "tests")
+    result.assert_outcomes(passed=3)  # postgres, redis, tenant-validation of the running environment
+    result.stdout.fnmatch_lines(["*smoke?acme-redis?*PASSED*"])
+    assert "smoke[acme-mongodb]" not in result.stdout.str()
     assert box.state_of("default")["tenants"]["acme"]["postgres"]["port"] == port  # the same one, still up
     assert [p.stem for p in Path(box.state_dir).glob("*.json")] == ["default"]  # no second environment
+    # a configured true is undone by the --no- form: the repository's own tests run
+    pytester.makeini("[pytest]\ndriveops_smoke = true\n")
+    result = run(pytester, "-v", "--no-driveops-smoke", "tests")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_service*PASSED*"])
     assert box.cli("down", "--name", "default").returncode == 0
 
 

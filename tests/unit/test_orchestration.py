@@ -85,7 +85,7 @@ def _prepared(tmp_path: Path, backend: FakeBackend, **cli: str) -> orchestrator.
     spec = orchestrator.build_spec(settings)
     what = orchestrator.render(spec.tenants, settings, spec)
     finger = orchestrator.fingerprint(spec, settings)
-    return orchestrator.Prepared(spec, backend, what, finger, orchestrator.hash_of(finger))
+    return orchestrator.Prepared(spec, backend, what, finger, orchestrator.hash_of(finger), settings)
 
 
 def _running(prepared: orchestrator.Prepared, **changes: Any) -> EnvState:
@@ -101,15 +101,18 @@ def test_reuse_attaches_only_to_a_live_running_environment_of_the_same_spec(tmp_
     backend = FakeBackend()
     prepared = _prepared(tmp_path, backend, tenants="acme")
     quiet: Callable[[str], None] = lambda _: None  # noqa: E731
-    assert orchestrator._reuse(_running(prepared), prepared, False, quiet) is True
-    assert orchestrator._reuse(_running(prepared, status="starting"), prepared, False, quiet) is False
-    assert orchestrator._reuse(_running(prepared, owner_pid=2**22 + 7, owner_start=1), prepared, False, quiet) is False
+    assert orchestrator._reuse(_running(prepared), prepared, backend, False, quiet) is True
+    assert orchestrator._reuse(_running(prepared, status="starting"), prepared, backend, False, quiet) is False
+    assert (
+        orchestrator._reuse(_running(prepared, owner_pid=2**22 + 7, owner_start=1), prepared, backend, False, quiet)
+        is False
+    )
     backend.dead.add("redis.acme")
-    assert orchestrator._reuse(_running(prepared), prepared, False, quiet) is False  # healed by recreating
+    assert orchestrator._reuse(_running(prepared), prepared, backend, False, quiet) is False  # healed by recreating
     other = _running(prepared, spec_hash="different", fingerprint={"tenants": ["beta=x/beta"]})
     with pytest.raises(SpecMismatchError, match="tenants"):
-        orchestrator._reuse(other, prepared, False, quiet)
-    assert orchestrator._reuse(other, prepared, True, quiet) is False
+        orchestrator._reuse(other, prepared, backend, False, quiet)
+    assert orchestrator._reuse(other, prepared, backend, True, quiet) is False
 
 
 @pytest.mark.parametrize("isolation", ["dedicated", "shared"])

@@ -8,6 +8,7 @@ import pytest
 
 from driveops_env.errors import TemplateError, UsageError
 from driveops_env.spec import (
+    CatalogueEntry,
     derive_tenant_id,
     describe_differences,
     load_catalogue,
@@ -71,6 +72,26 @@ def test_realm_pattern() -> None:
     assert acme.realm == "tenant-acme"
     with pytest.raises(UsageError, match="realm pattern"):
         resolve_tenants(["acme"], {}, "{nope}")
+    # without {slug} every tenant would get the same realm: refused at once, even for one tenant
+    with pytest.raises(UsageError, match=r"has no \{slug\}"):
+        resolve_tenants(["acme", "beta"], {}, "fixed")
+    # the placeholder is replaced literally: nothing else in braces is evaluated
+    with pytest.raises(UsageError, match="realm pattern"):
+        resolve_tenants(["acme"], {}, "{slug.__class__}")
+    with pytest.raises(UsageError, match="not valid"):
+        resolve_tenants(["acme"], {}, "{slug}-{slug.__class__}")
+    (twice,) = resolve_tenants(["acme"], {}, "{slug}.{slug}")
+    assert twice.realm == "acme.acme"
+
+
+def test_no_two_tenants_share_an_id_even_a_derived_one() -> None:
+    catalogue = {"acme": CatalogueEntry("acme", derive_tenant_id("gamma"), "Acme")}
+    with pytest.raises(UsageError, match="'acme' and 'gamma' would share the tenant_id"):
+        resolve_tenants(["acme", "gamma"], catalogue)
+    (gamma,) = resolve_tenants(["gamma"], {})  # alone it is fine; beside acme (a running tenant) it is not
+    with pytest.raises(UsageError, match="would share the tenant_id"):
+        resolve_tenants(["gamma"], {}, existing=resolve_tenants(["acme"], catalogue))
+    assert gamma.tenant_id == derive_tenant_id("gamma")
 
 
 def test_broken_catalogue_names_the_file(tmp_path: Path) -> None:

@@ -1,0 +1,53 @@
+"""The options an environment runs with, recorded in its state file at ``up``: every later command
+finds the environment by its name and state directory alone, and takes everything else from there."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from driveops_env.errors import UsageError
+from driveops_env.options import OPTIONS, OPTIONS_BY_NAME, Settings
+
+# what finds an environment (its name and state directory) and what its state lists itself (tenants);
+# every other option is recorded in the state file at ``up`` and comes from there afterwards
+LOCATORS = ("name", "state_dir", "tenants")
+EXPLICIT = ("cli", "python")  # sources a user typed for this very command
+
+
+def as_text(value: Any) -> str:
+    """An option's value as the command line would give it."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple | list):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def recorded(settings: Settings, backend: str) -> dict[str, str]:
+    """The options an environment runs with, for its state file (``backend``: the one ``auto`` chose)."""
+    values = {o.name: as_text(getattr(settings, o.name)) for o in OPTIONS if o.name not in LOCATORS}
+    return values | {"backend": backend}
+
+
+def for_environment(settings: Settings, name: str, state_options: Mapping[str, str]) -> Settings:
+    """``settings`` with the options environment ``name`` was started with (its state file's): an
+    environment is found by its name and state directory alone.  An option given explicitly for this
+    command that contradicts them is an error (exit 2); one from the environment or a pyproject.toml
+    gives way to the state."""
+    typed: dict[str, Any] = {}
+    for key, text in state_options.items():
+        option = OPTIONS_BY_NAME.get(key)
+        if option is None or key in LOCATORS:
+            continue
+        value = option.convert(text, "state")
+        given = getattr(settings, key)
+        if settings.sources.get(key) in EXPLICIT and given != value and not (key == "backend" and given == "auto"):
+            raise UsageError(
+                f"environment {name!r} runs with {option.flag} {text!r}; this command says {as_text(given)!r}",
+                hint=f"leave {option.flag} out (the environment's own value is used), or `down` the environment "
+                "and `up` it again with the new value",
+            )
+        typed[key] = value
+    return dataclasses.replace(settings, **typed, sources={**settings.sources, **dict.fromkeys(typed, "state")})
