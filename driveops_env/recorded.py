@@ -14,6 +14,9 @@ from driveops_env.options import OPTIONS, OPTIONS_BY_NAME, Settings
 # every other option is recorded in the state file at ``up`` and comes from there afterwards
 LOCATORS = ("name", "state_dir", "tenants")
 EXPLICIT = ("cli", "python")  # sources a user typed for this very command
+# where an environment is, and what names its tenants' realms: given explicitly for a running one, these
+# must agree with its state (the other options simply come from the state)
+CHECKED = ("data_dir", "cache_dir", "backend", "realm_pattern")
 
 
 def as_text(value: Any) -> str:
@@ -33,9 +36,9 @@ def recorded(settings: Settings, backend: str) -> dict[str, str]:
 
 def for_environment(settings: Settings, name: str, state_options: Mapping[str, str]) -> Settings:
     """``settings`` with the options environment ``name`` was started with (its state file's): an
-    environment is found by its name and state directory alone.  An option given explicitly for this
-    command that contradicts them is an error (exit 2); one from the environment or a pyproject.toml
-    gives way to the state."""
+    environment is found by its name and state directory alone.  A CHECKED option given explicitly
+    for this command that contradicts them is an error (exit 2); any other, or one from the
+    environment or a pyproject.toml, gives way to the state."""
     typed: dict[str, Any] = {}
     for key, text in state_options.items():
         option = OPTIONS_BY_NAME.get(key)
@@ -43,7 +46,8 @@ def for_environment(settings: Settings, name: str, state_options: Mapping[str, s
             continue
         value = option.convert(text, "state")
         given = getattr(settings, key)
-        if settings.sources.get(key) in EXPLICIT and given != value and not (key == "backend" and given == "auto"):
+        explicit = key in CHECKED and settings.sources.get(key) in EXPLICIT
+        if explicit and given != value and not (key == "backend" and given == "auto"):
             raise UsageError(
                 f"environment {name!r} runs with {option.flag} {text!r}; this command says {as_text(given)!r}",
                 hint=f"leave {option.flag} out (the environment's own value is used), or `down` the environment "

@@ -8,6 +8,8 @@ with the same client secret, so configuration printed by ``env`` stays valid.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,6 +100,27 @@ def reset_tenant(state: EnvState, slug: str, stores: tuple[str, ...] = STORES) -
         jobs["redis"] = lambda: reset_redis(state, record, seeds)
     if "keycloak" in stores and record.keycloak:
         jobs["keycloak"] = lambda: reset_keycloak(state, record, seeds)
+    _check_room(state, record, tuple(jobs))
     jobs = {store: _said(store, slug, job, state.data_dir) for store, job in jobs.items()}
-
     return timing.run_timed(jobs)
+
+
+ROOM = 64 * 1024 * 1024  # bytes free a server's disk needs for a reset (a WAL segment, a copy, headroom)
+
+
+def _check_room(state: EnvState, record: TenantRecord, stores: tuple[str, ...]) -> None:
+    """Refuse a reset (touching nothing) while a server that keeps its data on this machine has less
+    than ROOM free: on a full disk, PostgreSQL cannot even write the WAL of a failed clone."""
+    for store in stores:
+        access = getattr(record, store, None)
+        server = state.services.get(getattr(access, "service", ""))
+        folder = server.data_dir if server is not None else None
+        if folder and os.path.isdir(folder) and shutil.disk_usage(folder).free < ROOM:
+            free = shutil.disk_usage(folder).free // (1024 * 1024)
+            raise ServiceError(
+                f"resetting {store} failed: no space left on device in {folder} ({free} MB free; a reset needs "
+                f"{ROOM // (1024 * 1024)} MB); nothing was changed",
+                service=store,
+                tenant=record.slug,
+                hint=f"free disk space in {Path(folder).parent}, then reset again",
+            )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Sandbox
+from tests.conftest import REPO, Sandbox, processes_mentioning
 
 pytestmark = pytest.mark.integration
 
@@ -174,3 +174,60 @@ def test_logs_follow_prints_new_lines(sandbox: Sandbox) -> None:
         follow.kill()
         follow.communicate()
     assert sandbox.cli("down").returncode == 0
+
+
+def test_an_environment_is_found_by_its_name_alone(sandbox: Sandbox, tmp_path: Path) -> None:
+    """`up --data-dir ./dd` (relative), then every later command without it, from another folder and
+    with another data directory in the environment: they act on dd's servers; one that names another
+    data directory explicitly is refused (exit 2) and changes nothing."""
+    cli = [sys.executable, "-m", "driveops_env.cli"]
+    up = subprocess.run([*cli, "up", "--tenants", "acme", "--data-dir", "dd"], cwd=sandbox.data_dir,
+                        env=sandbox.env(), capture_output=True, text=True, check=False)  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    dd = sandbox.data_dir / "dd"
+    assert sandbox.state()["data_dir"] == str(dd / sandbox.name)
+    status = sandbox.cli("status")  # DRIVEOPS_ENV_DATA_DIR says the sandbox's root: the state wins
+    assert status.returncode == 0, status.stdout + status.stderr
+    added = sandbox.cli("tenant", "add", "beta")
+    assert added.returncode == 0, added.stderr
+    assert sandbox.state()["services"]["postgres.beta"]["data_dir"].startswith(str(dd))
+    again = sandbox.cli("tenant", "add", "beta")
+    assert again.returncode == 0 and "already part of environment" in again.stderr and "added in" not in again.stderr
+    wrong = sandbox.cli("down", "--data-dir", str(tmp_path / "elsewhere"))
+    assert wrong.returncode == 2 and "runs with --data-dir" in wrong.stderr, wrong.stderr
+    assert sandbox.cli("status").returncode == 0  # nothing was stopped
+    down = sandbox.cli("down")
+    assert down.returncode == 0, down.stderr
+    assert not (sandbox.state_dir / f"{sandbox.name}.json").exists()
+    assert processes_mentioning(str(dd)) == []
+    shutil.rmtree(dd)
+    assert sandbox.leftovers() == []
+
+
+def test_token_password_on_the_command_line_is_warned_about(kc_sandbox: Sandbox) -> None:
+    assert kc_sandbox.cli("up", "--tenants", "acme", "--services", "keycloak").returncode == 0
+    token = kc_sandbox.cli("token", "--user", "admin@acme.test", "--password", "admin-acme-Pass1")
+    assert "DRIVEOPS_TOKEN_PASSWORD" in token.stderr and "every user of this machine" in token.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-m", "driveops_env.cli", "token", "--user", "admin@acme.test"], capture_output=True,
+        text=True, check=False, env=kc_sandbox.env() | {"DRIVEOPS_TOKEN_PASSWORD": "admin-acme-Pass1"},
+    )  # fmt: skip
+    assert "warning" not in quiet.stderr
+    assert kc_sandbox.cli("down").returncode == 0
+
+
+def test_sigterm_during_down_finishes_the_stop_quietly(sandbox: Sandbox) -> None:
+    """A SIGTERM at any moment of `down` waits until the servers are stopped (a stop is never cut
+    short), then exits 130, without "Exception ignored" noise from a lock file."""
+    import random
+
+    for delay in [random.uniform(0.2, 1.2) for _ in range(8)]:  # noqa: S311 - not a secret
+        assert sandbox.cli("up", "--tenants", "acme", "--services", "postgres,redis").returncode == 0
+        down = sandbox.popen("down")
+        time.sleep(delay)
+        down.send_signal(signal.SIGTERM)
+        _, err = down.communicate(timeout=120)
+        assert "Exception ignored" not in err and "Traceback" not in err, err
+        assert down.returncode in (0, 130, -signal.SIGTERM), err  # -15: before the CLI's handler was set
+        assert sandbox.cli("down").returncode == 0  # whatever remained: gone now
+        assert sandbox.leftovers() == []

@@ -248,3 +248,26 @@ def test_each_test_restores_only_the_stores_its_fixtures_reach(pytester: pytest.
 
     seen = json.loads((pytester.path / "stores.json").read_text())
     assert seen == {"0": ["postgres"], "1": ["redis"], "2": ["postgres", "mongo", "redis"]}
+
+
+def test_a_tenant_named_like_a_copy_realm_does_not_collide(pytester: pytest.Pytester, box: Sandbox) -> None:
+    """`acme-main` beside `acme`: acme's per-process realm copy is `acme_main` (a slug has no "_")."""
+    box.services = "keycloak,postgres"
+    pytester.makepyfile(
+        test_realms="""
+        import pytest
+
+        @pytest.mark.tenant("acme")
+        @pytest.mark.keycloak_reset
+        def test_acme_own_realm(tenant):
+            assert tenant.keycloak.realm == "acme_main"
+            assert tenant.keycloak.validate(tenant.token())["tenant"] == "acme"
+
+        @pytest.mark.tenant("acme-main")
+        def test_acme_main(tenant):
+            assert tenant.keycloak.realm == "acme-main"
+            assert tenant.keycloak.validate(tenant.token())["tenant"] == "acme-main"
+        """
+    )
+    result = run(pytester, "--driveops-services", "keycloak,postgres", "--driveops-tenants", "acme,acme-main")
+    result.assert_outcomes(passed=2)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +22,13 @@ class Case:
     names: str  # what the message must name
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> content, in a fresh directory
+    links: dict[str, str] = field(default_factory=dict)  # relative path -> where the link points
+    fifos: tuple[str, ...] = ()  # relative paths of FIFOs nobody writes to
 
 
+DEEP = "[" * 100_000  # a RecursionError in json.loads
+DEEPISH = "[" * 500 + "]" * 500  # parses, but nests deeper than any seed or realm does
+GAMMA_DERIVED = str(uuid.uuid5(uuid.UUID("6f1b2c1e-8d4a-5f3e-9b7c-0d2e4f6a8b10"), "gamma"))
 GOOD_REALM = '{"realm": "{{ realm }}", "enabled": true, "roles": {"realm": [{"name": "admin"}]}}'
 GOOD_USERS = '{"users": []}'
 
@@ -156,6 +164,64 @@ CASES = [
         "tenants.json",
         files={"S/tenants.json": '{"tenants": [{"slug": "acme", "tenant_id": "nope", "name": "A"}]}'},
     ),
+    # a catalogue id equal to the id another tenant would be derived
+    Case(
+        "catalogue-derived-id",
+        ("up", "--services", "postgres", "--seeds-dir", "S", "--tenants", "acme,gamma"),
+        "'acme' and 'gamma' would share the tenant_id",
+        files={"S/tenants.json": json.dumps({"tenants": [{"slug": "acme", "tenant_id": GAMMA_DERIVED, "name": "A"}]})},
+    ),
+    # realm patterns: {slug} required, replaced literally
+    Case("realm-pattern-no-slug", ("up", "--realm-pattern", "fixed", "--tenants", "acme,beta"), "has no {slug}"),
+    Case("realm-pattern-format", ("up", "--realm-pattern", "{slug.__class__}"), "has no {slug}"),
+    Case("realm-pattern-attribute", ("up", "--realm-pattern", "{slug}{slug.__class__}"), "is not valid"),
+    # files that never end, or never answer: refused, never read
+    Case(
+        "sql-dev-zero",
+        ("up", "--services", "postgres", "--seeds-dir", "S"),
+        "001.sql",
+        links={"S/postgres/001.sql": "/dev/zero"},
+    ),
+    Case(
+        "catalogue-dev-zero",
+        ("up", "--services", "postgres", "--seeds-dir", "S"),
+        "tenants.json",
+        links={"S/tenants.json": "/dev/zero"},
+    ),
+    Case(
+        "realm-dev-zero",
+        ("up", "--services", "keycloak", "--realms-dir", "R"),
+        "tenant-realm.json",
+        links={"R/tenant-realm.json": "/dev/zero"},
+    ),
+    Case("redis-fifo", ("up", "--services", "redis", "--seeds-dir", "S"), "r.json", fifos=("S/redis/r.json",)),
+    Case("mongo-fifo", ("up", "--services", "mongo", "--seeds-dir", "S"), "c.json", fifos=("S/mongo/c.json",)),
+    Case("users-fifo", ("up", "--services", "keycloak", "--seeds-dir", "S"), "users.json", fifos=("S/users.json",)),
+    Case(
+        "sql-too-big",
+        ("up", "--services", "postgres", "--seeds-dir", "S", "--input-limit-mb", "1"),
+        "big.sql",
+        files={"S/postgres/big.sql": "-- " + "x" * (1024 * 1024 + 1) + "\n"},
+    ),
+    # JSON nested without end
+    Case(
+        "catalogue-deep",
+        ("up", "--services", "postgres", "--seeds-dir", "S"),
+        "tenants.json",
+        files={"S/tenants.json": DEEP},
+    ),
+    Case("redis-deep", ("up", "--services", "redis", "--seeds-dir", "S"), "r.json", files={"S/redis/r.json": DEEP}),
+    Case(
+        "mongo-deepish", ("up", "--services", "mongo", "--seeds-dir", "S"), "c.json", files={"S/mongo/c.json": DEEPISH}
+    ),
+    Case(
+        "realm-deep",
+        ("up", "--services", "keycloak", "--realms-dir", "R"),
+        "tenant-realm.json",
+        files={"R/tenant-realm.json": DEEP},
+    ),
+    Case("descriptor-deep", ("status", "--from", "D.json"), "D.json", files={"D.json": DEEP}),
+    Case("descriptor-fifo", ("check", "--from", "D.json"), "D.json", fifos=("D.json",)),
 ]
 
 
@@ -167,7 +233,13 @@ def test_bad_input(sandbox: Sandbox, tmp_path: Path, case: Case) -> None:
         target = workdir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
-    args = [str(workdir / a) if a in ("R", "S") else a for a in case.args]
+    for relative, pointee in case.links.items():
+        (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / relative).symlink_to(pointee)
+    for relative in case.fifos:
+        (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(workdir / relative)
+    args = [str(workdir / a) if a in ("R", "S", "D.json") else a for a in case.args]
     import subprocess
     import sys
 
@@ -181,4 +253,4 @@ def test_bad_input(sandbox: Sandbox, tmp_path: Path, case: Case) -> None:
 
 
 def test_the_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 40
+    assert len(CASES) >= 55

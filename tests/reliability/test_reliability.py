@@ -8,13 +8,14 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from driveops_env import Environment
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, processes_mentioning
 
 pytestmark = pytest.mark.integration
 
@@ -199,4 +200,40 @@ def test_a_python_owner_killed_mid_up_is_swept(sandbox: Sandbox) -> None:
     assert result.returncode == 0, result.stderr
     assert len(sandbox.state()["services"]) == 2
     assert sandbox.cli("down").returncode == 0
+    assert sandbox.leftovers() == []
+
+
+@pytest.mark.local_only  # the servers' disk is this machine's (a container's is the engine's)
+def test_a_reset_on_a_full_disk_says_so_and_changes_nothing(sandbox: Sandbox) -> None:
+    disk = Path(tempfile.mkdtemp(prefix="driveops-disk-", dir="/var/tmp"))
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400m,mode=0711", "tmpfs", str(disk)],
+                           capture_output=True, check=False)  # fmt: skip
+    if mount.returncode != 0:
+        pytest.fail(f"this test needs root to mount a small tmpfs: {mount.stderr.decode()}")
+    try:
+        up = sandbox.cli("up", "--tenants", "acme", "--services", "postgres,mongo,redis", "--data-dir", str(disk))
+        assert up.returncode == 0, up.stderr
+        env = Environment.attach(sandbox.name, settings=sandbox.settings(data_dir=str(disk)))
+        with env.tenant("acme").postgres.connect() as conn:
+            conn.execute("UPDATE tenants SET name = 'written after up'")
+        subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=1M", "count=1000"],
+                       capture_output=True, check=False)  # fmt: skip
+        for only in ("postgres", "mongo", "postgres,mongo,redis"):
+            reset = sandbox.cli("reset", "--tenant", "acme", "--only", only)
+            assert reset.returncode == 1, reset.stderr
+            assert "no space left on device" in reset.stderr and str(disk) in reset.stderr
+            assert "seed file" not in reset.stderr
+        with env.tenant("acme").postgres.connect() as conn:  # the previous data, untouched
+            assert conn.execute("SELECT name FROM tenants").fetchone() == ("written after up",)
+        (disk / "filler").unlink()
+        reset = sandbox.cli("reset", "--tenant", "acme")
+        assert reset.returncode == 0, reset.stderr
+        with env.tenant("acme").postgres.connect() as conn:
+            assert conn.execute("SELECT name FROM tenants").fetchone() == ("Acme Garage",)
+        assert sandbox.cli("check").returncode == 0
+        assert sandbox.cli("down").returncode == 0
+        assert processes_mentioning(str(disk)) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+        disk.rmdir()
     assert sandbox.leftovers() == []

@@ -188,6 +188,9 @@ def test_unusable_directories_and_a_dead_keycloak_are_errors_not_tracebacks(
     assert "service keycloak" in token.stderr
     reset = kc_sandbox.cli("reset", "--tenant", "acme", "--only", "keycloak")
     assert reset.returncode == 1 and "resetting keycloak failed" in reset.stderr and "Traceback" not in reset.stderr
+    check = kc_sandbox.cli("check")  # says Keycloak does not answer, not that the realm is missing
+    assert check.returncode == 1 and "Keycloak does not answer" in check.stderr, check.stderr
+    assert "does not exist" not in check.stderr and "reset --tenant" not in check.stderr
     kc_sandbox.cli("down")
     assert kc_sandbox.leftovers() == []
 
@@ -209,3 +212,63 @@ def test_a_pid_another_process_now_has_is_never_signalled() -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_files_written_for_the_user_never_follow_a_planted_link(
+    sandbox: Sandbox, tmp_path: Path, other_user: pwd.struct_passwd
+) -> None:
+    """Another user plants ``b.tgz -> <root's file>`` in a sticky world-writable folder: root's bundle and
+    export refuse the name and leave the victim as it was; a fresh name there, and an existing file in
+    a folder of root's own, are written (0600)."""
+    assert sandbox.cli("up", "--tenants", "acme").returncode == 0
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    victim.chmod(0o644)
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    for name, command in (("b.tgz", ["logs", "--bundle"]), ("d.json", ["export", "-o"])):
+        planted = sticky / name
+        planted.symlink_to(victim)
+        os.lchown(planted, other_user.pw_uid, other_user.pw_gid)
+        _refused(sandbox.cli(*command, str(planted)), "it exists already")
+        assert victim.read_text() == "precious" and victim.stat().st_mode & 0o777 == 0o644
+        fresh = sticky / f"fresh-{name}"
+        assert sandbox.cli(*command, str(fresh)).returncode == 0
+        assert fresh.stat().st_mode & 0o777 == 0o600 and not fresh.is_symlink()
+        own = tmp_path / f"own-{name}"
+        own.write_text("old")
+        assert sandbox.cli(*command, str(own)).returncode == 0  # replaced in a folder of root's own
+        assert own.read_bytes() != b"old" and own.stat().st_mode & 0o777 == 0o600
+    assert sandbox.cli("down").returncode == 0
+    assert sandbox.leftovers() == []
+
+
+def test_a_state_file_nested_without_end_is_refused_not_a_traceback(sandbox: Sandbox) -> None:
+    sandbox.state_dir.mkdir(exist_ok=True, mode=0o700)
+    path = sandbox.state_dir / f"{sandbox.name}.json"
+    for text in ("[" * 100_000, "[" * 500 + "]" * 500):
+        path.write_text(text)
+        path.chmod(0o600)
+        for command in (["status"], ["down"], ["up", "--tenants", "acme"]):
+            _refused(sandbox.cli(*command), "nests deeper than")
+    gc = sandbox.cli("gc")  # a state file no one can read is garbage
+    assert gc.returncode == 0 and not path.exists(), gc.stderr
+    assert sandbox.leftovers() == []
+
+
+def test_a_data_root_the_server_user_cannot_enter_is_refused_before_anything_starts(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("runs as root (as CI does): PostgreSQL then runs as the local user")
+    closed = Path(f"/var/tmp/driveops-closed-{uuid.uuid4().hex[:6]}")
+    closed.mkdir(mode=0o700)
+    try:
+        root = closed / "data"
+        result = sandbox.cli("up", "--tenants", "acme", "--data-dir", str(root))
+        _refused(result, f"{closed} does not let it in")
+        assert "chmod o+x" in result.stderr
+        assert sandbox.leftovers() == [] and list(closed.iterdir()) in ([], [root])
+    finally:
+        subprocess.run(["rm", "-rf", str(closed)], check=False)

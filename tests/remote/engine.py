@@ -45,7 +45,7 @@ def remote_engine(images: Sequence[str]) -> Iterator[RemoteEngine]:
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         raise RuntimeError("a second engine needs root and Debian's docker.io (scripts/provision --docker)")
     tag = uuid.uuid4().hex[:6]
-    subnet = int(tag[:2], 16) % 250 + 1
+    subnet = int(tag[:2], 16) % 127 + 1  # 198.18.1-127.x/30; 198.18.128.0/17 holds the engines' networks
     ns, host_if, ns_if = f"drv{tag}", f"drvh{tag}", f"drvn{tag}"
     address = f"198.18.{subnet}.2"
     root = Path(f"/var/lib/driveops-test-engine-{tag}")
@@ -63,7 +63,8 @@ def remote_engine(images: Sequence[str]) -> Iterator[RemoteEngine]:
         daemon = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{ns}", "dockerd", "--data-root", str(root), "--exec-root", f"/run/{ns}",
              "--pidfile", f"/run/{ns}.pid", "-H", f"tcp://{address}:2375", "-H", f"unix://{sock}",
-             "--containerd-namespace", ns, "--containerd-plugins-namespace", f"{ns}p", "--bip", "172.31.250.1/24"],
+             "--containerd-namespace", ns, "--containerd-plugins-namespace", f"{ns}p", "--bip", "198.18.129.1/24",
+             "--default-address-pool", "base=198.18.192.0/19,size=24"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     engine = RemoteEngine(address, sock)

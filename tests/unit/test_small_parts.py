@@ -176,3 +176,44 @@ def test_keycloak_is_not_ready_while_its_main_port_does_not_answer() -> None:
     finally:
         management.shutdown()
         management.server_close()
+
+
+def test_a_diagnosis_is_cut_between_words() -> None:
+    import psycopg
+
+    from driveops_env.health import diagnose
+
+    long_host = "a-server-with-a-rather-long-name.example"
+    error = psycopg.OperationalError(
+        f'connection failed: connection to server at "{long_host}" (127.0.0.1), port 5 failed: Connection '
+        "refused\n\tIs the server running on that host and accepting TCP/IP connections?"
+    )
+    detail, hint = diagnose(error)
+    assert detail.startswith("no answer: ") and hint is not None
+    words = detail.removeprefix("no answer: ").removeprefix("... ").removesuffix(" ...").split()
+    source = " ".join(str(error).split()).split()
+    assert words[0] in source and words[-1] in source, detail  # whole words at both ends
+    assert "Connection refused" in detail
+
+
+def test_files_refuse_what_is_not_a_bounded_regular_file(tmp_path: Path) -> None:
+    import os
+
+    from driveops_env import files
+    from driveops_env.errors import TemplateError
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(TemplateError, match="a FIFO"):
+        files.read_text(fifo)  # returns at once: never waits for a writer
+    with pytest.raises(TemplateError, match="a character device"):
+        files.read_text(Path("/dev/zero"))
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 2048)
+    with pytest.raises(TemplateError, match="the limit is"):
+        files.read_text(big, limit=1024)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200 + "]" * 200)
+    with pytest.raises(TemplateError, match="nests deeper"):
+        files.load_json(deep)
+    assert files.json_depth({"a": [{"b": 1}]}) == 3
