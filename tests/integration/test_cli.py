@@ -221,7 +221,7 @@ def test_sigterm_during_down_finishes_the_stop_quietly(sandbox: Sandbox) -> None
     short), then exits 130, without "Exception ignored" noise from a lock file."""
     import random
 
-    for delay in [random.uniform(0.2, 1.2) for _ in range(8)]:  # noqa: S311 - not a secret
+    for delay in [random.uniform(0.2, 1.2) for _ in range(8)]:
         assert sandbox.cli("up", "--tenants", "acme", "--services", "postgres,redis").returncode == 0
         down = sandbox.popen("down")
         time.sleep(delay)
