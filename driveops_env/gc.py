@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from driveops_env import files, orchestrator, process
+from driveops_env import builders, files, orchestrator, process
 from driveops_env.backends import create_backend
 from driveops_env.errors import DriveopsEnvError, StateError
 from driveops_env.options import Settings
@@ -46,6 +46,8 @@ def collect(settings: Settings, *, dry_run: bool = False, progress: Callable[[st
         if not dry_run:
             orchestrator.down(settings, name)
     removed += _docker_orphans(settings, dry_run=dry_run)
+    if not dry_run:
+        removed += _builders(settings)
     for line in removed:
         progress(("would remove " if dry_run else "removed ") + line)
     return removed
@@ -109,6 +111,19 @@ def _docker_orphans(settings: Settings, *, dry_run: bool) -> list[str]:
             removed.append(f"{line} of environment {env!r} (no live owner; state file {state_file})")
         if home == mine and not dry_run and not Path(state_file).exists():
             teardown.remove_marked(settings, env)  # its data directory, if driveops-env made it
+    return removed
+
+
+def _builders(settings: Settings) -> list[str]:
+    """Builders (Keycloak initialisation, realm snapshots) an interrupted run left, and realm snapshots
+    and optimized Keycloak images beyond the most recently used (builders.KEEP), of this cache."""
+    from driveops_env.backends import docker_engine
+
+    removed = builders.sweep_folders(settings.cache_dir) + builders.prune_folders(settings.cache_dir)
+    if docker_engine.engine_answers():
+        client = docker_engine.connect()
+        removed += builders.sweep_containers(client, settings.cache_dir)
+        removed += builders.prune_images(client, settings.cache_dir)
     return removed
 
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from driveops_env import process
+from driveops_env import builders, process
 from driveops_env.backends import docker_engine
 from driveops_env.backends.base import Servers, StartContext, Started, launch
 from driveops_env.backends.docker_engine import LABEL, engine_answers, sweep
@@ -114,6 +114,8 @@ class DockerBackend:
         os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # cleanup is by label, see above
         self.ensure_images(progress)
         self.addresses()
+        for line in builders.sweep_containers(self.client(), self.settings.cache_dir):
+            progress(f"removed a {line} an interrupted run left")
         wanted = self._wanted()
         if "keycloak" in wanted and self.settings.keycloak_db == "dev-file":
             self._keycloak = keycloak_image.optimized(
@@ -204,6 +206,8 @@ class DockerBackend:
         }  # fmt: skip
         if mem_limit:
             kwargs["mem_limit"] = mem_limit
+        for volume in self._image_volumes(str(base.image)):  # in memory, as the local backend's data: no
+            container.with_tmpfs_mount(volume)  # anonymous volume outlives the container
         container.with_kwargs(**kwargs)
         try:
             container.start()
@@ -227,6 +231,11 @@ class DockerBackend:
                        container_name=name, network=network,
                        ports={n: host_port(p) for n, p in base.ports.items()})  # fmt: skip
         return Started(record, lambda: _alive(wrapped), lambda: _logs(wrapped))
+
+    def _image_volumes(self, image: str) -> list[str]:
+        """The folders the image declares as volumes (``VOLUME``): each would get an anonymous volume."""
+        config = self.client().images.get(image).attrs.get("Config") or {}
+        return sorted(config.get("Volumes") or {})
 
     def _endpoint(self, aliases: list[str]) -> Any:
         from docker.types import EndpointConfig
@@ -331,6 +340,8 @@ class DockerBackend:
         try:
             if not fast:
                 container.stop(timeout=20)
+            if record.network:  # off the network first: removing many attached containers at once can leave
+                docker_engine.disconnect(self.client(), record.network, container.id)  # stale endpoints
             container.remove(force=True, v=True)
         except Exception as exc:  # already being removed
             if "No such container" not in str(exc) and "is already in progress" not in str(exc):

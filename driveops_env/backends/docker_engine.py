@@ -146,10 +146,11 @@ def sweep(c: Any, labels: dict[str, str], *, dry_run: bool = False) -> list[str]
     import docker.errors
 
     found = labelled(c, labels)
-    removed = []
+    removed, names = [], []
     for container in found["containers"]:
         name = (container.get("Names") or [container["Id"][:12]])[0].lstrip("/")
         removed.append(f"container {name}")
+        names.append(name)
         if not dry_run:
             try:
                 c.api.remove_container(container["Id"], force=True, v=True)
@@ -158,22 +159,44 @@ def sweep(c: Any, labels: dict[str, str], *, dry_run: bool = False) -> list[str]
             except docker.errors.APIError as exc:
                 if "already in progress" not in str(exc):
                     raise
-    deadline = time.monotonic() + 10
     for network in found["networks"]:
         removed.append(f"network {network['Name']}")
-        while not dry_run:
-            try:
-                c.api.remove_network(network["Id"])
-                break
-            except docker.errors.NotFound:
-                break
-            except docker.errors.APIError:  # endpoints still detaching
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        if not dry_run:
+            remove_network(c, network["Id"], names)
     for volume in found["volumes"]:
         removed.append(f"volume {volume['Name']}")
         if not dry_run:
             with contextlib.suppress(docker.errors.NotFound):
                 c.api.remove_volume(volume["Name"], force=True)
     return removed
+
+
+def disconnect(c: Any, network: str, container: str) -> None:
+    """Force a container (or a stale endpoint of that name) off a network; gone is fine."""
+    import docker.errors
+
+    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+        c.api.disconnect_container_from_network(container, network, force=True)
+
+
+def remove_network(c: Any, network: str, names: list[str], timeout: float = 30.0) -> None:
+    """Remove a network, forcing off what the engine still counts on it: the containers it lists, and
+    the endpoints of the removed containers ``names`` (an engine may keep them after parallel removals,
+    listing no container, and refuse with "has active endpoints")."""
+    import docker.errors
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            c.api.remove_network(network)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            return
+        attached = list((c.api.inspect_network(network).get("Containers") or {}).keys())
+        for endpoint in [*attached, *names]:
+            disconnect(c, network, endpoint)
+        time.sleep(0.2)

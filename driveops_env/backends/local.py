@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from driveops_env import paths, process
+from driveops_env import builders, paths, process
 from driveops_env.backends.base import Servers, StartContext, Started, launch
 from driveops_env.errors import MissingDependencyError, StartupError, UsageError
 from driveops_env.options import Settings
@@ -93,6 +93,8 @@ class LocalBackend:
         root = teardown.data_root(settings)  # checked for every service set, before anything starts
         self._check_enterable(root)
         paths.usable_dir(settings.cache_dir, "the cache directory", hint="set --cache-dir / DRIVEOPS_ENV_CACHE_DIR")
+        for line in builders.sweep_folders(settings.cache_dir):
+            progress(f"removed a {line} an interrupted run left")
         versions: dict[str, str] = {}
         if "postgres" in services or "mongo" in services:
             postgres.check_socket_path(teardown.env_dir(settings, settings.name))

@@ -15,6 +15,7 @@ never in the image's configuration) is replaced by the environment's generated o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -27,7 +28,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from driveops_env import process, readiness
+from driveops_env import builders, process, readiness
 from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
 from driveops_env.services import keycloak
@@ -75,9 +76,11 @@ def optimized(
     tag = f"driveops-env/keycloak-optimized:{digest}"
     secrets = cache / "docker" / f"keycloak-optimized-{digest}.json"
     secrets.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(secrets.with_suffix(".lock"))):
+    lock = secrets.with_suffix(".lock")
+    with FileLock(str(lock)):
         known = _known_password(client, tag, secrets)
         if known is not None:
+            builders.used(secrets)  # `gc` keeps the most recently used
             return tag, known
         progress(f"deriving an optimized Keycloak image from {base} (once, about 1 min)")
         try:
@@ -92,7 +95,9 @@ def optimized(
             ) from exc
         password = generate_secret()
         labels = {"org.driveops-env.recipe": digest, "org.driveops-env.cache": str(cache.resolve())}
-        _initialise(client, built, tag, labels, version, password, addresses)
+        _initialise(client, built, tag, labels, version, password, addresses, lock)
+        with contextlib.suppress(Exception):  # the intermediate tag: its layers live on in ``tag``
+            client.images.remove(f"driveops-env/keycloak-optimized:{build_digest}-build")
         fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"username": TEMPLATE_ADMIN, "password": password, "image": client.images.get(tag).id}, handle)
@@ -118,13 +123,15 @@ def _initialise(
     version: KeycloakVersion,
     password: str,
     addresses: tuple[str, str],
+    lock: Path,
 ) -> None:
-    """Start the built image once (schema, master realm, template admin), stop it, commit it."""
+    """Start the built image once (schema, master realm, template admin), stop it, commit it.  The
+    container carries the builder labels: if this process dies, the next ``up`` or ``gc`` removes it."""
     ports = version.container_ports
     command = ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false",
                *version.listen_args("0.0.0.0", ports["http"], ports.get("management"))]  # noqa: S104 # fmt: skip
     container = client.containers.run(
-        built.id, command=command, detach=True, labels=labels,
+        built.id, command=command, detach=True, labels=labels | builders.labels("keycloak-optimized", lock),
         ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()},
         environment=version.bootstrap_admin_env(TEMPLATE_ADMIN, password),
     )  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from driveops_env import process, readiness
+from driveops_env import builders, process, readiness
 from driveops_env.errors import StartupError
 from driveops_env.services import keycloak
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
@@ -29,23 +29,26 @@ def ensure(
     # keyed by the optimized image's id: one derived again (another template password) gets new snapshots
     content = json.dumps([client.images.get(optimized).id, [masked(r) for r in realms]], sort_keys=True)
     tag = f"driveops-env/keycloak-realms:{hashlib.sha256(content.encode()).hexdigest()[:16]}"
-    with FileLock(str(lock_dir / f".{tag.split(':')[1]}.lock")):
+    lock = lock_dir / f".{tag.split(':')[1]}.lock"
+    with FileLock(str(lock)):
+        builders.used(lock)  # `gc` keeps the most recently used
         if image_present(client, tag):
             return tag
         progress(f"making a Keycloak image with {len(realms)} realm(s) (once per tenant set)")
-        _make(client, optimized, tag, template_password, [masked(r) for r in realms], version, addresses)
+        builder = builders.labels("keycloak-realms", lock)
+        _make(client, optimized, tag, template_password, [masked(r) for r in realms], version, addresses, builder)
     return tag
 
 
 def _make(
     client: Any, optimized: str, tag: str, password: str, realms: list[dict[str, Any]], version: KeycloakVersion,
-    addresses: tuple[str, str],
+    addresses: tuple[str, str], builder: dict[str, str],
 ) -> None:  # fmt: skip
     ports = version.container_ports
     command = ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false",
                *version.listen_args("0.0.0.0", ports["http"], ports.get("management"))]  # noqa: S104 # fmt: skip
     labels = dict(client.images.get(optimized).labels or {})
-    container = client.containers.run(optimized, command=command, detach=True, labels=labels,
+    container = client.containers.run(optimized, command=command, detach=True, labels=labels | builder,
                                       ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()})  # fmt: skip
     try:
         container.reload()

@@ -24,13 +24,12 @@ from typing import Any
 
 from filelock import FileLock
 
-from driveops_env import process, readiness
+from driveops_env import builders, process, readiness
 from driveops_env.ports import PortAllocator
 from driveops_env.services import keycloak, keycloak_dist
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, KeycloakInstall
 
 MASK = "snapshot-secret-replaced-at-up"
-KEEP = 8  # snapshots kept per build; the oldest go
 
 
 def masked(realm: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def ensure(
     assert install.base_data is not None and install.template_password is not None, "dev-file only"
     target = root(install) / key(install, realms)
     if (target / "data" / "h2").is_dir():
-        target.touch()  # most recently used
+        builders.used(target)  # `gc` keeps the most recently used
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.lock")):
@@ -75,7 +74,6 @@ def ensure(
             progress(f"making a Keycloak snapshot with {len(realms)} realm(s) (once per tenant set)")
             _make(install, [masked(r) for r in realms], target, heap_mb, jvm_options)
             progress(f"Keycloak snapshot ready in {time.monotonic() - started:.1f}s")
-            _prune(target.parent)
     return target
 
 
@@ -104,14 +102,6 @@ def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, 
     shutil.rmtree(staging / "data" / "transaction-logs", ignore_errors=True)
     log.unlink(missing_ok=True)
     staging.rename(target)
-
-
-def _prune(directory: Path) -> None:
-    snapshots = sorted(
-        (p for p in directory.iterdir() if p.is_dir() and "." not in p.name), key=lambda p: p.stat().st_mtime
-    )
-    for old in snapshots[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def set_client_secrets(

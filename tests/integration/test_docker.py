@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,3 +225,72 @@ def test_a_keycloak_port_taken_before_the_container_binds_it_is_replaced(
         finally:
             env.down()
         assert box.leftovers() == []
+
+
+def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> str:
+    """Read the process's progress until ``line`` shows, then kill it (-9); returns what it said."""
+    assert proc.stderr is not None
+    said = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        said += proc.stderr.readline()
+        if line in said:
+            time.sleep(1)  # the builder is running now
+            proc.kill()
+            proc.communicate()
+            return said
+    proc.kill()
+    raise AssertionError(f"never said {line!r}: {said[-2000:]}")
+
+
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
+def test_a_killed_up_leaves_no_keycloak_builder(tmp_path: Path) -> None:
+    """kill -9 while the realm image of a new tenant set is being made: its builder container carries
+    labels, and the next `gc` (or `up`) removes it, with the environment the dead run left."""
+    slug = "k" + uuid.uuid4().hex[:8]  # a tenant set no realm image exists for
+    with make_sandbox(tmp_path, services="keycloak", backend="docker") as box:
+        _kill_when(box.popen("up", "--tenants", slug), "making a Keycloak image")
+        builders = docker_client().containers.list(filters={"label": "org.driveops-env.builder"})
+        assert builders and all(c.status == "running" for c in builders), "the builder should still run"
+        collected = box.cli("gc")
+        assert collected.returncode == 0 and "builder container" in collected.stderr, collected.stderr
+        assert docker_client().containers.list(all=True, filters={"label": "org.driveops-env.builder"}) == []
+
+
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
+def test_containers_leave_no_volume_and_gc_keeps_the_newest_snapshots(dbox: Sandbox, tmp_path: Path) -> None:
+    assert dbox.cli("up", "--tenants", "acme").returncode == 0
+    for container in dbox.containers():  # the images' VOLUMEs are in memory: no anonymous volume
+        assert [m for m in container.attrs["Mounts"] if m["Type"] == "volume"] == [], container.name
+    assert docker_client().volumes.list() == []
+    assert dbox.cli("down").returncode == 0
+    # five realm images of a cache, used at different times: gc keeps the three used last
+    cache = tmp_path / "cache"
+    (cache / "docker").mkdir(parents=True)
+    client = docker_client()
+    tags = [f"t{uuid.uuid4().hex[:10]}" for _ in range(5)]
+    for age, tag in enumerate(tags):
+        client.images.build(
+            fileobj=io.BytesIO(f"FROM driveops-env/debian:bookworm\nLABEL org.driveops-env.cache={cache}\n".encode()),
+            tag=f"driveops-env/keycloak-realms:{tag}", rm=True,
+        )  # fmt: skip
+        lock = cache / "docker" / f".{tag}.lock"
+        lock.touch()
+        os.utime(lock, (time.time() - 1000 + age, time.time() - 1000 + age))
+    result = dbox.cli("gc", "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    left = {t.split(":")[1] for i in client.images.list("driveops-env/keycloak-realms") for t in i.tags}
+    assert left & set(tags) == set(tags[2:]), result.stderr
+    for tag in tags[2:]:
+        client.images.remove(f"driveops-env/keycloak-realms:{tag}")
+
+
+def test_down_of_ten_tenants_removes_the_network(dbox: Sandbox) -> None:
+    """Forty containers removed at once once left a network the engine would not remove ("has active
+    endpoints"); down and gc finish the job."""
+    tenants = ",".join(f"t{n:02d}" for n in range(10))
+    up = dbox.cli("up", "--tenants", tenants, "--services", "postgres,redis", timeout=900)
+    assert up.returncode == 0, up.stderr[-2000:]
+    down = dbox.cli("down")
+    assert down.returncode == 0, down.stderr
+    assert dbox.leftovers() == []

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,30 @@ def test_a_reset_on_a_full_disk_says_so_and_changes_nothing(sandbox: Sandbox) ->
         subprocess.run(["umount", "-l", str(disk)], check=False)
         disk.rmdir()
     assert sandbox.leftovers() == []
+
+
+@pytest.mark.local_only  # the docker backend's builder: tests/integration/test_docker.py
+@pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
+def test_a_killed_up_leaves_no_snapshot_builder(tmp_path: Path) -> None:
+    """kill -9 while a new tenant set's realm snapshot is being made: the Keycloak making it and its
+    half-made folder are removed by the next `gc` (and `up`); gc keeps the newest snapshots only."""
+    from tests.conftest import make_sandbox
+
+    slug = "k" + uuid.uuid4().hex[:8]
+    with make_sandbox(tmp_path, services="keycloak") as box:
+        proc = box.popen("up", "--tenants", slug)
+        assert proc.stderr is not None
+        said = ""
+        while "making a Keycloak snapshot" not in said and proc.poll() is None:
+            said += proc.stderr.readline()
+        time.sleep(2)  # the builder's Keycloak is starting
+        proc.kill()
+        proc.communicate()
+        cache = Path(box.settings().cache_dir)
+        partial = list((cache / "keycloak").glob("*.snapshots/*.partial"))
+        assert partial and processes_mentioning(str(partial[0])), "the builder should still run"
+        collected = box.cli("gc")
+        assert collected.returncode == 0 and "builder folder" in collected.stderr, collected.stderr
+        assert processes_mentioning(str(partial[0])) == [] and not partial[0].exists()
+        snapshots = [p for p in partial[0].parent.iterdir() if p.is_dir() and "." not in p.name]
+        assert len(snapshots) <= 3  # gc keeps the three used last

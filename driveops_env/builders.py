@@ -1,0 +1,159 @@
+"""Builders: a Keycloak started once to initialise the cached data or to make a realm snapshot (a
+process in a ``*.partial`` folder of the cache, or a container of the engine).  Each runs while its
+maker holds a lock file; a builder whose lock is free has lost its maker (a killed ``up``) and is
+removed by the next ``up`` and by ``gc``: its process or container, and its half-made folder."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from driveops_env import process
+
+LABEL = "org.driveops-env"
+BUILDER = f"{LABEL}.builder"  # what it builds
+BUILDER_LOCK = f"{LABEL}.builder-lock"  # the lock file its maker holds while it runs
+
+
+def lock_of(target: Path) -> Path:
+    """The lock file that guards making ``target`` (``<dir>/.<name>.lock``)."""
+    return target.parent / f".{target.name}.lock"
+
+
+def labels(what: str, lock: Path) -> dict[str, str]:
+    """Labels of a builder container: what it makes, and the lock its maker holds."""
+    return {BUILDER: what, BUILDER_LOCK: str(lock)}
+
+
+@contextlib.contextmanager
+def abandoned(lock: Path) -> Iterator[bool]:
+    """True (holding the lock meanwhile) when nobody holds ``lock``: whatever it guards was left by a
+    maker that died."""
+    guard = FileLock(str(lock))
+    try:
+        guard.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        guard.release()
+
+
+def sweep_folders(cache: Path) -> list[str]:
+    """Half-made builder folders of the cache whose maker is gone: their processes stopped, removed."""
+    removed = []
+    root = cache / "keycloak"
+    for staging in sorted(root.glob("*.partial")) + sorted(root.glob("*.snapshots/*.partial")):
+        target = staging.with_name(staging.name.removesuffix(".partial"))
+        with abandoned(lock_of(target)) as dead:
+            if not dead:
+                continue
+            for ref in process.running_in(staging):
+                process.terminate(ref)
+                removed.append(f"builder process {ref.pid}")
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(f"builder folder {staging}")
+    return removed
+
+
+def sweep_containers(client: Any, cache: Path) -> list[str]:
+    """Builder containers of this cache whose maker is gone (another cache's are left alone)."""
+    import docker.errors
+
+    removed = []
+    for container in client.api.containers(all=True, filters={"label": [BUILDER]}):
+        lock = Path((container.get("Labels") or {}).get(BUILDER_LOCK, ""))
+        if not lock.is_absolute() or not _inside(lock, cache):
+            continue
+        with abandoned(lock) as dead:
+            if dead:
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.api.remove_container(container["Id"], force=True, v=True)
+                removed.append(f"builder container {(container.get('Names') or [container['Id'][:12]])[0]}")
+    return removed
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+# --- what is kept, and for how long -----------------------------------------------------------------
+
+KEEP = 3  # realm snapshots (and optimized Keycloak images) kept per cache, the most recently used
+
+
+def used(path: Path) -> None:
+    """Mark a cached artefact (a snapshot folder, an image's lock or secrets file) as used now."""
+    with contextlib.suppress(OSError):
+        path.touch()
+
+
+def prune_folders(cache: Path, keep: int = KEEP) -> list[str]:
+    """Realm snapshot folders beyond the ``keep`` most recently used of each Keycloak build."""
+    removed = []
+    for root in sorted((cache / "keycloak").glob("*.snapshots")):
+        snapshots = sorted(
+            (p for p in root.iterdir() if p.is_dir() and "." not in p.name), key=lambda p: p.stat().st_mtime
+        )
+        for old in snapshots[: max(0, len(snapshots) - keep)]:
+            with abandoned(lock_of(old)) as free:
+                if free:
+                    shutil.rmtree(old, ignore_errors=True)
+                    removed.append(f"realm snapshot {old}")
+    return removed
+
+
+def prune_images(client: Any, cache: Path, keep: int = KEEP) -> list[str]:
+    """This cache's realm images, then its optimized Keycloak images, beyond the ``keep`` most recently
+    used; an image a container still runs is kept (the engine refuses, and that is fine)."""
+    removed = []
+    docker_dir = cache / "docker"
+    for repository, use_file in (
+        ("driveops-env/keycloak-realms", ".{}.lock"),  # its lock is touched at every use
+        ("driveops-env/keycloak-optimized", "keycloak-optimized-{}.json"),  # its template admin's secrets
+    ):
+        images = _images_of(client, repository, cache)
+        images.sort(key=lambda item: _mtime(docker_dir / use_file.format(item[0]), item[1]))
+        for tag, _ in images[: max(0, len(images) - keep)]:
+            if _remove_image(client, f"{repository}:{tag}"):
+                removed.append(f"image {repository}:{tag}")
+                with contextlib.suppress(OSError):
+                    (docker_dir / use_file.format(tag)).unlink()
+    return removed
+
+
+def _images_of(client: Any, repository: str, cache: Path) -> list[tuple[str, float]]:
+    """(tag, created) of the images of ``repository`` labelled with this cache."""
+    found = []
+    wanted = f"{LABEL}.cache={cache.resolve()}"
+    for image in client.api.images(name=repository, filters={"label": [wanted]}):
+        for reference in image.get("RepoTags") or []:
+            if reference.startswith(f"{repository}:"):
+                found.append((reference.split(":", 1)[1], float(image.get("Created", 0))))
+    return found
+
+
+def _mtime(path: Path, fallback: float) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return fallback
+
+
+def _remove_image(client: Any, reference: str) -> bool:
+    import docker.errors
+
+    try:
+        client.api.remove_image(reference)
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError:  # in use by a container, or the parent of an image that is
+        return False
+    return True
