@@ -157,3 +157,12 @@ def _remove_image(client: Any, reference: str) -> bool:
     except docker.errors.APIError:  # in use by a container, or the parent of an image that is
         return False
     return True
+
+
+def image_present(client: Any, tag: str) -> bool:
+    """Whether the engine has the image (the docker backend asks this too)."""
+    try:
+        client.images.get(tag)
+    except Exception:  # ImageNotFound
+        return False
+    return True

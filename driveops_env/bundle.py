@@ -7,26 +7,26 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from driveops_env import files, render
 from driveops_env.backends import Backend
 from driveops_env.health import CheckResult
+from driveops_env.services.base import Service
 from driveops_env.state import EnvState
 
 
-def secrets_of(state: EnvState) -> list[str]:
-    """Every secret the state holds: admin passwords, tenants' passwords, client secrets, users'."""
+def secrets_of(state: EnvState, services: Mapping[str, Service[Any]]) -> list[str]:
+    """Every secret the state holds: the servers' admin passwords and what each service says of its
+    stores (passwords, client secrets, seeded users' passwords)."""
     found = [s.admin_password for s in state.services.values()]
     for tenant in state.tenants.values():
-        for access in (tenant.postgres, tenant.redis, tenant.mongo):
-            if access is not None:
-                found.append(access.password)
-        if tenant.keycloak is not None:
-            found.append(tenant.keycloak.client_secret)
-            found += list(tenant.keycloak.users.values())
+        for name, raw in tenant.stores.items():
+            if name in services:
+                found += services[name].secrets(services[name].load(raw))
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
@@ -37,10 +37,15 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def write(
-    target: Path, state: EnvState, backend: Backend, status: list[CheckResult], checks: list[CheckResult]
+    target: Path,
+    state: EnvState,
+    backend: Backend,
+    services: Mapping[str, Service[Any]],
+    results: tuple[list[CheckResult], list[CheckResult]],
 ) -> list[str]:
-    """Write the bundle; returns the names of its members."""
-    secrets = secrets_of(state)
+    """Write the bundle (``results``: the servers' status, the tenants' checks); returns its members."""
+    status, checks = results
+    secrets = secrets_of(state, services)
     members: dict[str, str] = {}
     for record in state.services.values():
         try:
@@ -48,7 +53,7 @@ def write(
         except Exception as exc:  # a log that cannot be read is said in the bundle, not fatal
             text = f"(log not available: {exc})\n"
         members[f"logs/{record.key}.log"] = text
-    status_data = render.endpoints_data(state, show_secrets=False) | {"services": [asdict(r) for r in status]}
+    status_data = render.endpoints_data(state, services, show_secrets=False) | {"services": [asdict(r) for r in status]}
     members["status.json"] = json.dumps(status_data, indent=2)
     members["check.json"] = json.dumps([asdict(r) for r in checks], indent=2)
     members["check.md"] = render.checks_markdown(checks)

@@ -1,4 +1,5 @@
-"""The Python API: :class:`Environment` (a running environment) and :class:`TenantHandle`.
+"""The Python API and the one entry point of the CLI and the plugin: :class:`Environment` (a running
+environment) and :class:`TenantHandle`.
 
     from driveops_env import Environment
 
@@ -7,25 +8,33 @@
         with acme.postgres.connect() as conn:
             conn.execute("SELECT name FROM garages").fetchall()
 
-Properties never do I/O; methods named ``connect*``, ``status``, ``check``, ``down`` do.  Leaving a
-``with`` block stops the environment only if this ``up`` started it: one it attached to (started by
-the CLI, another session) keeps running.
+A tenant's store of a service is ``handle.<service>`` (``acme.postgres``, ``acme.redis``,
+``acme.mongo``, ``acme.keycloak``, a plugged-in one by its name): its values and ``connect()``;
+``handle.connect_<service>()`` is a shortcut.  Properties never do I/O; methods do.  Leaving a
+``with`` block stops the environment only if this ``up`` started it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-from driveops_env import envvars, health, options, orchestrator
-from driveops_env import reset as reset_
+from driveops_env import bundle, descriptor, envvars, gc, health, live, options, orchestrator, restore, running
 from driveops_env.backends import Backend, create_backend
-from driveops_env.endpoints import KeycloakEndpoint, MongoEndpoint, PostgresEndpoint, RedisEndpoint
 from driveops_env.errors import UsageError
 from driveops_env.health import CheckResult
-from driveops_env.spec import EnvSpec
+from driveops_env.running import load_running, running_settings, services_of
+from driveops_env.services.base import Service
+from driveops_env.settings import Settings
 from driveops_env.state import EnvState, TenantRecord
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 class TenantHandle:
@@ -58,84 +67,86 @@ class TenantHandle:
     def record(self) -> TenantRecord:
         return self._record
 
-    def _missing(self, what: str) -> UsageError:
-        return UsageError(f"tenant {self.slug!r} has no {what} in environment {self._env.name!r}")
-
     @property
-    def postgres(self) -> PostgresEndpoint:
-        if self._record.postgres is None:
-            raise self._missing("PostgreSQL")
-        return PostgresEndpoint.of(self._record.postgres)
+    def stores(self) -> list[str]:
+        """The services the tenant has a store of."""
+        return list(self._record.stores)
 
-    @property
-    def redis(self) -> RedisEndpoint:
-        if self._record.redis is None:
-            raise self._missing("Redis")
-        return RedisEndpoint.of(self._record.redis)
+    def store(self, name: str) -> Any:
+        """The endpoint of the tenant's store of service ``name`` (what ``handle.<name>`` gives)."""
+        services = self._env.services()
+        if name not in services or name not in self._record.stores:
+            raise UsageError(
+                f"tenant {self.slug!r} has no {name} store in environment {self._env.name!r}",
+                hint=f"its stores: {', '.join(self._record.stores) or 'none'}",
+            )
+        service = services[name]
+        return service.endpoint(service.load(self._record.stores[name]), self._env.state.services)
 
-    @property
-    def mongo(self) -> MongoEndpoint:
-        if self._record.mongo is None:
-            raise self._missing("MongoDB")
-        return MongoEndpoint.of(self._record.mongo)
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("connect_"):
+            return self.store(name.removeprefix("connect_")).connect
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.store(name)
 
-    @property
-    def keycloak(self) -> KeycloakEndpoint:
-        if self._record.keycloak is None:
-            raise self._missing("Keycloak realm")
-        server = self._env.state.services["keycloak"]
-        return KeycloakEndpoint.of(self._record.keycloak, server.admin_user, server.admin_password)
+    def _issuer(self) -> tuple[Service[Any], Any]:
+        for name, service in self._env.services().items():
+            if service.issues_tokens and name in self._record.stores:
+                return service, service.load(self._record.stores[name])
+        raise UsageError(f"environment {self._env.name!r} runs no service that issues tokens", hint="add keycloak")
 
-    def connect_postgres(self, **kwargs: Any) -> Any:
-        """Shortcut for ``.postgres.connect()``."""
-        return self.postgres.connect(**kwargs)
+    def token(self, user: str | None = None, password: str | None = None, *, client_credentials: bool = False) -> str:
+        """An access token of ``user`` (default: the first seeded user), or of the API client's account."""
+        service, access = self._issuer()
+        return service.token(access, user, password, client_credentials=client_credentials)
 
-    def connect_redis(self, **kwargs: Any) -> Any:
-        """Shortcut for ``.redis.connect()``."""
-        return self.redis.connect(**kwargs)
+    def claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once validated (signature, issuer, audience, expiry)."""
+        service, access = self._issuer()
+        return service.claims(access, token)
 
-    def connect_mongo(self) -> Any:
-        """Shortcut for ``.mongo.connect()``."""
-        return self.mongo.connect()
-
-    def token(self, user: str | None = None, password: str | None = None) -> str:
-        """An access token of ``user`` in the tenant's realm (default: the first seeded user)."""
-        return self.keycloak.token(user, password)
-
-    def reset(self, stores: tuple[str, ...] = reset_.STORES) -> dict[str, float]:
-        """Back to the seeded state in ``stores``; returns the seconds each store took.  Test
+    def reset(self, stores: Iterable[str] | None = None) -> dict[str, float]:
+        """Back to the seeded state in ``stores`` (default: all); the seconds each took.  Test
         processes' copies are left alone."""
-        return reset_.reset_tenant(self._env.state, self.slug, stores)
+        wanted = list(self._record.stores) if stores is None else list(stores)
+        return restore.reset_tenant(self._env.state, self.slug, wanted, self._env.settings)
 
-    def env_vars(self, style: Literal["plain", "dotnet"] = "plain") -> dict[str, str]:
-        if style == "dotnet":
-            return envvars.dotnet(self._record)
-        if style == "plain":
-            return envvars.plain(self._env.name, self._record)
-        raise UsageError(f"unknown env var style {style!r}", hint="use 'plain' or 'dotnet'")
+    def env_vars(self, style: str = "plain", *, network: bool = False) -> dict[str, str]:
+        """The variables ``driveops-env env`` prints (``plain`` or ``dotnet``); ``network``: as a container
+        on the environment's network sees them."""
+        state = self._env.state
+        if network and not any(r.aliases for r in state.services.values()):
+            raise UsageError("--network needs an environment of a container backend", hint="it has no network")
+        servers = state.services if network else None
+        return envvars.variables(state.name, self._record, self._env.services(), style, servers)
 
 
 class Environment:
     """A running environment, as recorded in its state file (or in a descriptor)."""
 
-    def __init__(self, state: EnvState, settings: options.Settings, *, owned: bool = False) -> None:
+    def __init__(self, state: EnvState, settings: Settings, *, owned: bool = False) -> None:
         self._state = state
         self._settings = settings
         self._owned = owned
+        self._services: dict[str, Service[Any]] | None = None
+        self.attached = False  # an ``up`` that found it running
+        self.elapsed = 0.0  # what the ``up`` that made this object took
 
     def __repr__(self) -> str:
         return f"Environment({self.name!r}, backend={self.backend!r}, tenants={self.tenants!r})"
 
+    # --- finding or starting one ----------------------------------------------------------------------
+
     @classmethod
     def up(
         cls,
-        spec: EnvSpec | None = None,
         *,
-        settings: options.Settings | None = None,
+        settings: Settings | None = None,
         recreate: bool = False,
         detach: bool = False,
         owner_pid: int | None = None,
-        progress: orchestrator.Progress | None = None,
+        progress: Progress | None = None,
         **option_values: Any,
     ) -> Environment:
         """Start (or attach to) an environment.  Options by their names, as typed values or as the
@@ -145,30 +156,48 @@ class Environment:
         ``up`` of that name sweeps it."""
         settings = settings or options.resolve()
         if option_values:
-            settings = settings.with_options(**option_values)
-        if spec is not None:
-            settings = settings.replace(name=spec.name)
+            settings = options.with_options(settings, **option_values)
         result = orchestrator.up(
-            settings, spec=spec, recreate=recreate, detach=detach, owner_pid=owner_pid,
-            progress=progress or (lambda _: None),
-        )  # fmt: skip
-        return cls(result.state, orchestrator.running_settings(settings, result.state, check=False),
-                   owned=not result.attached)  # fmt: skip
+            settings, recreate=recreate, detach=detach, owner_pid=owner_pid, progress=progress or _quiet
+        )
+        env = cls(result.state, running_settings(settings, result.state, check=False), owned=not result.attached)
+        env.attached, env.elapsed = result.attached, result.elapsed
+        return env
 
     @classmethod
-    def attach(cls, name: str = "default", *, settings: options.Settings | None = None) -> Environment:
+    def attach(cls, name: str = "default", *, settings: Settings | None = None) -> Environment:
         """An environment started elsewhere; leaving a ``with`` block does not stop it."""
         settings = settings or options.resolve()
-        state = orchestrator.load_running(settings, name)
-        return cls(state, orchestrator.running_settings(settings, state))
+        state = load_running(settings, name)
+        return cls(state, running_settings(settings, state))
 
     @classmethod
-    def from_descriptor(cls, path: Path | str, *, settings: options.Settings | None = None) -> Environment:
+    def from_descriptor(cls, path: Path | str, *, settings: Settings | None = None) -> Environment:
         """An environment described by ``driveops-env export`` (another machine's, e.g. staging)."""
-        from driveops_env import descriptor
-
         settings = settings or options.resolve()
         return cls(descriptor.load(Path(path), settings.cache_dir), settings)
+
+    @staticmethod
+    def stop(name: str, *, settings: Settings, keep_data: bool = False, progress: Progress = _quiet) -> bool:
+        """``down`` of an environment by name (False when none runs; nothing is deleted then)."""
+        return orchestrator.down(settings, name, keep_data=keep_data, progress=progress)
+
+    @staticmethod
+    def collect(settings: Settings, *, dry_run: bool = False, progress: Progress = _quiet) -> list[str]:
+        """``gc``: every environment whose owner is gone, and what no state file knows."""
+        return gc.collect(settings, dry_run=dry_run, progress=progress)
+
+    @staticmethod
+    def sweep_dead(settings: Settings, *, prefix: str, progress: Progress = _quiet) -> list[str]:
+        """Down the environments named ``prefix...`` whose owner is gone (dead test sessions)."""
+        return gc.sweep_dead(settings, prefix=prefix, progress=progress)
+
+    @staticmethod
+    def prepare(settings: Settings, progress: Progress = _quiet) -> dict[str, str]:
+        """Fetch and build what ``up`` needs (once; later calls only check). Starts nothing."""
+        return orchestrator.prepare(settings, progress)
+
+    # --- what it is -----------------------------------------------------------------------------------
 
     @property
     def name(self) -> str:
@@ -191,13 +220,23 @@ class Environment:
         return self._state
 
     @property
-    def settings(self) -> options.Settings:
+    def settings(self) -> Settings:
         return self._settings
 
     @property
     def owned(self) -> bool:
         """Whether this object started the environment (and ``down()`` on leaving ``with`` is ours)."""
         return self._owned
+
+    def services(self) -> dict[str, Service[Any]]:
+        """Every registered service by name (what the environment's records name)."""
+        if self._services is None:
+            self._services = services_of(self._state, self._settings)
+        return self._services
+
+    def runner(self) -> Backend:
+        """The backend that runs this environment's servers (its own settings and engine)."""
+        return create_backend(self._state.backend, self._settings, self._state.engine)
 
     def tenant(self, slug: str) -> TenantHandle:
         record = self._state.tenants.get(slug)
@@ -212,21 +251,43 @@ class Environment:
         """A handle on a tenant record of this environment (a test process's copy, say)."""
         return TenantHandle(self, record)
 
-    def add_tenants(self, slugs: list[str], *, progress: orchestrator.Progress | None = None) -> None:
-        """Add tenants to the running environment (stores, seeds, realm) without touching the others."""
-        self._state, _ = orchestrator.add_tenants(self._settings, self.name, slugs, progress=progress)
+    # --- doing things ---------------------------------------------------------------------------------
+
+    def add_tenants(self, slugs: list[str], *, progress: Progress | None = None) -> list[str]:
+        """Add tenants to the running environment without touching the others; those this call added."""
+        self._state, added = live.add_tenants(self._settings, self.name, slugs, progress=progress or _quiet)
+        return added
+
+    def remove_tenant(self, slug: str, *, progress: Progress | None = None) -> None:
+        self._state = live.remove_tenant(self._settings, self.name, slug, progress=progress or _quiet)
 
     def status(self) -> list[CheckResult]:
-        """Live health of every server (a real query or PING each)."""
-        return health.service_status(self._state, self.runner())
-
-    def runner(self) -> Backend:
-        """The backend that runs this environment's servers (its own settings and engine)."""
-        return create_backend(self._state.backend, self._settings, self._state.engine)
+        """Live health of every server (a real request each)."""
+        return health.service_status(self._state, self.runner(), self.services())
 
     def check(self) -> list[CheckResult]:
-        """The production guide's health checks, per tenant."""
-        return health.tenant_checks(self._state)
+        """The production guide's checks, per tenant."""
+        return health.tenant_checks(self._state, self.services())
+
+    def logs(self, key: str, lines: int | None = None) -> str:
+        return self.runner().logs(self._state.services[key], lines)
+
+    def follow(self, key: str) -> Iterator[str]:
+        return self.runner().follow(self._state.services[key])
+
+    def bundle(self, target: Path) -> list[str]:
+        """Every server's log, ``status`` and ``check`` in one ``.tar.gz``, secrets redacted."""
+        results = (self.status(), self.check())
+        return bundle.write(target, self._state, self.runner(), self.services(), results)
+
+    def export(self, target: Path | None) -> str:
+        """A descriptor of this environment for other machines (written 0600 to ``target``)."""
+        return descriptor.write(self._state, target)
+
+    def release(self, owner_pid: int | None = None) -> None:
+        """Hand the environment to another owner, or to nobody (it then stays until ``down``)."""
+        running.release(self._settings, self.name, owner_pid)
+        self._owned = False
 
     def down(self, *, keep_data: bool = False) -> None:
         orchestrator.down(self._settings, self.name, keep_data=keep_data)

@@ -1,11 +1,136 @@
-"""Parsers of option values: text in, typed value out; a ``ValueError`` says why a value is refused."""
+"""How an option is declared (:func:`declare`, :class:`Option`, :func:`table`) and parsed: text in,
+typed value out; a ``ValueError`` says why a value is refused.
+
+An option is a field of a settings dataclass (the generic :class:`driveops_env.settings.Settings`, a
+service's own options class, the pytest plugin's); its CLI flag, environment variable, pyproject key,
+pytest ini key, choices and documentation are derived from the field.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Literal
 
-SERVICES = ("keycloak", "postgres", "mongo", "redis")
+from driveops_env.errors import UsageError
+
+ENV_PREFIX = "DRIVEOPS_ENV_"
+TOML_TABLE = "driveops-env"
+_DECL = "driveops-option"
+
+
+@dataclass(frozen=True)
+class _Decl:
+    help: str
+    default: Callable[[], Any]
+    default_doc: str
+    parse: Callable[[str], Any]
+    metavar: str
+    list_valued: bool
+
+
+def declare(
+    help: str,
+    default: Callable[[], Any],
+    default_doc: str,
+    parse: Callable[[str], Any] | None = None,
+    *,
+    metavar: str = "VALUE",
+    list_valued: bool = False,
+) -> Any:
+    """A field of a settings dataclass that is an option.  ``default`` is called at resolve time."""
+    return field(metadata={_DECL: _Decl(help, default, default_doc, parse or parse_text, metavar, list_valued)})
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting, derived from its field: names in every source, choices, parser, documentation."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any]
+    default: Callable[[], Any]
+    default_doc: str
+    choices: tuple[str, ...] = ()
+    metavar: str = "VALUE"
+    list_valued: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def toml_key(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def ini_key(self) -> str:
+        return "driveops_" + self.name
+
+    def convert(self, raw: Any, source: str, base: Path | None = None) -> Any:
+        """The typed value of ``raw`` (text, or a TOML value); relative paths are joined to ``base``."""
+        if isinstance(raw, list | tuple):
+            if not self.list_valued:
+                raise UsageError(f"{self.describe(source)}: a list is not valid here", hint="give one value")
+            raw = ",".join(str(item) for item in raw)
+        text = str(raw).lower() if isinstance(raw, bool) else str(raw)
+        if self.choices and text not in self.choices:
+            raise UsageError(
+                f"{self.describe(source)}: {text!r} is not one of {', '.join(self.choices)}",
+                hint=f"use one of: {', '.join(self.choices)}",
+            )
+        try:
+            value = self.parse(text)
+        except UsageError as exc:
+            exc.message = f"{self.describe(source)}: {exc.message}"
+            raise
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{self.describe(source)}: {text!r} is not valid: {exc}") from exc
+        if isinstance(value, Path) and not value.is_absolute():
+            value = Path(os.path.abspath((base or Path.cwd()) / value))
+        return value
+
+    def describe(self, source: str) -> str:
+        where = {
+            "cli": self.flag,
+            "env": self.env_var,
+            "pyproject": f"[tool.{TOML_TABLE}] {self.toml_key}",
+            "ini": self.ini_key,
+        }.get(source, self.name)
+        return f"option {where}"
+
+
+def table(cls: type) -> tuple[Option, ...]:
+    """The options of a settings dataclass, in field order; choices come from ``Literal`` types."""
+    hints = typing.get_type_hints(cls)
+    result = []
+    for f in fields(cls):
+        decl = f.metadata.get(_DECL)
+        if decl is None:
+            continue
+        hint = hints[f.name]
+        choices = tuple(typing.get_args(hint)) if typing.get_origin(hint) is Literal else ()
+        result.append(
+            Option(
+                f.name,
+                decl.help,
+                decl.parse,
+                decl.default,
+                decl.default_doc,
+                choices,
+                decl.metavar,
+                decl.list_valued,
+            )
+        )
+    return tuple(result)
 
 
 def parse_text(value: str) -> str:
@@ -52,9 +177,9 @@ def parse_bool(value: str) -> bool:
     raise ValueError("use true or false")
 
 
-def parse_services(value: str) -> tuple[str, ...]:
+def parse_names(value: str) -> tuple[str, ...]:
+    """A comma-separated list of names, each once (which names exist is checked where they are known)."""
     names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    unknown = [n for n in names if n not in SERVICES]
-    if unknown or not names:
-        raise ValueError(f"use a comma-separated subset of {', '.join(SERVICES)}")
-    return tuple(n for n in SERVICES if n in names)
+    if not names:
+        raise ValueError("name at least one")
+    return names

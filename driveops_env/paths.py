@@ -130,3 +130,16 @@ def blocking_dir(path: Path, user: str) -> Path | None:
         if not allowed:
             return current
     return None
+
+
+def own_dir(path: Path, mode: int, user: str | None) -> Path:
+    """``path`` made (or kept) a directory of mode ``mode``, owned by ``user`` (when given: we are root
+    and a server runs as that user)."""
+    import pwd
+
+    path.mkdir(mode=mode, exist_ok=True)
+    os.chmod(path, mode)
+    if user is not None:
+        account = pwd.getpwnam(user)
+        os.chown(path, account.pw_uid, account.pw_gid)
+    return path

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from driveops_env.errors import UsageError
-from driveops_env.options import OPTIONS, OPTIONS_BY_NAME, Settings
+from driveops_env.services import registry
+from driveops_env.settings import FIELDS, Settings
 
 # what finds an environment (its name and state directory) and what its state lists itself (tenants);
 # every other option is recorded in the state file at ``up`` and comes from there afterwards
@@ -30,7 +31,7 @@ def as_text(value: Any) -> str:
 
 def recorded(settings: Settings, backend: str) -> dict[str, str]:
     """The options an environment runs with, for its state file (``backend``: the one ``auto`` chose)."""
-    values = {o.name: as_text(getattr(settings, o.name)) for o in OPTIONS if o.name not in LOCATORS}
+    values = {o.name: as_text(settings.value(o.name)) for o in registry.options() if o.name not in LOCATORS}
     return values | {"backend": backend}
 
 
@@ -40,12 +41,13 @@ def for_environment(settings: Settings, name: str, state_options: Mapping[str, s
     for this command that contradicts them is an error (exit 2); any other, or one from the
     environment or a pyproject.toml, gives way to the state."""
     typed: dict[str, Any] = {}
+    table = {option.name: option for option in registry.options()}
     for key, text in state_options.items():
-        option = OPTIONS_BY_NAME.get(key)
+        option = table.get(key)
         if option is None or key in LOCATORS:
             continue
         value = option.convert(text, "state")
-        given = getattr(settings, key)
+        given = getattr(settings, key) if key in FIELDS else settings.extra.get(key)
         explicit = key in CHECKED and settings.sources.get(key) in EXPLICIT
         if explicit and given != value and not (key == "backend" and given == "auto"):
             raise UsageError(
@@ -54,4 +56,5 @@ def for_environment(settings: Settings, name: str, state_options: Mapping[str, s
                 "and `up` it again with the new value",
             )
         typed[key] = value
-    return dataclasses.replace(settings, **typed, sources={**settings.sources, **dict.fromkeys(typed, "state")})
+    changed = settings.replace(**typed)
+    return dataclasses.replace(changed, sources={**settings.sources, **dict.fromkeys(typed, "state")})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driveops_env.health import CheckResult
-from driveops_env.secret import mask
-from driveops_env.state import EnvState, ServiceRecord
+from driveops_env.services.base import Service
+from driveops_env.state import EnvState
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -19,93 +19,53 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _hide(text: str, secret: str, show: bool) -> str:
-    return text if show or not secret else text.replace(secret, mask(secret))
-
-
 ENDPOINT_HEADERS = ("tenant", "service", "endpoint", "server")
 
 
-def endpoints(state: EnvState, *, show_secrets: bool) -> str:
-    return table(ENDPOINT_HEADERS, endpoint_rows(state, show_secrets=show_secrets))
+def endpoints(state: EnvState, services: Mapping[str, Service[Any]], *, show_secrets: bool) -> str:
+    return table(ENDPOINT_HEADERS, endpoint_rows(state, services, show_secrets=show_secrets))
 
 
-def endpoint_rows(state: EnvState, *, show_secrets: bool) -> list[list[str]]:
+def endpoint_rows(state: EnvState, services: Mapping[str, Service[Any]], *, show_secrets: bool) -> list[list[str]]:
+    """One row per tenant and store, then the servers' administration entry points (a console)."""
     rows: list[list[str]] = []
     for tenant in state.tenants.values():
-        if tenant.postgres:
-            pg = tenant.postgres
-            rows.append([tenant.slug, "postgres", _hide(pg.dsn, pg.password, show_secrets), pg.service])
-        if tenant.redis:
-            r = tenant.redis
+        for name, service in services.items():  # the registry's order
+            raw = tenant.stores.get(name)
+            if raw is not None:
+                access = service.load(raw)
+                rows.append([tenant.slug, name, service.describe(access, show_secrets), str(raw.get("service", ""))])
+    for record in state.services.values():
+        entry = services[record.kind].admin(record, show_secrets) if record.kind in services else None
+        if entry is not None:
             rows.append(
-                [
-                    tenant.slug,
-                    "redis",
-                    _hide(r.url, r.password, show_secrets) + f" (keys {r.key_prefix}*)",
-                    r.service,
-                ]
+                ["-", record.kind, f"{entry['url']} (user {entry['user']}, password {entry['password']})", record.key]
             )
-        if tenant.mongo:
-            m = tenant.mongo
-            rows.append([tenant.slug, "mongo", _hide(m.uri, m.password, show_secrets), m.service])
-        if tenant.keycloak:
-            kc = tenant.keycloak
-            secret = kc.client_secret if show_secrets else mask(kc.client_secret)
-            rows.append([tenant.slug, "keycloak", f"{kc.issuer} (client {kc.client_id}, secret {secret})", kc.service])
-    admin = state.services.get("keycloak")
-    if admin is not None:
-        password = admin.admin_password if show_secrets else mask(admin.admin_password)
-        rows.append(
-            [
-                "-",
-                "keycloak",
-                f"{admin_base_url(admin)}/admin/ (user {admin.admin_user}, password {password})",
-                admin.key,
-            ]
-        )
     return rows
 
 
-def endpoints_data(state: EnvState, *, show_secrets: bool) -> dict[str, Any]:
+def endpoints_data(state: EnvState, services: Mapping[str, Service[Any]], *, show_secrets: bool) -> dict[str, Any]:
     """What ``endpoints`` shows, as data (``status --json``, ``up --json``): per tenant its endpoints
-    and credentials, and the Keycloak administrator; secrets masked unless ``show_secrets``."""
-
-    def hide(value: str) -> str:
-        return value if show_secrets else mask(value)
-
+    and credentials, and the servers' administration entry points (``<service>_admin``); secrets
+    masked unless ``show_secrets``."""
     tenants: dict[str, Any] = {}
     for tenant in state.tenants.values():
         entry: dict[str, Any] = {"tenant_id": tenant.tenant_id, "name": tenant.display_name}
-        if tenant.postgres:
-            pg = tenant.postgres
-            entry["postgres"] = {"dsn": _hide(pg.dsn, pg.password, show_secrets), "host": pg.host,
-                                 "port": pg.port, "database": pg.database, "user": pg.user,
-                                 "password": hide(pg.password)}  # fmt: skip
-        if tenant.redis:
-            r = tenant.redis
-            entry["redis"] = {"url": _hide(r.url, r.password, show_secrets), "key_prefix": r.key_prefix}
-        if tenant.mongo:
-            m = tenant.mongo
-            entry["mongo"] = {"uri": _hide(m.uri, m.password, show_secrets), "database": m.database}
-        if tenant.keycloak:
-            kc = tenant.keycloak
-            entry["keycloak"] = {
-                "issuer": kc.issuer, "realm": kc.realm, "client_id": kc.client_id,
-                "client_secret": hide(kc.client_secret), "audience": kc.audience,
-            }  # fmt: skip
+        for name, service in services.items():
+            if name in tenant.stores:
+                entry[name] = service.data(service.load(tenant.stores[name]), show_secrets)
         tenants[tenant.slug] = entry
-    data: dict[str, Any] = {"name": state.name, "backend": state.backend, "isolation": state.isolation,
-                            "tenants": tenants}  # fmt: skip
-    admin = state.services.get("keycloak")
-    if admin is not None:
-        data["keycloak_admin"] = {"url": f"{admin_base_url(admin)}/admin/", "user": admin.admin_user,
-                                  "password": hide(admin.admin_password)}  # fmt: skip
+    data: dict[str, Any] = {
+        "name": state.name,
+        "backend": state.backend,
+        "isolation": state.isolation,
+        "tenants": tenants,
+    }
+    for record in state.services.values():
+        admin = services[record.kind].admin(record, show_secrets) if record.kind in services else None
+        if admin is not None:
+            data[f"{record.kind}_admin"] = admin
     return data
-
-
-def admin_base_url(record: ServiceRecord) -> str:
-    return f"http://{record.host}:{record.port}"
 
 
 def connect_hint(state: EnvState, prog: str = "driveops-env") -> str:

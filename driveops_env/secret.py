@@ -14,3 +14,8 @@ def generate_secret(length: int = 32) -> str:
 
 def mask(secret: str) -> str:
     return "****" if secret else ""
+
+
+def hide(text: str, secret: str, show: bool) -> str:
+    """``text`` with ``secret`` masked, unless ``show``."""
+    return text if show or not secret else text.replace(secret, mask(secret))

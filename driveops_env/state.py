@@ -21,9 +21,9 @@ from filelock import FileLock, Timeout
 
 from driveops_env import files, paths, typed_json
 from driveops_env.errors import Interrupted, StateError, UnsafePathError
-from driveops_env.spec import Tenant
+from driveops_env.tenants import Tenant
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 STATE_LIMIT = 16 * 1024 * 1024  # bytes: a state file of a hundred tenants is well under 1 MB
 
 
@@ -34,21 +34,11 @@ class UnreadableStateError(StateError):
 
 
 @dataclass
-class MongoLogin:
-    """How users log in to a MongoDB-protocol server: what the backend that started it knows."""
-
-    server: str  # what answers: "FerretDB v1.24.2 (PostgreSQL handler)", "mongo:7"
-    mechanism: str | None = None  # PLAIN: FerretDB passes the credentials through to PostgreSQL
-    admin_source: str | None = None  # authSource of the administrator ("admin" on a mongod)
-    users_in_own_database: bool = False  # a tenant's user lives in its database (authSource=<db>)
-
-
-@dataclass
 class ServiceRecord:
-    """One running server: a process (local) or a container (docker)."""
+    """One running server: a process (local), a container (docker) or a pod (kubernetes)."""
 
     key: str  # "postgres.acme", "redis.shared", "keycloak"
-    kind: str  # postgres | redis | mongo | keycloak
+    kind: str  # the service that describes it: postgres | redis | mongo | keycloak | a plugged-in one
     tenant: str | None
     host: str
     port: int
@@ -68,99 +58,19 @@ class ServiceRecord:
     ports: dict[str, int] = field(default_factory=dict)
     stop_signals: list[int] = field(default_factory=lambda: [15, 9])  # graceful, fast
     depends_on: list[str] = field(default_factory=list)  # servers it keeps its data in
-    mongo: MongoLogin | None = None
-
-
-@dataclass
-class PostgresAccess:
-    service: str
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str = field(repr=False)
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
-
-    @property
-    def conninfo(self) -> str:
-        return (
-            f"host={self.host} port={self.port} dbname={self.database} user={self.user} "
-            f"password={self.password} connect_timeout=5"
-        )
-
-
-@dataclass
-class RedisAccess:
-    service: str
-    host: str
-    port: int
-    username: str | None
-    password: str = field(repr=False)
-    key_prefix: str
-    db: int = 0  # the logical database (an xdist worker's copy has its own in dedicated mode)
-
-    @property
-    def url(self) -> str:
-        """A URL every client reads as is: the user is always named (redis-cli sends an empty user
-        name for ``redis://:pw@host``, which Redis refuses), ``default`` in dedicated mode."""
-        return f"redis://{self.username or 'default'}:{self.password}@{self.host}:{self.port}/{self.db}"
-
-
-@dataclass
-class MongoAccess:
-    service: str
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str = field(repr=False)
-    auth_mechanism: str | None = None
-    auth_source: str | None = None
-
-    @property
-    def uri(self) -> str:
-        query = "&".join(
-            f"{key}={value}"
-            for key, value in (("authMechanism", self.auth_mechanism), ("authSource", self.auth_source))
-            if value
-        )
-        base = f"mongodb://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
-        return f"{base}?{query}" if query else base
-
-
-@dataclass
-class KeycloakAccess:
-    service: str
-    base_url: str
-    realm: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    web_client_id: str
-    users: dict[str, str] = field(default_factory=dict, repr=False)  # username -> password
-
-    @property
-    def issuer(self) -> str:
-        return f"{self.base_url}/realms/{self.realm}"
-
-    @property
-    def audience(self) -> str:
-        """The ``aud`` of the realm's access tokens: the API client (an audience mapper puts it there)."""
-        return self.client_id
+    extra: dict[str, str] = field(default_factory=dict)  # what its service records about it
 
 
 @dataclass
 class TenantRecord:
+    """A tenant of a running environment and, by service, its access to its store (the service's own
+    record, as JSON: see the service's ``access`` class)."""
+
     slug: str
     tenant_id: str
     display_name: str
     realm: str
-    postgres: PostgresAccess | None = None
-    redis: RedisAccess | None = None
-    mongo: MongoAccess | None = None
-    keycloak: KeycloakAccess | None = None
+    stores: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def as_tenant(self) -> Tenant:
         return Tenant(self.slug, self.tenant_id, self.display_name, self.realm)

@@ -8,12 +8,15 @@ error is raised.
 
 from __future__ import annotations
 
+import contextlib
 import graphlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from types import FrameType
 
 from driveops_env.errors import Interrupted
 
@@ -95,3 +98,60 @@ def run_steps(
 def _has_room(step: Step, running: Iterable[Step], limits: Mapping[str, int] | None) -> bool:
     limit = (limits or {}).get(step.group or "")
     return limit is None or sum(1 for r in running if r.group == step.group) < limit
+
+
+# --- signals while servers start and stop ---------------------------------------------------------
+
+
+def with_sigint_ignored(action: Callable[[], None]) -> None:
+    """Run cleanup without a second Ctrl-C cutting it short (only possible in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        action()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        action()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C and SIGTERM wait until the block ends (stopping servers is never cut short, nor a lock
+    file's release), then interrupt; the block may ask whether one came (to stop waiting for a lock)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(received)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if received:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def signals_cancel(cancel: threading.Event, interrupted: threading.Event) -> Iterator[None]:
+    """While servers start, Ctrl-C and SIGTERM only set ``cancel``: a KeyboardInterrupt raised at a
+    random point (inside a thread pool, say) could let a step run on after the cleanup."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        interrupted.set()
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,55 +1,59 @@
-"""Backends run the servers: ``local`` (processes) and ``docker`` (containers)."""
+"""Backends run the servers; they are found in one table (as nox's virtualenv backends), and ``auto``
+is a rule over it: the first of ``AUTO`` that says it is available.
+
+| name | family | what it runs |
+|---|---|---|
+| local | process | processes on this machine (``--local-user`` as root) |
+| docker | container | containers on a Docker engine, local or remote |
+| descriptor | - | nothing: an environment known from another machine's descriptor, reached over the network |
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from driveops_env.backends.base import Backend, StartContext
-from driveops_env.errors import MissingDependencyError, UsageError
-from driveops_env.options import Settings
+from driveops_env.errors import UsageError
+from driveops_env.settings import Settings
 
-__all__ = ["Backend", "StartContext", "create_backend", "resolve_backend_name"]
+__all__ = ["CHOOSABLE", "Backend", "StartContext", "backend_class", "create_backend", "resolve_backend_name"]
+
+BACKENDS = {
+    "local": "driveops_env.backends.local:LocalBackend",
+    "docker": "driveops_env.backends.docker:DockerBackend",
+    "descriptor": "driveops_env.backends.readonly:ReadOnlyBackend",
+}
+AUTO = ("docker", "local")  # what ``auto`` tries, in order
+CHOOSABLE = ("local", "docker")
 
 
 def _quiet(_: str) -> None:
     pass
 
 
-def resolve_backend_name(
-    requested: str, settings: Settings | None = None, progress: Callable[[str], None] = _quiet
-) -> str:
-    """``auto`` becomes ``docker`` when a Docker engine answers and has (or can pull) the configured
-    images, else ``local``, saying why in one line.  An explicit ``docker`` is never replaced."""
-    if requested in ("local", "docker"):
-        return requested
-    if requested != "auto":
-        raise UsageError(f"unknown backend {requested!r}", hint="use auto, local or docker")
-    from driveops_env.backends.docker import DockerBackend
-    from driveops_env.backends.docker_engine import engine_answers
+def backend_class(name: str) -> type[Backend]:
+    reference = BACKENDS.get(name)
+    if reference is None:
+        raise UsageError(f"unknown backend {name!r}", hint=f"use auto, {', '.join(CHOOSABLE)}")
+    module, _, attribute = reference.partition(":")
+    found: type[Backend] = getattr(importlib.import_module(module), attribute)
+    return found
 
-    if not engine_answers():
-        return "local"
-    if settings is not None:
-        try:
-            DockerBackend(settings).ensure_images(progress)
-        except MissingDependencyError as exc:
-            progress(f"backend auto: {exc.message}; using the local backend")
-            return "local"
-    return "docker"
+
+def resolve_backend_name(requested: str, settings: Settings, progress: Callable[[str], None] = _quiet) -> str:
+    """``auto`` becomes the first backend of ``AUTO`` that is available (docker: an engine answers and
+    has, or can pull, the images; it says in one line why not), else the last.  An explicit name is
+    never replaced."""
+    if requested != "auto":
+        backend_class(requested)
+        return requested
+    for name in AUTO[:-1]:
+        if backend_class(name).available(settings, progress):
+            return name
+    return AUTO[-1]
 
 
 def create_backend(name: str, settings: Settings, engine: str = "") -> Backend:
-    """A backend by name; ``engine``: where a running environment's containers are (its state says)."""
-    if name == "local":
-        from driveops_env.backends.local import LocalBackend
-
-        return LocalBackend(settings)
-    if name == "docker":
-        from driveops_env.backends.docker import DockerBackend
-
-        return DockerBackend(settings, engine)
-    if name == "descriptor":
-        from driveops_env.backends.descriptor import DescriptorBackend
-
-        return DescriptorBackend(settings)
-    raise UsageError(f"unknown backend {name!r}", hint="use auto, local or docker")
+    """A backend by name; ``engine``: where a running environment's servers are (its state says)."""
+    return backend_class(name)(settings, engine)

@@ -1,8 +1,9 @@
 """What a backend does, and the one launch path every server goes through.
 
-A backend starts one server (a process or a container) and returns it ready for its administrator;
-everything above that (tenant roles and databases, ACL users, seeds, realms) is the same on every
-backend and lives in the service modules and the start plan.
+A backend starts any server from its service's description (:class:`~driveops_env.services.base.Server`)
+and returns it ready for its administrator; it has no per-service code.  Everything above that (tenant
+roles and databases, ACL users, seeds, realms) is the same on every backend and lives in the service
+units and the start plan.
 
 :func:`launch` is the template (as mirakuru's executor: start, then a readiness check): it checks for
 cancellation, lets the backend start the server, records it in the state file at once, waits for the
@@ -13,20 +14,17 @@ how to start the server, whether it still runs, its log.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from driveops_env import readiness
 from driveops_env.errors import Interrupted, StartupError
-from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
-from driveops_env.services import keycloak
-from driveops_env.services.mongo import MongoUser
+from driveops_env.services.base import Engine, Server
+from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
-
-Servers = Mapping[str, ServiceRecord]  # servers by kind, e.g. the PostgreSQL a FerretDB keeps its data in
 
 
 @dataclass
@@ -98,44 +96,48 @@ def launch(
 
 
 class Backend(Protocol):
+    """A backend by the table in :mod:`driveops_env.backends`: one family (``process`` or
+    ``container``), and no service named anywhere in it."""
+
     name: str
+    family: str
 
-    def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
-        """Check (and, once, build) prerequisites before anything starts; return the services' versions."""
+    def __init__(self, settings: Settings, engine: str = "") -> None: ...
+
+    @classmethod
+    def available(cls, settings: Settings, progress: Callable[[str], None]) -> bool:
+        """Whether ``auto`` may choose it here (saying in one line why not)."""
         ...
 
-    def realm_snapshot(self, realms: list[dict[str, Any]], progress: Callable[[str], None]) -> bool:
-        """Start Keycloak with these realms already in its data, if this backend can (made once per
-        tenant set and cached); False when the realms must be created after start."""
+    @classmethod
+    def collect(cls, settings: Settings, *, dry_run: bool) -> list[str]:
+        """What ``gc`` removes that only this backend can find (labelled resources, builders)."""
         ...
 
-    def needs(self, kind: str) -> tuple[str, ...]:
-        """Kinds of servers a server of ``kind`` keeps its data in on this backend (FerretDB: postgres)."""
+    def prepare(self, progress: Callable[[str], None]) -> None:
+        """Check what the backend itself needs before anything starts (directories, an engine, images)."""
         ...
 
-    def start_postgres(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
-        """A ready PostgreSQL whose superuser logs in over TCP with ``admin_password``."""
+    def engine(self) -> Engine | None:
+        """Where images live (container family), for services that derive their own."""
         ...
 
-    def start_redis(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
-        """A ready Redis whose default user has ``admin_password``."""
+    def run_as(self) -> str | None:
+        """The unprivileged user servers run as (process family, as root), else None."""
         ...
 
-    def start_mongo(self, key: str, tenant: str, user: MongoUser, ctx: StartContext, deps: Servers) -> ServiceRecord:
-        """A ready MongoDB-protocol server on which ``user`` logs in; ``record.mongo`` says how.  ``deps``:
-        the servers of the kinds :meth:`needs` named."""
-        ...
-
-    def start_keycloak(
-        self, key: str, ctx: StartContext, database: keycloak.Database | None, db_server: ServiceRecord | None
-    ) -> ServiceRecord:
-        """A ready Keycloak whose master-realm admin is ``admin_user``/``admin_password``."""
+    def start(self, server: Server, ctx: StartContext) -> ServiceRecord:
+        """The server, started and ready for its administrator (its ``after_start`` done)."""
         ...
 
     def stop(self, record: ServiceRecord, *, fast: bool = False) -> None: ...
 
+    def remove(self, record: ServiceRecord) -> None:
+        """The server stopped and whatever of it this backend keeps removed (a tenant removed live)."""
+        ...
+
     def cleanup(self, env_name: str) -> list[str]:
-        """Remove whatever of the environment the state file does not know (docker: by label)."""
+        """Remove whatever of the environment the state file does not know (by label, by directory)."""
         ...
 
     def is_running(self, record: ServiceRecord) -> bool: ...

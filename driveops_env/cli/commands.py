@@ -1,5 +1,5 @@
-"""The CLI's commands: each parses nothing, calls the library (mostly through :class:`Environment`)
-and renders."""
+"""The CLI's commands: each parses nothing, calls :class:`~driveops_env.environment.Environment` and
+renders.  No service or backend is named here."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
-from driveops_env import bundle, descriptor, envvars, options, orchestrator, render, reset
+from driveops_env import envvars, gc, options, render
 from driveops_env.cli import output
-from driveops_env.environment import Environment
+from driveops_env.environment import Environment, TenantHandle
 from driveops_env.errors import UsageError
-from driveops_env.services import keycloak
-from driveops_env.state import ServiceRecord, TenantRecord
+from driveops_env.services import registry
+from driveops_env.settings import Settings
+from driveops_env.state import ServiceRecord
 
 
-def settings_of(args: argparse.Namespace) -> options.Settings:
-    cli = {o.name: getattr(args, f"opt_{o.name}", None) for o in options.OPTIONS}
+def settings_of(args: argparse.Namespace) -> Settings:
+    cli = {o.name: getattr(args, f"opt_{o.name}", None) for o in registry.options()}
     return options.resolve(cli=cli)
 
 
@@ -44,24 +45,25 @@ def _prog() -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    result = orchestrator.up(settings_of(args), recreate=args.recreate, detach=True, progress=output.progress)
-    state = result.state
-    verb = "already running; attached" if result.attached else "up"
-    output.progress(f"environment {state.name!r} {verb} in {result.elapsed:.2f}s")
+    env = Environment.up(settings=settings_of(args), recreate=args.recreate, detach=True, progress=output.progress)
+    verb = "already running; attached" if env.attached else "up"
+    output.progress(f"environment {env.name!r} {verb} in {env.elapsed:.2f}s")
     if args.json:
-        data = render.endpoints_data(state, show_secrets=args.show_secrets)
-        print(json.dumps(data | {"attached": result.attached, "elapsed_s": round(result.elapsed, 3)}, indent=2))
+        data = render.endpoints_data(env.state, env.services(), show_secrets=args.show_secrets)
+        print(json.dumps(data | {"attached": env.attached, "elapsed_s": round(env.elapsed, 3)}, indent=2))
         return 0
-    output.table(render.ENDPOINT_HEADERS, render.endpoint_rows(state, show_secrets=args.show_secrets))
+    output.table(
+        render.ENDPOINT_HEADERS, render.endpoint_rows(env.state, env.services(), show_secrets=args.show_secrets)
+    )
     print()
-    print(render.connect_hint(state, _prog()))
+    print(render.connect_hint(env.state, _prog()))
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     started = time.monotonic()
-    if orchestrator.down(settings, settings.name, keep_data=args.keep_data, progress=output.progress):
+    if Environment.stop(settings.name, settings=settings, keep_data=args.keep_data, progress=output.progress):
         kept = " (data kept)" if args.keep_data else ""
         output.progress(f"environment {settings.name!r} is down{kept} in {time.monotonic() - started:.2f}s")
     else:
@@ -73,7 +75,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     env = environment(args)
     results = env.status()
     if args.json:
-        data = render.endpoints_data(env.state, show_secrets=args.show_secrets)
+        data = render.endpoints_data(env.state, env.services(), show_secrets=args.show_secrets)
         print(json.dumps(data | {"services": [asdict(r) for r in results]}, indent=2))
     else:
         print(
@@ -82,54 +84,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         output.table(render.CHECK_HEADERS, render.checks_rows(results))
         print()
-        output.table(render.ENDPOINT_HEADERS, render.endpoint_rows(env.state, show_secrets=args.show_secrets))
+        rows = render.endpoint_rows(env.state, env.services(), show_secrets=args.show_secrets)
+        output.table(render.ENDPOINT_HEADERS, rows)
     return 0 if all(r.ok for r in results) else 1
 
 
-def _tenant(env: Environment, slug: str | None) -> TenantRecord:
-    return env.tenant(slug or env.tenants[0]).record
+def _tenant(env: Environment, slug: str | None) -> TenantHandle:
+    if not env.tenants:
+        raise UsageError(f"environment {env.name!r} has no tenant")
+    return env.tenant(slug or env.tenants[0])
 
 
 def cmd_env(args: argparse.Namespace) -> int:
     env = environment(args)
-    tenant = _tenant(env, args.tenant)
-    metadata = None
-    if args.network:
-        tenant, metadata = in_network(env, tenant)
-    variables = envvars.dotnet(tenant, metadata) if args.format == "dotnet" else envvars.plain(env.name, tenant)
-    print(envvars.render(variables, args.format))
+    style = "dotnet" if args.format == "dotnet" else "plain"
+    print(envvars.render(_tenant(env, args.tenant).env_vars(style, network=args.network), args.format))
     return 0
 
 
-def in_network(env: Environment, tenant: TenantRecord) -> tuple[TenantRecord, str | None]:
-    """The tenant's values as a container on the environment's network sees them: servers by their
-    names on the network; Keycloak's issuer unchanged (its hostname is the host-side URL), its
-    discovery document by name."""
-    services = env.state.services
-    if env.backend != "docker":
-        raise UsageError(
-            "--network needs an environment of the docker backend",
-            hint="it has no network of its own otherwise",
-        )
-
-    def inside(access: object) -> object:
-        record: ServiceRecord = services[access.service]  # type: ignore[attr-defined]
-        return replace(access, host=record.aliases[0], port=record.container_port)  # type: ignore[type-var]
-
-    moved = replace(tenant)
-    for store in ("postgres", "redis", "mongo"):
-        if getattr(tenant, store) is not None:
-            setattr(moved, store, inside(getattr(tenant, store)))
-    metadata = None
-    if tenant.keycloak is not None and "keycloak" in services:
-        server = services["keycloak"]
-        metadata = (
-            f"http://{server.aliases[0]}:{server.container_port}/realms/{tenant.realm}/.well-known/openid-configuration"
-        )
-    return moved, metadata
-
-
-def _find_service(services: dict[str, ServiceRecord], name: str, tenant: str | None) -> ServiceRecord:
+def _find_server(services: dict[str, ServiceRecord], name: str, tenant: str | None) -> ServiceRecord:
     if name in services:
         return services[name]
     matches = [r for r in services.values() if r.kind == name and (tenant is None or r.tenant in (tenant, None))]
@@ -137,26 +110,24 @@ def _find_service(services: dict[str, ServiceRecord], name: str, tenant: str | N
         return matches[0]
     choices = ", ".join(sorted(services))
     if not matches:
-        raise UsageError(
-            f"no server {name!r}" + (f" for tenant {tenant!r}" if tenant else ""), hint=f"servers: {choices}"
-        )
+        where = f" for tenant {tenant!r}" if tenant else ""
+        raise UsageError(f"no server {name!r}{where}", hint=f"servers: {choices}")
     raise UsageError(f"several {name} servers; say which with --tenant", hint=f"servers: {choices}")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     env = environment(args)
-    backend = env.runner()
     if args.bundle:
-        members = bundle.write(Path(args.bundle), env.state, backend, env.status(), env.check())
+        members = env.bundle(Path(args.bundle))
         output.progress(f"wrote {args.bundle}: {len(members)} file(s), secrets redacted")
         return 0
     if not args.service:
         raise UsageError("say which server's log", hint=f"one of: {', '.join(env.state.services)}; or --bundle FILE")
-    record = _find_service(env.state.services, args.service, args.tenant)
-    sys.stdout.write(backend.logs(record, args.lines))
+    record = _find_server(env.state.services, args.service, args.tenant)
+    sys.stdout.write(env.logs(record.key, args.lines))
     sys.stdout.flush()
     if args.follow:
-        for text in backend.follow(record):
+        for text in env.follow(record.key):
             sys.stdout.write(text)
             sys.stdout.flush()
     return 0
@@ -179,68 +150,52 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    env = environment(args)
-    tenant = _tenant(env, args.tenant)
-    if tenant.keycloak is None:
-        raise UsageError(f"environment {env.name!r} runs no Keycloak", hint="start it with keycloak in --services")
-    if args.client_credentials:
-        token = str(keycloak.service_token(tenant.keycloak)["access_token"])
-    else:
-        user = args.user or next(iter(tenant.keycloak.users), None)
-        if user is None:
-            raise UsageError("the realm has no seeded user; pass --user and --password")
-        if args.password:
-            output.progress(
-                "warning: --password shows the password to every user of this machine (ps, /proc/<pid>/cmdline); "
-                "set DRIVEOPS_TOKEN_PASSWORD instead"
-            )
-        password = args.password or os.environ.get("DRIVEOPS_TOKEN_PASSWORD")
-        token = str(keycloak.user_token(tenant.keycloak, user, password)["access_token"])
-    if args.decode:
-        print(json.dumps(keycloak.validated_claims(tenant.keycloak, token), indent=2, sort_keys=True))
-    else:
-        print(token)
+    tenant = _tenant(environment(args), args.tenant)
+    if args.password:
+        output.progress(
+            "warning: --password shows the password to every user of this machine (ps, /proc/<pid>/cmdline); "
+            "set DRIVEOPS_TOKEN_PASSWORD instead"
+        )
+    password = args.password or os.environ.get("DRIVEOPS_TOKEN_PASSWORD")
+    token = tenant.token(args.user, password, client_credentials=args.client_credentials)
+    print(json.dumps(tenant.claims(token), indent=2, sort_keys=True) if args.decode else token)
     return 0
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
     env = environment(args)
-    stores = tuple(s.strip() for s in args.only.split(",")) if args.only else reset.STORES
-    unknown = [s for s in stores if s not in reset.STORES]
+    tenant = env.tenant(args.tenant)
+    stores = [s.strip() for s in args.only.split(",")] if args.only else tenant.stores
+    unknown = [s for s in stores if s not in tenant.stores]
     if unknown:
-        raise UsageError(f"unknown store(s) {', '.join(unknown)}", hint=f"use {', '.join(reset.STORES)}")
-    timings = env.tenant(args.tenant).reset(stores)
-    for store, seconds in timings.items():
+        raise UsageError(f"unknown store(s) {', '.join(unknown)}", hint=f"use {', '.join(tenant.stores)}")
+    for store, seconds in tenant.reset(stores).items():
         output.progress(f"  ok  reset {store:<10} {seconds:6.2f}s")
     output.progress(f"tenant {args.tenant!r} is back to its seeded state")
     return 0
 
 
 def cmd_tenant(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
+    env = environment(args)
     started = time.monotonic()
-    if args.action == "add":
-        state, added = orchestrator.add_tenants(settings, settings.name, args.slugs, progress=output.progress)
-        there = [slug for slug in args.slugs if slug not in added]
-        if there:
-            output.progress(
-                f"tenant(s) {', '.join(there)} already part of environment {settings.name!r}; nothing to do"
-            )
-        if added:
-            output.progress(f"tenant(s) {', '.join(added)} added in {time.monotonic() - started:.2f}s")
-        rows = [r for r in render.endpoint_rows(state, show_secrets=False) if r[0] in added]
-        if rows:
-            output.table(render.ENDPOINT_HEADERS, rows)
+    if args.action == "remove":
+        for slug in args.slugs:
+            env.remove_tenant(slug, progress=output.progress)
+        output.progress(f"tenant(s) {', '.join(args.slugs)} removed in {time.monotonic() - started:.2f}s")
         return 0
-    for slug in args.slugs:
-        orchestrator.remove_tenant(settings, settings.name, slug, progress=output.progress)
-    output.progress(f"tenant(s) {', '.join(args.slugs)} removed in {time.monotonic() - started:.2f}s")
+    added = env.add_tenants(args.slugs, progress=output.progress)
+    there = [slug for slug in args.slugs if slug not in added]
+    if there:
+        output.progress(f"tenant(s) {', '.join(there)} already part of environment {env.name!r}; nothing to do")
+    if added:
+        output.progress(f"tenant(s) {', '.join(added)} added in {time.monotonic() - started:.2f}s")
+        rows = render.endpoint_rows(env.state, env.services(), show_secrets=False)
+        output.table(render.ENDPOINT_HEADERS, [r for r in rows if r[0] in added])
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    env = environment(args)
-    text = descriptor.write(env.state, Path(args.output) if args.output else None)
+    text = environment(args).export(Path(args.output) if args.output else None)
     if args.output:
         output.progress(f"wrote {args.output} (mode 0600: it holds the environment's credentials)")
     else:
@@ -249,8 +204,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from driveops_env import gc
-
     removed = gc.collect(settings_of(args), dry_run=args.dry_run, progress=output.progress)
     if not removed:
         output.progress("nothing to remove")
@@ -259,7 +212,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    versions = orchestrator.prepare(settings_of(args), progress=output.progress)
+    versions = Environment.prepare(settings_of(args), progress=output.progress)
     listed = ", ".join(f"{k} {v}" for k, v in versions.items())
     output.progress(f"prepared ({listed}) in {time.monotonic() - started:.1f}s")
     return 0
@@ -271,7 +224,17 @@ def cmd_options(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "logs": cmd_logs, "check": cmd_check,
-    "token": cmd_token, "reset": cmd_reset, "tenant": cmd_tenant, "export": cmd_export, "gc": cmd_gc,
-    "prepare": cmd_prepare, "options": cmd_options,
-}  # fmt: skip
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "env": cmd_env,
+    "logs": cmd_logs,
+    "check": cmd_check,
+    "token": cmd_token,
+    "reset": cmd_reset,
+    "tenant": cmd_tenant,
+    "export": cmd_export,
+    "gc": cmd_gc,
+    "prepare": cmd_prepare,
+    "options": cmd_options,
+}

@@ -4,30 +4,27 @@ that uses a store an earlier test dirtied, dropped at the end when the environme
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
-from driveops_env.isolation import TenantCopy
 from driveops_env.plugin.session import SessionEnvironment
-
-# the stores each fixture reaches
-STORES_OF_FIXTURE = {
-    "tenant": ("postgres", "mongo", "redis"),
-    "tenant_pg": ("postgres",),
-    "tenant_pg_async": ("postgres",),
-    "tenant_mongo": ("mongo",),
-    "tenant_mongo_async": ("mongo",),
-    "tenant_redis": ("redis",),
-    "tenant_redis_async": ("redis",),
-}
+from driveops_env.restore import TenantCopy
+from driveops_env.services.base import Service
 
 
-def stores_of(fixturenames: list[str]) -> tuple[str, ...]:
+def stores_of(fixturenames: list[str], services: Mapping[str, Service[Any]]) -> tuple[str, ...]:
+    """The stores a test's fixtures reach, which its test must find at their seed: a service's fixture
+    reaches its store; ``tenant`` (the whole handle) every store restored per test."""
     stores: list[str] = []
-    for name in fixturenames:
-        stores += [s for s in STORES_OF_FIXTURE.get(name, ()) if s not in stores]
+    for name, service in services.items():
+        if not service.restored_per_test:
+            continue
+        own = {fixture.name for fixture in service.fixtures()} | {"tenant"}
+        if own & set(fixturenames):
+            stores.append(name)
     return tuple(stores)
 
 
@@ -43,7 +40,7 @@ class TenantCopies:
         if slug not in env.tenants:
             env.add_tenants([slug], progress=self.session.progress)
         if slug not in self.copies:
-            copy = TenantCopy(env.state, slug, self.session.copy_token())
+            copy = TenantCopy(env.state, slug, self.session.copy_token(), env.settings)
             try:
                 copy.make()
             except Exception as exc:
@@ -51,12 +48,11 @@ class TenantCopies:
             self.copies[slug] = copy
         return self.copies[slug]
 
-    def prepare_test(self, slug: str, stores: tuple[str, ...], reset_realm: bool) -> TenantCopy:
-        """Undo what earlier tests wrote in the stores this test uses."""
+    def prepare_test(self, slug: str, stores: tuple[str, ...], fresh: tuple[str, ...]) -> TenantCopy:
+        """Undo what earlier tests wrote in the stores this test uses; ``fresh``: stores the test asked
+        to get made again whatever happened before (a marker such as ``keycloak_reset``)."""
         copy = self.copy(slug)
-        stale = tuple(s for s in stores if (slug, s) in self.dirty)
-        if reset_realm:
-            stale += ("keycloak",)
+        stale = tuple(s for s in stores if (slug, s) in self.dirty) + fresh
         if stale:
             try:
                 timings = copy.restore(stale)

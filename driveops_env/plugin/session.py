@@ -22,13 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from driveops_env import gc, orchestrator
 from driveops_env.environment import Environment
 from driveops_env.errors import DriveopsEnvError, UsageError
-from driveops_env.options import Settings
 from driveops_env.plugin import settings as plugin_settings
-from driveops_env.plugin.settings import PluginSettings
-from driveops_env.spec import load_catalogue
+from driveops_env.plugin.settings import Factory, PluginSettings
+from driveops_env.settings import Settings
+from driveops_env.tenants import load_catalogue
 
 
 def _worker(config: pytest.Config) -> str | None:
@@ -58,6 +57,7 @@ class SessionEnvironment:
     env: Environment | None = None
     error: str | None = None
     progress: Callable[[str], None] | None = None
+    factory: Factory | None = None  # a conftest's driveops_env_factory(...), once found
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> SessionEnvironment:
@@ -71,14 +71,18 @@ class SessionEnvironment:
     @property
     def settings(self) -> Settings:
         """The session's settings: a conftest's factory options applied, and the environment's name."""
-        settings = plugin_settings.with_factory_overrides(self.base)
+        settings = self.configured()
         if self.name_given():
             return settings
         return settings.replace(name="default" if self.plugin.reuse else self.own_name())
 
+    def configured(self) -> Settings:
+        """The settings as configured: a conftest's factory options applied."""
+        return self.factory.apply(self.base) if self.factory is not None else self.base
+
     def name_given(self) -> bool:
         """Whether the environment's name was configured (flag, variable, pyproject, ini, factory)."""
-        return plugin_settings.with_factory_overrides(self.base).sources.get("name", "default") != "default"
+        return self.configured().sources.get("name", "default") != "default"
 
     def own_name(self) -> str:
         return f"{self.own_prefix()}{self.session}"
@@ -141,7 +145,7 @@ class SessionEnvironment:
             self._check_tenants(env, settings.tenants)
             return env
         if settings.name.startswith(self.own_prefix()):  # what dead sessions of this checkout left
-            gc.sweep_dead(settings, prefix=self.own_prefix(), progress=self._report)
+            Environment.sweep_dead(settings, prefix=self.own_prefix(), progress=self._report)
         return Environment.up(settings=settings, owner_pid=self.owner_pid, progress=self._report)
 
     def _check_tenants(self, env: Environment, wanted: tuple[str, ...]) -> None:
@@ -165,7 +169,7 @@ class SessionEnvironment:
         if env is None or self.worker is not None or not self.exclusive() or self.plugin.reuse:
             return
         if self.plugin.keep:
-            orchestrator.release(self.settings, env.name)
+            env.release()
             self._report(f"environment {env.name!r} kept running (driveops-env down --name {env.name})")
         else:
             env.down()
@@ -175,15 +179,15 @@ class SessionEnvironment:
         if self.plugin.reuse or self.plugin.from_file is not None:
             return
         try:
-            state = orchestrator.load_running(self.settings, self.settings.name)
+            env = Environment.attach(self.settings.name, settings=self.settings)
         except DriveopsEnvError:
             return
-        if state.owner_pid != os.getpid():
+        if env.state.owner_pid != os.getpid():
             return
         if self.plugin.keep:
-            orchestrator.release(self.settings, state.name)
+            env.release()
         else:
-            orchestrator.down(self.settings, state.name)
+            env.down()
 
     def _report(self, message: str) -> None:
         if self.progress is not None:

@@ -9,12 +9,16 @@ Which environment: the one ``--driveops-from`` describes; else the one the ``DRI
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from driveops_env import health, orchestrator
+from driveops_env import envvars, health
+from driveops_env.environment import Environment
 from driveops_env.errors import DriveopsEnvError
+from driveops_env.plugin.session import SessionEnvironment
+from driveops_env.services import registry
 from driveops_env.state import TenantRecord
 
 
@@ -25,16 +29,15 @@ class SmokeFailure(Exception):
 class SmokeItem(pytest.Item):
     """One health check of one tenant, run as a test."""
 
-    def __init__(self, *, check: str, slug: str, **kwargs: Any) -> None:
+    def __init__(self, *, check: str, slug: str, env_session: SessionEnvironment, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.check = check
         self.slug = slug
+        self.env_session = env_session
 
     def runtest(self) -> None:
-        from driveops_env.pytest_plugin import session_of
-
-        record = tenant_record(session_of(self.config), self.slug)
-        result = health.run_check(self.check, record)
+        services = registry.every(self.env_session.settings)
+        result = health.run_check(self.check, tenant_record(self.env_session, self.slug), services)
         if not result.ok:
             message = f"check {self.check} failed for tenant {self.slug}: {result.detail}"
             if result.hint:
@@ -50,46 +53,45 @@ class SmokeItem(pytest.Item):
         return f"driveops-env/{self.slug}", 0, f"smoke check {self.check} [{self.slug}]"
 
 
-def env_record() -> TenantRecord | None:
+def env_record(session: SessionEnvironment) -> TenantRecord | None:
     if "DRIVEOPS_TENANT" in os.environ and "DRIVEOPS_TENANT_ID" in os.environ:
-        from driveops_env import envvars
-
-        return envvars.record_from_plain(os.environ)
+        return envvars.record_from_plain(os.environ, registry.every(session.settings))
     return None
 
 
-def tenant_record(session: Any, slug: str) -> TenantRecord:
-    from_env = env_record()
+def tenant_record(session: SessionEnvironment, slug: str) -> TenantRecord:
+    from_env = env_record(session)
     if from_env is not None and session.plugin.from_file is None:
         return from_env
-    record: TenantRecord = session.environment().state.tenants[slug]
-    return record
+    return session.environment().state.tenants[slug]
 
 
-def smoke_items(pytest_session: pytest.Session, session: Any) -> list[pytest.Item]:
-    """One item per tenant and check of the environment smoke mode checks."""
-    plan: list[tuple[str, list[str]]]
-    from_env = env_record()
+def _plan(session: SessionEnvironment) -> list[tuple[str, list[str]]]:
+    """(tenant, its checks) of the environment smoke mode checks."""
+    services = registry.every(session.settings)
     if session.plugin.from_file is not None:
         state = session.environment().state
-        plan = [(t.slug, health.checks_for(t)) for t in state.tenants.values()]
-    elif from_env is not None:
-        plan = [(from_env.slug, health.checks_for(from_env))]
-    else:
-        lookup = session.settings  # the name `driveops-env up` uses unless one is configured
-        if not session.name_given():
-            lookup = lookup.replace(name="default")
-        try:
-            state = orchestrator.load_running(lookup, lookup.name)
-        except DriveopsEnvError:
-            services = session.settings.services
-            plan = [(slug, [c for c in health.TENANT_CHECKS if planned(c, services)]) for slug in session.tenants()]
-        else:
-            session.plugin = _reusing(session.plugin)
-            session.base = session.base.replace(name=lookup.name)
-            plan = [(t.slug, health.checks_for(t)) for t in state.tenants.values()]
-    # node ids `driveops-env/<tenant>::smoke[<tenant>-<check>]`: a JUnit report's classname is then
-    # `driveops-env.<tenant>`, and a pipeline's test report groups the checks by tenant
+        return [(t.slug, health.checks_for(t, services)) for t in state.tenants.values()]
+    from_env = env_record(session)
+    if from_env is not None:
+        return [(from_env.slug, health.checks_for(from_env, services))]
+    lookup = session.settings  # the name `driveops-env up` uses unless one is configured
+    if not session.name_given():
+        lookup = lookup.replace(name="default")
+    try:
+        env = Environment.attach(lookup.name, settings=lookup)
+    except DriveopsEnvError:
+        checks = health.planned(services, session.settings.services)
+        return [(slug, checks) for slug in session.tenants()]
+    session.plugin = replace(session.plugin, reuse=True)
+    session.base = session.base.replace(name=lookup.name)
+    return [(t.slug, health.checks_for(t, services)) for t in env.state.tenants.values()]
+
+
+def smoke_items(pytest_session: pytest.Session, session: SessionEnvironment) -> list[pytest.Item]:
+    """One item per tenant and check.  Node ids ``driveops-env/<tenant>::smoke[<tenant>-<check>]``: a
+    JUnit report's classname is then ``driveops-env.<tenant>``, and a pipeline's report groups the
+    checks by tenant."""
     return [
         SmokeItem.from_parent(
             pytest_session,
@@ -97,19 +99,8 @@ def smoke_items(pytest_session: pytest.Session, session: Any) -> list[pytest.Ite
             nodeid=f"driveops-env/{slug}::smoke[{slug}-{check}]",
             check=check,
             slug=slug,
+            env_session=session,
         )
-        for slug, checks in plan
+        for slug, checks in _plan(session)
         for check in checks
     ]
-
-
-def _reusing(plugin: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(plugin, reuse=True)
-
-
-def planned(check: str, services: tuple[str, ...]) -> bool:
-    needs = {"postgres": "postgres", "mongodb": "mongo", "redis": "redis", "keycloak": "keycloak",
-             "tenant-validation": "postgres"}  # fmt: skip
-    return needs[check] in services

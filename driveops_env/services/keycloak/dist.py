@@ -30,8 +30,8 @@ from driveops_env import process, readiness, toolchains
 from driveops_env.errors import MissingDependencyError, StartupError, UsageError
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
-from driveops_env.services.keycloak import Database
-from driveops_env.services.keycloak_versions import KeycloakVersion
+from driveops_env.services.keycloak.admin import Database
+from driveops_env.services.keycloak.versions import KeycloakVersion
 
 ARTIFACT = "org.keycloak:keycloak-quarkus-dist:{version}:zip"
 TEMPLATE_ADMIN = "driveops-admin"
@@ -226,7 +226,7 @@ def _initialise_base(home: Path, version: str, java: str, base: Path, heap_mb: i
             logs=lambda: process.log_excerpt(log),
         )  # fmt: skip
         # exercise the admin login path once, so its classes land in the archive
-        from driveops_env.services import keycloak
+        from driveops_env.services.keycloak import admin as keycloak
 
         keycloak.wait_for_admin(f"http://127.0.0.1:{http_port}", TEMPLATE_ADMIN, password)
     finally:

@@ -26,8 +26,9 @@ from filelock import FileLock
 
 from driveops_env import builders, process, readiness
 from driveops_env.ports import PortAllocator
-from driveops_env.services import keycloak, keycloak_dist
-from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, KeycloakInstall
+from driveops_env.services.keycloak import admin as keycloak
+from driveops_env.services.keycloak import dist as keycloak_dist
+from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, KeycloakInstall
 
 MASK = "snapshot-secret-replaced-at-up"
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from driveops_env.errors import ServiceError
-from driveops_env.state import KeycloakAccess, ServiceRecord
+from driveops_env.services.keycloak.access import KeycloakAccess
+from driveops_env.state import ServiceRecord
 
-API_CLIENT = "driveops-api"
-WEB_CLIENT = "driveops-web"
 TIMEOUT = 30
 T = TypeVar("T")
 
@@ -196,16 +195,6 @@ def claims(token: str) -> dict[str, Any]:
     except (jws.InvalidJWSObject, KeyError, ValueError) as exc:
         raise ServiceError(f"not a JWT: {exc}", service="keycloak") from exc
     return decoded
-
-
-def userinfo_status(access: KeycloakAccess, token: str) -> int:
-    from keycloak.exceptions import KeycloakError
-
-    try:
-        openid(access).userinfo(token)
-    except KeycloakError as exc:
-        return int(exc.response_code or 500)
-    return 200
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ from typing import Any
 from filelock import FileLock
 
 from driveops_env import builders, process, readiness
+from driveops_env.builders import image_present
 from driveops_env.errors import StartupError
-from driveops_env.services import keycloak
-from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
-from driveops_env.services.keycloak_image import commit, image_present
-from driveops_env.services.keycloak_snapshot import masked
-from driveops_env.services.keycloak_versions import KeycloakVersion
+from driveops_env.services.keycloak import admin as keycloak
+from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN
+from driveops_env.services.keycloak.image import commit
+from driveops_env.services.keycloak.snapshot import masked
+from driveops_env.services.keycloak.versions import KeycloakVersion
 
 
 def ensure(

@@ -1,4 +1,4 @@
-"""Redis: URLs, readiness, ACL users, and the config file of a local server.
+"""Redis as its administrator: clients, readiness, ACL users, leased logical databases, the config file.
 
 Dedicated: the tenant uses the server's default user (password).  Shared: the default user is ours
 (administration, seeding); each tenant has an ACL user limited to keys and channels under its prefix,

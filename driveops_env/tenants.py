@@ -1,7 +1,5 @@
-"""The model: tenants and the spec of an environment, with their validation.
-
-Everything here is pure: no process is started and nothing is written.
-"""
+"""Tenants: a slug, a stable GUID, a display name and a realm name; the catalogue they come from;
+their validation.  Pure: no process is started and nothing is written."""
 
 from __future__ import annotations
 
@@ -10,9 +8,9 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from driveops_env import files
 from driveops_env.errors import TemplateError, UsageError
@@ -27,11 +25,6 @@ REALM_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")
 # ids derived from it are stored in databases and tokens.
 TENANT_NAMESPACE = uuid.UUID("6f1b2c1e-8d4a-5f3e-9b7c-0d2e4f6a8b10")
 
-Backend = Literal["auto", "local", "docker"]
-Isolation = Literal["dedicated", "shared"]
-BACKENDS: tuple[str, ...] = ("auto", "local", "docker")
-ISOLATIONS: tuple[str, ...] = ("dedicated", "shared")
-
 
 @dataclass(frozen=True)
 class Tenant:
@@ -42,22 +35,17 @@ class Tenant:
     display_name: str
     realm: str
 
-    @property
-    def database(self) -> str:
-        """Name of the tenant's PostgreSQL and MongoDB database (and of its PostgreSQL role)."""
-        return f"driveops_{self.slug}"
-
-    @property
-    def key_prefix(self) -> str:
-        """Prefix of the tenant's Redis keys."""
-        return f"{self.slug}:"
-
 
 @dataclass(frozen=True)
 class CatalogueEntry:
     slug: str
     tenant_id: str
     display_name: str
+
+
+def database_name(slug: str) -> str:
+    """A tenant's name in its stores: its database (and role) in PostgreSQL and MongoDB."""
+    return f"driveops_{slug}"
 
 
 def validate_slug(slug: str) -> str:
@@ -223,36 +211,8 @@ def _check_distinct(tenants: Sequence[Tenant]) -> None:
             owner[value] = tenant.slug
 
 
-@dataclass(frozen=True)
-class EnvSpec:
-    """What an environment should be. Built from options (CLI, env vars, pyproject) or in Python."""
-
-    name: str
-    tenants: tuple[Tenant, ...]
-    backend: Backend
-    isolation: Isolation
-    seeds_dir: Path
-    realms_dir: Path
-    versions: Mapping[str, str] = field(default_factory=dict)
-
-    def tenant(self, slug: str) -> Tenant:
-        for tenant in self.tenants:
-            if tenant.slug == slug:
-                return tenant
-        raise UsageError(f"tenant {slug!r} is not part of environment {self.name!r}")
-
-    def fingerprint(self) -> dict[str, Any]:
-        """The parts of the spec that make two environments different (seed content is hashed apart)."""
-        return {
-            "tenants": [f"{t.slug}={t.tenant_id}/{t.realm}" for t in self.tenants],
-            "backend": self.backend,
-            "isolation": self.isolation,
-            "versions": dict(sorted(self.versions.items())),
-        }
-
-
 def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between two fingerprints."""
+    """Human-readable differences between two fingerprints of an environment."""
     lines = []
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):

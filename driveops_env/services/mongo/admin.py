@@ -1,19 +1,23 @@
-"""MongoDB protocol: URIs, readiness, seeding and reset of a tenant's database.  Works against a real
-``mongod``/``mongo`` image and against FerretDB, using only operations both support (no transactions,
-no aggregation beyond the basics, indexes with ``keys``, ``name``, ``unique`` only)."""
+"""A MongoDB-protocol server as its administrator: users, readiness, seeding and restoring a tenant's
+database.  Works against a real ``mongod`` (the official image) and against FerretDB, using only what
+both support (no transactions, indexes with ``keys``, ``name``, ``unique`` only).
+
+How users log in depends on the server, and its service records it in the server's ``extra``:
+``mechanism`` (PLAIN: FerretDB passes the credentials through to PostgreSQL), ``admin_source``
+(``admin`` on a mongod) and ``own_database`` (a tenant's user lives in its database)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driveops_env.errors import SeedError, ServiceError, TemplateError
-from driveops_env.state import MongoAccess, MongoLogin, ServiceRecord
+from driveops_env.errors import SeedError, ServiceError
+from driveops_env.services.mongo.access import MongoAccess
+from driveops_env.services.mongo.seeds import MongoCollection
+from driveops_env.state import ServiceRecord
 
-INDEX_KEYS = frozenset({"keys", "name", "unique"})
 # MongoDB error codes FerretDB answers for what it does not implement
 NOT_IMPLEMENTED = 238
 COMMAND_NOT_FOUND = 59
@@ -72,21 +76,25 @@ def grant_database(admin: MongoAccess, access: MongoAccess, database: str) -> No
 
 
 def tenant_access(record: ServiceRecord, user: MongoUser) -> MongoAccess:
-    """How a tenant's user logs in to ``record``, as its :class:`MongoLogin` says: PLAIN pass-through
-    (FerretDB over PostgreSQL) or SCRAM against the user's own database (a mongod)."""
-    login = record.mongo or MongoLogin("unknown")
-    source = user.database if login.users_in_own_database else None
-    return MongoAccess(record.key, record.host, record.port, user.database, user.name, user.password,
-                       login.mechanism, source)  # fmt: skip
+    """How a tenant's user logs in to ``record``: PLAIN pass-through (FerretDB over PostgreSQL) or SCRAM
+    against the user's own database (a mongod)."""
+    source = user.database if record.extra.get("own_database") else None
+    mechanism = record.extra.get("mechanism") or None
+    return MongoAccess(record.key, record.host, record.port, user.database, user.name, user.password, mechanism, source)
 
 
 def admin_access(record: ServiceRecord) -> MongoAccess:
     """How driveops-env itself logs in to a MongoDB-protocol server (readiness, status)."""
-    login = record.mongo or MongoLogin("unknown")
     return MongoAccess(
-        record.key, record.host, record.port, "admin", record.admin_user, record.admin_password,
-        login.mechanism, login.admin_source,
-    )  # fmt: skip
+        record.key,
+        record.host,
+        record.port,
+        "admin",
+        record.admin_user,
+        record.admin_password,
+        record.extra.get("mechanism") or None,
+        record.extra.get("admin_source") or None,
+    )
 
 
 def probe(access: MongoAccess) -> None:
@@ -96,57 +104,6 @@ def probe(access: MongoAccess) -> None:
         conn.admin.command("ping")
     finally:
         conn.close()
-
-
-@dataclass(frozen=True)
-class MongoCollection:
-    name: str
-    indexes: tuple[dict[str, Any], ...]
-    documents: tuple[dict[str, Any], ...]
-    path: Path
-
-
-def _check_keys(value: Any, path: Path, tenant: str) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str) or key.startswith("$") or "." in key:
-                raise TemplateError(f"{path}: field name {key!r} is not portable (no '$' prefix, no '.')",
-                                    tenant=tenant)  # fmt: skip
-            _check_keys(item, path, tenant)
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, list):
-                raise TemplateError(f"{path}: nested arrays are not supported by FerretDB", tenant=tenant)
-            _check_keys(item, path, tenant)
-
-
-def parse_collection(path: Path, raw: Any, tenant: str) -> MongoCollection:
-    """One ``seeds/mongo/<collection>.json``: ``{"indexes": [...], "documents": [...]}``; documents may
-    use MongoDB Extended JSON (``{"$date": ...}``, ``{"$oid": ...}``)."""
-    from bson import json_util
-
-    if not isinstance(raw, dict) or not isinstance(raw.get("documents", []), list):
-        raise TemplateError(f"{path}: expected an object with a 'documents' list", tenant=tenant)
-    unknown = set(raw) - {"indexes", "documents"}
-    if unknown:
-        raise TemplateError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}", tenant=tenant)
-    indexes = raw.get("indexes", [])
-    for index in indexes:
-        if not isinstance(index, dict) or not isinstance(index.get("keys"), dict) or not index["keys"]:
-            raise TemplateError(f"{path}: an index needs a non-empty 'keys' object: {index!r}", tenant=tenant)
-        extra = set(index) - INDEX_KEYS
-        if extra:
-            raise TemplateError(
-                f"{path}: index option(s) {', '.join(sorted(extra))} are not supported by FerretDB",
-                tenant=tenant, hint="use keys, name and unique only",
-            )  # fmt: skip
-    for document in raw.get("documents", []):
-        if not isinstance(document, dict):
-            raise TemplateError(f"{path}: every document must be an object", tenant=tenant)
-    documents = json_util.loads(json.dumps(raw.get("documents", [])))
-    for document in documents:
-        _check_keys(document, path, tenant)
-    return MongoCollection(path.stem, tuple(indexes), tuple(documents), path)
 
 
 def seed(access: MongoAccess, collections: Iterable[MongoCollection], *, tenant: str) -> int:
@@ -177,7 +134,7 @@ def seed(access: MongoAccess, collections: Iterable[MongoCollection], *, tenant:
 
 def _seed_failure(exc: Exception, path: Path, tenant: str) -> Exception:
     """A refused seed file (bad input, exit 2), or a server that failed (a full disk, no answer: exit 1)."""
-    from driveops_env.health import NO_SPACE, diagnose
+    from driveops_env.diagnosis import NO_SPACE, diagnose
 
     detail, hint = diagnose(exc)
     if isinstance(exc, pymongo_server_errors()) or detail.startswith((NO_SPACE, "no answer")):

@@ -1,9 +1,5 @@
-"""PostgreSQL: connection strings, readiness probe, per-tenant role and database, local server files.
-
-Isolation rests on privileges, the same on every backend: every database is revoked from PUBLIC and
-owned by its tenant's role, so a tenant's role can connect to its own database only.  In dedicated
-mode the other tenants' servers do not even know the role.
-"""
+"""A PostgreSQL server as a local process: the binaries Debian installs, a template cluster made once
+per version and copied per server, a socket folder short enough for any name, the server's argv."""
 
 from __future__ import annotations
 
@@ -14,9 +10,7 @@ import subprocess
 from pathlib import Path
 
 from driveops_env.errors import MissingDependencyError, StartupError
-from driveops_env.state import ServiceRecord
-
-SUPERUSER = "postgres"
+from driveops_env.services.postgres.admin import SUPERUSER
 
 # Throwaway development servers: durability off, small memory.
 SERVER_SETTINGS = {
@@ -41,133 +35,6 @@ HBA = """\
 local all all trust
 host all all 127.0.0.1/32 scram-sha-256
 """
-
-
-def conninfo(host: str, port: int, user: str, password: str | None, dbname: str) -> str:
-    parts = [f"host={host}", f"port={port}", f"user={user}", f"dbname={dbname}", "connect_timeout=5"]
-    if password:
-        parts.append(f"password={password}")
-    return " ".join(parts)
-
-
-def admin_conninfo(server: ServiceRecord, database: str = "postgres") -> str:
-    """How driveops-env logs in to a PostgreSQL server it started: as its superuser, over TCP."""
-    return conninfo(server.host, server.port, server.admin_user, server.admin_password, database)
-
-
-def probe(info: str) -> None:
-    """Readiness: a real query."""
-    import psycopg
-
-    with psycopg.connect(info, autocommit=True) as conn:
-        conn.execute("SELECT 1").fetchone()
-
-
-def set_superuser_password(info: str, password: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(info, autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password)))
-        for database in ("postgres", "template1"):
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
-
-
-def create_tenant_database(admin_info: str, *, role: str, password: str, database: str) -> None:
-    """Role ``role`` (login, no other rights) owning ``database``, which PUBLIC cannot connect to."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_info, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role)))
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
-        conn.execute(
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(database), sql.Identifier(role)
-            )
-        )
-
-
-def seed_template_name(database: str) -> str:
-    return f"{database}__seed"
-
-
-def save_seed_template(admin_info: str, database: str) -> None:
-    """Keep the freshly seeded database as a template: ``reset`` (and per-test isolation) clone it back
-    with ``CREATE DATABASE ... TEMPLATE``, which costs milliseconds instead of a re-seed."""
-    import psycopg
-    from psycopg import sql
-
-    template = seed_template_name(database)
-    with psycopg.connect(admin_info, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(template)))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(template), sql.Identifier(database))
-        )
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(template)))
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(sql.Identifier(template))
-        )
-
-
-def clone_from_template(admin_info: str, *, template: str, target: str, owner: str) -> None:
-    """``target`` replaced by a clone of ``template``: the clone is made under a staging name first, so
-    a clone that fails (a full disk) leaves ``target`` as it was, and a staging database a later
-    clone replaces.  Milliseconds for a small database (the default WAL_LOG strategy)."""
-    import psycopg
-    from psycopg import sql
-
-    staging = sql.Identifier(staging_name(target))
-    with psycopg.connect(admin_info, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(staging))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-                staging, sql.Identifier(template), sql.Identifier(owner)
-            )
-        )
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(staging))
-        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(staging, sql.Identifier(owner)))
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(staging, sql.Identifier(target)))
-
-
-def staging_name(database: str) -> str:
-    return f"{database}__next"
-
-
-def restore_from_seed_template(admin_info: str, *, database: str, owner: str) -> None:
-    """``database`` back to its seeded state, from the template saved at ``up``."""
-    clone_from_template(admin_info, template=seed_template_name(database), target=database, owner=owner)
-
-
-def drop_tenant(admin_info: str, *, database: str, role: str) -> None:
-    """A tenant's databases (its own, its seed template, test copies: all it owns) and its role, gone
-    from a shared server."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_info, autocommit=True) as conn:
-        owned = conn.execute(
-            "SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname = %s "
-            "OR d.datname = %s",
-            (role, seed_template_name(database)),
-        ).fetchall()
-        for (name,) in owned:
-            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-
-
-def drop_database(admin_info: str, database: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_info, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-
-
-# --- local server ---------------------------------------------------------------------------------
 
 
 def find_bin_dir(configured: Path | None) -> Path:

@@ -31,9 +31,9 @@ from filelock import FileLock
 from driveops_env import builders, process, readiness
 from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
-from driveops_env.services import keycloak
-from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, providers_digest
-from driveops_env.services.keycloak_versions import KeycloakVersion
+from driveops_env.services.keycloak import admin as keycloak
+from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, providers_digest
+from driveops_env.services.keycloak.versions import KeycloakVersion
 
 RECIPE = "v4"
 
@@ -189,12 +189,3 @@ def _no_ssl_required(container: Any, password: str) -> None:
 
 def _int(value: str | None) -> int | None:
     return int(value) if value is not None else None
-
-
-def image_present(client: Any, tag: str) -> bool:
-    """Whether the engine has the image (the docker backend asks this too)."""
-    try:
-        client.images.get(tag)
-    except Exception:  # ImageNotFound
-        return False
-    return True

@@ -1,0 +1,154 @@
+"""Back to the seed: a tenant's own stores (``reset``) and a test process's copies of them, through the
+same code of each service (``restore``), while the environment keeps running.
+
+A copy is named by a token (``main``, an xdist worker ``gw0``, then ``_<session>`` when other sessions
+share the environment); each service makes its copy its own way (a cloned database, a leased logical
+database or an ACL user of its own, a realm of its own when a test asks for one) and the tenant's own
+credentials reach it, and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from driveops_env import timing
+from driveops_env.diagnosis import NO_SPACE, diagnose
+from driveops_env.errors import ServiceError, UsageError
+from driveops_env.running import services_of, sources_of, work_of
+from driveops_env.services.base import COPY_TOKEN, Service
+from driveops_env.settings import Settings
+from driveops_env.state import EnvState, TenantRecord
+
+ROOM = 64 * 1024 * 1024  # bytes free a server's disk needs for a reset (a WAL segment, a copy, headroom)
+
+
+def tenant_record(state: EnvState, slug: str) -> TenantRecord:
+    record = state.tenants.get(slug)
+    if record is None:
+        raise UsageError(
+            f"tenant {slug!r} is not part of environment {state.name!r}",
+            hint=f"its tenants are: {', '.join(state.tenants)}",
+        )
+    return record
+
+
+def reset_tenant(state: EnvState, slug: str, stores: Iterable[str], settings: Settings) -> dict[str, float]:
+    """``stores`` of tenant ``slug`` back to the seed, in parallel; the seconds each took."""
+    record = tenant_record(state, slug)
+    services, sources = services_of(state, settings), sources_of(state, settings)
+    wanted = [name for name in stores if name in record.stores]
+    _check_room(state, record, wanted)
+    jobs: dict[str, Callable[[], object]] = {}
+    for name in wanted:
+        service = services[name]
+        access = service.load(record.stores[name])
+        work = work_of(state, record, service.render(record.as_tenant(), sources, access), sources)
+        jobs[name] = _said(name, slug, _restore(service, access, work), state.data_dir, services)
+    return timing.run_timed(jobs)
+
+
+def _restore(service: Service[Any], access: Any, work: Any) -> Callable[[], object]:
+    return lambda: service.restore(access, work)
+
+
+def _said(
+    store: str, slug: str, job: Callable[[], object], folder: str, services: Mapping[str, Service[Any]]
+) -> Callable[[], None]:
+    """``job``, whose failure is an error naming the store and tenant, with a hint (and, for a full
+    disk, the folder the servers keep their data in)."""
+
+    def run() -> None:
+        try:
+            job()
+        except Exception as exc:  # ours already said in words; a server's error, whatever its library
+            detail, hint = diagnose(exc, [s.explain for s in services.values()])
+            if detail.startswith(NO_SPACE):
+                hint = f"free disk space in {folder or 'the Docker engine'}, then reset again"
+            raise ServiceError(
+                f"resetting {store} failed: {detail}",
+                service=store,
+                tenant=slug,
+                hint=hint or "`driveops-env status` shows which server is down; `driveops-env up` heals it",
+            ) from None
+
+    return run
+
+
+def _check_room(state: EnvState, record: TenantRecord, stores: Iterable[str]) -> None:
+    """Refuse a reset (touching nothing) while a server that keeps its data on this machine has less
+    than ROOM free: on a full disk, PostgreSQL cannot even write the WAL of a failed clone."""
+    for store in stores:
+        server = state.services.get(str(record.stores[store].get("service", "")))
+        folder = server.data_dir if server is not None else None
+        if folder and os.path.isdir(folder) and shutil.disk_usage(folder).free < ROOM:
+            free = shutil.disk_usage(folder).free // (1024 * 1024)
+            raise ServiceError(
+                f"resetting {store} failed: no space left on device in {folder} ({free} MB free; a reset needs "
+                f"{ROOM // (1024 * 1024)} MB); nothing was changed",
+                service=store,
+                tenant=record.slug,
+                hint=f"free disk space in {Path(folder).parent}, then reset again",
+            )
+
+
+class TenantCopy:
+    """One test process's copy of one tenant; ``record`` points at it."""
+
+    def __init__(self, state: EnvState, slug: str, token: str, settings: Settings) -> None:
+        if COPY_TOKEN.fullmatch(token) is None:
+            raise ValueError(f"not a copy token: {token!r}")
+        self.state, self.token = state, token
+        self.original = tenant_record(state, slug)
+        self.services = {n: s for n, s in services_of(state, settings).items() if n in self.original.stores}
+        self.sources = sources_of(state, settings)
+        self.accesses = {n: s.load(self.original.stores[n]) for n, s in self.services.items()}
+        self.seeds = {
+            n: s.render(self.original.as_tenant(), self.sources, self.accesses[n]) for n, s in self.services.items()
+        }
+        self.memo: dict[str, dict[str, str]] = {n: {} for n in self.services}
+        self._made = False
+
+    @property
+    def record(self) -> TenantRecord:
+        """The tenant as this process's tests see it: its stores are the copies."""
+        return replace(self.original, stores={n: asdict(a) for n, a in self.accesses.items()})
+
+    def _work(self, name: str) -> Any:
+        work = work_of(self.state, self.original, self.seeds[name], self.sources, token=self.token)
+        return replace(work, memo=self.memo[name])
+
+    def make(self) -> None:
+        """Create the copies (once), each then restored to the seed."""
+        if self._made:
+            return
+        self._made = True
+        for name, service in self.services.items():
+            self.accesses[name] = service.copy(self.accesses[name], self._work(name))
+        self.restore([n for n, s in self.services.items() if s.restored_per_test])
+
+    def restore(self, stores: Iterable[str]) -> dict[str, float]:
+        """Back to the seed in ``stores``, in parallel; returns the seconds each took."""
+        jobs = {name: self._restorer(name) for name in stores if name in self.services}
+        return timing.run_timed(jobs)
+
+    def _restorer(self, name: str) -> Callable[[], None]:
+        def run() -> None:
+            self.accesses[name] = self.services[name].restore(self.accesses[name], self._work(name))
+
+        return run
+
+    def drop(self) -> None:
+        """Remove the copies (the environment outlives this process); one failing does not keep the others."""
+        if not self._made:
+            return
+        self._made = False
+        jobs = {name: self._dropper(name) for name in self.services}
+        timing.run_timed(jobs)
+
+    def _dropper(self, name: str) -> Callable[[], None]:
+        return lambda: self.services[name].drop_copy(self.accesses[name], self._work(name))

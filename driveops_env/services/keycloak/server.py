@@ -1,0 +1,126 @@
+"""How the environment's one Keycloak is described.
+
+- As a local process: the distribution built once in the cache (``start --optimized``), on a copy of
+  its initialised data (or of a realm snapshot holding the tenants' realms), health on the management
+  port where the version has one.
+- As a container: the optimized image the engine derived once (or one with the tenants' realms), its
+  hostname the URL clients use (so ``iss`` is the same from inside the network and from outside); with
+  ``--keycloak-db postgres`` the configured image's ``start-dev`` on the environment's PostgreSQL.
+
+Either way the template admin's password (the same in every copy of the cached data) is replaced by
+the environment's generated one right after the start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from driveops_env.secret import generate_secret
+from driveops_env.services.base import ContainerSpec, ProcessSpec, Server, never
+from driveops_env.services.keycloak import admin, dist
+from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, KeycloakInstall
+from driveops_env.services.keycloak.versions import KeycloakVersion
+from driveops_env.state import ServiceRecord
+
+HTTP, MANAGEMENT = 8080, 9000
+_PORT_TAKEN = re.compile(r"address already in use|already in use|already allocated|could not bind", re.I)
+
+
+def port_taken(log: str) -> bool:
+    return _PORT_TAKEN.search(log) is not None
+
+
+def _after(template_password: str | None, password: str) -> Callable[[ServiceRecord], None] | None:
+    if template_password is None:
+        return None
+
+    def replace_password(record: ServiceRecord) -> None:
+        admin.set_admin_password(admin.base_url(record), TEMPLATE_ADMIN, template_password, password)
+
+    return replace_password
+
+
+def process(
+    install: KeycloakInstall,
+    data: Path | None,
+    database_env: dict[str, str],
+    *,
+    heap_mb: int,
+    jvm: str,
+    port: int,
+) -> Server:
+    """``data``: the initialised data to copy (the base data or a realm snapshot), None for a fresh one."""
+    password = generate_secret()
+    env = install.server_env(heap_mb, jvm) | database_env
+    if data is None:  # a fresh database: Keycloak creates the admin from these at first start
+        env |= install.versions.bootstrap_admin_env(TEMPLATE_ADMIN, password)
+
+    def setup(data_dir: Path) -> None:
+        data_dir.mkdir(mode=0o700)
+        if data is not None:
+            dist.copy_h2(data, data_dir)
+
+    spec = ProcessSpec(
+        argv=lambda data_dir, http, ports: install.server_argv(data_dir, http, ports.get("management")),
+        env=env,
+        setup=setup,
+        ports=("management",) if install.versions.has_management_port else (),
+        fixed_port=port or None,
+    )
+    after = _after(install.template_password if data is not None else None, password)
+    return Server(
+        "keycloak",
+        "keycloak",
+        None,
+        TEMPLATE_ADMIN,
+        password,
+        probe=admin.probe_ready,
+        process=spec,
+        after_start=after,
+        retry_on=never if port else port_taken,
+    )
+
+
+def container(
+    image: str,
+    template_password: str | None,
+    version: KeycloakVersion,
+    database_env: dict[str, str],
+    *,
+    heap_mb: int,
+    jvm: str,
+    port: int,
+) -> Server:
+    """``template_password``: the optimized image's template admin's, None for the configured image.
+    ``port``: the host port to publish on (0: a free one, another if it is taken meanwhile)."""
+    password = generate_secret()
+    env = {"JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap_mb}m", "JAVA_OPTS_APPEND": jvm} | database_env
+    listen = version.listen_args("0.0.0.0", HTTP, MANAGEMENT if version.has_management_port else None)  # noqa: S104
+    mode = ["start", "--optimized", "--http-enabled=true"]
+    if template_password is None:
+        mode = ["start-dev"]
+        env |= version.bootstrap_admin_env(TEMPLATE_ADMIN, password) | {"KC_HEALTH_ENABLED": "true"}
+    spec = ContainerSpec(
+        image=image,
+        image_option="image_keycloak",
+        port=HTTP,
+        env=env,
+        secret_env=tuple(k for k in env if "PASSWORD" in k),
+        command_for=lambda url: [*mode, *version.hostname_args(url), *listen],
+        ports={"management": MANAGEMENT} if version.has_management_port else {},
+        memory_mb=heap_mb + 512,
+        host_port=port or None,
+    )
+    return Server(
+        "keycloak",
+        "keycloak",
+        None,
+        TEMPLATE_ADMIN,
+        password,
+        probe=admin.probe_ready,
+        container=spec,
+        after_start=_after(template_password, password),
+        retry_on=never if port else port_taken,
+    )

@@ -1,0 +1,66 @@
+"""How a tenant's MongoDB-protocol server is described: a container of the configured image (the
+official image's contract: a root user from ``MONGO_INITDB_ROOT_*``, port 27017), or a local FerretDB
+over a PostgreSQL database of the tenant's own, on the tenant's (or the shared) PostgreSQL server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from driveops_env.secret import generate_secret
+from driveops_env.services.base import ContainerSpec, ProcessSpec, Server
+from driveops_env.services.mongo import admin, ferretdb
+from driveops_env.services.postgres import admin as pg_admin
+from driveops_env.state import ServiceRecord
+
+PORT = 27017
+ADMIN = "driveops-admin"
+
+
+def container(key: str, tenant: str, image: str) -> Server:
+    password = generate_secret()
+    spec = ContainerSpec(
+        image=image,
+        image_option="image_mongo",
+        port=PORT,
+        env={"MONGO_INITDB_ROOT_USERNAME": ADMIN, "MONGO_INITDB_ROOT_PASSWORD": password},
+        secret_env=("MONGO_INITDB_ROOT_PASSWORD",),
+    )
+    return Server(
+        key,
+        "mongo",
+        tenant,
+        ADMIN,
+        password,
+        probe=lambda record: admin.probe(admin.admin_access(record)),
+        container=spec,
+        extra={"server": image, "admin_source": "admin", "own_database": "yes"},
+    )
+
+
+def ferret(key: str, tenant: str, binary: Path, pg: ServiceRecord, owner: admin.MongoUser) -> Server:
+    """FerretDB over ``ferretdb_<slug>`` of ``pg``, owned by the tenant's user (a PostgreSQL role, which
+    FerretDB passes the client's credentials through to); a probe role that may only connect."""
+    probe_user, probe_password = ferretdb.probe_role(tenant), generate_secret()
+    database = ferretdb.pg_database(tenant)
+    ferretdb.prepare_postgres(
+        pg_admin.admin_conninfo(pg),
+        database=database,
+        owner=(owner.name, owner.password),
+        probe=(probe_user, probe_password),
+    )
+
+    def argv(_: Path, port: int, __: object) -> list[str]:
+        return ferretdb.server_argv(binary, port=port, pg_host=pg.host, pg_port=pg.port, database=database)
+
+    return Server(
+        key,
+        "mongo",
+        tenant,
+        probe_user,
+        probe_password,
+        probe=lambda record: admin.probe(admin.admin_access(record)),
+        process=ProcessSpec(argv=argv),
+        retry_on=lambda log: "address already in use" in log.lower(),
+        extra={"server": f"FerretDB {ferretdb.DEFAULT_VERSION} (PostgreSQL handler)", "mechanism": "PLAIN"},
+        depends_on=[pg.key],
+    )

@@ -1,0 +1,178 @@
+"""PostgreSQL: a database and a role per tenant (on its own server, or on the shared one), seeded from
+``<seeds>/postgres/*.sql`` and kept as a template, so that a reset or a test's restore is a clone of
+milliseconds; a test process's copy is another clone, owned by the tenant's role."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from driveops_env.option_types import declare, parse_optional_path
+from driveops_env.secret import generate_secret
+from driveops_env.services.base import (
+    CONTAINER,
+    Fixture,
+    Need,
+    Plan,
+    Prepare,
+    Server,
+    Service,
+    Sources,
+    View,
+    Work,
+)
+from driveops_env.services.postgres import access as access_
+from driveops_env.services.postgres import admin, local, server, sql
+from driveops_env.services.postgres.access import PostgresAccess, PostgresEndpoint
+from driveops_env.settings import Settings
+from driveops_env.state import ServiceRecord
+from driveops_env.tenants import Tenant, database_name
+
+IMAGE = "postgres:16"
+
+
+@dataclass(frozen=True)
+class PostgresOptions:
+    image_postgres: str = declare("Image of postgres for the docker backend.", lambda: IMAGE, IMAGE, metavar="IMAGE")
+    postgres_bin: Path | None = declare(
+        "Directory holding initdb and postgres.",
+        lambda: None,
+        "newest /usr/lib/postgresql/*/bin, else PATH",
+        parse_optional_path,
+        metavar="DIR",
+    )
+
+    @classmethod
+    def of(cls, settings: Settings) -> PostgresOptions:
+        return cls(**{f.name: settings.value(f.name) for f in fields(cls)})
+
+
+class PostgresService(Service[PostgresAccess]):
+    name = "postgres"
+    access_type = PostgresAccess
+    options = PostgresOptions
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.own = PostgresOptions.of(settings)
+        self._local: tuple[Path, Path, Path, str | None] | None = None  # bin, template, env dir, user
+
+    def prepare(self, ctx: Prepare) -> str:
+        if ctx.family == CONTAINER:
+            return self.own.image_postgres
+        local.check_socket_path(ctx.env_dir)
+        bin_dir = local.find_bin_dir(self.own.postgres_bin)
+        template = local.ensure_template(bin_dir, self.settings.cache_dir, ctx.env_dir.parent, user=ctx.run_as)
+        self._local = (bin_dir, template, ctx.env_dir, ctx.run_as)
+        return local.server_version(bin_dir)
+
+    def images(self) -> dict[str, str]:
+        return {"image_postgres": self.own.image_postgres}
+
+    def render(self, tenant: Tenant, sources: Sources, access: PostgresAccess | None) -> Any:
+        return sql.render_sql_files(sources.seeds_dir, tenant, limit=sources.limit)
+
+    def server(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Server:
+        if plan.family == CONTAINER:
+            return server.container(need.key, need.tenant, self.own.image_postgres)
+        assert self._local is not None, "prepare() first"
+        bin_dir, template, env_dir, user = self._local
+        return server.process(need.key, need.tenant, bin_dir, template, env_dir, user)
+
+    def setup(self, work: Work, record: ServiceRecord) -> PostgresAccess:
+        name = database_name(work.tenant.slug)
+        found = PostgresAccess(record.key, record.host, record.port, name, name, generate_secret())
+        info = admin.admin_conninfo(record)
+        admin.create_tenant_database(info, role=found.user, password=found.password, database=found.database)
+        sql.apply_sql(found.conninfo, work.seed, tenant=work.tenant.slug)
+        admin.save_seed_template(info, found.database)
+        return found
+
+    def restore(self, access: PostgresAccess, work: Work) -> PostgresAccess:
+        template = admin.seed_template_name(database_name(work.tenant.slug))
+        info = admin.admin_conninfo(work.servers[access.service])
+        admin.clone_from_template(info, template=template, target=access.database, owner=access.user)
+        return access
+
+    def copy(self, access: PostgresAccess, work: Work) -> PostgresAccess:
+        from dataclasses import replace
+
+        return replace(access, database=f"{access.database}_{work.token}")
+
+    def drop_copy(self, access: PostgresAccess, work: Work) -> None:
+        admin.drop_database(admin.admin_conninfo(work.servers[access.service]), access.database)
+
+    def drop_tenant(self, access: PostgresAccess, work: Work) -> None:
+        info = admin.admin_conninfo(work.servers[access.service])
+        admin.drop_tenant(info, database=access.database, role=access.user)
+
+    def probe(self, record: ServiceRecord) -> None:
+        admin.probe(admin.admin_conninfo(record))
+
+    def checks(self) -> dict[str, Any]:
+        return {"postgres": _check_database, "tenant-validation": _check_tenant_row}
+
+    def env(self, access: PostgresAccess, style: str) -> dict[str, str]:
+        return access_.env(access, style)
+
+    def from_env(self, environ: Mapping[str, str], slug: str) -> PostgresAccess | None:
+        return access_.from_env(environ)
+
+    def describe(self, access: PostgresAccess, show_secrets: bool) -> str:
+        return str(access_.data(access, show_secrets)["dsn"])
+
+    def data(self, access: PostgresAccess, show_secrets: bool) -> dict[str, Any]:
+        return access_.data(access, show_secrets)
+
+    def secrets(self, access: PostgresAccess) -> list[str]:
+        return [access.password]
+
+    def endpoint(self, access: PostgresAccess, servers: Mapping[str, ServiceRecord]) -> PostgresEndpoint:
+        return PostgresEndpoint.of(access)
+
+    def fixtures(self) -> list[Fixture]:
+        return [
+            Fixture("tenant_pg", "A psycopg connection to the tenant's database, as the tenant's role.", _pg),
+            Fixture("tenant_pg_async", "A psycopg AsyncConnection (pytest-asyncio or anyio).", _pg_async, True),
+        ]
+
+
+def _pg(handle: Any) -> Iterator[Any]:
+    with handle.postgres.connect() as conn:
+        yield conn
+
+
+async def _pg_async(handle: Any) -> AsyncIterator[Any]:
+    conn = await handle.postgres.connect_async()
+    async with conn:
+        yield conn
+
+
+def _check_database(view: View) -> str:
+    found: PostgresAccess = view.access("postgres")
+    admin.probe(found.conninfo)
+    return f"{found.database} answers a query as {found.user}"
+
+
+def _check_tenant_row(view: View) -> str:
+    """The tenant's row exists and is active, and a token of the tenant names the same id."""
+    import psycopg
+
+    found: PostgresAccess = view.access("postgres")
+    with psycopg.connect(found.conninfo) as conn:
+        row = conn.execute("SELECT id::text, active FROM tenants WHERE id = %s", (view.tenant_id,)).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row for tenant id {view.tenant_id} in the tenants table")
+    if not row[1]:
+        raise RuntimeError(f"tenant {view.tenant_id} is not active")
+    token = view.token_claims()
+    if token is None:
+        return f"tenant {row[0]} exists and is active"
+    user, claims = token
+    if claims.get("tenant_id") != row[0]:
+        raise RuntimeError(
+            f"the token of {user} carries tenant_id {claims.get('tenant_id')!r}, the database says {row[0]!r}"
+        )
+    return f"tenant {row[0]} exists, is active, and matches the token's tenant_id"

@@ -1,0 +1,171 @@
+"""The resolved options of one command or session: the generic ones as typed fields, each service's
+own (declared in its unit) in ``extra``.  Pure: nothing here reads a source; see :mod:`.options`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from driveops_env import files, paths
+from driveops_env.option_types import (
+    declare,
+    parse_names,
+    parse_path,
+    parse_positive_float,
+    parse_positive_int,
+)
+from driveops_env.tenants import parse_tenant_list, validate_env_name, validate_realm_pattern
+
+BackendName = Literal["auto", "local", "docker"]
+Isolation = Literal["dedicated", "shared"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved values of every option, with the source each one came from."""
+
+    name: str = declare(
+        "Name of the environment; several can run side by side.",
+        lambda: "default",
+        "default",
+        validate_env_name,
+        metavar="NAME",
+    )
+    tenants: tuple[str, ...] = declare(
+        "Comma-separated tenant slugs (a TOML array in pyproject.toml).",
+        lambda: ("acme",),
+        "acme",
+        parse_tenant_list,
+        metavar="SLUGS",
+        list_valued=True,
+    )
+    backend: BackendName = declare(
+        "Where services run: docker when an engine answers and has (or can pull) the images, else local "
+        "(auto); local processes; or docker.",
+        lambda: "auto",
+        "auto",
+    )
+    isolation: Isolation = declare(
+        "dedicated: a server per tenant per store; shared: one server per store with a database, role "
+        "and Redis ACL user per tenant.",
+        lambda: "dedicated",
+        "dedicated",
+    )
+    services: tuple[str, ...] = declare(
+        "Comma-separated services to run (a TOML array in pyproject.toml): a subset of the registered "
+        "ones (built in: keycloak, postgres, mongo, redis; more through the driveops_env.services entry "
+        "point).",
+        lambda: (),
+        "the built-in services",
+        parse_names,
+        metavar="LIST",
+        list_valued=True,
+    )
+    seeds_dir: Path = declare(
+        "Directory with tenants.json and each service's seed files (postgres/*.sql, redis/*.json, "
+        "mongo/*.json, users.json).",
+        paths.default_seeds_dir,
+        "the seeds/ shipped with driveops-env",
+        parse_path,
+        metavar="DIR",
+    )
+    realms_dir: Path = declare(
+        "Directory with the realm template(s) rendered per tenant.",
+        paths.default_realms_dir,
+        "the realms/ shipped with driveops-env",
+        parse_path,
+        metavar="DIR",
+    )
+    realm_pattern: str = declare(
+        "Realm name of a tenant; {slug} (required) is replaced by the tenant's slug; letters, digits, '.' "
+        "and '-' around it.",
+        lambda: "{slug}",
+        "{slug}",
+        validate_realm_pattern,
+        metavar="PATTERN",
+    )
+    state_dir: Path = declare(
+        "Directory of the state files (mode 0600) of running environments; must be yours and not writable by others.",
+        paths.default_state_dir,
+        "$XDG_STATE_HOME/driveops-env or ~/.local/state/driveops-env",
+        parse_path,
+        metavar="DIR",
+    )
+    data_dir: Path = declare(
+        "Directory of the services' data directories and logs; must be yours and not writable by others.",
+        paths.default_data_dir,
+        "/dev/shm/driveops-env-<uid> (RAM), else /var/lib/driveops-env as root, else <state_dir>/data",  # noqa: S108
+        parse_path,
+        metavar="DIR",
+    )
+    cache_dir: Path = declare(
+        "Directory of downloads and builds (server distributions, template data, derived images' secrets).",
+        paths.default_cache_dir,
+        "$XDG_CACHE_HOME/driveops-env or ~/.cache/driveops-env",
+        parse_path,
+        metavar="DIR",
+    )
+    publish_address: str = declare(
+        "Address the docker backend publishes ports on and clients use: 127.0.0.1 for a local engine, "
+        "the engine's host for a remote one (DOCKER_HOST). 0.0.0.0 only if you ask for it.",
+        lambda: "",
+        "127.0.0.1, or the remote engine's address",
+        metavar="ADDRESS",
+    )
+    startup_timeout: float = declare(
+        "Seconds a service may take to become ready.",
+        lambda: 180.0,
+        "180",
+        parse_positive_float,
+        metavar="SECONDS",
+    )
+    parallel_starts: int = declare(
+        "Servers started at once: on 2 cores, forty at once time out; a service may limit its own steps "
+        "further (Keycloak creates realms one after another anyway).",
+        lambda: 12,
+        "12",
+        parse_positive_int,
+        metavar="N",
+    )
+    input_limit_mb: int = declare(
+        "Largest input file read, in MB: seeds, templates, the tenant catalogue, descriptors. A larger one, "
+        "or one that is not a regular file (a FIFO, a link to a device), is refused (exit 2).",
+        lambda: files.DEFAULT_LIMIT_MB,
+        str(files.DEFAULT_LIMIT_MB),
+        parse_positive_int,
+        metavar="MB",
+    )
+    local_user: str = declare(
+        "Unprivileged user the local backend's servers run as when driveops-env runs as root (PostgreSQL "
+        "refuses to run as root).",
+        lambda: "postgres",
+        "postgres",
+        metavar="USER",
+    )
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the services' own options, by name
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def input_limit(self) -> int:
+        """``input_limit_mb`` in bytes."""
+        return files.limit_bytes(self.input_limit_mb)
+
+    def value(self, name: str) -> Any:
+        """Any option's value by name: a field, or a service's option."""
+        if name in FIELDS:
+            return getattr(self, name)
+        return self.extra[name]
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (already typed values), recorded as given from Python."""
+        own = {k: v for k, v in changes.items() if k in FIELDS}
+        extra = {k: v for k, v in changes.items() if k not in FIELDS}
+        return dataclasses.replace(
+            self, **own, extra={**self.extra, **extra}, sources={**self.sources, **dict.fromkeys(changes, "python")}
+        )
+
+
+FIELDS = frozenset(f.name for f in dataclasses.fields(Settings)) - {"extra", "sources"}
