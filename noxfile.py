@@ -52,9 +52,17 @@ def tests_docker(session: nox.Session) -> None:
     scripts/provision --docker; the DRIVEOPS_ENV_IMAGE_* overrides come from the environment)."""
     session.install("-e", ".[test]")
     args = session.posargs or [
-        "-m", "integration and not local_only", "-n", "2", "--dist", "loadgroup", "tests/integration", "tests/plugin",
-        "tests/reliability", "tests/remote",
-    ]  # fmt: skip
+        "-m",
+        "integration and not local_only",
+        "-n",
+        "2",
+        "--dist",
+        "loadgroup",
+        "tests/integration",
+        "tests/plugin",
+        "tests/reliability",
+        "tests/remote",
+    ]
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "docker"})
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from driveops_env import options, readiness
 from driveops_env.ports import PortAllocator
-from driveops_env.services import keycloak, keycloak_dist
-from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, KeycloakInstall
+from driveops_env.services.keycloak import admin as keycloak
+from driveops_env.services.keycloak import dist as keycloak_dist
+from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, KeycloakInstall
 
 JAVA25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
 C1 = "-XX:TieredStopAtLevel=1"
@@ -39,8 +40,11 @@ C1 = "-XX:TieredStopAtLevel=1"
 def _wait_token(http: int, password: str, alive: object) -> None:
     readiness.wait_until(
         lambda: keycloak.check_admin_login(f"http://127.0.0.1:{http}", TEMPLATE_ADMIN, password),
-        timeout=180, service="keycloak", interval=0.01, max_interval=0.05,
-    )  # fmt: skip
+        timeout=180,
+        service="keycloak",
+        interval=0.01,
+        max_interval=0.05,
+    )
 
 
 def first_token(install: KeycloakInstall, jvm: str = "", cds: bool = True, heap_mb: int = 512) -> float:
@@ -54,9 +58,13 @@ def first_token(install: KeycloakInstall, jvm: str = "", cds: bool = True, heap_
     used = install if cds else replace(install, cds_archive=None)
     started = time.monotonic()
     proc = subprocess.Popen(
-        install.server_argv(data, http, management), env={**os.environ, **used.server_env(heap_mb, jvm)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=data,
-    )  # fmt: skip
+        install.server_argv(data, http, management),
+        env={**os.environ, **used.server_env(heap_mb, jvm)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=data,
+    )
     try:
         _wait_token(http, install.template_password, proc)
         return time.monotonic() - started
@@ -70,18 +78,29 @@ def start_dev_warm(install: KeycloakInstall) -> float:
     """``kc.sh start-dev`` on data it made at an earlier start: the plain developer's floor."""
     home = Path(tempfile.mkdtemp(prefix="bench-startdev-", dir="/dev/shm"))
     shutil.copytree(install.home, home / "kc", symlinks=True)
-    env = {**os.environ, "JAVA": install.java, "KC_BOOTSTRAP_ADMIN_USERNAME": TEMPLATE_ADMIN,
-           "KC_BOOTSTRAP_ADMIN_PASSWORD": "bench-only-pw"}  # fmt: skip
+    env = {
+        **os.environ,
+        "JAVA": install.java,
+        "KC_BOOTSTRAP_ADMIN_USERNAME": TEMPLATE_ADMIN,
+        "KC_BOOTSTRAP_ADMIN_PASSWORD": "bench-only-pw",
+    }
     try:
         seconds = 0.0
         for _ in range(2):  # the first start makes the data; the second is measured
             ports = PortAllocator()
             http, management = ports.allocate(), ports.allocate()
-            argv = [str(home / "kc" / "bin" / "kc.sh"), "start-dev", "--http-host=127.0.0.1", f"--http-port={http}",
-                    f"--http-management-port={management}", "--cache=local"]  # fmt: skip
+            argv = [
+                str(home / "kc" / "bin" / "kc.sh"),
+                "start-dev",
+                "--http-host=127.0.0.1",
+                f"--http-port={http}",
+                f"--http-management-port={management}",
+                "--cache=local",
+            ]
             started = time.monotonic()
-            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
             try:
                 _wait_token(http, "bench-only-pw", proc)
                 seconds = time.monotonic() - started
@@ -105,9 +124,13 @@ def _aot_cache(install: KeycloakInstall) -> Path:
     http, management = ports.allocate(), ports.allocate()
     env = replace(install, cds_archive=None).server_env(512, f"-XX:AOTCacheOutput={cache}")
     proc = subprocess.Popen(
-        install.server_argv(data, http, management), env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True, cwd=data,
-    )  # fmt: skip
+        install.server_argv(data, http, management),
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=data,
+    )
     try:
         _wait_token(http, install.template_password, proc)
     finally:
@@ -121,10 +144,11 @@ def paths(repeat: int, java25: bool) -> dict[str, list[float]]:
     settings = options.resolve(environ={}, pyproject={})
 
     def install(version: str, java_home: Path | None) -> KeycloakInstall:
-        return keycloak_dist.ensure_install(settings.cache_dir, version=version, db="dev-file", java_home=java_home,
-                                            heap_mb=512, progress=print)  # fmt: skip
+        return keycloak_dist.ensure_install(
+            settings.cache_dir, version=version, db="dev-file", java_home=java_home, heap_mb=512, progress=print
+        )
 
-    default = install(settings.keycloak_version, settings.java_home)
+    default = install(str(settings.value("keycloak_version")), settings.value("java_home"))
     runs: dict[str, Callable[[], float]] = {
         "start-dev (warm)": lambda: start_dev_warm(default),
         "optimized + base + CDS": lambda: first_token(default),

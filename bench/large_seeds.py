@@ -42,11 +42,16 @@ def write(target: Path) -> Path:
     shutil.copytree(paths.default_seeds_dir(), target, dirs_exist_ok=True)
     (target / "postgres" / "003_large.sql").write_text(LARGE_SQL)
     documents = [
-        {"note_id": f"{{{{ tenant_slug }}}}-large-{i}", "tenant_id": "{{ tenant_id }}", "intervention_id": i,
-         "author": "mechanic@large.test", "text": f"Routine note number {i}, nothing to report.",
-         "created_at": {"$date": "2026-02-01T08:00:00Z"}}
+        {
+            "note_id": f"{{{{ tenant_slug }}}}-large-{i}",
+            "tenant_id": "{{ tenant_id }}",
+            "intervention_id": i,
+            "author": "mechanic@large.test",
+            "text": f"Routine note number {i}, nothing to report.",
+            "created_at": {"$date": "2026-02-01T08:00:00Z"},
+        }
         for i in range(DOCUMENTS)
-    ]  # fmt: skip
+    ]
     notes = {"indexes": [{"keys": {"note_id": 1}, "name": "note_id_unique", "unique": True}], "documents": documents}
     (target / "mongo" / "large_notes.json").write_text(json.dumps(notes))
     keys = {f"session:{i}": {"type": "string", "value": f"user-{i}"} for i in range(KEYS)}

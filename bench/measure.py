@@ -10,10 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from driveops_env import Environment, options, seeding
-from driveops_env.isolation import TenantCopy
-from driveops_env.services import keycloak, mongo, postgres
-from driveops_env.spec import Tenant
+from driveops_env import Environment
+from driveops_env.restore import TenantCopy
+from driveops_env.services import registry
+from driveops_env.services.base import CONTAINER, Plan, Prepare, Sources
+from driveops_env.services.keycloak import admin as keycloak
+from driveops_env.services.keycloak.realm import render_realm
+from driveops_env.services.mongo import admin as mongo
+from driveops_env.services.mongo.access import MongoAccess
+from driveops_env.services.postgres import admin as postgres
+from driveops_env.services.postgres import sql
+from driveops_env.services.redis import seeds as redis_seeds
+from driveops_env.settings import Settings
+from driveops_env.tenants import Tenant
 
 
 def _timed(action: Callable[[], Any]) -> float:
@@ -22,7 +31,7 @@ def _timed(action: Callable[[], Any]) -> float:
     return time.monotonic() - started
 
 
-def keycloak_floor_docker(settings: options.Settings) -> float:
+def keycloak_floor_docker(settings: Settings) -> float:
     """The Keycloak container alone, started as the docker backend starts it, to the first token."""
     from driveops_env.backends import StartContext
     from driveops_env.backends.docker import DockerBackend
@@ -31,17 +40,21 @@ def keycloak_floor_docker(settings: options.Settings) -> float:
     alone = settings.replace(services=("keycloak",), name=f"bench-kcfloor-{uuid.uuid4().hex[:6]}", tenants=("acme",))
     backend = DockerBackend(alone)
     backend.prepare(lambda _: None)
+    service = registry.service("keycloak", alone)
+    service.prepare(Prepare(CONTAINER, lambda _: None, Path("/tmp"), engine=backend))  # noqa: S108
     ctx = StartContext(alone.name, "bench", Path("/tmp"), alone, threading.Event(), lambda r: None, PortAllocator())  # noqa: S108
+    (need,) = service.needs(Tenant("acme", "x", "Acme", "acme"), "dedicated", CONTAINER)
     try:
         started = time.monotonic()
-        record = backend.start_keycloak("keycloak", ctx, None, None)
+        server = service.server(need, Plan("dedicated", CONTAINER, (), {}, lambda _: None, backend), {})
+        record = backend.start(server, ctx)
         keycloak.check_admin_login(keycloak.base_url(record), record.admin_user, record.admin_password)
         return time.monotonic() - started
     finally:
         backend.cleanup(alone.name)
 
 
-def plain_way(count: int, settings: options.Settings) -> float:
+def plain_way(count: int, settings: Settings) -> float:
     """What a user without this library would write: containers one after another with
     testcontainers' modules, seeds with psycopg, realms one by one with python-keycloak."""
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -51,7 +64,7 @@ def plain_way(count: int, settings: options.Settings) -> float:
     from testcontainers.postgres import PostgresContainer
     from testcontainers.redis import RedisContainer
 
-    image = {s: os.environ.get(f"DRIVEOPS_ENV_IMAGE_{s.upper()}", d) for s, d in options.DEFAULT_IMAGES.items()}
+    image = {s: str(settings.value(f"image_{s}")) for s in ("keycloak", "postgres", "mongo", "redis")}
     containers: list[Any] = []
     started = time.monotonic()
     try:
@@ -65,13 +78,13 @@ def plain_way(count: int, settings: options.Settings) -> float:
             pg.start()
             containers.append(pg)
             with psycopg.connect(pg.get_connection_url()) as conn:
-                for seed in seeding.render_sql_files(settings.seeds_dir, tenant):
+                for seed in sql.render_sql_files(settings.seeds_dir, tenant):
                     for statement in seed.statements:
                         conn.execute(statement.text.encode())
             for module in (MongoDbContainer(image["mongo"]), RedisContainer(image["redis"])):
                 module.start()
                 containers.append(module)
-            realm = seeding.render_realm(settings.realms_dir, settings.seeds_dir, tenant, api_client_secret="plain")
+            realm = render_realm(settings.realms_dir, settings.seeds_dir, tenant, api_client_secret="plain")
             admin.create_realm(realm.representation)
         return time.monotonic() - started
     finally:
@@ -81,7 +94,7 @@ def plain_way(count: int, settings: options.Settings) -> float:
 
 def reset_times(env: Environment, rounds: int, stores: tuple[str, ...]) -> list[float]:
     """A test process's restore of ``stores`` after a test wrote in each."""
-    copy = TenantCopy(env.state, "acme", "main")
+    copy = TenantCopy(env.state, "acme", "main", env.settings)
     copy.make()
     handle = env.handle(copy.record)
     times = []
@@ -98,29 +111,30 @@ def reset_times(env: Environment, rounds: int, stores: tuple[str, ...]) -> list[
 def reseed_times(env: Environment, rounds: int) -> list[float]:
     """Re-seeding from scratch: a new database with the SQL seeds applied, MongoDB collections dropped
     and seeded again, Redis keys written again (what a test suite does without template copies)."""
-    record = env.state.tenants["acme"]
-    assert record.postgres and record.mongo and record.redis
-    seeds = seeding.render_tenant_seeds(Path(env.state.seeds_dir), Path(env.state.realms_dir), record.as_tenant(),
-                                        api_client_secret=None)  # fmt: skip
-    server = env.state.services[record.postgres.service]
+    acme = env.tenant("acme")
+    tenant = acme.record.as_tenant()
+    services = env.services()
+    sources = Sources(Path(env.state.seeds_dir), Path(env.state.realms_dir), env.settings.input_limit)
+    seeds = {name: services[name].render(tenant, sources, None) for name in ("postgres", "mongo", "redis")}
+    server = env.state.services[acme.postgres.service]
     admin = postgres.admin_conninfo(server)
+    mongo_access: MongoAccess = services["mongo"].load(acme.record.stores["mongo"])
     times = []
     for i in range(rounds):
 
         def reseed(target: str = f"reseed_{i}") -> None:
             import psycopg
-            from psycopg import sql
+            from psycopg import sql as pg_sql
 
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target)))
-            seeding.apply_sql(postgres.admin_conninfo(server, target), seeds.sql, tenant="acme")
-            assert record.mongo is not None and record.redis is not None
-            mongo.drop_all(record.mongo)
-            mongo.seed(record.mongo, seeds.mongo, tenant="acme")
-            client = env.tenant("acme").redis.connect()
+                conn.execute(pg_sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pg_sql.Identifier(target)))
+                conn.execute(pg_sql.SQL("CREATE DATABASE {}").format(pg_sql.Identifier(target)))
+            sql.apply_sql(postgres.admin_conninfo(server, target), seeds["postgres"], tenant="acme")
+            mongo.drop_all(mongo_access)
+            mongo.seed(mongo_access, seeds["mongo"], tenant="acme")
+            client = acme.redis.connect()
             client.flushdb()
-            seeding.apply_redis(client, seeds.redis, prefix=record.redis.key_prefix)
+            redis_seeds.apply_redis(client, seeds["redis"], prefix=acme.redis.key_prefix)
             client.close()
 
         times.append(_timed(reseed))

@@ -34,9 +34,13 @@ def test_writes_everywhere(n, tenant, tenant_pg, tenant_mongo, tenant_redis):
 def run(directory: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=directory, env=env,
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"pytest failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")

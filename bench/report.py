@@ -18,9 +18,16 @@ def write(results: Path, rows: list[tuple[str, str]], targets: list[dict[str, An
     results.mkdir(exist_ok=True)
     entries = [{k: t[k] for k in ("name", "measured", "target", "met")} | {"detail": t["detail"]} for t in targets]
     (results / "latest.json").write_text(json.dumps(entries, indent=2))
-    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores.", "",
-             "| measurement | value |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], "",
-             "| target | measured | wanted | met | detail |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores.",
+        "",
+        "| measurement | value |",
+        "|---|---|",
+        *[f"| {name} | {value} |" for name, value in rows],
+        "",
+        "| target | measured | wanted | met | detail |",
+        "|---|---|---|---|---|",
+    ]
     for t in targets:
         lines.append(
             f"| {t['name']} | {t['measured']:.2f} | {t['target']} | {'yes' if t['met'] else 'NO'} | {t['detail']} |"
@@ -45,8 +52,9 @@ def plot(path: Path, targets: list[dict[str, Any]]) -> None:
         print("bench: matplotlib is not installed: no plot (nox -s bench installs it)", file=sys.stderr)
         return
     units = [u for u in PANELS if any(t["unit"] == u for t in targets)]
-    fig, axes = plt.subplots(len(units), 1, figsize=(10, 1.2 + sum(0.45 * _count(targets, u) + 0.6 for u in units)),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(units), 1, figsize=(10, 1.2 + sum(0.45 * _count(targets, u) + 0.6 for u in units)), squeeze=False
+    )
     for ax, unit in zip(axes[:, 0], units, strict=True):
         mine = [t for t in targets if t["unit"] == unit]
         names = [t["name"] for t in mine]

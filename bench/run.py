@@ -30,7 +30,8 @@ from bench import keycloak as kc_bench
 from bench import large_seeds
 from bench.measure import keycloak_floor_docker, plain_way, reseed_times, reset_times, rss_mb
 from driveops_env import Environment, options
-from driveops_env.services import keycloak_dist
+from driveops_env.services.keycloak import dist as keycloak_dist
+from driveops_env.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = "keycloak,postgres,mongo,redis"
@@ -50,7 +51,7 @@ def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def settings_for(backend: str, tenants: str, name: str, **more: str) -> options.Settings:
+def settings_for(backend: str, tenants: str, name: str, **more: str) -> Settings:
     images = {k: v for k, v in os.environ.items() if k.startswith("DRIVEOPS_ENV_IMAGE_")}
     cli = {"name": name, "tenants": tenants, "backend": backend, "services": ALL} | more
     return options.resolve(cli=cli, environ=images, pyproject={})
@@ -113,8 +114,14 @@ def tenant_add_p50(backend: str, rounds: int) -> float:
 
 def local_targets(floor: float, ups: dict[int, float], rows: list[tuple[str, str]]) -> list[Target]:
     settings = options.resolve(environ={}, pyproject={})
-    install = keycloak_dist.ensure_install(settings.cache_dir, version=settings.keycloak_version, db="dev-file",
-                                           java_home=None, heap_mb=512, progress=log)  # fmt: skip
+    install = keycloak_dist.ensure_install(
+        settings.cache_dir,
+        version=str(settings.value("keycloak_version")),
+        db="dev-file",
+        java_home=None,
+        heap_mb=512,
+        progress=log,
+    )
     start_dev = kc_bench.start_dev_warm(install)
     rows.append(("local: Keycloak's own start-dev (warm), to the first token", f"{start_dev:.2f} s"))
     return [
@@ -142,8 +149,9 @@ def memory_targets(ten: Environment, rows: list[tuple[str, str]]) -> list[Target
 
 def large_targets(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
     seeds = large_seeds.write(Path(tempfile.mkdtemp(prefix="bench-large-")) / "seeds")
-    settings = settings_for("local", "acme", f"bench-large-{uuid.uuid4().hex[:6]}", seeds_dir=str(seeds),
-                            services="postgres,mongo,redis")  # fmt: skip
+    settings = settings_for(
+        "local", "acme", f"bench-large-{uuid.uuid4().hex[:6]}", seeds_dir=str(seeds), services="postgres,mongo,redis"
+    )
     env = Environment.up(settings=settings)
     try:
         stores = reset_times(env, rounds, ("postgres",))
@@ -173,9 +181,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
     settings = options.resolve(environ={}, pyproject={})
-    install = keycloak_dist.ensure_install(settings.cache_dir, version=settings.keycloak_version, db="dev-file",
-                                           java_home=None, heap_mb=512, progress=log)  # fmt: skip
-    floor = statistics.median(kc_bench.first_token(install, settings.keycloak_jvm_options) for _ in range(3))
+    install = keycloak_dist.ensure_install(
+        settings.cache_dir,
+        version=str(settings.value("keycloak_version")),
+        db="dev-file",
+        java_home=None,
+        heap_mb=512,
+        progress=log,
+    )
+    floor = statistics.median(
+        kc_bench.first_token(install, str(settings.value("keycloak_jvm_options"))) for _ in range(3)
+    )
     rows.append(("local: Keycloak alone (as up starts it), to the first token", f"{floor:.2f} s"))
     ups, ten = startups("local", counts, rows)
     targets = local_targets(floor, ups, rows)

@@ -1,7 +1,8 @@
-"""Builders: a Keycloak started once to initialise the cached data or to make a realm snapshot (a
-process in a ``*.partial`` folder of the cache, or a container of the engine).  Each runs while its
-maker holds a lock file; a builder whose lock is free has lost its maker (a killed ``up``) and is
-removed by the next ``up`` and by ``gc``: its process or container, and its half-made folder."""
+"""Builders: a server started once to make something the cache keeps (Keycloak's initialised data, a
+realm snapshot): a process in a ``*.partial`` folder of the cache, or a container of the engine.
+Each runs while its maker holds a lock file; a builder whose lock is free has lost its maker (a killed
+``up``) and is removed by the next ``up`` and by ``gc``: its process or container, and its half-made
+folder.  And what is kept: the most recently used few of each kind of snapshot."""
 
 from __future__ import annotations
 
@@ -46,16 +47,16 @@ def abandoned(lock: Path) -> Iterator[bool]:
         guard.release()
 
 
-def sweep_folders(cache: Path) -> list[str]:
-    """Half-made builder folders of the cache whose maker is gone: their processes stopped, removed."""
+def sweep_folders(roots: list[Path], commands: tuple[str, ...]) -> list[str]:
+    """Half-made builder folders (``<root>/*.partial``) whose maker is gone: their processes (by command
+    name) stopped, the folders removed."""
     removed = []
-    root = cache / "keycloak"
-    for staging in sorted(root.glob("*.partial")) + sorted(root.glob("*.snapshots/*.partial")):
+    for staging in (s for root in roots for s in sorted(root.glob("*.partial"))):
         target = staging.with_name(staging.name.removesuffix(".partial"))
         with abandoned(lock_of(target)) as dead:
             if not dead:
                 continue
-            for ref in process.running_in(staging):
+            for ref in process.running_in(staging, commands):
                 process.terminate(ref)
                 removed.append(f"builder process {ref.pid}")
             shutil.rmtree(staging, ignore_errors=True)
@@ -95,10 +96,10 @@ def used(path: Path) -> None:
         path.touch()
 
 
-def prune_folders(cache: Path, keep: int = KEEP) -> list[str]:
-    """Realm snapshot folders beyond the ``keep`` most recently used of each Keycloak build."""
+def prune_folders(roots: list[Path], keep: int = KEEP) -> list[str]:
+    """Snapshot folders beyond the ``keep`` most recently used in each of ``roots``."""
     removed = []
-    for root in sorted((cache / "keycloak").glob("*.snapshots")):
+    for root in roots:
         snapshots = sorted(
             (p for p in root.iterdir() if p.is_dir() and "." not in p.name), key=lambda p: p.stat().st_mtime
         )
@@ -106,19 +107,17 @@ def prune_folders(cache: Path, keep: int = KEEP) -> list[str]:
             with abandoned(lock_of(old)) as free:
                 if free:
                     shutil.rmtree(old, ignore_errors=True)
-                    removed.append(f"realm snapshot {old}")
+                    removed.append(f"snapshot {old}")
     return removed
 
 
-def prune_images(client: Any, cache: Path, keep: int = KEEP) -> list[str]:
-    """This cache's realm images, then its optimized Keycloak images, beyond the ``keep`` most recently
-    used; an image a container still runs is kept (the engine refuses, and that is fine)."""
+def prune_images(client: Any, cache: Path, kinds: list[tuple[str, str]], keep: int = KEEP) -> list[str]:
+    """This cache's images of each repository of ``kinds`` (repository, the file of ``<cache>/docker``
+    touched at every use, ``{}`` the tag), in order, beyond the ``keep`` most recently used; an image a
+    container still runs is kept (the engine refuses, and that is fine)."""
     removed = []
     docker_dir = cache / "docker"
-    for repository, use_file in (
-        ("driveops-env/keycloak-realms", ".{}.lock"),  # its lock is touched at every use
-        ("driveops-env/keycloak-optimized", "keycloak-optimized-{}.json"),  # its template admin's secrets
-    ):
+    for repository, use_file in kinds:
         images = _images_of(client, repository, cache)
         images.sort(key=lambda item: _mtime(docker_dir / use_file.format(item[0]), item[1]))
         for tag, _ in images[: max(0, len(images) - keep)]:

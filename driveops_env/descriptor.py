@@ -101,10 +101,18 @@ def load(path: Path, cache_dir: Path) -> EnvState:
         seeds = _materialise(dict(raw.get("seeds") or {}), root / "seeds")
         realms = _materialise(dict(raw.get("realms") or {}), root / "realms")
         return EnvState(
-            name=str(raw["name"]), backend="descriptor", isolation=str(raw["isolation"]), spec_hash="",
-            fingerprint=dict(raw.get("fingerprint") or {}), data_dir="", seeds_dir=str(seeds),
-            realms_dir=str(realms), status="running", services=services, tenants=tenants,
-        )  # fmt: skip
+            name=str(raw["name"]),
+            backend="descriptor",
+            isolation=str(raw["isolation"]),
+            spec_hash="",
+            fingerprint=dict(raw.get("fingerprint") or {}),
+            data_dir="",
+            seeds_dir=str(seeds),
+            realms_dir=str(realms),
+            status="running",
+            services=services,
+            tenants=tenants,
+        )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise UsageError(
             f"the descriptor {path} is not valid: {exc}", hint="write it again with `driveops-env export`"

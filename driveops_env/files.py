@@ -45,8 +45,10 @@ def read_bytes(path: Path, what: str = "input file", *, limit: int | None = None
                 hint="point it at a regular file",
             )
         if info.st_size > limit:
-            raise TemplateError(f"the {what} {path} is {_size(info.st_size)}; the limit is {_size(limit)}",
-                                hint="use a smaller file, or raise --input-limit-mb")  # fmt: skip
+            raise TemplateError(
+                f"the {what} {path} is {_size(info.st_size)}; the limit is {_size(limit)}",
+                hint="use a smaller file, or raise --input-limit-mb",
+            )
         data = handle.read(limit + 1)
     if len(data) > limit:  # grew while being read
         raise TemplateError(f"the {what} {path} is over the limit of {_size(limit)}", hint="use a smaller file")
@@ -72,8 +74,9 @@ def parse_json(text: str, path: Path, what: str = "input file") -> Any:
     else:
         depth = json_depth(value)
     if depth > MAX_DEPTH:
-        raise TemplateError(f"the {what} {path} nests deeper than {MAX_DEPTH} levels; it is not read",
-                            hint="flatten the file")  # fmt: skip
+        raise TemplateError(
+            f"the {what} {path} nests deeper than {MAX_DEPTH} levels; it is not read", hint="flatten the file"
+        )
     return value
 
 
@@ -121,8 +124,11 @@ def _create(path: Path, data: bytes, mode: int, *, hint: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
-        reason = "it exists already (a file or link another user could have planted)" if exc.errno in (
-            errno.EEXIST, errno.ELOOP) else exc.strerror  # fmt: skip
+        reason = (
+            "it exists already (a file or link another user could have planted)"
+            if exc.errno in (errno.EEXIST, errno.ELOOP)
+            else exc.strerror
+        )
         raise UsageError(f"cannot write {path}: {reason}", hint=hint) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -135,8 +141,13 @@ def _create(path: Path, data: bytes, mode: int, *, hint: str) -> None:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+    for test, name in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"

@@ -114,9 +114,13 @@ def prepare_start(settings: Settings, progress: Progress) -> Prepared:
 
 
 def up(
-    settings: Settings, *, recreate: bool = False, detach: bool = False, owner_pid: int | None = None,
+    settings: Settings,
+    *,
+    recreate: bool = False,
+    detach: bool = False,
+    owner_pid: int | None = None,
     progress: Progress = _quiet,
-) -> UpResult:  # fmt: skip
+) -> UpResult:
     """Start (or attach to) an environment.  While it starts, this process owns it; afterwards its
     owner is ``owner_pid`` (default: this process), or nobody with ``detach``.  The next ``up`` of that
     name sweeps an environment whose owner died."""
@@ -251,9 +255,9 @@ def _moved(existing: EnvState, settings: Settings) -> list[str]:
     return [
         f"{key}: {existing.options.get(key)} -> {getattr(settings, key)}"
         for key in ("data_dir", "cache_dir")
-        if settings.sources.get(key) in EXPLICIT and existing.options.get(key, str(getattr(settings, key)))
-        != str(getattr(settings, key))
-    ]  # fmt: skip
+        if settings.sources.get(key) in EXPLICIT
+        and existing.options.get(key, str(getattr(settings, key))) != str(getattr(settings, key))
+    ]
 
 
 def prepare(settings: Settings, progress: Progress = _quiet) -> dict[str, str]:

@@ -163,13 +163,10 @@ def _kill_leftovers(ref: ProcessRef) -> None:
         os.killpg(ref.pid, signal.SIGKILL)
 
 
-SERVER_COMMANDS = ("postgres", "redis-server", "java", "kc.sh", "ferretdb")
-
-
-def running_in(directory: Path) -> list[ProcessRef]:
-    """Live server processes (by command name) whose working directory is ``directory`` or below it:
-    every local server runs in its data directory, so this finds the servers of an environment whose
-    state file is lost, and never a user's shell that happens to be there."""
+def running_in(directory: Path, commands: tuple[str, ...]) -> list[ProcessRef]:
+    """Live server processes (by command name, ``commands``) whose working directory is ``directory``
+    or below it: every local server runs in its data directory, so this finds the servers of an
+    environment whose state file is lost, and never a user's shell that happens to be there."""
     found = []
     prefix = str(directory.resolve())
     for entry in Path("/proc").iterdir():
@@ -180,7 +177,7 @@ def running_in(directory: Path) -> list[ProcessRef]:
             command = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if not command.startswith(SERVER_COMMANDS):
+        if not command.startswith(commands):
             continue
         if cwd == prefix or cwd.startswith(prefix + "/"):
             start = start_time_of(int(entry.name))

@@ -140,9 +140,9 @@ class Settings:
     )
     local_user: str = declare(
         "Unprivileged user the local backend's servers run as when driveops-env runs as root (PostgreSQL "
-        "refuses to run as root).",
-        lambda: "postgres",
-        "postgres",
+        "refuses to run as root); '' is the account Debian's postgresql package makes.",
+        lambda: "",
+        "the postgres account",
         metavar="USER",
     )
     extra: Mapping[str, Any] = field(default_factory=dict)  # the services' own options, by name

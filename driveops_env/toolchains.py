@@ -45,11 +45,16 @@ def _go_env(go: Path) -> dict[str, str]:
     return env
 
 
-def find_go() -> tuple[Path, dict[str, str]]:
-    """A Go that can build FerretDB, and the environment to run it with."""
+def find_go(needed_by: str, service: str, hint: str) -> tuple[Path, dict[str, str]]:
+    """A Go that can build what ``service`` needs (``needed_by`` says what), and the environment to run it with."""
     goroot = os.environ.get("GOROOT")
-    places = [*([f"{goroot}/bin/go"] if goroot else []), "/usr/local/go/bin/go", "~/go/bin/go", "~/sdk/go*/bin/go",
-              "/usr/lib/go-1.*/bin/go"]  # fmt: skip
+    places = [
+        *([f"{goroot}/bin/go"] if goroot else []),
+        "/usr/local/go/bin/go",
+        "~/go/bin/go",
+        "~/sdk/go*/bin/go",
+        "/usr/lib/go-1.*/bin/go",
+    ]
     seen = []
     for go in _candidates("go", places):
         version = _go_version(go)
@@ -59,16 +64,13 @@ def find_go() -> tuple[Path, dict[str, str]]:
             if version < GO_NEEDED:
                 env["GOTOOLCHAIN"] = "auto"  # the go.mod's toolchain line, from the module proxy
             return go, env
+    found = (
+        f"found only: {', '.join(seen)}" if seen else "no Go was found on PATH, in $GOROOT, /usr/local/go, ~/go, ~/sdk"
+    )
     raise MissingDependencyError(
-        "FerretDB (the local backend's MongoDB) is built once with Go 1.24 or newer (1.21+ fetches it itself); "
-        + (
-            f"found only: {', '.join(seen)}"
-            if seen
-            else "no Go was found on PATH, in $GOROOT, /usr/local/go, ~/go, ~/sdk"
-        ),
-        service="mongo",
-        hint="install Go 1.24+ (e.g. the go1.24 tarball in /usr/local/go; Debian 12's golang-go is 1.19), "
-        "or use --backend docker, or leave mongo out of --services",
+        f"{needed_by} is built once with Go 1.24 or newer (1.21+ fetches it itself); {found}",
+        service=service,
+        hint="install Go 1.24+ (e.g. the go1.24 tarball in /usr/local/go; Debian 12's golang-go is 1.19), " + hint,
     )
 
 
@@ -78,8 +80,8 @@ def java_major(java: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def find_java(java_home: Path | None, minimum: int = 17) -> str:
-    """The JDK/JRE that runs Keycloak: ``--java-home``, ``$JAVA_HOME``, PATH, then /usr/lib/jvm."""
+def find_java(java_home: Path | None, service: str, minimum: int = 17) -> str:
+    """The JDK/JRE that runs ``service``: ``--java-home``, ``$JAVA_HOME``, PATH, then /usr/lib/jvm."""
     places = [str(java_home / "bin" / "java")] if java_home else []
     if os.environ.get("JAVA_HOME") and not java_home:
         places.append(os.path.join(os.environ["JAVA_HOME"], "bin", "java"))
@@ -92,13 +94,20 @@ def find_java(java_home: Path | None, minimum: int = 17) -> str:
         if major >= minimum:
             return str(java)
     raise MissingDependencyError(
-        f"Keycloak needs Java {minimum} or newer; " + (f"found only: {', '.join(seen)}" if seen else "none was found"),
-        service="keycloak",
+        f"{service} needs Java {minimum} or newer; " + (f"found only: {', '.join(seen)}" if seen else "none was found"),
+        service=service,
         hint="install one (Debian: openjdk-17-jre-headless; Keycloak 26.6+ also runs on 25) or set --java-home",
     )
 
 
 def find_mvn() -> str | None:
-    found = _candidates("mvn", ["/usr/share/maven/bin/mvn", "~/.sdkman/candidates/maven/current/bin/mvn",
-                                "/opt/maven/bin/mvn", "/usr/local/maven/bin/mvn"])  # fmt: skip
+    found = _candidates(
+        "mvn",
+        [
+            "/usr/share/maven/bin/mvn",
+            "~/.sdkman/candidates/maven/current/bin/mvn",
+            "/opt/maven/bin/mvn",
+            "/usr/local/maven/bin/mvn",
+        ],
+    )
     return str(found[0]) if found else None

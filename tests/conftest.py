@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from driveops_env import options
+from driveops_env.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 pytest_plugins = ["pytester"]
@@ -78,7 +79,7 @@ class Sandbox:
     backend: str = "local"
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. DOCKER_HOST of a remote engine
 
-    def settings(self, **cli: Any) -> options.Settings:
+    def settings(self, **cli: Any) -> Settings:
         values = {
             "name": self.name,
             "state_dir": str(self.state_dir),
@@ -113,15 +114,24 @@ class Sandbox:
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "driveops_env.cli", *args], capture_output=True, text=True,
-            env=self.env(), timeout=timeout, cwd=self.state_dir.parent, check=False,
-        )  # fmt: skip
+            [sys.executable, "-m", "driveops_env.cli", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=timeout,
+            cwd=self.state_dir.parent,
+            check=False,
+        )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "driveops_env.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=self.env(), cwd=self.state_dir.parent,
-        )  # fmt: skip
+            [sys.executable, "-m", "driveops_env.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
+            cwd=self.state_dir.parent,
+        )
 
     def state(self) -> dict[str, Any]:
         return self.state_of(self.name)

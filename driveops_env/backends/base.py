@@ -83,9 +83,13 @@ def launch(
         try:
             readiness.wait_until(
                 lambda: probe(record),  # noqa: B023 - called within this iteration
-                timeout=ctx.timeout, service=record.kind, tenant=record.tenant, cancel=ctx.cancel,
-                alive=started.alive, logs=started.logs,
-            )  # fmt: skip
+                timeout=ctx.timeout,
+                service=record.kind,
+                tenant=record.tenant,
+                cancel=ctx.cancel,
+                alive=started.alive,
+                logs=started.logs,
+            )
         except StartupError as exc:
             if again(exc):
                 stop(record)

@@ -142,10 +142,20 @@ class DockerBackend:
         if spec is None:
             raise StartupError(f"{server.service} describes no container", service=server.service)
         base = ServiceRecord(
-            server.key, server.service, server.tenant, "", 0, server.admin_user, server.admin_password,
-            image=spec.image, aliases=[server.alias], container_port=spec.port, ports=dict(spec.ports),
-            depends_on=list(server.depends_on), extra=dict(server.extra),
-        )  # fmt: skip
+            server.key,
+            server.service,
+            server.tenant,
+            "",
+            0,
+            server.admin_user,
+            server.admin_password,
+            image=spec.image,
+            aliases=[server.alias],
+            container_port=spec.port,
+            ports=dict(spec.ports),
+            depends_on=list(server.depends_on),
+            extra=dict(server.extra),
+        )
 
         def start(_: int | None) -> Started:
             host_port = spec.host_port or (self._host_port() if spec.command_for is not None else None)
@@ -160,14 +170,20 @@ class DockerBackend:
         return record
 
     def _start_container(
-        self, ctx: StartContext, base: ServiceRecord, spec: ContainerSpec, command: list[str] | None,
+        self,
+        ctx: StartContext,
+        base: ServiceRecord,
+        spec: ContainerSpec,
+        command: list[str] | None,
         host_port: int | None,
-    ) -> Started:  # fmt: skip
+    ) -> Started:
         publish, client_host = self.addresses()
         network = self._network(ctx)
         name = f"driveops-{ctx.env_name}-{base.aliases[0]}-{generate_secret(6).lower()}"
-        labels = self._labels(ctx.env_name, **{f"{LABEL}.spec": ctx.spec_hash, f"{LABEL}.service": base.key,
-                                               f"{LABEL}.tenant": base.tenant or ""})  # fmt: skip
+        labels = self._labels(
+            ctx.env_name,
+            **{f"{LABEL}.spec": ctx.spec_hash, f"{LABEL}.service": base.key, f"{LABEL}.tenant": base.tenant or ""},
+        )
         container = self._container_of(spec, command, name, labels, network, base.aliases)
         container.ports = {f"{spec.port}/tcp": (publish, host_port)} | {
             f"{port}/tcp": (publish, None) for port in spec.ports.values()
@@ -185,14 +201,26 @@ class DockerBackend:
             bindings = mapping.get(f"{port}/tcp") or []
             return int(bindings[0]["HostPort"]) if bindings else 0
 
-        record = _copy(base, host=client_host, port=bound(spec.port), container_id=wrapped.id, container_name=name,
-                       network=network, ports={n: bound(p) for n, p in spec.ports.items()})  # fmt: skip
+        record = _copy(
+            base,
+            host=client_host,
+            port=bound(spec.port),
+            container_id=wrapped.id,
+            container_name=name,
+            network=network,
+            ports={n: bound(p) for n, p in spec.ports.items()},
+        )
         return Started(record, lambda: _alive(wrapped), lambda: _logs(wrapped))
 
     def _container_of(
-        self, spec: ContainerSpec, command: list[str] | None, name: str, labels: dict[str, str], network: str,
+        self,
+        spec: ContainerSpec,
+        command: list[str] | None,
+        name: str,
+        labels: dict[str, str],
+        network: str,
         aliases: list[str],
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         from docker.types import EndpointConfig
         from testcontainers.core.config import testcontainers_config
         from testcontainers.core.container import DockerContainer
@@ -292,10 +320,11 @@ def _refused(base: ServiceRecord, text: str) -> StartupError:
         f"cannot start a container of {base.image}: {text[:800]}",
         service=base.kind,
         tenant=base.tenant,
-        hint="the host port is taken: choose another (0 picks a free one)" if clash
+        hint="the host port is taken: choose another (0 picks a free one)"
+        if clash
         else "check the image and the engine (docker info)",
         log_tail=text if clash else None,
-    )  # fmt: skip
+    )
 
 
 def _unpullable(service: str, option: str, image: str, exc: Exception) -> MissingDependencyError:

@@ -12,6 +12,7 @@ from driveops_env.backends import docker_engine
 from driveops_env.backends.docker_engine import LABEL
 from driveops_env.errors import DriveopsEnvError
 from driveops_env.running import owner_gone
+from driveops_env.services import registry
 from driveops_env.settings import Settings
 from driveops_env.state import STATE_LIMIT, EnvState
 
@@ -37,7 +38,8 @@ def collect(settings: Settings, home: str, *, dry_run: bool) -> list[str]:
             envdirs.remove_marked(settings, env)  # its data directory, if driveops-env made it
     if not dry_run:
         removed += builders.sweep_containers(client, settings.cache_dir)
-        removed += builders.prune_images(client, settings.cache_dir)
+        for service in registry.every(settings).values():
+            removed += service.collect(settings.cache_dir, client)
     return removed
 
 

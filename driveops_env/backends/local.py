@@ -20,6 +20,7 @@ from pathlib import Path
 from driveops_env import builders, envdirs, paths, process
 from driveops_env.backends.base import StartContext, Started, launch
 from driveops_env.errors import MissingDependencyError, StartupError, UsageError
+from driveops_env.services import registry
 from driveops_env.services.base import PROCESS, Engine, ProcessSpec, Server
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
@@ -42,7 +43,11 @@ class LocalBackend:
         the most recently used."""
         if dry_run:
             return []
-        return builders.sweep_folders(settings.cache_dir) + builders.prune_folders(settings.cache_dir)
+        removed = []
+        for service in registry.every(settings).values():
+            removed += builders.sweep_folders(service.builds(settings.cache_dir), service.commands)
+            removed += service.collect(settings.cache_dir, None)
+        return removed
 
     def engine(self) -> Engine | None:
         return None
@@ -51,7 +56,7 @@ class LocalBackend:
         """The unprivileged user servers run as when we are root, else None (ourselves)."""
         if os.geteuid() != 0:
             return None
-        user = self.settings.local_user
+        user = self.settings.local_user or registry.LOCAL_USER
         try:
             pwd.getpwnam(user)
         except KeyError:
@@ -75,8 +80,9 @@ class LocalBackend:
             )
         cache = self.settings.cache_dir
         paths.usable_dir(cache, "the cache directory", hint="set --cache-dir / DRIVEOPS_ENV_CACHE_DIR")
-        for line in builders.sweep_folders(cache):
-            progress(f"removed a {line} an interrupted run left")
+        for service in registry.every(self.settings).values():
+            for line in builders.sweep_folders(service.builds(cache), service.commands):
+                progress(f"removed a {line} an interrupted run left")
 
     # --- starting ---------------------------------------------------------------------------------
 
@@ -90,10 +96,19 @@ class LocalBackend:
             spec.setup(data_dir)
         paths.own_dir(data_dir, 0o700, user)
         base = ServiceRecord(
-            server.key, server.service, server.tenant, "127.0.0.1", 0, server.admin_user, server.admin_password,
-            data_dir=str(data_dir), stop_signals=list(spec.stop_signals), depends_on=list(server.depends_on),
-            extra=dict(server.extra), ports={name: ctx.ports.allocate() for name in spec.ports},
-        )  # fmt: skip
+            server.key,
+            server.service,
+            server.tenant,
+            "127.0.0.1",
+            0,
+            server.admin_user,
+            server.admin_password,
+            data_dir=str(data_dir),
+            stop_signals=list(spec.stop_signals),
+            depends_on=list(server.depends_on),
+            extra=dict(server.extra),
+            ports={name: ctx.ports.allocate() for name in spec.ports},
+        )
         start = self._spawner(ctx, base, spec, user)
         record = launch(ctx, start, server.probe, lambda r: self.stop(r, fast=True), retry_on=server.retry_on)
         if server.after_start is not None:
@@ -117,11 +132,20 @@ class LocalBackend:
                 ref = process.spawn(argv, log_path=log_path, user=user, cwd=data_dir, env=spec.env)
             except OSError as exc:
                 raise StartupError(
-                    f"cannot run {argv[0]}: {exc.strerror}", service=base.kind, tenant=base.tenant,
+                    f"cannot run {argv[0]}: {exc.strerror}",
+                    service=base.kind,
+                    tenant=base.tenant,
                     hint="check the binary and its permissions (scripts/provision installs them)",
-                ) from exc  # fmt: skip
-            record = replace(base, port=port, pid=ref.pid, pid_start=ref.start_time, argv0=argv[0],
-                             log_path=str(log_path), ports=dict(base.ports))  # fmt: skip
+                ) from exc
+            record = replace(
+                base,
+                port=port,
+                pid=ref.pid,
+                pid_start=ref.start_time,
+                argv0=argv[0],
+                log_path=str(log_path),
+                ports=dict(base.ports),
+            )
             return Started(record, lambda: process.is_alive(ref), lambda: process.log_excerpt(log_path))
 
         return start
@@ -161,7 +185,8 @@ class LocalBackend:
         """Servers of the environment the state file does not know (a run killed before recording
         them): found by their working directory, which is inside the environment's data directory."""
         removed = []
-        for ref in process.running_in(self.settings.data_dir / env_name):
+        commands = tuple(c for s in registry.every(self.settings).values() for c in s.commands)
+        for ref in process.running_in(self.settings.data_dir / env_name, commands):
             process.terminate(ref, sig=signal.SIGKILL)
             removed.append(f"process {ref.pid}")
         return removed

@@ -190,6 +190,7 @@ class Service(Generic[A]):
     restored_per_test: ClassVar[bool] = True  # a test that uses it starts from its seed
     reset_marker: ClassVar[str | None] = None  # a test marked so gets the store made afresh
     issues_tokens: ClassVar[bool] = False
+    commands: ClassVar[tuple[str, ...]] = ()  # its local processes' command names (found when a state is lost)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -289,6 +290,16 @@ class Service(Generic[A]):
         return None
 
     def secrets(self, access: A) -> list[str]:
+        return []
+
+    def builds(self, cache: Path) -> list[Path]:
+        """Folders of the cache where it makes things in ``*.partial`` folders under a lock (see
+        :mod:`driveops_env.builders`): one whose maker died is removed."""
+        return []
+
+    def collect(self, cache: Path, client: Any | None) -> list[str]:
+        """What ``gc`` removes of what it keeps in the cache (and, with a container engine's ``client``,
+        there): old snapshots beyond the most recently used."""
         return []
 
     def explain(self, error: str) -> tuple[str, str | None] | None:

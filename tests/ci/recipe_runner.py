@@ -47,8 +47,15 @@ def _expand(text: str, context: Mapping[str, str]) -> str:
 
 
 def _shell(command: str, cwd: Path, env: Mapping[str, str], outcome: Outcome) -> bool:
-    result = subprocess.run(["bash", "-eo", "pipefail", "-c", command], cwd=cwd, env=dict(env), capture_output=True,
-                            text=True, check=False, timeout=1200)  # fmt: skip
+    result = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", command],
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+    )
     outcome.output += f"$ {command}\n{result.stdout}{result.stderr}"
     return result.returncode == 0
 
@@ -70,9 +77,12 @@ def run_github_job(job: Mapping[str, Any], cwd: Path, env: Mapping[str, str], se
 
 
 def run_gitlab_job(
-    job: Mapping[str, Any], variables: Mapping[str, str], cwd: Path, env: Mapping[str, str],
+    job: Mapping[str, Any],
+    variables: Mapping[str, str],
+    cwd: Path,
+    env: Mapping[str, str],
     overrides: Mapping[str, str] | None = None,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     """``overrides``: variables this machine sets instead of the recipe's (its cache and data roots)."""
     outcome = Outcome()
     recipe = {k: os.path.expandvars(str(v).replace("$CI_PROJECT_DIR", str(cwd))) for k, v in variables.items()}

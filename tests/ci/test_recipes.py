@@ -34,9 +34,14 @@ def actionlint() -> Path:
     binary = tools / "actionlint"
     with FileLock(str(tools / ".actionlint.lock")):
         if not binary.exists():
-            go, env = toolchains.find_go()
-            subprocess.run([str(go), "install", ACTIONLINT], env=env | {"GOBIN": str(tools), "CGO_ENABLED": "0"},
-                           check=True, capture_output=True, timeout=900)  # fmt: skip
+            go, env = toolchains.find_go("FerretDB", "mongo", "")
+            subprocess.run(
+                [str(go), "install", ACTIONLINT],
+                env=env | {"GOBIN": str(tools), "CGO_ENABLED": "0"},
+                check=True,
+                capture_output=True,
+                timeout=900,
+            )
     return binary
 
 
@@ -46,8 +51,10 @@ def test_the_recipes_are_valid(actionlint: Path) -> None:
     for path, schema in ((GITHUB, "vendor.github-workflows"), (GITLAB, "vendor.gitlab-ci")):
         check = subprocess.run(
             [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -116,9 +123,11 @@ def test_the_deployed_variant_checks_an_environment_it_did_not_start(
         descriptor = machine.cli("export").stdout
         job = recipe_runner.load(GITHUB)["jobs"]["smoke-deployed"]
         outcome = recipe_runner.run_github_job(
-            job, repo, env | {"GITHUB_STEP_SUMMARY": str(repo / "summary.md")},
+            job,
+            repo,
+            env | {"GITHUB_STEP_SUMMARY": str(repo / "summary.md")},
             {"DRIVEOPS_STAGING_DESCRIPTOR": descriptor},
-        )  # fmt: skip
+        )
         assert outcome.failed is None, outcome.output[-4000:]
         assert (repo / "smoke.xml").read_text().count("<testcase") == 8
         assert (repo / "staging.json").stat().st_mode & 0o777 == 0o600

@@ -147,8 +147,9 @@ def test_relative_paths_of_a_service_repository_hold_from_any_directory(sandbox:
     assert sandbox.state()["seeds_dir"] == str(repo / "tests" / "seeds")  # recorded absolute
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    reset = subprocess.run([*cli, "reset", "--tenant", "acme"], cwd=elsewhere, env=env, capture_output=True, text=True,
-                           check=False)  # fmt: skip
+    reset = subprocess.run(
+        [*cli, "reset", "--tenant", "acme"], cwd=elsewhere, env=env, capture_output=True, text=True, check=False
+    )
     assert reset.returncode == 0, reset.stderr
     assert subprocess.run([*cli, "down"], cwd=elsewhere, env=env, check=False).returncode == 0
 
@@ -181,8 +182,14 @@ def test_an_environment_is_found_by_its_name_alone(sandbox: Sandbox, tmp_path: P
     with another data directory in the environment: they act on dd's servers; one that names another
     data directory explicitly is refused (exit 2) and changes nothing."""
     cli = [sys.executable, "-m", "driveops_env.cli"]
-    up = subprocess.run([*cli, "up", "--tenants", "acme", "--data-dir", "dd"], cwd=sandbox.data_dir,
-                        env=sandbox.env(), capture_output=True, text=True, check=False)  # fmt: skip
+    up = subprocess.run(
+        [*cli, "up", "--tenants", "acme", "--data-dir", "dd"],
+        cwd=sandbox.data_dir,
+        env=sandbox.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert up.returncode == 0, up.stderr
     dd = sandbox.data_dir / "dd"
     assert sandbox.state()["data_dir"] == str(dd / sandbox.name)
@@ -209,9 +216,12 @@ def test_token_password_on_the_command_line_is_warned_about(kc_sandbox: Sandbox)
     token = kc_sandbox.cli("token", "--user", "admin@acme.test", "--password", "admin-acme-Pass1")
     assert "DRIVEOPS_TOKEN_PASSWORD" in token.stderr and "every user of this machine" in token.stderr
     quiet = subprocess.run(
-        [sys.executable, "-m", "driveops_env.cli", "token", "--user", "admin@acme.test"], capture_output=True,
-        text=True, check=False, env=kc_sandbox.env() | {"DRIVEOPS_TOKEN_PASSWORD": "admin-acme-Pass1"},
-    )  # fmt: skip
+        [sys.executable, "-m", "driveops_env.cli", "token", "--user", "admin@acme.test"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=kc_sandbox.env() | {"DRIVEOPS_TOKEN_PASSWORD": "admin-acme-Pass1"},
+    )
     assert "warning" not in quiet.stderr
     assert kc_sandbox.cli("down").returncode == 0
 

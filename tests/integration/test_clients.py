@@ -83,8 +83,16 @@ def _jwt_bearer(token: str, authority: str, audience: str) -> dict[str, object]:
     """What JwtBearer checks: signature by a key of the authority's JWKS, issuer, audience, lifetime."""
     keys = jwt.PyJWKClient(f"{authority}/protocol/openid-connect/certs")
     key = keys.get_signing_key_from_jwt(token).key
-    return dict(jwt.decode(token, key, algorithms=["RS256"], issuer=authority, audience=audience,
-                           options={"require": ["exp", "iss", "aud"]}))  # fmt: skip
+    return dict(
+        jwt.decode(
+            token,
+            key,
+            algorithms=["RS256"],
+            issuer=authority,
+            audience=audience,
+            options={"require": ["exp", "iss", "aud"]},
+        )
+    )
 
 
 @pytest.mark.parametrize("up_box", ["dedicated"], indirect=True)  # the environment that runs Keycloak

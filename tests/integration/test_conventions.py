@@ -24,8 +24,12 @@ def test_version_module_completion_and_plain_output(sandbox: Sandbox) -> None:
     for shell in ("bash", "zsh"):
         script = sandbox.cli("completion", shell).stdout
         assert "driveops-env" in script and "tenant" in script and "--show-secrets" in script
-    bash = subprocess.run(["bash", "-c", sandbox.cli("completion", "bash").stdout + "\ncomplete -p driveops-env"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    bash = subprocess.run(
+        ["bash", "-c", sandbox.cli("completion", "bash").stdout + "\ncomplete -p driveops-env"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bash.returncode == 0 and "_driveops_env" in bash.stdout
     up = sandbox.cli("up", "--tenants", "acme", "--json")
     data = json.loads(up.stdout)
@@ -45,7 +49,7 @@ def test_a_bundle_holds_the_evidence_and_no_secret(kc_sandbox: Sandbox, tmp_path
     env = Environment.attach(kc_sandbox.name, settings=kc_sandbox.settings())
     from driveops_env.bundle import secrets_of
 
-    secrets = secrets_of(env.state)
+    secrets = secrets_of(env.state, env.services())
     assert len(secrets) >= 8  # admin passwords, tenants' passwords, client secrets, users'
     with tarfile.open(bundle) as archive:
         names = archive.getnames()
@@ -135,7 +139,7 @@ def test_keycloak_extensions_and_themes_are_built_in_and_cached_by_content(tmp_p
             admin = env.tenant("acme").keycloak.admin()
             login_themes = {t["name"] for t in admin.get_server_info()["themes"]["login"]}
             assert "driveops" in login_themes
-        from driveops_env.services.keycloak_dist import providers_digest
+        from driveops_env.services.keycloak.dist import providers_digest
 
         first = providers_digest(providers)
         (theme / "messages").mkdir()

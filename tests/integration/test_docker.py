@@ -148,8 +148,12 @@ def test_no_engine_is_a_usage_error(dbox: Sandbox, tmp_path: Path) -> None:
     env = dbox.env() | {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
     result = subprocess.run(
         [sys.executable, "-m", "driveops_env.cli", "up", "--tenants", "acme", "--backend", "docker"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr
     assert "no Docker engine answers" in result.stderr
     assert dbox.leftovers() == []
@@ -272,8 +276,9 @@ def test_containers_leave_no_volume_and_gc_keeps_the_newest_snapshots(dbox: Sand
     for age, tag in enumerate(tags):
         client.images.build(
             fileobj=io.BytesIO(f"FROM driveops-env/debian:bookworm\nLABEL org.driveops-env.cache={cache}\n".encode()),
-            tag=f"driveops-env/keycloak-realms:{tag}", rm=True,
-        )  # fmt: skip
+            tag=f"driveops-env/keycloak-realms:{tag}",
+            rm=True,
+        )
         lock = cache / "docker" / f".{tag}.lock"
         lock.touch()
         os.utime(lock, (time.time() - 1000 + age, time.time() - 1000 + age))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from driveops_env.services.keycloak import claims
+from driveops_env.services.keycloak.admin import claims
 from tests.conftest import make_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -57,8 +57,13 @@ def test_a_container_on_the_network_uses_names_and_the_same_issuer(tmp_path: Pat
                 image,
                 "-c",
             ]
-            query = subprocess.run([*run, 'psql "$DRIVEOPS_POSTGRES_DSN" -tAc "SELECT slug FROM tenants"'],
-                                   capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+            query = subprocess.run(
+                [*run, 'psql "$DRIVEOPS_POSTGRES_DSN" -tAc "SELECT slug FROM tenants"'],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
             assert query.stdout.strip() == "acme", query.stderr
             fetched = subprocess.run([*run, FETCH_TOKEN], capture_output=True, text=True, check=False, timeout=120)
             token = json.loads(fetched.stdout)["access_token"]

@@ -17,8 +17,9 @@ from jwcrypto.common import JWKeyNotFound
 
 from driveops_env import Environment, options
 from driveops_env.errors import ServiceError
-from driveops_env.services import keycloak
+from driveops_env.services.keycloak import admin as keycloak
 from tests.conftest import REPO, Sandbox, make_sandbox
+from tests.helpers import userinfo_status
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +69,8 @@ def test_token_names_the_tenant_and_its_realm(env: Environment) -> None:
 def test_an_acme_token_is_rejected_by_beta(env: Environment) -> None:
     acme, beta = env.tenant("acme"), env.tenant("beta")
     token = acme.token()
-    assert keycloak.userinfo_status(acme.keycloak, token) == 200
-    assert keycloak.userinfo_status(beta.keycloak, token) == 401
+    assert userinfo_status(acme.keycloak, token) == 200
+    assert userinfo_status(beta.keycloak, token) == 401
     # beta's keys do not verify it (none of them is the key that signed it)
     with pytest.raises((jws.InvalidJWSSignature, JWKeyNotFound)):
         _verify_signature(beta.keycloak.base_url, "beta", token)
@@ -133,8 +134,15 @@ def test_cli_token_env_check_and_reset(env: Environment, kc_box: Sandbox) -> Non
 
     # a user added to the realm and the row change are both undone by reset
     admin = env.tenant("acme").keycloak.admin()
-    admin.create_user({"username": "intruder@acme.test", "email": "intruder@acme.test", "enabled": True,
-                       "firstName": "I", "lastName": "N"})  # fmt: skip
+    admin.create_user(
+        {
+            "username": "intruder@acme.test",
+            "email": "intruder@acme.test",
+            "enabled": True,
+            "firstName": "I",
+            "lastName": "N",
+        }
+    )
     reset = kc_box.cli("reset", "--tenant", "acme")
     assert reset.returncode == 0, reset.stderr
     assert "reset keycloak" in reset.stderr and "reset postgres" in reset.stderr
@@ -190,12 +198,13 @@ def test_seeded_rows_cannot_be_read_across_tenants_with_keycloak_running(env: En
 
 
 def test_keycloak_data_in_postgres(kc_sandbox: Sandbox) -> None:
-    env = Environment.up(settings=kc_sandbox.settings(tenants="acme", services="keycloak,postgres",
-                                                      keycloak_db="postgres"))  # fmt: skip
+    env = Environment.up(
+        settings=kc_sandbox.settings(tenants="acme", services="keycloak,postgres", keycloak_db="postgres")
+    )
     try:
         assert "postgres.keycloak" in env.state.services
         kc_db = env.state.services["postgres.keycloak"]
-        from driveops_env.services import postgres as pg
+        from driveops_env.services.postgres import admin as pg
 
         with psycopg.connect(pg.admin_conninfo(kc_db, "keycloak")) as conn:  # Keycloak's own tables are there
             tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
@@ -214,12 +223,29 @@ def keycloak_stand_in(version: str) -> str:
     cache = options.resolve(pyproject={}).cache_dir
     with FileLock(str(cache / f".keycloak-stand-in-{version}.lock")):
         fetch = subprocess.run(
-            [sys.executable, "-m", "driveops_env.cli", "prepare", "--backend", "local", "--services", "keycloak",
-             "--keycloak-version", version], capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "driveops_env.cli",
+                "prepare",
+                "--backend",
+                "local",
+                "--services",
+                "keycloak",
+                "--keycloak-version",
+                version,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert fetch.returncode == 0, fetch.stderr
-        built = subprocess.run([str(REPO / "scripts" / "build-images"), "--keycloak-only", version],
-                               capture_output=True, text=True, check=False)  # fmt: skip
+        built = subprocess.run(
+            [str(REPO / "scripts" / "build-images"), "--keycloak-only", version],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert built.returncode == 0, built.stderr
     return built.stdout.strip().splitlines()[-1]
 
@@ -245,11 +271,16 @@ def test_a_templates_other_confidential_client_keeps_its_secret(kc_sandbox: Sand
     realm = json.loads((Path(__file__).parents[2] / "realms" / "tenant-realm.json").read_text())
     realm["clients"].append(
         {
-            "clientId": "reports-job", "enabled": True, "protocol": "openid-connect", "publicClient": False,
-            "clientAuthenticatorType": "client-secret", "secret": "reports-{{ realm }}-fixed",
-            "serviceAccountsEnabled": True, "standardFlowEnabled": False,
+            "clientId": "reports-job",
+            "enabled": True,
+            "protocol": "openid-connect",
+            "publicClient": False,
+            "clientAuthenticatorType": "client-secret",
+            "secret": "reports-{{ realm }}-fixed",
+            "serviceAccountsEnabled": True,
+            "standardFlowEnabled": False,
         }
-    )  # fmt: skip
+    )
     realms = tmp_path / "realms"
     realms.mkdir()
     (realms / "tenant-realm.json").write_text(json.dumps(realm))

@@ -124,11 +124,14 @@ def test_a_staging_descriptor_serves_other_machines(
     sessions = [
         subprocess.Popen(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--driveops-from", str(descriptor)],
-            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env=box.env() | {"DRIVEOPS_ENV_STATE_DIR": str(tmp_path / f"machine{i}")},
         )
         for i in (1, 2)
-    ]  # fmt: skip
+    ]
     outputs = [s.communicate(timeout=600)[0] for s in sessions]
     assert all(s.returncode == 0 for s in sessions), outputs
     assert all("4 passed" in out for out in outputs)

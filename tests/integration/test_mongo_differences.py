@@ -10,8 +10,10 @@ from typing import Any
 import pymongo
 import pytest
 
-from driveops_env import Environment, health
-from driveops_env.services.mongo_differences import DIFFERENCES, explain, markdown_table
+from driveops_env import Environment, options
+from driveops_env.diagnosis import diagnose
+from driveops_env.services import registry
+from driveops_env.services.mongo.differences import DIFFERENCES, explain, markdown_table
 from tests.conftest import make_sandbox, run
 
 pytestmark = pytest.mark.integration
@@ -38,14 +40,15 @@ def _transaction(db: Any) -> None:
 REPRODUCE: dict[str, Callable[[Any], object]] = {
     "transactions": _transaction,
     "change streams": lambda db: db.things.watch().try_next(),
-    "$lookup and other stages": lambda db: list(db.things.aggregate([{"$lookup": {"from": "o", "localField": "a",
-                                                                                  "foreignField": "a", "as": "z"}}])),
+    "$lookup and other stages": lambda db: list(
+        db.things.aggregate([{"$lookup": {"from": "o", "localField": "a", "foreignField": "a", "as": "z"}}])
+    ),
     "accumulators": lambda db: list(db.things.aggregate([{"$group": {"_id": None, "m": {"$avg": "$a"}}}])),
     "index options": lambda db: db.things.create_index("t", expireAfterSeconds=10),
     "collations": lambda db: list(db.things.find({}, collation={"locale": "fr"})),
     "nested arrays": lambda db: db.things.insert_one({"a": [[1]]}),
     "field names": lambda db: db.things.insert_one({"a.b": 1}),
-}  # fmt: skip
+}
 
 
 def test_every_row_has_a_reproduction_and_the_readme_shows_the_table() -> None:
@@ -59,7 +62,8 @@ def test_each_difference_shows_and_is_explained(db: Any, name: str) -> None:
         REPRODUCE[name](db)
     found = explain(str(info.value))
     assert found is not None and found.name == name
-    detail, hint = health.diagnose(info.value)  # what `check` says of such a failure
+    services = registry.every(options.resolve(environ={}, pyproject={}))
+    detail, hint = diagnose(info.value, [s.explain for s in services.values()])  # what `check` says of it
     assert "not supported by FerretDB" in detail and hint == found.instead
 
 

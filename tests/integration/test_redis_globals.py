@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from driveops_env import Environment
-from driveops_env.services import redis as redis_service
+from driveops_env.services.redis import admin as redis_service
 from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.integration

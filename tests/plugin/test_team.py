@@ -74,8 +74,9 @@ def test_two_sessions_at_once_in_one_checkout(
     pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DRIVEOPS_ENV_NAME")  # as a developer runs it: no name given
-    pytester.makepyfile(test_ide=SLOW_SESSION.format(count=6, label="ide"),
-                        test_terminal=SLOW_SESSION.format(count=6, label="terminal"))  # fmt: skip
+    pytester.makepyfile(
+        test_ide=SLOW_SESSION.format(count=6, label="ide"), test_terminal=SLOW_SESSION.format(count=6, label="terminal")
+    )
     base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
     first = subprocess.Popen(
         [*base, "-k", "ide"], cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -92,18 +93,18 @@ def test_two_sessions_at_once_in_one_checkout(
 
 
 def test_reset_and_realm_resets_stay_out_of_other_processes_copies(box: Sandbox) -> None:
-    from driveops_env.isolation import TenantCopy
+    from driveops_env.restore import TenantCopy
 
     env = Environment.up(settings=box.settings(tenants="acme", services="keycloak,postgres,redis"))
     try:
-        gw0 = TenantCopy(env.state, "acme", "gw0")
+        gw0 = TenantCopy(env.state, "acme", "gw0", env.settings)
         gw0.make()
         client = env.handle(gw0.record).redis.connect()
         client.set("work_in_progress", "1")
         env.tenant("acme").reset()  # the CLI's reset: the tenant's own data
         assert client.get("work_in_progress") == "1"  # the worker's copy is untouched
         gw0.restore(("keycloak",))  # what @pytest.mark.keycloak_reset does: a realm of the copy's own
-        assert gw0.record.keycloak is not None and gw0.record.keycloak.realm == "acme_gw0"
+        assert gw0.record.stores["keycloak"]["realm"] == "acme_gw0"
         assert env.tenant("acme").token()  # the tenant's realm still serves everyone else
         assert env.handle(gw0.record).token()
         gw0.drop()
@@ -175,13 +176,13 @@ def test_smoke_checks_the_environment_up_started_without_a_name(
 def test_a_restore_skips_what_nothing_wrote_and_restores_what_anything_wrote(
     box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from driveops_env import isolation
+    from driveops_env import restore
 
     env = Environment.up(settings=box.settings(tenants="acme"))
     try:
-        copy = isolation.TenantCopy(env.state, "acme", "main")
+        copy = restore.TenantCopy(env.state, "acme", "main", env.settings)
         copy.make()
-        from driveops_env.services import mongo
+        from driveops_env.services.mongo import admin as mongo
 
         refills: list[str] = []
         real = mongo.restore

@@ -244,9 +244,14 @@ def test_bad_input(sandbox: Sandbox, tmp_path: Path, case: Case) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "driveops_env.cli", *args], capture_output=True, text=True, timeout=120,
-        env=sandbox.env() | case.env, cwd=workdir, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "driveops_env.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=sandbox.env() | case.env,
+        cwd=workdir,
+        check=False,
+    )
     assert result.returncode == 2, f"{case.id}: exit {result.returncode}\n{result.stderr}"
     assert case.names in result.stderr, f"{case.id}: {result.stderr}"
     assert sandbox.leftovers() == []

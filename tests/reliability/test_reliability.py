@@ -54,8 +54,9 @@ def test_twenty_up_down_cycles_leak_nothing(sandbox: Sandbox) -> None:
     assert set(Path("/dev/shm").glob("PostgreSQL.*")) <= segments, "shared memory segments left behind"
 
 
-def test_a_killed_server_is_reported_and_up_heals_it(sandbox: Sandbox, pytester: pytest.Pytester,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_killed_server_is_reported_and_up_heals_it(
+    sandbox: Sandbox, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert sandbox.cli("up", "--tenants", "acme,beta").returncode == 0
     sandbox.kill_server("postgres.beta")
     time.sleep(0.5)
@@ -128,8 +129,9 @@ def test_full_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path)
         pytest.fail(f"this test needs root to mount a small tmpfs: {mount.stderr.decode()}")
     full.chmod(0o700)  # a tmpfs root is 1777: a state directory others can write is refused
     try:
-        subprocess.run(["dd", "if=/dev/zero", f"of={full / 'filler'}", "bs=4k", "count=100"],
-                       capture_output=True, check=False)  # fmt: skip
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={full / 'filler'}", "bs=4k", "count=100"], capture_output=True, check=False
+        )
         result = sandbox.cli("up", "--tenants", "acme", "--state-dir", str(full))
         assert result.returncode == 1, result.stderr
         assert "cannot write the state file" in result.stderr and "free some disk space" in result.stderr
@@ -207,8 +209,9 @@ def test_a_python_owner_killed_mid_up_is_swept(sandbox: Sandbox) -> None:
 @pytest.mark.local_only  # the servers' disk is this machine's (a container's is the engine's)
 def test_a_reset_on_a_full_disk_says_so_and_changes_nothing(sandbox: Sandbox) -> None:
     disk = Path(tempfile.mkdtemp(prefix="driveops-disk-", dir="/var/tmp"))
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400m,mode=0711", "tmpfs", str(disk)],
-                           capture_output=True, check=False)  # fmt: skip
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400m,mode=0711", "tmpfs", str(disk)], capture_output=True, check=False
+    )
     if mount.returncode != 0:
         pytest.fail(f"this test needs root to mount a small tmpfs: {mount.stderr.decode()}")
     try:
@@ -217,8 +220,9 @@ def test_a_reset_on_a_full_disk_says_so_and_changes_nothing(sandbox: Sandbox) ->
         env = Environment.attach(sandbox.name, settings=sandbox.settings(data_dir=str(disk)))
         with env.tenant("acme").postgres.connect() as conn:
             conn.execute("UPDATE tenants SET name = 'written after up'")
-        subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=1M", "count=1000"],
-                       capture_output=True, check=False)  # fmt: skip
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=1M", "count=1000"], capture_output=True, check=False
+        )
         for only in ("postgres", "mongo", "postgres,mongo,redis"):
             reset = sandbox.cli("reset", "--tenant", "acme", "--only", only)
             assert reset.returncode == 1, reset.stderr

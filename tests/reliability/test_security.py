@@ -15,8 +15,8 @@ import redis
 
 from driveops_env import Environment
 from driveops_env.errors import ServiceError
-from driveops_env.services import keycloak
 from tests.conftest import Sandbox, make_sandbox
+from tests.helpers import userinfo_status
 
 pytestmark = pytest.mark.integration
 
@@ -87,9 +87,7 @@ def test_secrets_are_shown_only_on_request(full_env: tuple[Sandbox, Environment]
     box, env = full_env
     secrets = {r.admin_password for r in env.state.services.values()}
     for tenant in env.state.tenants.values():
-        secrets |= {a.password for a in (tenant.postgres, tenant.redis, tenant.mongo) if a}
-        if tenant.keycloak:
-            secrets.add(tenant.keycloak.client_secret)
+        secrets |= {str(s.get("password") or s.get("client_secret")) for s in tenant.stores.values()}
     assert len(secrets) > 10 and all(len(s) >= 32 for s in secrets)
     output = box.up_output  # type: ignore[attr-defined]
     for command in (["status"], ["check"], ["up", "--tenants", "acme,beta"], ["gc", "--dry-run"]):
@@ -134,12 +132,17 @@ def test_tenants_are_apart_in_every_store_and_realm(full_env: tuple[Sandbox, Env
         other.driveops_beta.intervention_notes.find_one()
     other.close()
     a_redis = acme.redis
-    client = redis.Redis(host=beta.redis.host, port=beta.redis.port, username=a_redis.username,
-                         password=a_redis.password, socket_timeout=5)  # fmt: skip
+    client = redis.Redis(
+        host=beta.redis.host,
+        port=beta.redis.port,
+        username=a_redis.username,
+        password=a_redis.password,
+        socket_timeout=5,
+    )
     with pytest.raises((redis.AuthenticationError, redis.exceptions.NoPermissionError, redis.ResponseError)):
         client.get("beta:config") if a_redis.username else client.ping()
     client.close()
     token = acme.token()
-    assert keycloak.userinfo_status(beta.keycloak, token) == 401
+    assert userinfo_status(beta.keycloak, token) == 401
     with pytest.raises(ServiceError):
         beta.keycloak.token("admin@acme.test", acme.keycloak.users["admin@acme.test"])

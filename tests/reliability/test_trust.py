@@ -159,9 +159,12 @@ def test_the_longest_name_with_the_longest_slug_starts(sandbox: Sandbox) -> None
 def test_dead_servers_and_closed_pipes_give_errors_not_tracebacks(sandbox: Sandbox) -> None:
     assert sandbox.cli("up", "--tenants", "acme").returncode == 0
     piped = subprocess.run(
-        ["bash", "-c", f"{sandbox.cli_command()} status | head -1"], capture_output=True, text=True,
-        env=sandbox.env(), check=False,
-    )  # fmt: skip
+        ["bash", "-c", f"{sandbox.cli_command()} status | head -1"],
+        capture_output=True,
+        text=True,
+        env=sandbox.env(),
+        check=False,
+    )
     assert "Traceback" not in piped.stderr and piped.stdout.startswith("environment")
     sandbox.kill_server("postgres.acme")
     reset = sandbox.cli("reset", "--tenant", "acme", "--only", "postgres")

@@ -39,8 +39,12 @@ def _as(user: pwd.struct_passwd, script: str, timeout: float = 900) -> subproces
     env = {"HOME": user.pw_dir, "PATH": LOGIN_PATH, "LANG": "C.UTF-8", "USER": user.pw_name}
     return subprocess.run(
         ["runuser", "-u", user.pw_name, "--", "env", "-i", *[f"{k}={v}" for k, v in env.items()], "bash", "-c", script],
-        capture_output=True, text=True, timeout=timeout, check=False, cwd=user.pw_dir,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=user.pw_dir,
+    )
 
 
 def _seed_downloads(user: pwd.struct_passwd) -> None:
@@ -84,5 +88,5 @@ def test_go_is_found_where_it_usually_lives(monkeypatch: pytest.MonkeyPatch) -> 
         pytest.fail("this machine kind has Go in /usr/local/go; the test checks it is found there")
     monkeypatch.setenv("PATH", LOGIN_PATH)
     monkeypatch.delenv("GOROOT", raising=False)
-    go, env = toolchains.find_go()
+    go, env = toolchains.find_go("FerretDB", "mongo", "")
     assert go == Path("/usr/local/go/bin/go") and env["PATH"].startswith("/usr/local/go/bin")

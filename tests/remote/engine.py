@@ -31,8 +31,9 @@ class RemoteEngine:
         return f"tcp://{self.address}:2375"
 
     def docker(self, *args: str) -> str:
-        return subprocess.run(["docker", "-H", f"unix://{self.socket}", *args], capture_output=True, text=True,
-                              check=True).stdout  # fmt: skip
+        return subprocess.run(
+            ["docker", "-H", f"unix://{self.socket}", *args], capture_output=True, text=True, check=True
+        ).stdout
 
 
 def _run(*argv: str) -> None:
@@ -55,18 +56,42 @@ def remote_engine(images: Sequence[str]) -> Iterator[RemoteEngine]:
     _run("ip", "link", "set", ns_if, "netns", ns)
     _run("ip", "addr", "add", f"198.18.{subnet}.1/30", "dev", host_if)
     _run("ip", "link", "set", host_if, "up")
-    for cmd in (["ip", "addr", "add", f"{address}/30", "dev", ns_if], ["ip", "link", "set", ns_if, "up"],
-                ["ip", "link", "set", "lo", "up"]):  # fmt: skip
+    for cmd in (
+        ["ip", "addr", "add", f"{address}/30", "dev", ns_if],
+        ["ip", "link", "set", ns_if, "up"],
+        ["ip", "link", "set", "lo", "up"],
+    ):
         _run("ip", "netns", "exec", ns, *cmd)
     log_path = Path(tempfile.mkdtemp(prefix="driveops-engine-")) / "dockerd.log"
     with open(log_path, "w") as log:
         daemon = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{ns}", "dockerd", "--data-root", str(root), "--exec-root", f"/run/{ns}",
-             "--pidfile", f"/run/{ns}.pid", "-H", f"tcp://{address}:2375", "-H", f"unix://{sock}",
-             "--containerd-namespace", ns, "--containerd-plugins-namespace", f"{ns}p", "--bip", "198.18.129.1/24",
-             "--default-address-pool", "base=198.18.192.0/19,size=24"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                "nsenter",
+                f"--net=/run/netns/{ns}",
+                "dockerd",
+                "--data-root",
+                str(root),
+                "--exec-root",
+                f"/run/{ns}",
+                "--pidfile",
+                f"/run/{ns}.pid",
+                "-H",
+                f"tcp://{address}:2375",
+                "-H",
+                f"unix://{sock}",
+                "--containerd-namespace",
+                ns,
+                "--containerd-plugins-namespace",
+                f"{ns}p",
+                "--bip",
+                "198.18.129.1/24",
+                "--default-address-pool",
+                "base=198.18.192.0/19,size=24",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     engine = RemoteEngine(address, sock)
     try:
         for _ in range(120):

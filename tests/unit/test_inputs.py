@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from driveops_env import envvars, health, options, process, readiness, typed_json
+from driveops_env import diagnosis, envvars, options, process, readiness, typed_json
 from driveops_env.errors import StartupError, TemplateError, UsageError
-from driveops_env.seeding import render_sql_files, split_sql, sql_literal
-from driveops_env.services.keycloak_versions import KeycloakVersion
-from driveops_env.spec import Tenant, load_catalogue
-from driveops_env.state import EnvState, RedisAccess, TenantRecord
+from driveops_env.services import registry
+from driveops_env.services.keycloak.versions import KeycloakVersion
+from driveops_env.services.postgres.sql import render_sql_files, split_sql, sql_literal
+from driveops_env.services.redis.access import RedisAccess
+from driveops_env.state import EnvState, TenantRecord
+from driveops_env.tenants import Tenant, load_catalogue
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,9 +33,12 @@ def test_debootstrap_mirror_comes_from_the_apt_sources(tmp_path: Path) -> None:
 
     def mirror(suite: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(REPO / "scripts" / "debian-mirror"), suite], capture_output=True, text=True,
-            env={"DEBIAN_MIRROR_APT_DIR": str(apt)}, check=False,
-        )  # fmt: skip
+            [sys.executable, str(REPO / "scripts" / "debian-mirror"), suite],
+            capture_output=True,
+            text=True,
+            env={"DEBIAN_MIRROR_APT_DIR": str(apt)},
+            check=False,
+        )
 
     assert mirror("bookworm").stdout.strip() == "file:/srv/apt/main"
     assert mirror("bookworm-security").stdout.strip() == "file:/srv/apt/security"
@@ -51,8 +56,10 @@ def test_list_options_take_toml_arrays_and_relative_paths_anchor_where_written(t
     project = tmp_path / "service"
     s = options.resolve(
         pyproject={"services": ["redis", "postgres"], "tenants": ["beta"], "seeds-dir": "tests/seeds"},
-        pyproject_dir=project, environ={"DRIVEOPS_ENV_CACHE_DIR": "cache"}, cli={"state_dir": "st"},
-    )  # fmt: skip
+        pyproject_dir=project,
+        environ={"DRIVEOPS_ENV_CACHE_DIR": "cache"},
+        cli={"state_dir": "st"},
+    )
     assert s.services == ("postgres", "redis") and s.tenants == ("beta",)
     assert s.seeds_dir == project / "tests" / "seeds"  # the pyproject's folder
     assert s.cache_dir == Path.cwd() / "cache" and s.state_dir == Path.cwd() / "st"  # the current directory
@@ -67,10 +74,10 @@ def test_startup_timeout_must_be_finite_and_positive(value: str) -> None:
 
 
 def test_python_keywords_are_options() -> None:
-    s = options.resolve(environ={}, pyproject={}).with_options(tenants=["acme", "beta"], backend="local")
+    s = options.with_options(options.resolve(environ={}, pyproject={}), tenants=["acme", "beta"], backend="local")
     assert s.tenants == ("acme", "beta") and s.backend == "local" and s.sources["tenants"] == "python"
     with pytest.raises(UsageError, match="unknown option"):
-        s.with_options(tennants="acme")
+        options.with_options(s, tennants="acme")
 
 
 def test_a_sql_literal_stays_on_one_line_even_in_a_comment() -> None:
@@ -96,8 +103,10 @@ def test_seed_placeholders_in_comments_are_inert(tmp_path: Path) -> None:
         ([{"slug": "acme", "tenant_id": "550e8400-e29b-41d4-a716-446655440001", "name": None}], "strings"),
         ([{"slug": "acme", "tenant_id": "550e8400-e29b-41d4-a716-446655440001", "name": "A"}] * 2, "twice"),
         (
-            [{"slug": "acme", "tenant_id": "550e8400-e29b-41d4-a716-446655440001", "name": "A"},
-             {"slug": "beta", "tenant_id": "550e8400-e29b-41d4-a716-446655440001", "name": "B"}],
+            [
+                {"slug": "acme", "tenant_id": "550e8400-e29b-41d4-a716-446655440001", "name": "A"},
+                {"slug": "beta", "tenant_id": "550e8400-e29b-41d4-a716-446655440001", "name": "B"},
+            ],
             "share the id",
         ),
         (
@@ -105,7 +114,7 @@ def test_seed_placeholders_in_comments_are_inert(tmp_path: Path) -> None:
             None,
         ),
     ],
-)  # fmt: skip
+)
 def test_catalogue_is_validated(tmp_path: Path, rows: list[dict[str, object]], fragment: str | None) -> None:
     path = tmp_path / "tenants.json"
     path.write_text(json.dumps({"tenants": rows}))
@@ -117,10 +126,12 @@ def test_catalogue_is_validated(tmp_path: Path, rows: list[dict[str, object]], f
 
 
 def test_a_catalogue_id_equal_to_another_slugs_derived_id_is_refused(tmp_path: Path) -> None:
-    from driveops_env.spec import derive_tenant_id
+    from driveops_env.tenants import derive_tenant_id
 
-    rows = [{"slug": "acme", "tenant_id": derive_tenant_id("beta"), "name": "A"},
-            {"slug": "beta", "tenant_id": "550e8400-e29b-41d4-a716-446655440002", "name": "B"}]  # fmt: skip
+    rows = [
+        {"slug": "acme", "tenant_id": derive_tenant_id("beta"), "name": "A"},
+        {"slug": "beta", "tenant_id": "550e8400-e29b-41d4-a716-446655440002", "name": "B"},
+    ]
     (tmp_path / "tenants.json").write_text(json.dumps({"tenants": rows}))
     with pytest.raises(TemplateError, match="would be derived"):
         load_catalogue(tmp_path / "tenants.json")
@@ -131,19 +142,22 @@ def test_a_log_excerpt_drops_jvm_archive_noise_and_keeps_the_error() -> None:
         f"[0.0{i}s][warning][cds] shared class paths mismatch (hint: enable -Xlog:class+path=info)" for i in range(20)
     ]
     log = "\n".join(
-        ["Updating the configuration", *noise,
-         "ERROR: Build time option: '--cache' not usable with pre-built image and --optimized",
-         "For more details run the same command passing the '--verbose' option"]
-    )  # fmt: skip
+        [
+            "Updating the configuration",
+            *noise,
+            "ERROR: Build time option: '--cache' not usable with pre-built image and --optimized",
+            "For more details run the same command passing the '--verbose' option",
+        ]
+    )
     text = process.excerpt(log, lines=6)
     assert "--cache' not usable" in text and "[cds]" not in text
 
 
 def test_failures_are_diagnosed_in_words() -> None:
     ferret = RuntimeError("[msg_saslstart.go:83] InternalError: password authentication failed for user x (code 1)")
-    detail, hint = health.diagnose(ferret)
+    detail, hint = diagnosis.diagnose(ferret)
     assert detail.startswith("authentication failed") and hint is not None
-    detail, hint = health.diagnose(ConnectionRefusedError("[Errno 111] Connection refused"))
+    detail, hint = diagnosis.diagnose(ConnectionRefusedError("[Errno 111] Connection refused"))
     assert detail.startswith("no answer") and "status" in (hint or "")
 
 
@@ -171,12 +185,18 @@ def test_redis_urls_name_the_user() -> None:
     dedicated = RedisAccess("redis.acme", "127.0.0.1", 6379, None, "pw", "acme:")
     assert dedicated.url == "redis://default:pw@127.0.0.1:6379/0"
     copy = RedisAccess("redis.acme", "127.0.0.1", 6379, None, "pw", "acme:", db=3)
-    assert copy.url.endswith("/3") and "defaultDatabase=3" in envvars.dotnet(
-        _tenant_with(copy))["ConnectionStrings__Redis"]  # fmt: skip
+    dotnet = envvars.variables(
+        "x", _tenant_with(copy), registry.every(options.resolve(environ={}, pyproject={})), "dotnet"
+    )
+    assert copy.url.endswith("/3") and "defaultDatabase=3" in dotnet["ConnectionStrings__Redis"]
 
 
 def _tenant_with(access: RedisAccess) -> TenantRecord:
-    return TenantRecord("acme", "550e8400-e29b-41d4-a716-446655440001", "Acme", "acme", redis=access)
+    from dataclasses import asdict
+
+    return TenantRecord(
+        "acme", "550e8400-e29b-41d4-a716-446655440001", "Acme", "acme", stores={"redis": asdict(access)}
+    )
 
 
 def _docker_env_file(text: str) -> dict[str, str]:
@@ -197,9 +217,12 @@ def test_shell_format_is_inert_when_sourced(tmp_path: Path) -> None:
     script = tmp_path / "env.sh"
     script.write_text(envvars.render(values, "shell") + "\n")
     out = subprocess.run(
-        ["sh", "-c", f'set -a; . {script}; printf %s "$DRIVEOPS_TENANT_NAME"'], capture_output=True, text=True,
-        cwd=tmp_path, check=True,
-    )  # fmt: skip
+        ["sh", "-c", f'set -a; . {script}; printf %s "$DRIVEOPS_TENANT_NAME"'],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
     assert out.stdout == values["DRIVEOPS_TENANT_NAME"]
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
 
@@ -229,10 +252,25 @@ def test_keycloak_versions_say_what_each_needs() -> None:
 )
 def test_a_state_file_of_the_wrong_shape_is_refused(change: tuple[str, ...], fragment: str) -> None:
     raw: dict[str, object] = {
-        "name": "x", "backend": "local", "isolation": "dedicated", "spec_hash": "h", "fingerprint": {},
-        "data_dir": "/tmp/x", "services": {"p": {"key": "p", "kind": "postgres", "tenant": None, "host": "h",
-                                                  "port": 1, "admin_user": "u", "admin_password": "p", "pid": 3}},
-    }  # fmt: skip
+        "name": "x",
+        "backend": "local",
+        "isolation": "dedicated",
+        "spec_hash": "h",
+        "fingerprint": {},
+        "data_dir": "/tmp/x",
+        "services": {
+            "p": {
+                "key": "p",
+                "kind": "postgres",
+                "tenant": None,
+                "host": "h",
+                "port": 1,
+                "admin_user": "u",
+                "admin_password": "p",
+                "pid": 3,
+            }
+        },
+    }
     if change == ("services", "pid"):
         raw["services"]["p"]["pid"] = "1; rm -rf /"  # type: ignore[index]
     else:

@@ -7,15 +7,23 @@ import pytest
 
 from driveops_env import options
 from driveops_env.errors import UsageError
+from driveops_env.option_types import table
 
 
-def test_settings_fields_match_declared_options() -> None:
-    declared = {o.name for o in options.OPTIONS}
-    assert {f.name for f in fields(options.Settings)} - {"sources"} == declared
+def test_every_option_is_declared_once_by_settings_or_one_service() -> None:
+    from driveops_env.services import registry
+    from driveops_env.settings import Settings
+
+    names = [o.name for o in registry.options()]
+    assert len(names) == len(set(names))
+    generic = {f.name for f in fields(Settings)} - {"extra", "sources"}
+    own = {o.name for cls in registry.classes() if cls.options for o in table(cls.options)}
+    assert set(names) == generic | own and not generic & own
+    assert {"image_postgres", "keycloak_version", "redis_server"} <= own  # each service's options are its own
 
 
 def test_derived_names() -> None:
-    option = options.OPTIONS_BY_NAME["startup_timeout"]
+    option = options.by_name()["startup_timeout"]
     assert option.flag == "--startup-timeout"
     assert option.env_var == "DRIVEOPS_ENV_STARTUP_TIMEOUT"
     assert option.toml_key == "startup-timeout"
@@ -57,13 +65,13 @@ def test_bad_values_name_the_option(cli: dict[str, str], fragment: str) -> None:
 
 def test_pyproject_table_is_read_and_checked(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.driveops-env]\ntenants = "beta"\nisolation = "shared"\n')
-    assert options.read_pyproject_table(tmp_path) == {"tenants": "beta", "isolation": "shared"}
+    assert options.read_pyproject(tmp_path)[0] == {"tenants": "beta", "isolation": "shared"}
     (tmp_path / "pyproject.toml").write_text('[tool.driveops-env]\ntennants = "beta"\n')
     with pytest.raises(UsageError, match="tennants"):
-        options.read_pyproject_table(tmp_path)
+        options.read_pyproject(tmp_path)
     (tmp_path / "pyproject.toml").write_text("[tool.driveops-env\n")
     with pytest.raises(UsageError, match="TOML"):
-        options.read_pyproject_table(tmp_path)
+        options.read_pyproject(tmp_path)
 
 
 def test_readme_documents_every_option() -> None:

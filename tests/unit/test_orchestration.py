@@ -12,55 +12,57 @@ from typing import Any
 import pytest
 
 from driveops_env import options, orchestrator, teardown
-from driveops_env.backends.base import Servers, StartContext
+from driveops_env.backends.base import StartContext
 from driveops_env.errors import DriveopsEnvError, SpecMismatchError
 from driveops_env.plan import Launch, StartPlan
 from driveops_env.plugin.session import SessionEnvironment
 from driveops_env.plugin.settings import PluginSettings
 from driveops_env.ports import PortAllocator
-from driveops_env.services import keycloak
-from driveops_env.services.mongo import MongoUser
+from driveops_env.services.base import Engine, Server
+from driveops_env.settings import Settings
 from driveops_env.state import EnvState, ServiceRecord, StateStore
 
 
 @dataclass
 class FakeBackend:
+    """A backend of the given family that "starts" any server at once: the Backend protocol is all the
+    orchestration knows."""
+
+    settings: Settings | None = None
+    engine_url: str = ""
     name: str = "fake"
-    mongo_deps: tuple[str, ...] = ()
+    family: str = "process"
     dead: set[str] = field(default_factory=set)
     stopped: list[tuple[str, bool]] = field(default_factory=list)
     fail_stop: set[str] = field(default_factory=set)
 
-    def prepare(self, progress: Callable[[str], None]) -> dict[str, str]:
-        return {"fake": "1"}
+    @classmethod
+    def available(cls, settings: Settings, progress: Callable[[str], None]) -> bool:
+        return True
 
-    def realm_snapshot(self, realms: list[dict[str, Any]], progress: Callable[[str], None]) -> bool:
-        return False
+    @classmethod
+    def collect(cls, settings: Settings, *, dry_run: bool) -> list[str]:
+        return []
 
-    def needs(self, kind: str) -> tuple[str, ...]:
-        return self.mongo_deps if kind == "mongo" else ()
+    def prepare(self, progress: Callable[[str], None]) -> None:
+        pass
 
-    def _record(self, key: str, kind: str, tenant: str | None) -> ServiceRecord:
-        return ServiceRecord(key, kind, tenant, "127.0.0.1", 1, "admin", "pw")
+    def engine(self) -> Engine | None:
+        return None
 
-    def start_postgres(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
-        return self._record(key, "postgres", tenant)
+    def run_as(self) -> str | None:
+        return None
 
-    def start_redis(self, key: str, tenant: str | None, ctx: StartContext) -> ServiceRecord:
-        return self._record(key, "redis", tenant)
-
-    def start_mongo(self, key: str, tenant: str, user: MongoUser, ctx: StartContext, deps: Servers) -> ServiceRecord:
-        return self._record(key, "mongo", tenant)
-
-    def start_keycloak(
-        self, key: str, ctx: StartContext, database: keycloak.Database | None, db_server: ServiceRecord | None
-    ) -> ServiceRecord:
-        return self._record(key, "keycloak", None)
+    def start(self, server: Server, ctx: StartContext) -> ServiceRecord:
+        return ServiceRecord(server.key, server.service, server.tenant, "127.0.0.1", 1, "admin", "pw")
 
     def stop(self, record: ServiceRecord, *, fast: bool = False) -> None:
         if record.key in self.fail_stop:
             raise DriveopsEnvError(f"{record.key} would not stop")
         self.stopped.append((record.key, fast))
+
+    def remove(self, record: ServiceRecord) -> None:
+        self.stop(record, fast=True)
 
     def cleanup(self, env_name: str) -> list[str]:
         return []
@@ -75,23 +77,33 @@ class FakeBackend:
         return iter(())
 
 
-def _settings(tmp_path: Path, **cli: str) -> options.Settings:
+def _settings(tmp_path: Path, **cli: str) -> Settings:
     values = {"state_dir": str(tmp_path / "state"), "data_dir": str(tmp_path / "data"), "name": "x"} | cli
     return options.resolve(cli=values, environ={}, pyproject={})
 
 
 def _prepared(tmp_path: Path, backend: FakeBackend, **cli: str) -> orchestrator.Prepared:
     settings = _settings(tmp_path, **cli)
-    spec = orchestrator.build_spec(settings)
-    what = orchestrator.render(spec.tenants, settings, spec)
-    finger = orchestrator.fingerprint(spec, settings)
-    return orchestrator.Prepared(spec, backend, what, finger, orchestrator.hash_of(finger), settings)
+    from driveops_env.tenants import load_catalogue, resolve_tenants
+
+    tenants = resolve_tenants(settings.tenants, load_catalogue(settings.seeds_dir / "tenants.json"))
+    what = orchestrator.plan_input(settings, tenants, backend.family)
+    finger = orchestrator.fingerprint({"backend": backend.name}, what, settings)
+    return orchestrator.Prepared(settings, backend, what, finger, orchestrator.hash_of(finger))
 
 
 def _running(prepared: orchestrator.Prepared, **changes: Any) -> EnvState:
     redis = ServiceRecord("redis.acme", "redis", "acme", "h", 1, "u", "p")
-    state = EnvState("x", "fake", "dedicated", prepared.spec_hash, prepared.finger, "/nowhere", status="running",
-                     services={"redis.acme": redis})  # fmt: skip
+    state = EnvState(
+        "x",
+        "fake",
+        "dedicated",
+        prepared.spec_hash,
+        prepared.finger,
+        "/nowhere",
+        status="running",
+        services={"redis.acme": redis},
+    )
     for key, value in changes.items():
         setattr(state, key, value)
     return state
@@ -117,18 +129,23 @@ def test_reuse_attaches_only_to_a_live_running_environment_of_the_same_spec(tmp_
 
 @pytest.mark.parametrize("isolation", ["dedicated", "shared"])
 def test_the_start_plan_orders_servers_seeds_and_realms(tmp_path: Path, isolation: str) -> None:
-    backend = FakeBackend(mongo_deps=("postgres",))
+    backend = FakeBackend()  # the process family: FerretDB keeps its data in PostgreSQL
     prepared = _prepared(tmp_path, backend, tenants="acme,beta", isolation=isolation)
     state = EnvState("x", "fake", isolation, "h", {}, str(tmp_path))
     ctx = StartContext("x", "h", tmp_path, _settings(tmp_path), threading.Event(), lambda r: None, PortAllocator())
-    plan = StartPlan(prepared.plan_input, backend, ctx, Launch(state, StateStore(tmp_path)))
+    plan = StartPlan(prepared.what, backend, ctx, Launch(state, StateStore(tmp_path)), lambda _: None)
     steps = {s.name: s for s in plan.steps()}
     pg = "postgres.acme" if isolation == "dedicated" else "postgres.shared"
     assert steps["mongo.acme"].after == (pg,)  # FerretDB keeps its data in PostgreSQL on this backend
     assert steps["seed postgres.acme"].after == (pg,) and steps["realm acme"].after == ("keycloak",)
     assert {"mongo.acme", "mongo.beta"} <= set(steps)  # a MongoDB server per tenant in both modes
     assert ("redis.beta" in steps) == (isolation == "dedicated")
-    assert steps["realm beta"].group == "realm" and steps[pg].group == "server"
+    assert steps["realm beta"].group == "keycloak" and steps[pg].group == "server"
+    assert plan.limits() == {"server": 12, "keycloak": 3}
+    container = StartPlan(
+        prepared.what, FakeBackend(family="container"), ctx, Launch(state, StateStore(tmp_path)), lambda _: None
+    ).steps()
+    assert next(s for s in container if s.name == "mongo.acme").after == ()  # a mongod keeps its own data
 
 
 def test_teardown_stops_every_server_then_removes_the_state_and_reports_what_would_not_stop(tmp_path: Path) -> None:
@@ -139,7 +156,7 @@ def test_teardown_stops_every_server_then_removes_the_state_and_reports_what_wou
     state = EnvState("x", "fake", "dedicated", "h", {}, str(tmp_path / "data" / "x"), services=services)
     store.save(state)
     with pytest.raises(DriveopsEnvError, match=r"redis\.acme would not stop"):
-        teardown.teardown(state, backend, store, settings)
+        teardown.teardown(state, backend, store)
     assert backend.stopped == [("postgres.acme", True)]
     assert store.load("x") is None  # the state file goes: the next up sweeps by label and directory
 

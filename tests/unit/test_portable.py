@@ -17,6 +17,7 @@ from driveops_env.backends.docker import DockerBackend
 from driveops_env.plan import Launch, StartPlan
 from driveops_env.ports import PortAllocator
 from driveops_env.state import EnvState, StateStore
+from driveops_env.tenants import load_catalogue, resolve_tenants
 
 
 def _no_proc(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,16 +49,22 @@ def test_a_docker_plan_needs_no_proc(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     with pytest.raises(FileNotFoundError):
         Path("/proc/self/stat").read_text()  # the patch holds
     settings = options.resolve(
-        cli={"tenants": "acme,beta", "backend": "docker", "state_dir": str(tmp_path / "s"),
-             "data_dir": str(tmp_path / "d"), "isolation": "shared"},
-        environ={}, pyproject={},
-    )  # fmt: skip
-    spec = orchestrator.build_spec(settings)
-    what = orchestrator.render(spec.tenants, settings, spec)
+        cli={
+            "tenants": "acme,beta",
+            "backend": "docker",
+            "state_dir": str(tmp_path / "s"),
+            "data_dir": str(tmp_path / "d"),
+            "isolation": "shared",
+        },
+        environ={},
+        pyproject={},
+    )
+    tenants = resolve_tenants(settings.tenants, load_catalogue(settings.seeds_dir / "tenants.json"))
+    what = orchestrator.plan_input(settings, tenants, "container")
     state = EnvState("x", "docker", "shared", "h", {}, str(tmp_path / "d" / "x"))
     store = StateStore(tmp_path / "s")
     ctx = StartContext("x", "h", tmp_path / "d" / "x", settings, threading.Event(), lambda r: None, PortAllocator())
-    steps = StartPlan(what, DockerBackend(settings), ctx, Launch(state, store)).steps()
+    steps = StartPlan(what, DockerBackend(settings), ctx, Launch(state, store), lambda _: None).steps()
     names = {s.name for s in steps}
     assert {"postgres.shared", "redis.shared", "mongo.acme", "mongo.beta", "keycloak"} <= names
     assert {"seed postgres.acme", "seed redis.beta", "realm acme", "realm beta"} <= names

@@ -4,9 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from driveops_env import seeding
+from driveops_env import options, seeding
 from driveops_env.errors import TemplateError
-from driveops_env.spec import Tenant
+from driveops_env.services import registry
+from driveops_env.services.base import Sources
+from driveops_env.services.postgres import sql
+from driveops_env.services.redis import seeds as redis_seeds
+from driveops_env.tenants import Tenant
 
 ACME = Tenant("acme", "550e8400-e29b-41d4-a716-446655440001", "Acme's Garage", "acme")
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +25,7 @@ def test_split_sql_respects_quotes_comments_and_dollar_quotes() -> None:
         "CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;\n"
         'SELECT "odd;name" FROM t\n'
     )
-    statements = seeding.split_sql(text)
+    statements = sql.split_sql(text)
     assert [s.line for s in statements] == [2, 3, 5, 6]
     assert statements[1].text == "INSERT INTO t VALUES ('a;b'), ('it''s; fine')"
     assert "$body$ SELECT 1; $body$" in statements[2].text
@@ -34,7 +38,7 @@ def test_sql_placeholders_render_as_literals() -> None:
         seeding.tenant_context(ACME),
         path=Path("x.sql"),
         tenant="acme",
-        quote=seeding.sql_literal,
+        quote=sql.sql_literal,
     )
     assert out == "SELECT 'Acme''s Garage', '550e8400-e29b-41d4-a716-446655440001'"
 
@@ -47,12 +51,16 @@ def test_unknown_placeholder_names_file_line_and_tenant() -> None:
 
 
 def test_shipped_seeds_render_for_a_tenant() -> None:
-    seeds = seeding.render_tenant_seeds(REPO / "seeds", REPO / "realms", ACME, api_client_secret="s3cret")
-    assert [f.path.name for f in seeds.sql] == ["001_schema.sql", "002_data.sql"]
-    inserts = [s.text for f in seeds.sql for s in f.statements if s.text.startswith("INSERT INTO tenants")]
+    sources = Sources(REPO / "seeds", REPO / "realms", 1 << 20)
+    seeds = {
+        s.name: s.render(ACME, sources, None) for s in registry.services(options.resolve(environ={}, pyproject={}))
+    }
+    assert [f.path.name for f in seeds["postgres"]] == ["001_schema.sql", "002_data.sql"]
+    inserts = [s.text for f in seeds["postgres"] for s in f.statements if s.text.startswith("INSERT INTO tenants")]
     assert inserts and "'550e8400-e29b-41d4-a716-446655440001'" in inserts[0]
-    config = next(e for e in seeds.redis if e.key == "config")
+    config = next(e for e in seeds["redis"] if e.key == "config")
     assert config.value["tenant_id"] == ACME.tenant_id
+    assert seeds["keycloak"].representation["realm"] == "acme" and seeds["keycloak"].secret
 
 
 @pytest.mark.parametrize(
@@ -69,7 +77,7 @@ def test_bad_redis_seed_files(tmp_path: Path, content: str, fragment: str) -> No
     (tmp_path / "redis").mkdir()
     (tmp_path / "redis" / "bad.json").write_text(content)
     with pytest.raises(TemplateError) as info:
-        seeding.render_redis_entries(tmp_path, ACME)
+        redis_seeds.render_redis_entries(tmp_path, ACME)
     assert fragment in str(info.value) and "bad.json" in str(info.value)
 
 
@@ -77,7 +85,7 @@ def test_psql_meta_commands_are_refused(tmp_path: Path) -> None:
     (tmp_path / "postgres").mkdir()
     (tmp_path / "postgres" / "001.sql").write_text("SELECT 1;\n\\connect other\n")
     with pytest.raises(TemplateError, match="meta-commands"):
-        seeding.render_sql_files(tmp_path, ACME)
+        sql.render_sql_files(tmp_path, ACME)
 
 
 def test_content_hash_changes_with_content(tmp_path: Path) -> None:

@@ -5,37 +5,49 @@ from __future__ import annotations
 import json
 import stat
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from driveops_env import envvars, render
+from driveops_env import envvars, options, render
 from driveops_env.errors import DriveopsEnvError, StateError
 from driveops_env.secret import generate_secret
-from driveops_env.state import EnvState, PostgresAccess, RedisAccess, StateStore, TenantRecord
+from driveops_env.services import registry
+from driveops_env.services.postgres.access import PostgresAccess
+from driveops_env.services.redis.access import RedisAccess
+from driveops_env.state import EnvState, StateStore, TenantRecord
 from driveops_env.tasks import Step, run_steps
+
+SERVICES = registry.every(options.resolve(environ={}, pyproject={}))
 
 
 def _tenant() -> TenantRecord:
+    pg = PostgresAccess("postgres.acme", "127.0.0.1", 5555, "driveops_acme", "driveops_acme", "pw1")
+    rd = RedisAccess("redis.shared", "127.0.0.1", 6666, "driveops_acme", "pw2", "acme:")
     return TenantRecord(
         "acme",
         "550e8400-e29b-41d4-a716-446655440001",
         "Acme Garage",
         "acme",
-        postgres=PostgresAccess("postgres.acme", "127.0.0.1", 5555, "driveops_acme", "driveops_acme", "pw1"),
-        redis=RedisAccess("redis.shared", "127.0.0.1", 6666, "driveops_acme", "pw2", "acme:"),
+        stores={"postgres": asdict(pg), "redis": asdict(rd)},
     )
 
 
 def _state(fingerprint: dict[str, object] | None = None, tenants: dict[str, TenantRecord] | None = None) -> EnvState:
     return EnvState(
-        name="x", backend="local", isolation="shared", spec_hash="h",
-        fingerprint=fingerprint or {}, data_dir="/tmp/x", tenants=tenants or {},
-    )  # fmt: skip
+        name="x",
+        backend="local",
+        isolation="shared",
+        spec_hash="h",
+        fingerprint=fingerprint or {},
+        data_dir="/tmp/x",
+        tenants=tenants or {},
+    )
 
 
 def test_dotnet_keys_follow_the_production_guide() -> None:
-    out = envvars.dotnet(_tenant())
+    out = envvars.variables("default", _tenant(), SERVICES, "dotnet")
     assert out["ConnectionStrings__DefaultConnection"] == (
         "Host=127.0.0.1;Port=5555;Database=driveops_acme;Username=driveops_acme;Password=pw1"
     )
@@ -44,7 +56,7 @@ def test_dotnet_keys_follow_the_production_guide() -> None:
 
 
 def test_formats() -> None:
-    variables = envvars.plain("default", _tenant())
+    variables = envvars.variables("default", _tenant(), SERVICES)
     assert variables["DRIVEOPS_POSTGRES_DSN"] == "postgresql://driveops_acme:pw1@127.0.0.1:5555/driveops_acme"
     assert variables["DRIVEOPS_REDIS_URL"] == "redis://driveops_acme:pw2@127.0.0.1:6666/0"
     assert json.loads(envvars.render(variables, "json")) == variables
@@ -121,22 +133,26 @@ def test_secrets_are_long_alphanumerics() -> None:
 
 def test_endpoints_table_masks_secrets() -> None:
     state = _state(tenants={"acme": _tenant()})
-    hidden = render.endpoints(state, show_secrets=False)
+    hidden = render.endpoints(state, SERVICES, show_secrets=False)
     assert "pw1" not in hidden and "pw2" not in hidden and "****" in hidden
-    shown = render.endpoints(state, show_secrets=True)
+    shown = render.endpoints(state, SERVICES, show_secrets=True)
     assert "pw1" in shown and "pw2" in shown
 
 
 def test_no_secret_shows_in_a_repr() -> None:
     # pytest prints reprs of locals and assertion operands into CI logs
-    from driveops_env.endpoints import KeycloakEndpoint, PostgresEndpoint, RedisEndpoint
-    from driveops_env.state import KeycloakAccess, PostgresAccess, RedisAccess, ServiceRecord, TenantRecord
+    from driveops_env.services.keycloak.access import KeycloakAccess
+    from driveops_env.services.keycloak.endpoint import KeycloakEndpoint
+    from driveops_env.services.postgres.access import PostgresEndpoint
+    from driveops_env.services.redis.access import RedisEndpoint
+    from driveops_env.state import ServiceRecord
 
     pg = PostgresEndpoint.of(PostgresAccess("postgres.acme", "127.0.0.1", 5432, "acme", "acme", "s3cret-pg"))
     rd = RedisEndpoint.of(RedisAccess("redis.acme", "127.0.0.1", 6379, "acme", "s3cret-rd", "acme:"))
     kc = KeycloakAccess("keycloak", "http://x", "acme", "driveops-api", "s3cret-kc", "web", {"u": "s3cret-user"})
     server = ServiceRecord("postgres.acme", "postgres", "acme", "127.0.0.1", 5432, "postgres", "s3cret-admin")
-    record = TenantRecord("acme", "id", "Acme", "acme", postgres=pg, redis=rd, keycloak=kc)
+    stores = {"postgres": asdict(pg), "redis": asdict(rd), "keycloak": asdict(kc)}
+    record = TenantRecord("acme", "id", "Acme", "acme", stores=stores)
     shown = repr([pg, rd, KeycloakEndpoint.of(kc, "admin", "s3cret-admin"), server, record])
     assert "s3cret" not in shown
     assert "postgres.acme" in shown and pg.password in pg.dsn  # the values themselves are all there
@@ -149,7 +165,7 @@ def test_keycloak_is_not_ready_while_its_main_port_does_not_answer() -> None:
     import socket
     import urllib.error
 
-    from driveops_env.services import keycloak
+    from driveops_env.services.keycloak import admin as keycloak
     from driveops_env.state import ServiceRecord
 
     class Health(http.server.BaseHTTPRequestHandler):
@@ -170,8 +186,9 @@ def test_keycloak_is_not_ready_while_its_main_port_does_not_answer() -> None:
             record.ports["management"] = management.server_address[1]
             with pytest.raises((TimeoutError, urllib.error.URLError)):  # the holder's silence
                 keycloak.probe_ready(record)
-            management_only = ServiceRecord("keycloak", "keycloak", None, "127.0.0.1", management.server_address[1],
-                                            "admin", "pw")  # fmt: skip
+            management_only = ServiceRecord(
+                "keycloak", "keycloak", None, "127.0.0.1", management.server_address[1], "admin", "pw"
+            )
             keycloak.probe_ready(management_only)  # one port for both (before 25): its answer is enough
     finally:
         management.shutdown()
@@ -181,7 +198,7 @@ def test_keycloak_is_not_ready_while_its_main_port_does_not_answer() -> None:
 def test_a_diagnosis_is_cut_between_words() -> None:
     import psycopg
 
-    from driveops_env.health import diagnose
+    from driveops_env.diagnosis import diagnose
 
     long_host = "a-server-with-a-rather-long-name.example"
     error = psycopg.OperationalError(

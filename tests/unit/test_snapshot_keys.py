@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from driveops_env.seeding import render_realm
-from driveops_env.services import keycloak_snapshot
-from driveops_env.services.keycloak_dist import KeycloakInstall
-from driveops_env.spec import Tenant
+from driveops_env.services.keycloak import snapshot as keycloak_snapshot
+from driveops_env.services.keycloak.dist import KeycloakInstall
+from driveops_env.services.keycloak.realm import render_realm
+from driveops_env.tenants import Tenant
 
 REPO = Path(__file__).resolve().parents[2]
 ACME = Tenant("acme", "550e8400-e29b-41d4-a716-446655440001", "Acme Garage", "acme")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from driveops_env.errors import TemplateError, UsageError
-from driveops_env.spec import (
+from driveops_env.tenants import (
     CatalogueEntry,
+    database_name,
     derive_tenant_id,
     describe_differences,
     load_catalogue,
@@ -58,12 +59,12 @@ def test_catalogue_gives_fixed_ids_and_names() -> None:
     assert acme.tenant_id == "550e8400-e29b-41d4-a716-446655440001"
     assert acme.display_name == "Acme Garage"
     assert beta.display_name == "Beta Motors"
-    assert uuid.UUID(beta.tenant_id).version in (1, 2, 3, 4, 5) or beta.tenant_id
+    assert beta.tenant_id == "550e8400-e29b-41d4-a716-446655440002"
     # not in the catalogue: a deterministic uuid5
     assert gamma.tenant_id == derive_tenant_id("gamma") == resolve_tenants(["gamma"], {})[0].tenant_id
     assert uuid.UUID(gamma.tenant_id).version == 5
     assert gamma.tenant_id != derive_tenant_id("gammb")
-    assert acme.database == "driveops_acme"
+    assert database_name(acme.slug) == "driveops_acme"
     assert acme.realm == "acme"
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from driveops_env import builders
 from driveops_env.errors import UsageError
 from driveops_env.option_types import declare, parse_optional_path, parse_port, parse_positive_int
 from driveops_env.secret import generate_secret, mask
@@ -104,6 +105,7 @@ class KeycloakService(Service[KeycloakAccess]):
     restored_per_test = False
     issues_tokens = True
     reset_marker = "keycloak_reset"
+    commands = ("java", "kc.sh")
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -147,6 +149,20 @@ class KeycloakService(Service[KeycloakAccess]):
     def images(self) -> dict[str, str]:
         return {"image_keycloak": self.own.image_keycloak}
 
+    def builds(self, cache: Path) -> list[Path]:
+        """The initialised data and the realm snapshots are made in ``*.partial`` folders."""
+        root = cache / "keycloak"
+        return [root, *sorted(root.glob("*.snapshots"))]
+
+    def collect(self, cache: Path, client: Any | None) -> list[str]:
+        """Realm snapshots beyond the most recently used (folders; and images on an engine), and the
+        optimized images likewise."""
+        removed = builders.prune_folders(sorted((cache / "keycloak").glob("*.snapshots")))
+        if client is not None:
+            kinds = [(image_snapshot.REPOSITORY, ".{}.lock"), (image.REPOSITORY, "keycloak-optimized-{}.json")]
+            removed += builders.prune_images(client, cache, kinds)
+        return removed
+
     def fingerprint(self) -> dict[str, str]:
         return {"keycloak": f"db={self.own.keycloak_db} port={self.own.keycloak_port or 'auto'}"}
 
@@ -169,9 +185,14 @@ class KeycloakService(Service[KeycloakAccess]):
         if plan.family == CONTAINER:
             name, template = self._image(plan, realms)
             return server.container(
-                name, template, o.version, database, heap_mb=o.keycloak_heap_mb, jvm=o.keycloak_jvm_options,
+                name,
+                template,
+                o.version,
+                database,
+                heap_mb=o.keycloak_heap_mb,
+                jvm=o.keycloak_jvm_options,
                 port=o.keycloak_port,
-            )  # fmt: skip
+            )
         install = self._install
         assert install is not None, "prepare() first"
         data = install.base_data
@@ -191,9 +212,15 @@ class KeycloakService(Service[KeycloakAccess]):
             return optimized, template
         client, addresses = plan.engine.client(), plan.engine.addresses()
         tag = image_snapshot.ensure(
-            client, optimized, template, realms, self.own.version, addresses, self.settings.cache_dir / "docker",
+            client,
+            optimized,
+            template,
+            realms,
+            self.own.version,
+            addresses,
+            self.settings.cache_dir / "docker",
             plan.progress,
-        )  # fmt: skip
+        )
         self._in_snapshot = {str(r.get("realm")) for r in realms}
         return tag, template
 

@@ -62,9 +62,13 @@ def admin_client(base_url: str, username: str, password: str, realm: str = "mast
     from keycloak import KeycloakAdmin
 
     return KeycloakAdmin(
-        server_url=base_url, username=username, password=password, realm_name=realm,
-        user_realm_name="master", timeout=TIMEOUT,
-    )  # fmt: skip
+        server_url=base_url,
+        username=username,
+        password=password,
+        realm_name=realm,
+        user_realm_name="master",
+        timeout=TIMEOUT,
+    )
 
 
 class RealmAdmin:
@@ -140,9 +144,12 @@ def openid(access: KeycloakAccess) -> Any:
     from keycloak import KeycloakOpenID
 
     return KeycloakOpenID(
-        server_url=access.base_url, realm_name=access.realm, client_id=access.client_id,
-        client_secret_key=access.client_secret, timeout=TIMEOUT,
-    )  # fmt: skip
+        server_url=access.base_url,
+        realm_name=access.realm,
+        client_id=access.client_id,
+        client_secret_key=access.client_secret,
+        timeout=TIMEOUT,
+    )
 
 
 def user_token(access: KeycloakAccess, username: str, password: str | None = None) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def database_env(database: Database, host_port: str) -> dict[str, str]:
 
 
 def find_java(java_home: Path | None) -> str:
-    return toolchains.find_java(java_home)
+    return toolchains.find_java(java_home, "keycloak")
 
 
 def _zip_path(cache: Path, version: str) -> Path:
@@ -115,10 +115,19 @@ def fetch(cache: Path, version: str, progress: Progress) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     progress(f"fetching Keycloak {version} from Maven Central (about 160 MB, once)")
     result = subprocess.run(
-        [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={ARTIFACT.format(version=version)}",
-         f"-DoutputDirectory={target.parent}"],
-        capture_output=True, text=True, check=False, cwd=target.parent,
-    )  # fmt: skip
+        [
+            mvn,
+            "-q",
+            "-B",
+            "dependency:copy",
+            f"-Dartifact={ARTIFACT.format(version=version)}",
+            f"-DoutputDirectory={target.parent}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=target.parent,
+    )
     if result.returncode != 0 or not target.exists():
         raise MissingDependencyError(
             f"mvn could not fetch {ARTIFACT.format(version=version)}",
@@ -190,8 +199,11 @@ def build(cache: Path, version: str, db: str, java: str, progress: Progress, pro
             _add_providers(home, providers)
         result = subprocess.run(
             [str(home / "bin" / "kc.sh"), "build", f"--db={db}", "--health-enabled=true", "--cache=local"],
-            capture_output=True, text=True, check=False, env={**os.environ, "JAVA": java},
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "JAVA": java},
+        )
         if result.returncode != 0:
             raise StartupError(
                 f"kc.sh build failed with exit code {result.returncode}",
@@ -222,9 +234,11 @@ def _initialise_base(home: Path, version: str, java: str, base: Path, heap_mb: i
     try:
         readiness.wait_until(
             lambda: readiness.http_ok(install.versions.health_url("127.0.0.1", http_port, management_port)),
-            timeout=300, service="keycloak", alive=lambda: process.is_alive(ref),
+            timeout=300,
+            service="keycloak",
+            alive=lambda: process.is_alive(ref),
             logs=lambda: process.log_excerpt(log),
-        )  # fmt: skip
+        )
         # exercise the admin login path once, so its classes land in the archive
         from driveops_env.services.keycloak import admin as keycloak
 

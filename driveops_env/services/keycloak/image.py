@@ -36,6 +36,7 @@ from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, providers_digest
 from driveops_env.services.keycloak.versions import KeycloakVersion
 
 RECIPE = "v4"
+REPOSITORY = "driveops-env/keycloak-optimized"
 
 
 def _context(base: str, providers: Path | None) -> io.BytesIO:
@@ -61,9 +62,14 @@ def _context(base: str, providers: Path | None) -> io.BytesIO:
 
 
 def optimized(
-    client: Any, base: str, cache: Path, progress: Callable[[str], None], version: KeycloakVersion,
-    providers: Path | None = None, addresses: tuple[str, str] = ("127.0.0.1", "127.0.0.1"),
-) -> tuple[str, str]:  # fmt: skip
+    client: Any,
+    base: str,
+    cache: Path,
+    progress: Callable[[str], None],
+    version: KeycloakVersion,
+    providers: Path | None = None,
+    addresses: tuple[str, str] = ("127.0.0.1", "127.0.0.1"),
+) -> tuple[str, str]:
     """``addresses``: where the engine publishes ports, and where this machine reaches them."""
     """The optimized image's tag and its template admin's password (built once per base image)."""
     base_id = client.images.get(base).id
@@ -73,7 +79,7 @@ def optimized(
     # gets its own, and never overwrites this one)
     engine = client.info().get("ID", "")
     digest = hashlib.sha256(f"{build_digest} {cache.resolve()} {engine}".encode()).hexdigest()[:12]
-    tag = f"driveops-env/keycloak-optimized:{digest}"
+    tag = f"{REPOSITORY}:{digest}"
     secrets = cache / "docker" / f"keycloak-optimized-{digest}.json"
     secrets.parent.mkdir(parents=True, exist_ok=True)
     lock = secrets.with_suffix(".lock")
@@ -85,10 +91,12 @@ def optimized(
         progress(f"deriving an optimized Keycloak image from {base} (once, about 1 min)")
         try:
             built, _ = client.images.build(
-                fileobj=_context(base, providers), custom_context=True,
-                tag=f"driveops-env/keycloak-optimized:{build_digest}-build", rm=True,
+                fileobj=_context(base, providers),
+                custom_context=True,
+                tag=f"{REPOSITORY}:{build_digest}-build",
+                rm=True,
                 labels={"org.driveops-env.recipe": build_digest},
-            )  # fmt: skip
+            )
         except Exception as exc:
             raise StartupError(
                 f"building the optimized Keycloak image from {base} failed: {exc}", service="keycloak"
@@ -97,7 +105,7 @@ def optimized(
         labels = {"org.driveops-env.recipe": digest, "org.driveops-env.cache": str(cache.resolve())}
         _initialise(client, built, tag, labels, version, password, addresses, lock)
         with contextlib.suppress(Exception):  # the intermediate tag: its layers live on in ``tag``
-            client.images.remove(f"driveops-env/keycloak-optimized:{build_digest}-build")
+            client.images.remove(f"{REPOSITORY}:{build_digest}-build")
         fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"username": TEMPLATE_ADMIN, "password": password, "image": client.images.get(tag).id}, handle)
@@ -128,13 +136,21 @@ def _initialise(
     """Start the built image once (schema, master realm, template admin), stop it, commit it.  The
     container carries the builder labels: if this process dies, the next ``up`` or ``gc`` removes it."""
     ports = version.container_ports
-    command = ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false",
-               *version.listen_args("0.0.0.0", ports["http"], ports.get("management"))]  # noqa: S104 # fmt: skip
+    command = [
+        "start",
+        "--optimized",
+        "--http-enabled=true",
+        "--hostname-strict=false",
+        *version.listen_args("0.0.0.0", ports["http"], ports.get("management")),  # noqa: S104 - in the container
+    ]
     container = client.containers.run(
-        built.id, command=command, detach=True, labels=labels | builders.labels("keycloak-optimized", lock),
+        built.id,
+        command=command,
+        detach=True,
+        labels=labels | builders.labels("keycloak-optimized", lock),
         ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()},
         environment=version.bootstrap_admin_env(TEMPLATE_ADMIN, password),
-    )  # fmt: skip
+    )
     try:
         container.reload()
         bound = {
@@ -143,9 +159,10 @@ def _initialise(
         health = version.health_url(addresses[1], int(bound["http"]), _int(bound.get("management")))
         readiness.wait_until(
             lambda: readiness.http_ok(health),
-            timeout=300, service="keycloak",
+            timeout=300,
+            service="keycloak",
             logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
-        )  # fmt: skip
+        )
         if version.number >= (26, 0, 0):  # kcadm reads its password from the environment since 26
             _no_ssl_required(container, password)
         keycloak.wait_for_admin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
@@ -162,8 +179,9 @@ def commit(client: Any, container: Any, source: str, tag: str, labels: dict[str,
     container.stop(timeout=60)
     config = client.images.get(source).attrs["Config"]
     keys = ("Env", "Cmd", "Entrypoint", "User")
-    container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1],
-                     conf={**{k: config.get(k) for k in keys}, "Labels": labels})  # fmt: skip
+    container.commit(
+        repository=tag.split(":")[0], tag=tag.split(":")[1], conf={**{k: config.get(k) for k in keys}, "Labels": labels}
+    )
 
 
 def _no_ssl_required(container: Any, password: str) -> None:
@@ -174,10 +192,20 @@ def _no_ssl_required(container: Any, password: str) -> None:
     use 26 on a remote engine reached at one, or an engine address in a private range)."""
     kcadm, config = "/opt/keycloak/bin/kcadm.sh", ["--config", "/tmp/kcadm.config"]  # noqa: S108 - in the container
     for argv in (
-        [kcadm, "config", "credentials", "--server", "http://localhost:8080", "--realm", "master",
-         "--user", TEMPLATE_ADMIN, *config],
+        [
+            kcadm,
+            "config",
+            "credentials",
+            "--server",
+            "http://localhost:8080",
+            "--realm",
+            "master",
+            "--user",
+            TEMPLATE_ADMIN,
+            *config,
+        ],
         [kcadm, "update", "realms/master", "-s", "sslRequired=NONE", *config],
-    ):  # fmt: skip
+    ):
         for _ in range(30):  # the admin user may appear just after the server reports ready (before 25)
             result = container.exec_run(argv, environment={"KC_CLI_PASSWORD": password})
             if result.exit_code == 0:

@@ -21,15 +21,23 @@ from driveops_env.services.keycloak.image import commit
 from driveops_env.services.keycloak.snapshot import masked
 from driveops_env.services.keycloak.versions import KeycloakVersion
 
+REPOSITORY = "driveops-env/keycloak-realms"
+
 
 def ensure(
-    client: Any, optimized: str, template_password: str, realms: Sequence[dict[str, Any]],
-    version: KeycloakVersion, addresses: tuple[str, str], lock_dir: Any, progress: Callable[[str], None],
-) -> str:  # fmt: skip
+    client: Any,
+    optimized: str,
+    template_password: str,
+    realms: Sequence[dict[str, Any]],
+    version: KeycloakVersion,
+    addresses: tuple[str, str],
+    lock_dir: Any,
+    progress: Callable[[str], None],
+) -> str:
     """The tag of an image holding ``realms`` (made once from ``optimized``)."""
     # keyed by the optimized image's id: one derived again (another template password) gets new snapshots
     content = json.dumps([client.images.get(optimized).id, [masked(r) for r in realms]], sort_keys=True)
-    tag = f"driveops-env/keycloak-realms:{hashlib.sha256(content.encode()).hexdigest()[:16]}"
+    tag = f"{REPOSITORY}:{hashlib.sha256(content.encode()).hexdigest()[:16]}"
     lock = lock_dir / f".{tag.split(':')[1]}.lock"
     with FileLock(str(lock)):
         builders.used(lock)  # `gc` keeps the most recently used
@@ -42,15 +50,31 @@ def ensure(
 
 
 def _make(
-    client: Any, optimized: str, tag: str, password: str, realms: list[dict[str, Any]], version: KeycloakVersion,
-    addresses: tuple[str, str], builder: dict[str, str],
-) -> None:  # fmt: skip
+    client: Any,
+    optimized: str,
+    tag: str,
+    password: str,
+    realms: list[dict[str, Any]],
+    version: KeycloakVersion,
+    addresses: tuple[str, str],
+    builder: dict[str, str],
+) -> None:
     ports = version.container_ports
-    command = ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false",
-               *version.listen_args("0.0.0.0", ports["http"], ports.get("management"))]  # noqa: S104 # fmt: skip
+    command = [
+        "start",
+        "--optimized",
+        "--http-enabled=true",
+        "--hostname-strict=false",
+        *version.listen_args("0.0.0.0", ports["http"], ports.get("management")),  # noqa: S104 - in the container
+    ]
     labels = dict(client.images.get(optimized).labels or {})
-    container = client.containers.run(optimized, command=command, detach=True, labels=labels | builder,
-                                      ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()})  # fmt: skip
+    container = client.containers.run(
+        optimized,
+        command=command,
+        detach=True,
+        labels=labels | builder,
+        ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()},
+    )
     try:
         container.reload()
         bound = {
@@ -58,9 +82,10 @@ def _make(
         }
         readiness.wait_until(
             lambda: readiness.http_ok(version.health_url(addresses[1], bound["http"], bound.get("management"))),
-            timeout=300, service="keycloak",
+            timeout=300,
+            service="keycloak",
             logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
-        )  # fmt: skip
+        )
         admin = keycloak.RealmAdmin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
         for realm in realms:
             admin.create_realm(realm)

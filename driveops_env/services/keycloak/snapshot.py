@@ -88,13 +88,17 @@ def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, 
     http = ports.allocate()
     management = ports.allocate() if install.versions.has_management_port else None
     log = staging / "snapshot.log"
-    ref = process.spawn(install.server_argv(staging, http, management), log_path=log,
-                        env=install.server_env(heap_mb, jvm), cwd=staging)  # fmt: skip
+    ref = process.spawn(
+        install.server_argv(staging, http, management), log_path=log, env=install.server_env(heap_mb, jvm), cwd=staging
+    )
     try:
         readiness.wait_until(
             lambda: readiness.http_ok(install.versions.health_url("127.0.0.1", http, management)),
-            timeout=300, service="keycloak", alive=lambda: process.is_alive(ref), logs=lambda: process.log_excerpt(log),
-        )  # fmt: skip
+            timeout=300,
+            service="keycloak",
+            alive=lambda: process.is_alive(ref),
+            logs=lambda: process.log_excerpt(log),
+        )
         admin = keycloak.RealmAdmin(f"http://127.0.0.1:{http}", TEMPLATE_ADMIN, install.template_password)
         for realm in realms:
             admin.create_realm(realm)

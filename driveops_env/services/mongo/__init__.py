@@ -49,6 +49,7 @@ class MongoService(Service[MongoAccess]):
     name = "mongo"
     access_type = MongoAccess
     options = MongoOptions
+    commands = ("ferretdb",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -47,8 +47,9 @@ def create_user(admin: MongoAccess, user: MongoUser) -> None:
     try:
         database = conn[user.database]
         try:
-            database.command("createUser", user.name, pwd=user.password,
-                             roles=[{"role": "readWrite", "db": user.database}])  # fmt: skip
+            database.command(
+                "createUser", user.name, pwd=user.password, roles=[{"role": "readWrite", "db": user.database}]
+            )
         except pymongo.errors.OperationFailure as exc:
             if exc.code not in UNSUPPORTED:
                 raise

@@ -23,7 +23,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from driveops_env import toolchains
-from driveops_env.errors import MissingDependencyError, StartupError
+from driveops_env.errors import MissingDependencyError
 
 MODULE = "github.com/FerretDB/FerretDB"
 DEFAULT_VERSION = "v1.24.2"
@@ -38,48 +38,61 @@ def build(cache: Path, version: str, progress: Callable[[str], None]) -> Path:
     target = binary_path(cache, version)
     if target.exists():
         return target
-    go, go_env = toolchains.find_go()
+    go, go_env = toolchains.find_go(
+        "FerretDB (the local backend's MongoDB)", "mongo", "or use --backend docker, or leave mongo out of --services"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.lock")):
         if target.exists():
             return target
         progress(f"building FerretDB {version} from the Go module proxy (once, about 1-2 min)")
         env = {**go_env, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
-        download = subprocess.run(
-            [go, "mod", "download", "-json", f"{MODULE}@{version}"], capture_output=True, text=True, env=env,
-            cwd=target.parent, check=False,
-        )  # fmt: skip
-        if download.returncode != 0:
-            raise MissingDependencyError(
-                f"go mod download {MODULE}@{version} failed",
-                service="mongo",
-                hint="check that the Go module proxy is reachable (GOPROXY)",
-                log_tail=(download.stdout + download.stderr)[-2000:],
-            )
-        source = Path(json.loads(download.stdout)["Dir"])
-        work = target.parent / f"src-{version}"
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(source, work)
-        for root, dirs, files in os.walk(work):  # the module cache is read-only
-            for name in dirs + files:
-                os.chmod(os.path.join(root, name), 0o755 if name in dirs else 0o644)
-        work.chmod(0o755)
-        (work / "build" / "version" / "version.txt").write_text(version + "\n")
+        work = _source(go, env, version, target.parent)
         partial = target.with_name(target.name + ".partial")
-        result = subprocess.run(
-            [go, "build", "-trimpath", "-o", str(partial), "./cmd/ferretdb"], capture_output=True, text=True,
-            env=env, cwd=work, check=False,
-        )  # fmt: skip
-        shutil.rmtree(work, ignore_errors=True)
-        if result.returncode != 0:
-            raise StartupError(
+        try:
+            _run(
+                go,
+                ["build", "-trimpath", "-o", str(partial), "./cmd/ferretdb"],
+                env,
+                work,
                 f"building FerretDB {version} failed",
-                service="mongo",
-                log_tail=(result.stdout + result.stderr)[-3000:],
-                hint="FerretDB 1.24 needs Go 1.24 or newer",
+                "FerretDB 1.24 needs Go 1.24 or newer",
             )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         partial.rename(target)
     return target
+
+
+def _source(go: Path, env: dict[str, str], version: str, folder: Path) -> Path:
+    """The module's source, from the Go module proxy, copied where it can be built: writable, with the
+    version file a plain ``go install`` lacks (its binary panics at start-up without it)."""
+    out = _run(
+        go,
+        ["mod", "download", "-json", f"{MODULE}@{version}"],
+        env,
+        folder,
+        f"go mod download {MODULE}@{version} failed",
+        "check that the Go module proxy is reachable (GOPROXY)",
+    )
+    work = folder / f"src-{version}"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(Path(json.loads(out)["Dir"]), work)
+    for root, dirs, names in os.walk(work):  # the module cache is read-only
+        for name in dirs + names:
+            os.chmod(os.path.join(root, name), 0o755 if name in dirs else 0o644)
+    work.chmod(0o755)
+    (work / "build" / "version" / "version.txt").write_text(version + "\n")
+    return work
+
+
+def _run(go: Path, args: list[str], env: dict[str, str], cwd: Path, failed: str, hint: str) -> str:
+    result = subprocess.run([str(go), *args], capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    if result.returncode != 0:
+        raise MissingDependencyError(
+            failed, service="mongo", hint=hint, log_tail=(result.stdout + result.stderr)[-3000:]
+        )
+    return result.stdout
 
 
 def fingerprint(admin_info: str, schema: str) -> str:
@@ -89,9 +102,14 @@ def fingerprint(admin_info: str, schema: str) -> str:
     from psycopg import sql
 
     with psycopg.connect(admin_info, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY 1", (schema,)).fetchall()]  # fmt: skip
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY 1",
+                (schema,),
+            ).fetchall()
+        ]
         if not tables:
             return ""
         parts = [

@@ -29,8 +29,9 @@ def _check_keys(value: Any, path: Path, tenant: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or key.startswith("$") or "." in key:
-                raise TemplateError(f"{path}: field name {key!r} is not portable (no '$' prefix, no '.')",
-                                    tenant=tenant)  # fmt: skip
+                raise TemplateError(
+                    f"{path}: field name {key!r} is not portable (no '$' prefix, no '.')", tenant=tenant
+                )
             _check_keys(item, path, tenant)
     elif isinstance(value, list):
         for item in value:
@@ -57,8 +58,9 @@ def parse_collection(path: Path, raw: Any, tenant: str) -> MongoCollection:
         if extra:
             raise TemplateError(
                 f"{path}: index option(s) {', '.join(sorted(extra))} are not supported by FerretDB",
-                tenant=tenant, hint="use keys, name and unique only",
-            )  # fmt: skip
+                tenant=tenant,
+                hint="use keys, name and unique only",
+            )
     for document in raw.get("documents", []):
         if not isinstance(document, dict):
             raise TemplateError(f"{path}: every document must be an object", tenant=tenant)

@@ -53,6 +53,7 @@ class PostgresService(Service[PostgresAccess]):
     name = "postgres"
     access_type = PostgresAccess
     options = PostgresOptions
+    commands = ("postgres",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

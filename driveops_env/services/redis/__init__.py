@@ -60,6 +60,7 @@ class RedisService(Service[RedisAccess]):
     name = "redis"
     access_type = RedisAccess
     options = RedisOptions
+    commands = ("redis-server",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
