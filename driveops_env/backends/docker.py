@@ -94,6 +94,9 @@ class DockerBackend:
     def run_as(self) -> str | None:
         return None
 
+    def exec(self, record: ServiceRecord, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
+        return docker_engine.exec_in(self.client(), str(record.container_id), argv, stdin)
+
     def _labels(self, env_name: str, **extra: str) -> dict[str, str]:
         return {
             f"{LABEL}.env": env_name,

@@ -200,3 +200,23 @@ def remove_network(c: Any, network: str, names: list[str], timeout: float = 30.0
         for endpoint in [*attached, *names]:
             disconnect(c, network, endpoint)
         time.sleep(0.2)
+
+
+def exec_in(c: Any, container: str, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
+    """Run ``argv`` in a running container, ``stdin`` (a secret, say: never in an argv) written to it;
+    its exit code and output."""
+    exec_id = c.api.exec_create(container, argv, stdin=stdin is not None, stdout=True, stderr=True)["Id"]
+    if stdin is None:
+        output = c.api.exec_start(exec_id)
+    else:
+        sock = c.api.exec_start(exec_id, socket=True)
+        raw = getattr(sock, "_sock", sock)
+        raw.sendall(stdin)
+        raw.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := raw.recv(65536):
+            chunks.append(chunk)
+        raw.close()
+        output = b"".join(chunks)
+    code = c.api.exec_inspect(exec_id).get("ExitCode")
+    return int(code if code is not None else 1), bytes(output).decode(errors="replace")

@@ -101,11 +101,14 @@ class Server:
 
 
 class Engine(Protocol):
-    """What a container backend offers a service deriving images (Keycloak's optimized image)."""
+    """What a container backend offers a service: the engine's client (deriving images), where ports are
+    published and reached, and a command run inside a server's container (a secret on its stdin)."""
 
     def client(self) -> Any: ...
 
     def addresses(self) -> tuple[str, str]: ...
+
+    def exec(self, record: ServiceRecord, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]: ...
 
 
 @dataclass

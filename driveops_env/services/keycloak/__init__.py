@@ -192,6 +192,7 @@ class KeycloakService(Service[KeycloakAccess]):
                 heap_mb=o.keycloak_heap_mb,
                 jvm=o.keycloak_jvm_options,
                 port=o.keycloak_port,
+                engine=plan.engine,
             )
         install = self._install
         assert install is not None, "prepare() first"

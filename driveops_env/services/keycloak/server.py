@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from driveops_env.secret import generate_secret
-from driveops_env.services.base import ContainerSpec, ProcessSpec, Server, never
-from driveops_env.services.keycloak import admin, dist
+from driveops_env.services.base import ContainerSpec, Engine, ProcessSpec, Server, never
+from driveops_env.services.keycloak import admin, dist, kcadm
 from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, KeycloakInstall
 from driveops_env.services.keycloak.versions import KeycloakVersion
 from driveops_env.state import ServiceRecord
@@ -92,8 +93,10 @@ def container(
     heap_mb: int,
     jvm: str,
     port: int,
+    engine: Engine | None,
 ) -> Server:
-    """``template_password``: the optimized image's template admin's, None for the configured image.
+    """``template_password``: the optimized image's template admin's (its master realm answers plain
+    HTTP already), None for the configured image (told so right after the start, through ``engine``).
     ``port``: the host port to publish on (0: a free one, another if it is taken meanwhile)."""
     password = generate_secret()
     env = {"JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{heap_mb}m", "JAVA_OPTS_APPEND": jvm} | database_env
@@ -121,6 +124,12 @@ def container(
         password,
         probe=admin.probe_ready,
         container=spec,
-        after_start=_after(template_password, password),
+        after_start=_after(template_password, password) or _plain_http(engine, password),
         retry_on=never if port else port_taken,
     )
+
+
+def _plain_http(engine: Engine | None, password: str) -> Callable[[ServiceRecord], None] | None:
+    if engine is None:
+        return None
+    return lambda record: kcadm.plain_http(partial(engine.exec, record), TEMPLATE_ADMIN, password)
