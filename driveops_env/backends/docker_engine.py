@@ -203,20 +203,22 @@ def remove_network(c: Any, network: str, names: list[str], timeout: float = 30.0
 
 
 def exec_in(c: Any, container: str, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
-    """Run ``argv`` in a running container, ``stdin`` (a secret, say: never in an argv) written to it;
-    its exit code and output."""
-    exec_id = c.api.exec_create(container, argv, stdin=stdin is not None, stdout=True, stderr=True)["Id"]
+    """Run ``argv`` in a running container; ``stdin`` (a secret, say: never in an argv) is typed on a
+    terminal, where kcadm reads a password (26 reads it from a console only).  Its exit code and output."""
+    exec_id = c.api.exec_create(container, argv, stdin=stdin is not None, tty=stdin is not None)["Id"]
     if stdin is None:
         output = c.api.exec_start(exec_id)
     else:
-        sock = c.api.exec_start(exec_id, socket=True)
+        sock = c.api.exec_start(exec_id, socket=True, tty=True)
         raw = getattr(sock, "_sock", sock)
-        raw.sendall(stdin)
-        raw.shutdown(socket.SHUT_WR)
+        raw.settimeout(120)
+        raw.sendall(stdin)  # the terminal keeps it until the program reads; it ends when the program does
         chunks = []
-        while chunk := raw.recv(65536):
-            chunks.append(chunk)
-        raw.close()
+        try:
+            while chunk := raw.recv(65536):
+                chunks.append(chunk)
+        finally:
+            raw.close()
         output = b"".join(chunks)
     code = c.api.exec_inspect(exec_id).get("ExitCode")
     return int(code if code is not None else 1), bytes(output).decode(errors="replace")
