@@ -49,6 +49,7 @@ def export(state: EnvState) -> dict[str, Any]:
         raw = asdict(record)
         for name in LOCAL_FIELDS:
             raw.pop(name, None)
+        raw["extra"] = {k: v for k, v in record.extra.items() if not k.startswith("local_")}  # machine-local
         services[key] = raw
     return {
         "format": FORMAT,

@@ -21,7 +21,7 @@ from typing import Any
 from driveops_env import envdirs, process, seeding, tasks, teardown
 from driveops_env.backends import Backend, StartContext, create_backend, resolve_backend_name
 from driveops_env.diagnosis import diagnose
-from driveops_env.errors import DriveopsEnvError, Interrupted, SpecMismatchError, StartupError
+from driveops_env.errors import DriveopsEnvError, Interrupted, SpecMismatchError, StartupError, TemplateError
 from driveops_env.plan import Launch, PlanInput, StartPlan, needs_of
 from driveops_env.ports import PortAllocator
 from driveops_env.recorded import EXPLICIT, recorded
@@ -67,6 +67,8 @@ def plan_input(
 ) -> PlanInput:
     """The tenants' seeds, rendered by each service (bad input: exit 2, before anything starts)."""
     sources = sources_of(settings)
+    if not sources.seeds_dir.is_dir():
+        raise TemplateError(f"the seeds directory {sources.seeds_dir} does not exist", hint="check --seeds-dir")
     stores = registry.services(settings)
     seeds = {s.name: {t.slug: s.render(t, sources, None) for t in tenants} for s in stores}
     what = PlanInput(tenants, stores, {s.name: s for s in stores}, seeds, settings.isolation, sources)
@@ -169,7 +171,8 @@ def _start(state: EnvState, store: StateStore, prepared: Prepared, progress: Pro
             f"starting environment {state.name!r}: backend {state.backend}, isolation {state.isolation}, "
             f"tenants {', '.join(state.tenants)}"
         )
-        envdirs.make_env_dir(prepared.settings, state)
+        with tasks.signals_held():  # made whole (its marker written) before a Ctrl-C is acted on
+            envdirs.make_env_dir(prepared.settings, state)
         run_plan(state, store, prepared.what, prepared.backend, prepared.settings, progress)
         state.status = "running"
         state.owner_pid = owner

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from driveops_env.plugin import settings as plugin_settings
-from driveops_env.plugin.copies import TenantCopies
+from driveops_env.plugin.copies import TenantCopies, stores_of
 from driveops_env.plugin.fixtures import (
     COPIES,
     SESSION,
@@ -169,17 +169,19 @@ def _failure_section(item: pytest.Item, call: pytest.CallInfo[None]) -> str:
     slug = marked_slug(item) or session.default_tenant()
     name = session.env.name if session.env else session.settings.name
     backend = session.env.backend if session.env else "?"
+    services = registry.every(session.settings)
+    store = next(iter(stores_of(list(getattr(item, "fixturenames", ())), services)), "<service>")
     lines = [
         f"tenant {slug!r} of environment {name!r} (backend {backend})",
-        f"inspect: driveops-env status --name {name}; driveops-env logs <service> --name {name} --tenant {slug}",
+        f"inspect: driveops-env status --name {name}; driveops-env logs {store} --name {name} --tenant {slug}",
     ]
     if session.plugin.keep or not session.exclusive():
         lines.append(f"the environment stays up: driveops-env env --name {name} --tenant {slug}")
     else:
         lines.append("rerun with --driveops-keep to keep the environment up after the session")
     if call.excinfo is not None:
-        for service in registry.every(session.settings).values():
+        for service in services.values():
             said = service.explain(str(call.excinfo.value))
             if said is not None:
-                lines.insert(0, f"a {service.name} difference: {said[0]}; instead: {said[1]}")
+                lines.insert(0, f"{service.title} difference: {said[0]}; instead: {said[1]}")
     return "\n".join(lines)

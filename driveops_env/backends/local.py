@@ -169,10 +169,10 @@ class LocalBackend:
             process.terminate(ref, sig=record.stop_signals[1 if fast else 0])
 
     def remove(self, record: ServiceRecord) -> None:
-        """Stopped, and its directories (its data, and those its service listed in ``extra["dirs"]``, a
+        """Stopped, and its directories (its data, and those its service listed in ``extra["local_dirs"]``, a
         socket folder) removed, if they lie inside this data root."""
         self.stop(record, fast=True)
-        dirs = [record.data_dir or "", *record.extra.get("dirs", "").split(",")]
+        dirs = [record.data_dir or "", *record.extra.get("local_dirs", "").split(",")]
         for folder in (Path(d) for d in dirs if d):
             inside = paths.is_within(folder, self.settings.data_dir) and folder != self.settings.data_dir
             if inside and not folder.is_symlink():

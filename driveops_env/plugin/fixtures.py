@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -126,10 +126,13 @@ def service_fixture(service: Service[Any], spec: Fixture) -> Callable[..., Any]:
     return pytest.fixture(name=spec.name)(chosen)
 
 
-def service_fixtures(services: dict[str, Service[Any]]) -> SimpleNamespace:
-    """Every service's fixtures, as a plugin object pytest registers."""
-    made = {spec.name: service_fixture(service, spec) for service in services.values() for spec in service.fixtures()}
-    return SimpleNamespace(**made)
+def service_fixtures(services: dict[str, Service[Any]]) -> ModuleType:
+    """Every service's fixtures, as a plugin module pytest registers (it reads a module's attributes)."""
+    module = ModuleType("driveops_env.plugin.service_fixtures", "the services' fixtures")
+    for service in services.values():
+        for spec in service.fixtures():
+            setattr(module, spec.name, service_fixture(service, spec))
+    return module
 
 
 def driveops_env_factory(**overrides: Any) -> Any:

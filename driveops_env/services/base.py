@@ -187,6 +187,7 @@ class Service(Generic[A]):
     settings it runs with (``prepare`` may keep what it found, for ``server``)."""
 
     name: ClassVar[str]
+    title: ClassVar[str]  # how people call it: "PostgreSQL"
     access_type: ClassVar[type]
     options: ClassVar[type | None] = None  # a dataclass of the service's own options (option_types.declare)
     default: ClassVar[bool] = True  # runs when ``services`` is not set

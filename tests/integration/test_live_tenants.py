@@ -71,7 +71,7 @@ def test_tenant_add_prepares_only_the_services_the_environment_runs(box: Sandbox
 
 def test_the_plugin_adds_a_tenant_the_reused_environment_lacks(pytester: pytest.Pytester, box: Sandbox) -> None:
     assert box.cli("up", "--tenants", "acme").returncode == 0
-    port = box.state()["tenants"]["acme"]["postgres"]["port"]
+    port = box.state()["tenants"]["acme"]["stores"]["postgres"]["port"]
     pytester.makepyfile(
         test_beta="""
         import pytest
@@ -84,7 +84,7 @@ def test_the_plugin_adds_a_tenant_the_reused_environment_lacks(pytester: pytest.
     result = run(pytester, "--driveops-reuse")
     result.assert_outcomes(passed=1)
     state = box.state()
-    assert set(state["tenants"]) == {"acme", "beta"} and state["tenants"]["acme"]["postgres"]["port"] == port
+    assert set(state["tenants"]) == {"acme", "beta"} and state["tenants"]["acme"]["stores"]["postgres"]["port"] == port
     assert box.cli("down").returncode == 0
 
 

@@ -64,7 +64,7 @@ def test_each_difference_shows_and_is_explained(db: Any, name: str) -> None:
     assert found is not None and found.name == name
     services = registry.every(options.resolve(environ={}, pyproject={}))
     detail, hint = diagnose(info.value, [s.explain for s in services.values()])  # what `check` says of it
-    assert "not supported by FerretDB" in detail and hint == found.instead
+    assert "FerretDB (the MongoDB server here) does not support" in detail and hint == found.instead
 
 
 def test_a_failing_test_names_the_difference(pytester: pytest.Pytester, box: Any) -> None:

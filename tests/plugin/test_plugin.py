@@ -88,7 +88,7 @@ def test_xdist_two_workers_share_one_environment(
 def test_reuse_attaches_to_a_cli_environment_and_leaves_it_running(pytester: pytest.Pytester, box: Sandbox) -> None:
     up = box.cli("up", "--tenants", "acme")
     assert up.returncode == 0, up.stderr
-    port = box.state()["tenants"]["acme"]["postgres"]["port"]
+    port = box.state()["tenants"]["acme"]["stores"]["postgres"]["port"]
     pytester.makepyfile(
         test_reuse=f"""
         def test_attached(driveops_env, tenant):
@@ -99,7 +99,7 @@ def test_reuse_attaches_to_a_cli_environment_and_leaves_it_running(pytester: pyt
     result = run(pytester, "--driveops-reuse")
     result.assert_outcomes(passed=1)
     assert box.cli("status").returncode == 0  # still running
-    assert box.state()["tenants"]["acme"]["postgres"]["port"] == port
+    assert box.state()["tenants"]["acme"]["stores"]["postgres"]["port"] == port
     assert box.cli("down").returncode == 0
 
 
@@ -220,7 +220,7 @@ def test_every_fixture(driveops_env, tenant, tenant_pg, tenant_mongo, tenant_red
     assert isinstance(tenant_redis, redis.Redis)
     assert tenant_redis.sismember("acme:feature_flags", "online-booking")
     assert {r["name"] for r in tenant_keycloak.get_realm_roles()} >= {"admin", "viewer"}
-    from driveops_env.services.keycloak import claims
+    from driveops_env.services.keycloak.admin import claims
     token = tenant_token("viewer@acme.test")
     assert claims(token)["tenant_id"] == tenant.tenant_id
     assert "viewer" in claims(token)["realm_access"]["roles"]

@@ -158,12 +158,12 @@ def test_smoke_checks_the_environment_up_started_without_a_name(
     (pytester.path / "tests" / "test_service.py").write_text("def test_service():\n    pass\n")
     up = box.cli("up", "--name", "default", "--tenants", "acme", "--services", "postgres,redis")
     assert up.returncode == 0, up.stderr
-    port = box.state_of("default")["tenants"]["acme"]["postgres"]["port"]
+    port = box.state_of("default")["tenants"]["acme"]["stores"]["postgres"]["port"]
     result = run(pytester, "-v", "--driveops-smoke", "tests")
     result.assert_outcomes(passed=3)  # postgres, redis, tenant-validation of the running environment
     result.stdout.fnmatch_lines(["*smoke?acme-redis?*PASSED*"])
     assert "smoke[acme-mongodb]" not in result.stdout.str()
-    assert box.state_of("default")["tenants"]["acme"]["postgres"]["port"] == port  # the same one, still up
+    assert box.state_of("default")["tenants"]["acme"]["stores"]["postgres"]["port"] == port  # the same one, still up
     assert [p.stem for p in Path(box.state_dir).glob("*.json")] == ["default"]  # no second environment
     # a configured true is undone by the --no- form: the repository's own tests run
     pytester.makeini("[pytest]\ndriveops_smoke = true\n")

@@ -100,6 +100,7 @@ class KeycloakOptions:
 
 class KeycloakService(Service[KeycloakAccess]):
     name = "keycloak"
+    title = "Keycloak"
     access_type = KeycloakAccess
     options = KeycloakOptions
     restored_per_test = False

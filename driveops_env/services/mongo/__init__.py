@@ -47,6 +47,7 @@ class MongoOptions:
 
 class MongoService(Service[MongoAccess]):
     name = "mongo"
+    title = "MongoDB"
     access_type = MongoAccess
     options = MongoOptions
     commands = ("ferretdb",)
@@ -139,7 +140,7 @@ class MongoService(Service[MongoAccess]):
         difference = differences.explain(error)
         if difference is None:
             return None
-        return f"not supported by FerretDB (MongoDB here): {difference.what}", difference.instead
+        return f"FerretDB (the MongoDB server here) does not support {difference.what}", difference.instead
 
     def env(self, access: MongoAccess, style: str) -> dict[str, str]:
         return access_.env(access, style)

@@ -51,6 +51,7 @@ class PostgresOptions:
 
 class PostgresService(Service[PostgresAccess]):
     name = "postgres"
+    title = "PostgreSQL"
     access_type = PostgresAccess
     options = PostgresOptions
     commands = ("postgres",)

@@ -77,5 +77,5 @@ def process(key: str, tenant: str | None, bin_dir: Path, template: Path, env_dir
         process=spec,
         after_start=lambda record: admin.set_superuser_password(socket_info(record), password),
         retry_on=port_taken,
-        extra={"dirs": str(sockets)},  # removed with the server
+        extra={"local_dirs": str(sockets)},  # removed with the server; never in a descriptor
     )

@@ -58,6 +58,7 @@ class RedisOptions:
 
 class RedisService(Service[RedisAccess]):
     name = "redis"
+    title = "Redis"
     access_type = RedisAccess
     options = RedisOptions
     commands = ("redis-server",)
