@@ -69,7 +69,10 @@ def sweep_containers(client: Any, cache: Path) -> list[str]:
 
     removed = []
     for container in client.api.containers(all=True, filters={"label": [BUILDER]}):
-        lock = Path((container.get("Labels") or {}).get(BUILDER_LOCK, ""))
+        labels = container.get("Labels") or {}
+        if not labels.get(BUILDER) or labels.get(f"{LABEL}.env"):
+            continue  # an environment's server whose image a builder made (its labels came along): not one
+        lock = Path(labels.get(BUILDER_LOCK, ""))
         if not lock.is_absolute() or not _inside(lock, cache):
             continue
         with abandoned(lock) as dead:

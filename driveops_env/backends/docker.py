@@ -21,6 +21,7 @@ import os
 import random
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from driveops_env import builders, process
@@ -31,7 +32,15 @@ from driveops_env.errors import MissingDependencyError, StartupError
 from driveops_env.options import Settings
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
-from driveops_env.services import keycloak, keycloak_image, keycloak_image_snapshot, mongo, postgres, redis
+from driveops_env.services import (
+    keycloak,
+    keycloak_image,
+    keycloak_image_snapshot,
+    keycloak_kcadm,
+    mongo,
+    postgres,
+    redis,
+)
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN
 from driveops_env.services.keycloak_versions import KeycloakVersion
 from driveops_env.services.mongo import MongoUser
@@ -314,6 +323,9 @@ class DockerBackend:
                            host_port=port_and_command, retry_on=(lambda _: False) if fixed else _clash)  # fmt: skip
         if self._keycloak is not None:
             keycloak.set_admin_password(keycloak.base_url(record), admin, self._keycloak[1], password)
+        else:  # start-dev: the master realm told to answer plain HTTP (a bridge's address is not private)
+            run = partial(docker_engine.exec_in, self.client(), str(record.container_id))
+            keycloak_kcadm.plain_http(run, admin, password)
         return record
 
     def _host_port(self) -> int:

@@ -200,3 +200,25 @@ def remove_network(c: Any, network: str, names: list[str], timeout: float = 30.0
         for endpoint in [*attached, *names]:
             disconnect(c, network, endpoint)
         time.sleep(0.2)
+
+
+def exec_in(c: Any, container: str, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
+    """Run ``argv`` in a running container; ``stdin`` (a secret, say: never in an argv) is typed on a
+    terminal, where kcadm reads a password (26 reads it from a console only).  Its exit code and output."""
+    exec_id = c.api.exec_create(container, argv, stdin=stdin is not None, tty=stdin is not None)["Id"]
+    if stdin is None:
+        output = c.api.exec_start(exec_id)
+    else:
+        sock = c.api.exec_start(exec_id, socket=True, tty=True)
+        raw = getattr(sock, "_sock", sock)
+        raw.settimeout(120)
+        raw.sendall(stdin)  # the terminal keeps it until the program reads; it ends when the program does
+        chunks = []
+        try:
+            while chunk := raw.recv(65536):
+                chunks.append(chunk)
+        finally:
+            raw.close()
+        output = b"".join(chunks)
+    code = c.api.exec_inspect(exec_id).get("ExitCode")
+    return int(code if code is not None else 1), bytes(output).decode(errors="replace")

@@ -21,21 +21,22 @@ import io
 import json
 import os
 import tarfile
-import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from driveops_env import builders, process, readiness
+from driveops_env.backends import docker_engine
 from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
-from driveops_env.services import keycloak
+from driveops_env.services import keycloak, keycloak_kcadm
 from driveops_env.services.keycloak_dist import TEMPLATE_ADMIN, providers_digest
 from driveops_env.services.keycloak_versions import KeycloakVersion
 
-RECIPE = "v4"
+RECIPE = "v5"  # v5: the master realm answers plain HTTP from any address, every version
 
 
 def _context(base: str, providers: Path | None) -> io.BytesIO:
@@ -146,8 +147,7 @@ def _initialise(
             timeout=300, service="keycloak",
             logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
         )  # fmt: skip
-        if version.number >= (26, 0, 0):  # kcadm reads its password from the environment since 26
-            _no_ssl_required(container, password)
+        keycloak_kcadm.plain_http(partial(docker_engine.exec_in, client, container.id), TEMPLATE_ADMIN, password)
         keycloak.wait_for_admin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
         commit(client, container, built.id, tag, labels)
     except Exception as exc:
@@ -164,27 +164,6 @@ def commit(client: Any, container: Any, source: str, tag: str, labels: dict[str,
     keys = ("Env", "Cmd", "Entrypoint", "User")
     container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1],
                      conf={**{k: config.get(k) for k in keys}, "Labels": labels})  # fmt: skip
-
-
-def _no_ssl_required(container: Any, password: str) -> None:
-    """The master realm answers plain HTTP from any address (a remote engine's clients are not on a
-    private network): set from inside the container, where Keycloak sees a local request, as
-    testcontainers' Keycloak module does.  The password goes through the environment, not argv
-    (``KC_CLI_PASSWORD``, 26+; before, the master realm keeps requiring HTTPS from public addresses:
-    use 26 on a remote engine reached at one, or an engine address in a private range)."""
-    kcadm, config = "/opt/keycloak/bin/kcadm.sh", ["--config", "/tmp/kcadm.config"]  # noqa: S108 - in the container
-    for argv in (
-        [kcadm, "config", "credentials", "--server", "http://localhost:8080", "--realm", "master",
-         "--user", TEMPLATE_ADMIN, *config],
-        [kcadm, "update", "realms/master", "-s", "sslRequired=NONE", *config],
-    ):  # fmt: skip
-        for _ in range(30):  # the admin user may appear just after the server reports ready (before 25)
-            result = container.exec_run(argv, environment={"KC_CLI_PASSWORD": password})
-            if result.exit_code == 0:
-                break
-            time.sleep(1)
-        else:
-            raise StartupError(f"kcadm.sh failed: {result.output.decode(errors='replace')[-500:]}", service="keycloak")
 
 
 def _int(value: str | None) -> int | None:
