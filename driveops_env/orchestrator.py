@@ -188,7 +188,8 @@ def _start(
             f"starting environment {state.name!r}: backend {state.backend}, isolation {state.isolation}, "
             f"tenants {tenants}"
         )
-        teardown.make_env_dir(settings, state)
+        with teardown.signals_held():  # made whole (its marker written) before a Ctrl-C is acted on
+            teardown.make_env_dir(settings, state)
         _run_plan(state, store, prepared.plan_input, prepared.backend, settings, progress)
         state.status = "running"
         state.owner_pid = owner

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,7 +119,8 @@ def test_orphans_without_a_state_file_are_collected(dbox: Sandbox) -> None:
     assert dbox.cli("up", "--tenants", "acme").returncode == 0
     (dbox.state_dir / f"{dbox.name}.json").unlink()  # the state file is lost
     elsewhere = dbox.settings().replace(state_dir=dbox.state_dir.parent / "another-users-state")
-    assert gc.collect(elsewhere, progress=lambda _: None) == []  # not its own: never taken for dead
+    others = gc.collect(elsewhere, progress=lambda _: None)
+    assert [line for line in others if dbox.name in line] == []  # not its own: never taken for dead
     assert dbox.containers()
     removed = gc.collect(dbox.settings(), progress=lambda _: None)
     assert any("container" in line for line in removed)
@@ -190,7 +192,10 @@ def test_the_stand_in_images_keep_the_official_contracts() -> None:
     for service, image in images.items():
         if not image.startswith("driveops-env/"):
             continue  # an official image: its contract is its own
-        out = client.containers.run(image, entrypoint=["id", users[service]], remove=True).decode()
+        container = client.containers.run(image, entrypoint=["id", users[service]], detach=True)
+        container.wait(timeout=60)
+        out = container.logs().decode()
+        container.remove(force=True, v=True)  # its anonymous volumes too: none is left behind
         expected = "uid=1000" if service == "keycloak" else "uid=999(" + users[service] + ") gid=999"
         assert expected in out, (service, out)
     if images["redis"].startswith("driveops-env/"):
@@ -204,7 +209,7 @@ def test_the_stand_in_images_keep_the_official_contracts() -> None:
                 answer = container.exec_run(["redis-cli", "CONFIG", "GET", "protected-mode"]).output.decode()
                 assert answer.split()[-1] == wanted, (args, answer)
             finally:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
 
 
 def test_a_keycloak_port_taken_before_the_container_binds_it_is_replaced(
@@ -244,17 +249,24 @@ def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> 
 
 
 @pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
+def _builders() -> list[Any]:
+    """Builder containers (an environment's server started from an image a builder made carries its
+    labels too: it is not one)."""
+    found = docker_client().containers.list(all=True, filters={"label": "org.driveops-env.builder"})
+    return [c for c in found if "org.driveops-env.env" not in c.labels]
+
+
 def test_a_killed_up_leaves_no_keycloak_builder(tmp_path: Path) -> None:
     """kill -9 while the realm image of a new tenant set is being made: its builder container carries
     labels, and the next `gc` (or `up`) removes it, with the environment the dead run left."""
     slug = "k" + uuid.uuid4().hex[:8]  # a tenant set no realm image exists for
     with make_sandbox(tmp_path, services="keycloak", backend="docker") as box:
         _kill_when(box.popen("up", "--tenants", slug), "making a Keycloak image")
-        builders = docker_client().containers.list(filters={"label": "org.driveops-env.builder"})
+        builders = _builders()
         assert builders and all(c.status == "running" for c in builders), "the builder should still run"
         collected = box.cli("gc")
         assert collected.returncode == 0 and "builder container" in collected.stderr, collected.stderr
-        assert docker_client().containers.list(all=True, filters={"label": "org.driveops-env.builder"}) == []
+        assert _builders() == []
 
 
 @pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
@@ -262,7 +274,6 @@ def test_containers_leave_no_volume_and_gc_keeps_the_newest_snapshots(dbox: Sand
     assert dbox.cli("up", "--tenants", "acme").returncode == 0
     for container in dbox.containers():  # the images' VOLUMEs are in memory: no anonymous volume
         assert [m for m in container.attrs["Mounts"] if m["Type"] == "volume"] == [], container.name
-    assert docker_client().volumes.list() == []
     assert dbox.cli("down").returncode == 0
     # five realm images of a cache, used at different times: gc keeps the three used last
     cache = tmp_path / "cache"
