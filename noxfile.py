@@ -20,6 +20,7 @@ nox.options.sessions = ["lint", "typecheck", "tests", "tests_docker"]
 nox.options.error_on_missing_interpreters = True
 
 LINT_DEPS = ["ruff==0.17.6"]
+EXAMPLE_SERVICE = "tests/example_service"  # a service of a team's own, plugged in by its entry point
 TYPE_DEPS = ["mypy==2.4.1", "types-docker", "types-requests"]
 
 
@@ -34,14 +35,15 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, tests, benchmarks and this file."""
-    session.install("-e", ".[test]", *TYPE_DEPS, "nox")
+    session.install("-e", ".[test]", "-e", EXAMPLE_SERVICE, *TYPE_DEPS, "nox")
     session.run("mypy")
+    session.run("mypy", "--strict", *sorted(str(p) for p in Path(EXAMPLE_SERVICE).glob("*/*.py")))
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite against real services on the local backend; extra arguments go to pytest."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "-e", EXAMPLE_SERVICE)
     args = session.posargs or ["-m", "not docker", "-n", "2", "--dist", "loadgroup"]
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "local"})
 
@@ -50,7 +52,7 @@ def tests(session: nox.Session) -> None:
 def tests_docker(session: nox.Session) -> None:
     """The integration and plugin tests again on the docker backend (needs an engine and the images:
     scripts/provision --docker; the DRIVEOPS_ENV_IMAGE_* overrides come from the environment)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "-e", EXAMPLE_SERVICE)
     args = session.posargs or [
         "-m",
         "integration and not local_only",

@@ -167,12 +167,12 @@ def with_options(settings: Settings, base: Path | None = None, **raw: Any) -> Se
 
 
 def markdown_table(options: Sequence[Option] | None = None) -> str:
-    """The options reference of the README."""
+    """The options reference of the README: driveops-env's own (a plugged-in service documents its own)."""
     lines = [
         "| option | CLI flag | environment variable | pyproject key | default | meaning |",
         "|---|---|---|---|---|---|",
     ]
-    for option in options if options is not None else registry.options():
+    for option in options if options is not None else registry.options(plugged=False):
         meaning = option.help
         if option.choices:
             meaning += " One of: " + ", ".join(f"`{c}`" for c in option.choices) + "."

@@ -37,10 +37,10 @@ def _load(reference: str) -> type[Service[object]]:
     return found
 
 
-def classes() -> list[type[Service[object]]]:
-    """Every service class: the built-in ones, then those of the entry point group."""
+def classes(*, plugged: bool = True) -> list[type[Service[object]]]:
+    """Every service class: the built-in ones, then (``plugged``) those of the entry point group."""
     found = [_load(reference) for reference in BUILT_IN]
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS) if plugged else ():
         found.append(_load(entry.value))
     names = [cls.name for cls in found]
     doubled = sorted({n for n in names if names.count(n) > 1})
@@ -57,10 +57,10 @@ def default_names() -> tuple[str, ...]:
     return tuple(cls.name for cls in classes() if cls.default)
 
 
-def options() -> tuple[Option, ...]:
-    """Every option: the generic ones, then each service's own."""
+def options(*, plugged: bool = True) -> tuple[Option, ...]:
+    """Every option: the generic ones, then each service's own (``plugged``: plugged-in ones' too)."""
     result = list(table(Settings))
-    for cls in classes():
+    for cls in classes(plugged=plugged):
         if cls.options is not None:
             result += table(cls.options)
     return tuple(result)

@@ -1,0 +1,74 @@
+"""A service of a team's own, plugged in through the ``driveops_env.services`` entry point without any
+change to ``driveops_env/`` (``tests/example_service``: a notes server with a namespace per tenant):
+env values, a check, a fixture with per-test restore, ``tenant add``, isolation, on both backends."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+import pytest
+from driveops_example_notes.service import build_image, call
+
+from tests.conftest import Sandbox, docker_client, run
+
+pytestmark = pytest.mark.integration
+
+NOTES_TESTS = """
+def test_a_writes(tenant, tenant_notes):
+    assert tenant_notes.notes()["welcome"] == "Hello Acme Garage"
+    tenant_notes.put("scratch", "written by a test")
+    assert "scratch" in tenant_notes.notes()
+
+def test_b_sees_the_seed_again(tenant_notes):
+    assert "scratch" not in tenant_notes.notes()
+"""
+
+
+@pytest.fixture
+def notes_box(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    box.services = "notes,postgres"
+    monkeypatch.setenv("DRIVEOPS_ENV_SERVICES", box.services)
+    if box.backend == "docker":  # its image: made once on the engine, from the stand-ins' Debian base
+        monkeypatch.setenv("DRIVEOPS_ENV_IMAGE_NOTES", build_image(docker_client()))
+    return box
+
+
+def test_a_plugged_in_service_gets_env_check_fixture_restore_and_tenant_add(
+    pytester: pytest.Pytester, notes_box: Sandbox
+) -> None:
+    box = notes_box
+    up = box.cli("up", "--tenants", "acme,beta")
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert "ok  seed notes.acme" in up.stderr and "/ns/driveops_acme" in up.stdout
+    acme = json.loads(box.cli("env", "--tenant", "acme", "--format", "json").stdout)
+    beta = json.loads(box.cli("env", "--tenant", "beta", "--format", "json").stdout)
+    notes = f"{acme['DRIVEOPS_NOTES_URL']}/ns/{acme['DRIVEOPS_NOTES_NAMESPACE']}/notes"
+    assert call(notes, acme["DRIVEOPS_NOTES_TOKEN"])["tenant_id"] == acme["DRIVEOPS_TENANT_ID"]
+    with pytest.raises(urllib.error.HTTPError, match="403"):  # beta's token does not reach acme's notes
+        call(notes, beta["DRIVEOPS_NOTES_TOKEN"])
+    check = box.cli("check", "--format", "json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert {(r["tenant"], r["name"]) for r in json.loads(check.stdout)} >= {("acme", "notes"), ("beta", "notes")}
+    pytester.makepyfile(test_notes=NOTES_TESTS)
+    result = run(pytester, "--driveops-reuse", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    added = box.cli("tenant", "add", "gamma")
+    assert added.returncode == 0, added.stderr
+    gamma = json.loads(box.cli("env", "--tenant", "gamma", "--format", "json").stdout)
+    assert gamma["DRIVEOPS_NOTES_NAMESPACE"] == "driveops_gamma"
+    assert box.cli("reset", "--tenant", "acme", "--only", "notes").returncode == 0
+    assert box.cli("down").returncode == 0
+    assert box.leftovers() == []
+
+
+def test_the_plugged_in_service_lives_outside_the_package() -> None:
+    import driveops_example_notes
+
+    package = Path(__file__).resolve().parents[2] / "driveops_env"
+    assert not Path(driveops_example_notes.__file__).resolve().is_relative_to(package)
+    assert all("notes" not in p.read_text() for p in (package / "services").glob("*.py"))
+    found: Any = __import__("driveops_env.services.registry", fromlist=["names"])
+    assert "notes" in found.names() and "notes" not in found.default_names()
