@@ -68,7 +68,8 @@ def _driveops_slug(request: pytest.FixtureRequest, driveops_env: Environment) ->
 
 @pytest.fixture
 def _driveops_copy(request: pytest.FixtureRequest, _driveops_slug: str, driveops_env: Environment) -> TenantCopy:
-    services = driveops_env.services()
+    running = set(driveops_env.settings.services)  # a registered service this environment runs no server of
+    services = {name: service for name, service in driveops_env.services().items() if name in running}
     stores = stores_of(list(request.node.fixturenames), services)
     fresh = tuple(
         name

@@ -16,7 +16,7 @@ from filelock import FileLock
 
 from driveops_env import options, toolchains
 from tests.ci import recipe_runner
-from tests.conftest import Sandbox, make_sandbox
+from tests.helpers import Sandbox, make_sandbox
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pymongo
 import pytest
 import redis
 
-from tests.conftest import Sandbox, make_sandbox
+from tests.helpers import Sandbox, make_sandbox
 
 pytestmark = pytest.mark.integration
 ACME_ID = "550e8400-e29b-41d4-a716-446655440001"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from driveops_env import Environment, __version__
-from tests.conftest import Sandbox, run
+from tests.helpers import Sandbox, run
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ def test_smoke_junit_groups_by_tenant_and_the_header_names_the_environment(
     result = run(pytester, "--driveops-smoke", f"--junitxml={report}")
     result.assert_outcomes(passed=8)
     cases = report.read_text()
-    assert 'classname="driveops-env.beta"' in cases or 'name="smoke[beta-redis]"' in cases
+    assert 'classname="driveops-env.beta"' in cases and 'name="smoke[beta-redis]"' in cases
     header = run(pytester, "--co")
     header.stdout.fnmatch_lines([f"driveops-env: environment {box.name}, backend *"])
     off = run(pytester, "-p", "no:driveops_env", "--co")
@@ -126,7 +126,7 @@ def test_async_fixtures_have_the_same_isolation(pytester: pytest.Pytester, box: 
 
 
 def test_keycloak_extensions_and_themes_are_built_in_and_cached_by_content(tmp_path: Path) -> None:
-    from tests.conftest import make_sandbox
+    from tests.helpers import make_sandbox
 
     providers = tmp_path / "providers"
     theme = providers / "themes" / "driveops" / "login"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from driveops_env import Environment, gc
-from tests.conftest import Sandbox, docker_client, make_sandbox
+from tests.helpers import Sandbox, docker_client, make_sandbox, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -244,7 +244,7 @@ def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> 
     while time.monotonic() < deadline:
         said += proc.stderr.readline()
         if line in said:
-            time.sleep(1)  # the builder is running now
+            wait_for(_builders)  # the builder is running now
             proc.kill()
             proc.communicate()
             return said

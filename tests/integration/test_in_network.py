@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from driveops_env.services.keycloak.admin import claims
-from tests.conftest import make_sandbox
+from tests.helpers import make_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 

@@ -18,8 +18,7 @@ from jwcrypto.common import JWKeyNotFound
 from driveops_env import Environment, options
 from driveops_env.errors import ServiceError
 from driveops_env.services.keycloak import admin as keycloak
-from tests.conftest import REPO, Sandbox, make_sandbox
-from tests.helpers import userinfo_status
+from tests.helpers import REPO, Sandbox, make_sandbox, userinfo_status
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from driveops_env import Environment
-from tests.conftest import Sandbox, make_sandbox, run
+from tests.helpers import Sandbox, make_sandbox, run
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from driveops_env import Environment
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pymongo.errors
 import pytest
 
 from driveops_env import Environment
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 pytestmark = pytest.mark.integration
 

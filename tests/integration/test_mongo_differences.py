@@ -14,7 +14,7 @@ from driveops_env import Environment, options
 from driveops_env.diagnosis import diagnose
 from driveops_env.services import registry
 from driveops_env.services.mongo.differences import DIFFERENCES, explain, markdown_table
-from tests.conftest import make_sandbox, run
+from tests.helpers import make_sandbox, run
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from driveops_example_notes.service import build_image, call
 
-from tests.conftest import Sandbox, docker_client, run
+from tests.helpers import Sandbox, docker_client, run
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import redis
 
 from driveops_env import Environment
 from driveops_env.services.redis import admin as redis_service
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 pytestmark = pytest.mark.integration
 

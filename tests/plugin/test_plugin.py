@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import Sandbox, run
+from tests.helpers import Sandbox, run
 
 pytestmark = pytest.mark.integration
 

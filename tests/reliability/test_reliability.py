@@ -9,14 +9,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from driveops_env import Environment
-from tests.conftest import Sandbox, processes_mentioning
+from tests.helpers import Sandbox, processes_mentioning, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +58,6 @@ def test_a_killed_server_is_reported_and_up_heals_it(
 ) -> None:
     assert sandbox.cli("up", "--tenants", "acme,beta").returncode == 0
     sandbox.kill_server("postgres.beta")
-    time.sleep(0.5)
     status = sandbox.cli("status")
     assert status.returncode == 1
     line = next(line for line in status.stdout.splitlines() if "postgres.beta" in line)
@@ -249,7 +247,7 @@ def test_a_reset_on_a_full_disk_says_so_and_changes_nothing(sandbox: Sandbox) ->
 def test_a_killed_up_leaves_no_snapshot_builder(tmp_path: Path) -> None:
     """kill -9 while a new tenant set's realm snapshot is being made: the Keycloak making it and its
     half-made folder are removed by the next `gc` (and `up`); gc keeps the newest snapshots only."""
-    from tests.conftest import make_sandbox
+    from tests.helpers import make_sandbox
 
     slug = "k" + uuid.uuid4().hex[:8]
     with make_sandbox(tmp_path, services="keycloak") as box:
@@ -258,12 +256,15 @@ def test_a_killed_up_leaves_no_snapshot_builder(tmp_path: Path) -> None:
         said = ""
         while "making a Keycloak snapshot" not in said and proc.poll() is None:
             said += proc.stderr.readline()
-        time.sleep(2)  # the builder's Keycloak is starting
-        proc.kill()
-        proc.communicate()
         cache = Path(box.settings().cache_dir)
-        partial = list((cache / "keycloak").glob("*.snapshots/*.partial"))
-        assert partial and processes_mentioning(str(partial[0])), "the builder should still run"
+
+        def building() -> list[Path]:
+            return [p for p in (cache / "keycloak").glob("*.snapshots/*.partial") if processes_mentioning(str(p))]
+
+        partial = wait_for(building, what="a snapshot builder")
+        proc.kill()  # the builder's Keycloak runs on its half-made folder
+        proc.communicate()
+        assert processes_mentioning(str(partial[0])), "the builder should outlive the killed up"
         collected = box.cli("gc")
         assert collected.returncode == 0 and "builder folder" in collected.stderr, collected.stderr
         assert processes_mentioning(str(partial[0])) == [] and not partial[0].exists()

@@ -15,8 +15,7 @@ import redis
 
 from driveops_env import Environment
 from driveops_env.errors import ServiceError
-from tests.conftest import Sandbox, make_sandbox
-from tests.helpers import userinfo_status
+from tests.helpers import Sandbox, make_sandbox, userinfo_status
 
 pytestmark = pytest.mark.integration
 

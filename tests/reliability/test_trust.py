@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.local_only]
 

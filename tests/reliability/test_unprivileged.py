@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from driveops_env import options, toolchains
-from tests.conftest import REPO, processes_mentioning
+from tests.helpers import REPO, processes_mentioning
 
 pytestmark = [pytest.mark.integration, pytest.mark.local_only]
 LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin"  # what a login shell has: no /usr/local/go/bin

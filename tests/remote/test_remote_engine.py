@@ -30,7 +30,7 @@ def engine() -> Iterator[RemoteEngine]:
 
 
 def test_the_whole_cycle_on_a_remote_engine(engine: RemoteEngine, tmp_path: Path) -> None:
-    from tests.conftest import make_sandbox
+    from tests.helpers import make_sandbox
 
     with make_sandbox(tmp_path, services="keycloak,postgres,mongo,redis", backend="docker") as box:
         box.extra_env = {"DOCKER_HOST": engine.tcp}
