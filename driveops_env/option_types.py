@@ -46,6 +46,11 @@ def declare(
     return field(metadata={_DECL: _Decl(help, default, default_doc, parse or parse_text, metavar, list_valued)})
 
 
+def switch(help: str) -> Any:
+    """A boolean option, off unless set (``--flag``/``--no-flag``, true/false in files and variables)."""
+    return declare(help, lambda: False, "false", parse_bool, metavar="BOOL")
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting, derived from its field: names in every source, choices, parser, documentation."""

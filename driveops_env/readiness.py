@@ -47,6 +47,10 @@ def wait_until(
 ) -> T:
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
+
+    def failed(kind: type[StartupError], message: str, hint: str) -> StartupError:
+        return kind(message, service=service, tenant=tenant, hint=hint, log_tail=logs() if logs else None)
+
     while True:
         if cancel is not None and cancel.is_set():
             raise Interrupted("start-up was cancelled", service=service, tenant=tenant)
@@ -55,29 +59,17 @@ def wait_until(
         except Exception as exc:  # a probe signals "not ready" by raising anything
             last_error = exc
             if is_permanent(exc):
-                raise StartupError(
-                    f"{service} refused: {' '.join(str(exc).split())[:300]}",
-                    service=service,
-                    tenant=tenant,
-                    hint="the server answers but refuses; waiting would not change it",
-                    log_tail=logs() if logs else None,
+                refused = f"{service} refused: {' '.join(str(exc).split())[:300]}"
+                raise failed(
+                    StartupError, refused, "the server answers but refuses; waiting would not change it"
                 ) from exc
         if alive is not None and not alive():
-            raise StartupError(
-                f"{service} exited during start-up",
-                service=service,
-                tenant=tenant,
-                hint="read the log lines below; `driveops-env logs` shows the whole log",
-                log_tail=logs() if logs else None,
-            )
+            gone = "read the log lines below; `driveops-env logs` shows the whole log"
+            raise failed(StartupError, f"{service} exited during start-up", gone)
         if time.monotonic() >= deadline:
-            raise ReadinessTimeoutError(
-                f"{service} was not ready after {timeout:.0f}s (last answer: {last_error})",
-                service=service,
-                tenant=tenant,
-                hint="raise --startup-timeout if the machine is slow, or read the log lines below",
-                log_tail=logs() if logs else None,
-            )
+            late = f"{service} was not ready after {timeout:.0f}s (last answer: {last_error})"
+            slow = "raise --startup-timeout if the machine is slow, or read the log lines below"
+            raise failed(ReadinessTimeoutError, late, slow)
         time.sleep(interval)
         interval = min(interval * 1.5, max_interval)
 

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from driveops_env import files, paths
 from driveops_env.option_types import (
@@ -18,6 +18,8 @@ from driveops_env.option_types import (
     parse_positive_int,
 )
 from driveops_env.tenants import parse_tenant_list, validate_env_name, validate_realm_pattern
+
+T = TypeVar("T")
 
 BackendName = Literal["auto", "local", "docker"]
 Isolation = Literal["dedicated", "shared"]
@@ -158,6 +160,11 @@ class Settings:
         if name in FIELDS:
             return getattr(self, name)
         return self.extra[name]
+
+    def of(self, options: type[T]) -> T:
+        """A service's options (a dataclass of ``declare``d fields) with their values in these settings."""
+        make: Any = options  # a dataclass: its fields are its parameters
+        return cast(T, make(**{f.name: self.value(f.name) for f in dataclasses.fields(make)}))
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` (already typed values), recorded as given from Python."""

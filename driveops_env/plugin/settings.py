@@ -27,29 +27,17 @@ DEST_PREFIX = "driveops_"
 
 @dataclass(frozen=True)
 class PluginSettings:
-    reuse: bool = option_types.declare(
+    reuse: bool = option_types.switch(
         "Attach to the environment `driveops-env up` started (same --driveops-name, default 'default') and "
         "leave it running; start it, and leave it running, if none runs.",
-        lambda: False,
-        "false",
-        option_types.parse_bool,
-        metavar="BOOL",
     )
-    keep: bool = option_types.declare(
+    keep: bool = option_types.switch(
         "Leave the environment running after the session (to inspect it, or to reuse it).",
-        lambda: False,
-        "false",
-        option_types.parse_bool,
-        metavar="BOOL",
     )
-    smoke: bool = option_types.declare(
+    smoke: bool = option_types.switch(
         "Run the `driveops-env check` health checks as the session's tests, against the environment "
         "`driveops-env up` runs (same lookup as --driveops-reuse), the one --driveops-from describes, the "
         "one the DRIVEOPS_* variables of `driveops-env env` describe, or else one this session starts.",
-        lambda: False,
-        "false",
-        option_types.parse_bool,
-        metavar="BOOL",
     )
     from_file: Path | None = option_types.declare(
         "A descriptor written by `driveops-env export` (a shared staging environment): the fixtures work "

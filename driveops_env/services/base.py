@@ -10,6 +10,7 @@ teardown, bundle and the plugin iterate the registry (:mod:`.registry`) and name
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -32,6 +33,19 @@ PROCESS, CONTAINER = "process", "container"  # the families of backends: what a 
 
 def never(_: str) -> bool:
     return False
+
+
+@dataclass
+class DatabaseAccess:
+    """A database reached as a user with a password: the shape of a relational or document store's
+    access record (a unit's own record derives from it and adds what its clients need)."""
+
+    service: str  # the server's key
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -195,9 +209,13 @@ class Service(Generic[A]):
     reset_marker: ClassVar[str | None] = None  # a test marked so gets the store made afresh
     issues_tokens: ClassVar[bool] = False
     commands: ClassVar[tuple[str, ...]] = ()  # its local processes' command names (found when a state is lost)
+    # a module of the unit with env(access, style), from_env(environ, slug) and data(access, show_secrets)
+    formats: ClassVar[Any] = None
+    endpoint_type: ClassVar[Any] = None  # what ``endpoint`` makes of an access: ``endpoint_type.of(access)``
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.own: Any = settings.of(self.options) if self.options else None  # its own options' values
 
     # --- planning and preparing -------------------------------------------------------------------
 
@@ -270,11 +288,12 @@ class Service(Generic[A]):
 
     def env(self, access: A, style: str) -> dict[str, str]:
         """What ``env`` prints of the store, in ``plain`` (DRIVEOPS_*) or ``dotnet`` style."""
-        return {}
+        return dict(self.formats.env(access, style)) if self.formats else {}
 
     def from_env(self, environ: Mapping[str, str], slug: str) -> A | None:
         """The access record the ``plain`` variables describe, if they hold one."""
-        return None
+        found: A | None = self.formats.from_env(environ, slug) if self.formats else None
+        return found
 
     def inside(self, access: A, servers: Mapping[str, ServiceRecord]) -> tuple[A, dict[str, str]]:
         """The access as a container on the environment's network sees it, and extra dotnet keys."""
@@ -287,14 +306,20 @@ class Service(Generic[A]):
 
     def data(self, access: A, show_secrets: bool) -> dict[str, Any]:
         """The same as data (``status --json``)."""
-        return {}
+        return dict(self.formats.data(access, show_secrets)) if self.formats else {}
 
     def admin(self, record: ServiceRecord, show_secrets: bool) -> dict[str, str] | None:
         """A server's administration entry point worth printing (a console URL), if any."""
         return None
 
     def secrets(self, access: A) -> list[str]:
-        return []
+        """What logs and reports must never show: the access record's fields kept out of its repr."""
+        found: list[Any] = []
+        for item in dataclasses.fields(access):  # type: ignore[arg-type]
+            value = getattr(access, item.name)
+            if not item.repr:
+                found += list(value.values()) if isinstance(value, Mapping) else [value]
+        return [str(v) for v in found if v]
 
     def builds(self, cache: Path) -> list[Path]:
         """Folders of the cache where it makes things in ``*.partial`` folders under a lock (see
@@ -313,7 +338,7 @@ class Service(Generic[A]):
 
     def endpoint(self, access: A, servers: Mapping[str, ServiceRecord]) -> Any:
         """What ``TenantHandle.<service>`` gives: values and ``connect()``."""
-        return access
+        return self.endpoint_type.of(access) if self.endpoint_type else access
 
     def fixtures(self) -> list[Fixture]:
         return []

@@ -8,9 +8,9 @@ gets a realm of its own (``<realm>_<token>``), made again before each such test.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from driveops_env import builders
 from driveops_env.errors import UsageError
@@ -89,10 +89,6 @@ class KeycloakOptions:
     )
     image_keycloak: str = declare("Image of keycloak for the docker backend.", lambda: IMAGE, IMAGE, metavar="IMAGE")
 
-    @classmethod
-    def of(cls, settings: Settings) -> KeycloakOptions:
-        return cls(**{f.name: settings.value(f.name) for f in fields(cls)})
-
     @property
     def version(self) -> KeycloakVersion:
         return KeycloakVersion(self.keycloak_version)
@@ -102,7 +98,9 @@ class KeycloakService(Service[KeycloakAccess]):
     name = "keycloak"
     title = "Keycloak"
     access_type = KeycloakAccess
+    formats: ClassVar[Any] = access_
     options = KeycloakOptions
+    own: KeycloakOptions
     restored_per_test = False
     issues_tokens = True
     reset_marker = "keycloak_reset"
@@ -110,7 +108,6 @@ class KeycloakService(Service[KeycloakAccess]):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.own = KeycloakOptions.of(settings)
         self._install: dist.KeycloakInstall | None = None
         self._optimized: tuple[str, str] | None = None  # the derived image, its template admin's password
         self._in_snapshot: set[str] = set()  # realms Keycloak starts with: only their secrets are set
@@ -292,12 +289,6 @@ class KeycloakService(Service[KeycloakAccess]):
     def checks(self) -> dict[str, Any]:
         return {"keycloak": _check}
 
-    def env(self, access: KeycloakAccess, style: str) -> dict[str, str]:
-        return access_.env(access, style)
-
-    def from_env(self, environ: Mapping[str, str], slug: str) -> KeycloakAccess | None:
-        return access_.from_env(environ, slug)
-
     def inside(
         self, access: KeycloakAccess, servers: Mapping[str, ServiceRecord]
     ) -> tuple[KeycloakAccess, dict[str, str]]:
@@ -312,15 +303,9 @@ class KeycloakService(Service[KeycloakAccess]):
         secret = access.client_secret if show_secrets else mask(access.client_secret)
         return f"{access.issuer} (client {access.client_id}, secret {secret})"
 
-    def data(self, access: KeycloakAccess, show_secrets: bool) -> dict[str, Any]:
-        return access_.data(access, show_secrets)
-
     def admin(self, record: ServiceRecord, show_secrets: bool) -> dict[str, str] | None:
         password = record.admin_password if show_secrets else mask(record.admin_password)
         return {"url": f"{admin.base_url(record)}/admin/", "user": record.admin_user, "password": password}
-
-    def secrets(self, access: KeycloakAccess) -> list[str]:
-        return [access.client_secret, *access.users.values()]
 
     def endpoint(self, access: KeycloakAccess, servers: Mapping[str, ServiceRecord]) -> KeycloakEndpoint:
         record = servers.get(access.service)

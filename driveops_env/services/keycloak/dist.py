@@ -13,6 +13,7 @@ master realm set-up; the template admin's password is replaced by a generated on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,36 +216,48 @@ def build(cache: Path, version: str, db: str, java: str, progress: Progress, pro
     return home
 
 
-def _initialise_base(home: Path, version: str, java: str, base: Path, heap_mb: int, progress: Progress) -> None:
-    """Start the build once on an empty data directory: Keycloak creates its schema and the master
-    realm with a template admin; the JVM writes a class-data-sharing archive when it exits."""
-    staging = base.with_name(base.name + ".partial")
+def fresh_staging(target: Path) -> Path:
+    """The empty ``<target>.partial`` folder a build step fills before renaming it to ``target``."""
+    staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    password = generate_secret()
+    return staging
+
+
+@contextlib.contextmanager
+def staged_server(install: KeycloakInstall, staging: Path, env: dict[str, str], log: Path) -> Iterator[str]:
+    """A Keycloak on a build step's own data directory, ready, until the block ends: its base URL."""
     ports = PortAllocator()
-    install = KeycloakInstall(version, "dev-file", home, java, None, None, None)
-    http_port = ports.allocate()
-    management_port = ports.allocate() if install.versions.has_management_port else None
-    env = install.server_env(heap_mb, f"-XX:ArchiveClassesAtExit={staging / 'classes.jsa'}")
-    env |= install.versions.bootstrap_admin_env(TEMPLATE_ADMIN, password)
-    progress("initialising Keycloak's base data (schema, master realm; once, about 30 s)")
-    log = staging / "init.log"
-    ref = process.spawn(install.server_argv(staging, http_port, management_port), log_path=log, env=env, cwd=staging)
+    http = ports.allocate()
+    management = ports.allocate() if install.versions.has_management_port else None
+    ref = process.spawn(install.server_argv(staging, http, management), log_path=log, env=env, cwd=staging)
     try:
         readiness.wait_until(
-            lambda: readiness.http_ok(install.versions.health_url("127.0.0.1", http_port, management_port)),
+            lambda: readiness.http_ok(install.versions.health_url("127.0.0.1", http, management)),
             timeout=300,
             service="keycloak",
             alive=lambda: process.is_alive(ref),
             logs=lambda: process.log_excerpt(log),
         )
+        yield f"http://127.0.0.1:{http}"
+    finally:
+        process.terminate(ref, sig=signal.SIGTERM, timeout=60)
+
+
+def _initialise_base(home: Path, version: str, java: str, base: Path, heap_mb: int, progress: Progress) -> None:
+    """Start the build once on an empty data directory: Keycloak creates its schema and the master
+    realm with a template admin; the JVM writes a class-data-sharing archive when it exits."""
+    staging = fresh_staging(base)
+    password = generate_secret()
+    install = KeycloakInstall(version, "dev-file", home, java, None, None, None)
+    env = install.server_env(heap_mb, f"-XX:ArchiveClassesAtExit={staging / 'classes.jsa'}")
+    env |= install.versions.bootstrap_admin_env(TEMPLATE_ADMIN, password)
+    progress("initialising Keycloak's base data (schema, master realm; once, about 30 s)")
+    with staged_server(install, staging, env, staging / "init.log") as url:
         # exercise the admin login path once, so its classes land in the archive
         from driveops_env.services.keycloak import admin as keycloak
 
-        keycloak.wait_for_admin(f"http://127.0.0.1:{http_port}", TEMPLATE_ADMIN, password)
-    finally:
-        process.terminate(ref, sig=signal.SIGTERM, timeout=60)
+        keycloak.wait_for_admin(url, TEMPLATE_ADMIN, password)
     (staging / "template-admin.json").write_text(json.dumps({"username": TEMPLATE_ADMIN, "password": password}))
     (staging / "template-admin.json").chmod(0o600)
     for leftover in ("transaction-logs",):

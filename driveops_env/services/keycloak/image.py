@@ -21,7 +21,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -137,39 +137,53 @@ def _initialise(
 ) -> None:
     """Start the built image once (schema, master realm, template admin), stop it, commit it.  The
     container carries the builder labels: if this process dies, the next ``up`` or ``gc`` removes it."""
-    ports = version.container_ports
-    command = [
-        "start",
-        "--optimized",
-        "--http-enabled=true",
-        "--hostname-strict=false",
-        *version.listen_args("0.0.0.0", ports["http"], ports.get("management")),  # noqa: S104 - in the container
-    ]
-    container = client.containers.run(
+    running = builder_container(
+        client,
         built.id,
-        command=command,
-        detach=True,
-        labels=labels | builders.labels("keycloak-optimized", lock),
-        ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()},
-        environment=version.bootstrap_admin_env(TEMPLATE_ADMIN, password),
+        version,
+        addresses,
+        labels | builders.labels("keycloak-optimized", lock),
+        version.bootstrap_admin_env(TEMPLATE_ADMIN, password),
+    )
+    try:
+        with running as (container, url):
+            kcadm.plain_http(partial(docker_engine.exec_in, client, container.id), TEMPLATE_ADMIN, password)
+            keycloak.wait_for_admin(url, TEMPLATE_ADMIN, password)
+            commit(client, container, built.id, tag, labels)
+    except Exception as exc:
+        raise StartupError(f"deriving the optimized Keycloak image failed: {exc}", service="keycloak") from exc
+
+
+@contextlib.contextmanager
+def builder_container(
+    client: Any,
+    image: str,
+    version: KeycloakVersion,
+    addresses: tuple[str, str],
+    labels: dict[str, str],
+    environment: dict[str, str] | None = None,
+) -> Iterator[tuple[Any, str]]:
+    """A builder's Keycloak container of ``image``, ready, until the block ends (then removed with its
+    volumes): the container and its base URL.  ``addresses``: where the engine publishes ports, and
+    where this machine reaches them."""
+    ports = version.container_ports
+    published = {f"{p}/tcp": (addresses[0], None) for p in ports.values()}
+    command = optimized_command(version)
+    container = client.containers.run(
+        image, command=command, detach=True, labels=labels, ports=published, environment=environment
     )
     try:
         container.reload()
-        bound = {
-            name: container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]["HostPort"] for name, p in ports.items()
-        }
-        health = version.health_url(addresses[1], int(bound["http"]), _int(bound.get("management")))
+        found = container.attrs["NetworkSettings"]["Ports"]
+        bound = {name: int(found[f"{p}/tcp"][0]["HostPort"]) for name, p in ports.items()}
+        health = version.health_url(addresses[1], bound["http"], bound.get("management"))
         readiness.wait_until(
             lambda: readiness.http_ok(health),
             timeout=300,
             service="keycloak",
             logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
         )
-        kcadm.plain_http(partial(docker_engine.exec_in, client, container.id), TEMPLATE_ADMIN, password)
-        keycloak.wait_for_admin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
-        commit(client, container, built.id, tag, labels)
-    except Exception as exc:
-        raise StartupError(f"deriving the optimized Keycloak image failed: {exc}", service="keycloak") from exc
+        yield container, f"http://{addresses[1]}:{bound['http']}"
     finally:
         container.remove(force=True, v=True)
 
@@ -185,5 +199,8 @@ def commit(client: Any, container: Any, source: str, tag: str, labels: dict[str,
     )
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None else None
+def optimized_command(version: KeycloakVersion) -> list[str]:
+    """How a builder starts the optimized image: plain HTTP on the container's ports, any host name."""
+    ports = version.container_ports
+    listen = version.listen_args("0.0.0.0", ports["http"], ports.get("management"))  # noqa: S104 - in the container
+    return ["start", "--optimized", "--http-enabled=true", "--hostname-strict=false", *listen]

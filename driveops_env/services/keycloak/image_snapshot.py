@@ -12,12 +12,12 @@ from typing import Any
 
 from filelock import FileLock
 
-from driveops_env import builders, process, readiness
+from driveops_env import builders
 from driveops_env.builders import image_present
 from driveops_env.errors import StartupError
 from driveops_env.services.keycloak import admin as keycloak
 from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN
-from driveops_env.services.keycloak.image import commit
+from driveops_env.services.keycloak.image import builder_container, commit
 from driveops_env.services.keycloak.snapshot import masked
 from driveops_env.services.keycloak.versions import KeycloakVersion
 
@@ -44,53 +44,16 @@ def ensure(
         if image_present(client, tag):
             return tag
         progress(f"making a Keycloak image with {len(realms)} realm(s) (once per tenant set)")
-        builder = builders.labels("keycloak-realms", lock)
-        _make(client, optimized, tag, template_password, [masked(r) for r in realms], version, addresses, builder)
-    return tag
-
-
-def _make(
-    client: Any,
-    optimized: str,
-    tag: str,
-    password: str,
-    realms: list[dict[str, Any]],
-    version: KeycloakVersion,
-    addresses: tuple[str, str],
-    builder: dict[str, str],
-) -> None:
-    ports = version.container_ports
-    command = [
-        "start",
-        "--optimized",
-        "--http-enabled=true",
-        "--hostname-strict=false",
-        *version.listen_args("0.0.0.0", ports["http"], ports.get("management")),  # noqa: S104 - in the container
-    ]
-    labels = dict(client.images.get(optimized).labels or {})
-    container = client.containers.run(
-        optimized,
-        command=command,
-        detach=True,
-        labels=labels | builder,
-        ports={f"{p}/tcp": (addresses[0], None) for p in ports.values()},
-    )
-    try:
-        container.reload()
-        bound = {
-            n: int(container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]["HostPort"]) for n, p in ports.items()
-        }
-        readiness.wait_until(
-            lambda: readiness.http_ok(version.health_url(addresses[1], bound["http"], bound.get("management"))),
-            timeout=300,
-            service="keycloak",
-            logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
+        labels = dict(client.images.get(optimized).labels or {})
+        running = builder_container(
+            client, optimized, version, addresses, labels | builders.labels("keycloak-realms", lock)
         )
-        admin = keycloak.RealmAdmin(f"http://{addresses[1]}:{bound['http']}", TEMPLATE_ADMIN, password)
-        for realm in realms:
-            admin.create_realm(realm)
-        commit(client, container, optimized, tag, labels)
-    except Exception as exc:
-        raise StartupError(f"making the Keycloak image with the realms failed: {exc}", service="keycloak") from exc
-    finally:
-        container.remove(force=True, v=True)
+        try:
+            with running as (container, url):
+                admin = keycloak.RealmAdmin(url, TEMPLATE_ADMIN, template_password)
+                for realm in map(masked, realms):
+                    admin.create_realm(realm)
+                commit(client, container, optimized, tag, labels)
+        except Exception as exc:
+            raise StartupError(f"making the Keycloak image with the realms failed: {exc}", service="keycloak") from exc
+    return tag

@@ -71,17 +71,7 @@ def process(
         fixed_port=port or None,
     )
     after = _after(install.template_password if data is not None else None, password)
-    return Server(
-        "keycloak",
-        "keycloak",
-        None,
-        TEMPLATE_ADMIN,
-        password,
-        probe=admin.probe_ready,
-        process=spec,
-        after_start=after,
-        retry_on=never if port else port_taken,
-    )
+    return _server(password, after, port, process=spec)
 
 
 def container(
@@ -116,6 +106,18 @@ def container(
         memory_mb=heap_mb + 512,
         host_port=port or None,
     )
+    return _server(password, _after(template_password, password) or _plain_http(engine, password), port, container=spec)
+
+
+def _server(
+    password: str,
+    after: Callable[[ServiceRecord], None] | None,
+    port: int,
+    *,
+    process: ProcessSpec | None = None,
+    container: ContainerSpec | None = None,
+) -> Server:
+    """The one Keycloak server; ``port``: a fixed one (0: a free one, another if taken meanwhile)."""
     return Server(
         "keycloak",
         "keycloak",
@@ -123,8 +125,9 @@ def container(
         TEMPLATE_ADMIN,
         password,
         probe=admin.probe_ready,
-        container=spec,
-        after_start=_after(template_password, password) or _plain_http(engine, password),
+        process=process,
+        container=container,
+        after_start=after,
         retry_on=never if port else port_taken,
     )
 

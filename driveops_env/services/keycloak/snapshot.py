@@ -16,7 +16,6 @@ import copy
 import hashlib
 import json
 import shutil
-import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,8 +23,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from driveops_env import builders, process, readiness
-from driveops_env.ports import PortAllocator
+from driveops_env import builders
 from driveops_env.services.keycloak import admin as keycloak
 from driveops_env.services.keycloak import dist as keycloak_dist
 from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, KeycloakInstall
@@ -79,31 +77,14 @@ def ensure(
 
 
 def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, heap_mb: int, jvm: str) -> None:
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = keycloak_dist.fresh_staging(target)
     assert install.base_data is not None and install.template_password is not None
     keycloak_dist.copy_h2(install.base_data, staging)
-    ports = PortAllocator()
-    http = ports.allocate()
-    management = ports.allocate() if install.versions.has_management_port else None
     log = staging / "snapshot.log"
-    ref = process.spawn(
-        install.server_argv(staging, http, management), log_path=log, env=install.server_env(heap_mb, jvm), cwd=staging
-    )
-    try:
-        readiness.wait_until(
-            lambda: readiness.http_ok(install.versions.health_url("127.0.0.1", http, management)),
-            timeout=300,
-            service="keycloak",
-            alive=lambda: process.is_alive(ref),
-            logs=lambda: process.log_excerpt(log),
-        )
-        admin = keycloak.RealmAdmin(f"http://127.0.0.1:{http}", TEMPLATE_ADMIN, install.template_password)
+    with keycloak_dist.staged_server(install, staging, install.server_env(heap_mb, jvm), log) as url:
+        admin = keycloak.RealmAdmin(url, TEMPLATE_ADMIN, install.template_password)
         for realm in realms:
             admin.create_realm(realm)
-    finally:
-        process.terminate(ref, sig=signal.SIGTERM, timeout=60)
     shutil.rmtree(staging / "data" / "transaction-logs", ignore_errors=True)
     log.unlink(missing_ok=True)
     staging.rename(target)

@@ -6,9 +6,9 @@ tenant's PostgreSQL server, and says so in :meth:`MongoService.needs`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from driveops_env.option_types import declare
 from driveops_env.secret import generate_secret
@@ -40,21 +40,19 @@ IMAGE = "mongo:7"
 class MongoOptions:
     image_mongo: str = declare("Image of mongo for the docker backend.", lambda: IMAGE, IMAGE, metavar="IMAGE")
 
-    @classmethod
-    def of(cls, settings: Settings) -> MongoOptions:
-        return cls(**{f.name: settings.value(f.name) for f in fields(cls)})
-
 
 class MongoService(Service[MongoAccess]):
     name = "mongo"
     title = "MongoDB"
     access_type = MongoAccess
+    formats: ClassVar[Any] = access_
+    endpoint_type = MongoEndpoint
     options = MongoOptions
+    own: MongoOptions
     commands = ("ferretdb",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.own = MongoOptions.of(settings)
         self._binary: Path | None = None
         self._users: dict[str, admin.MongoUser] = {}  # made with the server, handed to the tenant
 
@@ -142,23 +140,8 @@ class MongoService(Service[MongoAccess]):
             return None
         return f"FerretDB (the MongoDB server here) does not support {difference.what}", difference.instead
 
-    def env(self, access: MongoAccess, style: str) -> dict[str, str]:
-        return access_.env(access, style)
-
-    def from_env(self, environ: Mapping[str, str], slug: str) -> MongoAccess | None:
-        return access_.from_env(environ, slug)
-
     def describe(self, access: MongoAccess, show_secrets: bool) -> str:
         return str(access_.data(access, show_secrets)["uri"])
-
-    def data(self, access: MongoAccess, show_secrets: bool) -> dict[str, Any]:
-        return access_.data(access, show_secrets)
-
-    def secrets(self, access: MongoAccess) -> list[str]:
-        return [access.password]
-
-    def endpoint(self, access: MongoAccess, servers: Mapping[str, ServiceRecord]) -> MongoEndpoint:
-        return MongoEndpoint.of(access)
 
     def fixtures(self) -> list[Fixture]:
         return [

@@ -4,21 +4,16 @@ endpoint the Python API and the fixtures hand out."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from driveops_env.secret import hide
+from driveops_env.services.base import DatabaseAccess
 
 
 @dataclass
-class MongoAccess:
-    service: str  # the server's key
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str = field(repr=False)
+class MongoAccess(DatabaseAccess):
     auth_mechanism: str | None = None
     auth_source: str | None = None
 

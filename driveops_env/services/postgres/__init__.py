@@ -5,9 +5,9 @@ milliseconds; a test process's copy is another clone, owned by the tenant's role
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from driveops_env.option_types import declare, parse_optional_path
 from driveops_env.secret import generate_secret
@@ -44,21 +44,19 @@ class PostgresOptions:
         metavar="DIR",
     )
 
-    @classmethod
-    def of(cls, settings: Settings) -> PostgresOptions:
-        return cls(**{f.name: settings.value(f.name) for f in fields(cls)})
-
 
 class PostgresService(Service[PostgresAccess]):
     name = "postgres"
     title = "PostgreSQL"
     access_type = PostgresAccess
+    formats: ClassVar[Any] = access_
+    endpoint_type = PostgresEndpoint
     options = PostgresOptions
+    own: PostgresOptions
     commands = ("postgres",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.own = PostgresOptions.of(settings)
         self._local: tuple[Path, Path, Path, str | None] | None = None  # bin, template, env dir, user
 
     def prepare(self, ctx: Prepare) -> str:
@@ -116,23 +114,8 @@ class PostgresService(Service[PostgresAccess]):
     def checks(self) -> dict[str, Any]:
         return {"postgres": _check_database, "tenant-validation": _check_tenant_row}
 
-    def env(self, access: PostgresAccess, style: str) -> dict[str, str]:
-        return access_.env(access, style)
-
-    def from_env(self, environ: Mapping[str, str], slug: str) -> PostgresAccess | None:
-        return access_.from_env(environ)
-
     def describe(self, access: PostgresAccess, show_secrets: bool) -> str:
         return str(access_.data(access, show_secrets)["dsn"])
-
-    def data(self, access: PostgresAccess, show_secrets: bool) -> dict[str, Any]:
-        return access_.data(access, show_secrets)
-
-    def secrets(self, access: PostgresAccess) -> list[str]:
-        return [access.password]
-
-    def endpoint(self, access: PostgresAccess, servers: Mapping[str, ServiceRecord]) -> PostgresEndpoint:
-        return PostgresEndpoint.of(access)
 
     def fixtures(self) -> list[Fixture]:
         return [

@@ -4,24 +4,18 @@ endpoint the Python API and the fixtures hand out."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driveops_env.secret import hide
+from driveops_env.services.base import DatabaseAccess
 
 if TYPE_CHECKING:
     import psycopg
 
 
 @dataclass
-class PostgresAccess:
-    service: str  # the server's key
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str = field(repr=False)
-
+class PostgresAccess(DatabaseAccess):
     @property
     def dsn(self) -> str:
         return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
@@ -72,7 +66,7 @@ def env(access: PostgresAccess, style: str) -> dict[str, str]:
     }
 
 
-def from_env(environ: Mapping[str, str]) -> PostgresAccess | None:
+def from_env(environ: Mapping[str, str], _slug: str) -> PostgresAccess | None:
     if "PGHOST" not in environ or "PGDATABASE" not in environ:
         return None
     return PostgresAccess(

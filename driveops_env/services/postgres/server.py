@@ -5,7 +5,9 @@ its superuser's password set through the socket right after it answers."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from driveops_env import paths
 from driveops_env.secret import generate_secret
@@ -36,15 +38,7 @@ def container(key: str, tenant: str | None, image: str) -> Server:
         secret_env=("POSTGRES_PASSWORD",),
         command=["postgres", *settings],
     )
-    return Server(
-        key,
-        "postgres",
-        tenant,
-        admin.SUPERUSER,
-        password,
-        probe=lambda record: admin.probe(admin.admin_conninfo(record)),
-        container=spec,
-    )
+    return _server(key, tenant, password, admin.admin_conninfo, container=spec)
 
 
 def process(key: str, tenant: str | None, bin_dir: Path, template: Path, env_dir: Path, user: str | None) -> Server:
@@ -67,15 +61,18 @@ def process(key: str, tenant: str | None, bin_dir: Path, template: Path, env_dir
     spec = ProcessSpec(
         argv=argv, as_local_user=True, setup=setup, stop_signals=(signal.SIGINT, signal.SIGQUIT)
     )  # fast shutdown; immediate (SIGQUIT, which still cleans up) when the data is thrown away
-    return Server(
+    return _server(
         key,
-        "postgres",
         tenant,
-        admin.SUPERUSER,
         password,
-        probe=lambda record: admin.probe(socket_info(record)),
+        socket_info,
         process=spec,
         after_start=lambda record: admin.set_superuser_password(socket_info(record), password),
         retry_on=port_taken,
         extra={"local_dirs": str(sockets)},  # removed with the server; never in a descriptor
     )
+
+
+def _server(key: str, tenant: str | None, password: str, reach: Callable[[ServiceRecord], str], **parts: Any) -> Server:
+    """The server as its superuser sees it; ``reach``: the conninfo its readiness probe connects with."""
+    return Server(key, "postgres", tenant, admin.SUPERUSER, password, probe=lambda r: admin.probe(reach(r)), **parts)

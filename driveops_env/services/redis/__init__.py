@@ -10,9 +10,9 @@ import re
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from driveops_env import process
 from driveops_env.option_types import declare
@@ -35,7 +35,6 @@ from driveops_env.services.base import (
 from driveops_env.services.redis import access as access_
 from driveops_env.services.redis import admin, seeds
 from driveops_env.services.redis.access import RedisAccess, RedisEndpoint
-from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant, database_name
 
@@ -51,21 +50,16 @@ class RedisOptions:
         "The redis-server binary.", lambda: "redis-server", "redis-server on PATH", metavar="PATH"
     )
 
-    @classmethod
-    def of(cls, settings: Settings) -> RedisOptions:
-        return cls(**{f.name: settings.value(f.name) for f in fields(cls)})
-
 
 class RedisService(Service[RedisAccess]):
     name = "redis"
     title = "Redis"
     access_type = RedisAccess
+    formats: ClassVar[Any] = access_
+    endpoint_type = RedisEndpoint
     options = RedisOptions
+    own: RedisOptions
     commands = ("redis-server",)
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.own = RedisOptions.of(settings)
 
     def prepare(self, ctx: Prepare) -> str:
         if ctx.family == CONTAINER:
@@ -159,23 +153,8 @@ class RedisService(Service[RedisAccess]):
     def checks(self) -> dict[str, Any]:
         return {"redis": _check}
 
-    def env(self, access: RedisAccess, style: str) -> dict[str, str]:
-        return access_.env(access, style)
-
-    def from_env(self, environ: Mapping[str, str], slug: str) -> RedisAccess | None:
-        return access_.from_env(environ, slug)
-
     def describe(self, access: RedisAccess, show_secrets: bool) -> str:
         return f"{hide(access.url, access.password, show_secrets)} (keys {access.key_prefix}*)"
-
-    def data(self, access: RedisAccess, show_secrets: bool) -> dict[str, Any]:
-        return access_.data(access, show_secrets)
-
-    def secrets(self, access: RedisAccess) -> list[str]:
-        return [access.password]
-
-    def endpoint(self, access: RedisAccess, servers: Mapping[str, ServiceRecord]) -> RedisEndpoint:
-        return RedisEndpoint.of(access)
 
     def fixtures(self) -> list[Fixture]:
         return [
