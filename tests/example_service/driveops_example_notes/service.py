@@ -19,7 +19,7 @@ import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant, database_name
 
@@ -52,10 +51,6 @@ PACKAGE = Path(__file__).resolve().parent
 @dataclass(frozen=True)
 class NotesOptions:
     image_notes: str = declare("Image of the notes server for the docker backend.", lambda: IMAGE, IMAGE)
-
-    @classmethod
-    def of(cls, settings: Settings) -> NotesOptions:
-        return cls(**{f.name: settings.value(f.name) for f in fields(cls)})
 
 
 @dataclass
@@ -101,12 +96,9 @@ class NotesService(Service[NotesAccess]):
     title = "Notes"
     access_type = NotesAccess
     options = NotesOptions
+    own: NotesOptions  # the options' values, set by the base class
     default = False  # runs when `services` names it
     commands = ("python",)
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.own = NotesOptions.of(settings)
 
     def prepare(self, ctx: Prepare) -> str:
         return self.own.image_notes if ctx.family == CONTAINER else f"python {sys.version.split()[0]}"
@@ -188,9 +180,6 @@ class NotesService(Service[NotesAccess]):
             "namespace": access.namespace,
             "token": hide(access.token, access.token, show_secrets),
         }
-
-    def secrets(self, access: NotesAccess) -> list[str]:
-        return [access.token]
 
     def endpoint(self, access: NotesAccess, servers: Mapping[str, ServiceRecord]) -> NotesClient:
         return NotesClient(access)
