@@ -244,7 +244,7 @@ def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> 
     while time.monotonic() < deadline:
         said += proc.stderr.readline()
         if line in said:
-            wait_for(_builders)  # the builder is running now
+            wait_for(lambda: [c for c in _builders() if c.status == "running"], what="a running builder")
             proc.kill()
             proc.communicate()
             return said

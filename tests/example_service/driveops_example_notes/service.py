@@ -43,7 +43,7 @@ from driveops_env.services.base import (
 from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant, database_name
 
-IMAGE = "driveops-example/notes:1"
+IMAGE = "driveops-example/notes:2"
 PORT = 8080
 PACKAGE = Path(__file__).resolve().parent
 
@@ -218,7 +218,7 @@ def build_image(client: Any, base: str = "driveops-env/debian:bookworm", tag: st
     except Exception:  # not there yet
         dockerfile = (
             f"FROM {base}\nRUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-            "--no-install-recommends python3-minimal && rm -rf /var/lib/apt/lists/*\nCOPY server.py /app/server.py\n"
+            "--no-install-recommends python3 && rm -rf /var/lib/apt/lists/*\nCOPY server.py /app/server.py\n"
         )
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
