@@ -241,23 +241,24 @@ def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> 
     assert proc.stderr is not None
     said = ""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        said += proc.stderr.readline()
-        if line in said:
-            wait_for(lambda: [c for c in _builders() if c.status == "running"], what="a running builder")
-            proc.kill()
-            proc.communicate()
-            return said
-    proc.kill()
-    raise AssertionError(f"never said {line!r}: {said[-2000:]}")
+    try:
+        while line not in said:
+            assert time.monotonic() < deadline, f"never said {line!r}: {said[-2000:]}"
+            said += proc.stderr.readline()
+        wait_for(lambda: [c for c in _builders() if c["State"] == "running"], what="a running builder")
+    finally:  # whatever failed: no `up` left running to disturb the next tests
+        proc.kill()
+        proc.communicate()
+    return said
 
 
 @pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
-def _builders() -> list[Any]:
-    """Builder containers (an environment's server started from an image a builder made carries its
-    labels too: it is not one)."""
-    found = docker_client().containers.list(all=True, filters={"label": "org.driveops-env.builder"})
-    return [c for c in found if "org.driveops-env.env" not in c.labels]
+def _builders() -> list[dict[str, Any]]:
+    """Builder containers, as the engine lists them (no inspection of each: one removed meanwhile is no
+    error).  An environment's server started from an image a builder made carries its labels too: it is
+    not one."""
+    found = docker_client().api.containers(all=True, filters={"label": "org.driveops-env.builder"})
+    return [c for c in found if "org.driveops-env.env" not in (c.get("Labels") or {})]
 
 
 def test_a_killed_up_leaves_no_keycloak_builder(tmp_path: Path) -> None:
@@ -267,7 +268,7 @@ def test_a_killed_up_leaves_no_keycloak_builder(tmp_path: Path) -> None:
     with make_sandbox(tmp_path, services="keycloak", backend="docker") as box:
         _kill_when(box.popen("up", "--tenants", slug), "making a Keycloak image")
         builders = _builders()
-        assert builders and all(c.status == "running" for c in builders), "the builder should still run"
+        assert builders and all(c["State"] == "running" for c in builders), "the builder should still run"
         collected = box.cli("gc")
         assert collected.returncode == 0 and "builder container" in collected.stderr, collected.stderr
         assert _builders() == []
