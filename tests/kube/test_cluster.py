@@ -1,0 +1,178 @@
+"""The local Kubernetes cluster, for real: the node becomes Ready, pods of locally imported images run,
+a NodePort answers on the node address, Service names resolve inside pods, an unschedulable pod stays
+Pending, and stopping leaves nothing (also when the starting process was killed).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kube import node, teardown
+from tests.kube.build import KUBERNETES_VERSION, default_cache_dir, ensure_built
+from tests.kube.cluster import Cluster, import_image, kubectl, load, load_images, start, stop
+from tests.kube.images import BUSYBOX_IMAGE
+
+pytestmark = pytest.mark.kubernetes
+REPO = Path(__file__).resolve().parents[2]
+
+
+def apply(cluster: Cluster, *manifests: dict[str, Any]) -> None:
+    done = kubectl(cluster, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                   "items": list(manifests)}))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def pod(name: str, command: list[str], image: str = BUSYBOX_IMAGE, **spec: Any) -> dict[str, Any]:
+    container = {"name": "main", "image": image, "imagePullPolicy": "Never", "command": command}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"containers": [container], "terminationGracePeriodSeconds": 0, **spec}}  # fmt: skip
+
+
+def wait_ready(cluster: Cluster, name: str, timeout: int = 120) -> None:
+    done = kubectl(
+        cluster, "wait", "--for=condition=Ready", f"pod/{name}", f"--timeout={timeout}s", timeout=timeout + 10
+    )
+    if done.returncode != 0:
+        described = kubectl(cluster, "describe", "pod", name).stdout
+        pytest.fail(f"pod {name} not Ready: {done.stderr}\n{described[-3000:]}")
+
+
+def get(cluster: Cluster, *what: str) -> Any:
+    done = kubectl(cluster, "get", *what, "-o", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_node_is_ready_on_its_own_address(kube_cluster: Cluster) -> None:
+    item = get(kube_cluster, "node", kube_cluster.name)
+    ready = {c["type"]: c["status"] for c in item["status"]["conditions"]}["Ready"]
+    assert ready == "True"
+    internal = [a["address"] for a in item["status"]["addresses"] if a["type"] == "InternalIP"]
+    assert internal == [kube_cluster.node_address]
+    benchmarking = ipaddress.ip_network("198.18.0.0/15")
+    for cidr in (kube_cluster.node_address, kube_cluster.pod_cidr, kube_cluster.service_cidr):
+        assert ipaddress.ip_network(cidr).subnet_of(benchmarking)  # type: ignore[arg-type]
+    assert item["status"]["nodeInfo"]["kubeletVersion"] == KUBERNETES_VERSION
+    version = json.loads(kubectl(kube_cluster, "version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == KUBERNETES_VERSION
+
+
+def test_a_pod_of_a_locally_imported_image_runs_and_answers_on_a_node_port(kube_cluster: Cluster) -> None:
+    serve = "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
+    apply(kube_cluster, pod("web", ["sh", "-c", serve]), {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    })  # fmt: skip
+    wait_ready(kube_cluster, "web")
+    pod_ip = get(kube_cluster, "pod", "web")["status"]["podIP"]
+    assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(kube_cluster.pod_cidr)
+    exec_ = kubectl(kube_cluster, "exec", "web", "--", "cat", "/www/index.html")
+    assert exec_.returncode == 0 and exec_.stdout.strip() == "hello from web", exec_.stderr
+    node_port = get(kube_cluster, "service", "web")["spec"]["ports"][0]["nodePort"]
+    url = f"http://{kube_cluster.node_address}:{node_port}/"
+    with urllib.request.urlopen(url, timeout=10) as response:  # a URL of our own node
+        assert response.read().decode().strip() == "hello from web"
+
+
+def test_a_service_name_resolves_and_answers_inside_a_pod(kube_cluster: Cluster) -> None:
+    apply(kube_cluster, pod("echo", ["sh", "-c", "echo echoed > /tmp/i && exec httpd -f -p 8080 -h /tmp"]), {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo-svc"},
+        "spec": {"selector": {"app": "echo"}, "ports": [{"port": 8081, "targetPort": 8080}]},
+    }, pod("client", ["sleep", "3600"]))  # fmt: skip
+    wait_ready(kube_cluster, "echo")
+    wait_ready(kube_cluster, "client")
+    service_ip = get(kube_cluster, "service", "echo-svc")["spec"]["clusterIP"]
+    looked_up = kubectl(kube_cluster, "exec", "client", "--", "nslookup", "echo-svc.default.svc.cluster.local")
+    assert looked_up.returncode == 0 and service_ip in looked_up.stdout, looked_up.stdout + looked_up.stderr
+    fetched = kubectl(kube_cluster, "exec", "client", "--", "wget", "-qO-", "-T", "5", "http://echo-svc:8081/i")
+    assert fetched.returncode == 0 and fetched.stdout.strip() == "echoed", fetched.stdout + fetched.stderr
+
+
+def test_a_pod_too_big_for_the_node_stays_pending_as_unschedulable(kube_cluster: Cluster) -> None:
+    big = pod("too-big", ["sleep", "3600"])
+    big["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "64", "memory": "1Ti"}}
+    apply(kube_cluster, big)
+    deadline = time.monotonic() + 60
+    reason = None
+    while time.monotonic() < deadline and reason is None:
+        conditions = get(kube_cluster, "pod", "too-big")["status"].get("conditions", [])
+        reason = next((c.get("reason") for c in conditions if c["type"] == "PodScheduled" and c["status"] == "False"),
+                      None)  # fmt: skip
+        time.sleep(0.5)
+    assert reason == "Unschedulable"
+    time.sleep(3)
+    assert get(kube_cluster, "pod", "too-big")["status"]["phase"] == "Pending"
+
+
+def _docker_images() -> list[str]:
+    done = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    return done.stdout.split() if done.returncode == 0 else []
+
+
+def test_an_image_of_the_local_docker_engine_runs_in_the_cluster(kube_cluster: Cluster) -> None:
+    redis = sorted(i for i in _docker_images() if i.startswith("driveops-env/redis:"))
+    if not redis:
+        pytest.skip("no Docker engine with the stand-in redis image (scripts/provision --docker builds it)")
+    load_images(kube_cluster, redis[:1])
+    apply(kube_cluster, pod("redis", ["redis-server", "--port", "6379", "--save", ""], image=redis[0]))
+    wait_ready(kube_cluster, "redis")
+    ping = kubectl(kube_cluster, "exec", "redis", "--", "redis-cli", "ping")
+    assert ping.returncode == 0 and ping.stdout.strip() == "PONG", ping.stderr
+
+
+def _leftovers(cluster: Cluster) -> list[str]:
+    paths = [Path(cluster.work_dir), Path(cluster.run_dir)]
+    return teardown.leftovers(cluster.name, paths, cluster.host_interface, cluster.cgroup_root)
+
+
+def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A second cluster beside the session's, with a pod holding volumes, stopped: nothing of it is left."""
+    cluster = start(work_dir=tmp_path)
+    try:
+        import_image(cluster, ensure_built(default_cache_dir()).busybox_image)
+        apply(
+            cluster, pod("holder", ["sleep", "3600"], volumes=[{"name": "scratch", "emptyDir": {"medium": "Memory"}}])
+        )
+        wait_ready(cluster, "holder")
+        assert any("/kubelet/pods/" in str(m) for m in teardown.mounts_under([tmp_path]))
+    finally:
+        began = time.monotonic()
+        stop(cluster)
+        print(f"stop took {time.monotonic() - began:.1f}s")
+    assert _leftovers(cluster) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cluster_whose_starter_was_killed_is_stopped_from_its_state_file(tmp_path: Path) -> None:
+    starter = subprocess.Popen([sys.executable, "-m", "tests.kube.cluster", "up", "--work-dir", str(tmp_path)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        cluster = load(tmp_path) if (tmp_path / "cluster.json").exists() else None
+        if cluster is not None and "kubelet" in cluster.pids:
+            break
+        time.sleep(0.1)
+    else:
+        starter.kill()
+        pytest.fail("the starter never launched the kubelet")
+    time.sleep(2)  # let the kubelet and containerd make their cgroups and mounts
+    os.kill(starter.pid, signal.SIGKILL)
+    starter.wait()
+    assert cluster is not None and any(node.alive(p) for p in cluster.pids.values())
+    down = subprocess.run([sys.executable, "-m", "tests.kube.cluster", "down", "--work-dir", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    assert _leftovers(load(tmp_path) or cluster) == []
+    assert not (tmp_path / "cluster.json").exists()
