@@ -97,14 +97,25 @@ def default_work_dir(cache_dir: Path | None = None) -> Path:
 
 
 def _new_cluster(binaries: Binaries, work_dir: Path) -> Cluster:
-    """Chooses a name and a free address slot, makes the namespace and the run directory (a tmpfs)."""
+    """Chooses a name and a free address slot, records the cluster, makes its namespace and run directory."""
     name = f"{node.NAME_PREFIX}{uuid.uuid4().hex[:6]}"
     run_dir = node.MACHINE_DIR / name
     with node.machine_lock():
         addrs = node.addresses(node.free_slot())
-        node.create_netns(name, f"{name}h", addrs)
-        run_dir.mkdir(mode=0o700)
-        node.set_kernel_settings()
+        cluster = _record(name, binaries, work_dir, run_dir, addrs)
+        try:
+            node.create_netns(name, cluster.host_interface, addrs)
+            run_dir.mkdir(mode=0o700)
+            node.set_kernel_settings()
+        except BaseException:
+            node.delete_netns(name, cluster.host_interface)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            cluster.layout.state_file.unlink()
+            raise
+    return cluster
+
+
+def _record(name: str, binaries: Binaries, work_dir: Path, run_dir: Path, addrs: node.Addresses) -> Cluster:
     cluster = Cluster(
         name=name, work_dir=str(work_dir), run_dir=str(run_dir), netns=name, host_interface=f"{name}h",
         node_address=addrs.node_address, host_address=addrs.host_address,
@@ -114,7 +125,6 @@ def _new_cluster(binaries: Binaries, work_dir: Path) -> Cluster:
         ctr=binaries.ctr, started_at=time.time(),
     )  # fmt: skip
     cluster.save()
-    node.run("mount", "-t", "tmpfs", "-o", "mode=0700,size=1g", f"driveops-kube-{name}", str(run_dir))
     return cluster
 
 
@@ -174,6 +184,7 @@ def _workloads_accepted(cluster: Cluster) -> bool:
 def _start_processes(cluster: Cluster, binaries: Binaries, progress: Progress, deadline: float) -> None:
     """etcd, containerd and the API server at once; the node's agents once containerd holds the pause
     image; the controller manager and scheduler once the API server is ready (they give up otherwise)."""
+    began = time.monotonic()
     cluster.layout.logs.mkdir(parents=True, exist_ok=True)
     for component in ("etcd", "containerd", "kube-apiserver"):
         _launch(cluster, binaries, component)
@@ -181,12 +192,15 @@ def _start_processes(cluster: Cluster, binaries: Binaries, progress: Progress, d
     images.import_tar(cluster.ctr, cluster.containerd_socket, binaries.pause_image)
     for component in ("kubelet", "kube-proxy", "coredns"):
         _launch(cluster, binaries, component)
+    progress(f"containerd ready, pause image imported (+{time.monotonic() - began:.1f}s)")
     _wait(cluster, "the API server", lambda: _api_ready(cluster), deadline)
-    progress(f"API server ready at {cluster.api_url}")
+    progress(f"API server ready at {cluster.api_url} (+{time.monotonic() - began:.1f}s)")
     for component in ("kube-controller-manager", "kube-scheduler"):
         _launch(cluster, binaries, component)
     _wait(cluster, f"node {cluster.name} Ready", lambda: node_ready(cluster), deadline)
+    progress(f"node {cluster.name} Ready (+{time.monotonic() - began:.1f}s)")
     _wait(cluster, "the default ServiceAccount and cluster DNS", lambda: _workloads_accepted(cluster), deadline)
+    progress(f"pods admitted, cluster DNS answers (+{time.monotonic() - began:.1f}s)")
 
 
 def start(cache_dir: Path | None = None, work_dir: Path | None = None, progress: Progress = lambda _: None,
@@ -205,6 +219,8 @@ def start(cache_dir: Path | None = None, work_dir: Path | None = None, progress:
     cluster = _new_cluster(binaries, work_dir)
     try:
         layout = cluster.layout
+        node.run("mount", "-t", "tmpfs", "-o", "mode=0700,size=1g", f"driveops-kube-{cluster.name}", cluster.run_dir)
+        teardown.make_cgroup_root(cluster.cgroup_root)
         components.write_files(layout, cluster.name, cluster.node_address, cluster.service_ip, cluster.pod_cidr)
         _start_processes(cluster, binaries, progress, began + timeout)
     except BaseException:
@@ -219,7 +235,7 @@ def _ours(cluster: Cluster, pid: int) -> bool:
     """The recorded pid is still the cluster's process (not a reused pid): its command line names the
     cluster's directories."""
     line = node.cmdline(pid)
-    return node.alive(pid) and (cluster.work_dir in line or cluster.run_dir in line)
+    return node.alive(pid) and (f"{cluster.work_dir}/" in line or f"{cluster.run_dir}/" in line)
 
 
 def _stop_processes(cluster: Cluster) -> None:
@@ -238,6 +254,7 @@ def stop(cluster: Cluster) -> None:
     layout = cluster.layout
     _stop_processes(cluster)
     sockets = teardown.shim_sockets(layout.run_dir / "containerd")
+    sandboxes = teardown.sandbox_ids(layout.run_dir / "containerd")
     problems = [
         f"mount {m}" for m in teardown.unmount_all([layout.run_dir, layout.kubelet_root, layout.containerd_root])
     ]
@@ -246,7 +263,7 @@ def stop(cluster: Cluster) -> None:
     for socket in sockets:
         with contextlib.suppress(OSError):
             socket.unlink()
-    teardown.remove_cni_cache(cluster.name)
+    teardown.remove_cni_cache(cluster.name, sandboxes)
     node.delete_netns(cluster.netns, cluster.host_interface)
     if node.netns_exists(cluster.netns):
         problems.append(f"network namespace {cluster.netns}")

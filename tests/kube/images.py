@@ -15,7 +15,22 @@ from pathlib import Path
 
 PAUSE_IMAGE = "driveops.local/pause:3.10.2"
 BUSYBOX_IMAGE = "driveops.local/busybox:1"
-BUSYBOX_LINKS = ("sh", "sleep", "cat", "echo", "nslookup", "wget", "httpd", "nc", "ls", "hostname", "env", "true")
+# no wget: Debian's static busybox crashes in it (nc does HTTP by hand)
+BUSYBOX_LINKS = (
+    "sh",
+    "sleep",
+    "cat",
+    "echo",
+    "printf",
+    "mkdir",
+    "nslookup",
+    "httpd",
+    "nc",
+    "ls",
+    "hostname",
+    "env",
+    "true",
+)
 
 
 def file_digest(path: Path) -> str:

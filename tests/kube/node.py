@@ -181,6 +181,14 @@ def terminate(pids: list[int], grace: float = 5.0) -> None:
         time.sleep(0.05)
 
 
+def live_clusters() -> list[str]:
+    """Clusters running on this machine: their run directory is a mounted tmpfs (gone after a reboot, even
+    where /run is not a tmpfs itself)."""
+    if not MACHINE_DIR.exists():
+        return []
+    return sorted(d.name for d in MACHINE_DIR.iterdir() if d.is_dir() and os.path.ismount(d))
+
+
 def _kernel(path: str) -> Path:
     return Path("/proc/sys", path)
 
@@ -189,7 +197,7 @@ def set_kernel_settings() -> None:
     """Records the machine's values once (the first running cluster does) and sets the kubelet's; the
     kubelet runs with protectKernelDefaults, so it only checks them.  Call under ``machine_lock``."""
     record = MACHINE_DIR / "kernel-settings.json"
-    if not record.exists():
+    if not record.exists() or not live_clusters():  # a record with no cluster running is from before a reboot
         original = {p: int(_kernel(p).read_text().split()[0]) for p in KERNEL_SETTINGS}
         record.write_text(json.dumps(original))
     for path, value in KERNEL_SETTINGS.items():
@@ -200,7 +208,7 @@ def set_kernel_settings() -> None:
 def restore_kernel_settings() -> None:
     """Puts the recorded values back when no cluster runs any more.  Call under ``machine_lock``."""
     record = MACHINE_DIR / "kernel-settings.json"
-    if not record.exists() or any(p.is_dir() for p in MACHINE_DIR.iterdir()):
+    if not record.exists() or live_clusters():
         return
     for path, value in json.loads(record.read_text()).items():
         _kernel(path).write_text(f"{value}\n")

@@ -27,6 +27,19 @@ def cgroup_dirs(cgroup_root: str) -> list[Path]:
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
+def make_cgroup_root(cgroup_root: str) -> None:
+    """The kubelet's cgroupRoot, in every hierarchy (the kubelet wants it there); a cpuset gets its
+    parent's CPUs and memory nodes (a new one has none)."""
+    for hierarchy in CGROUP_FS.iterdir():
+        if not os.path.ismount(hierarchy):
+            continue
+        top = hierarchy / cgroup_root.strip("/")
+        top.mkdir(exist_ok=True)
+        for setting in ("cpuset.cpus", "cpuset.mems"):
+            if (hierarchy / setting).exists():
+                (top / setting).write_text((hierarchy / setting).read_text())
+
+
 def cgroup_pids(cgroup_root: str) -> set[int]:
     pids: set[int] = set()
     for directory in cgroup_dirs(cgroup_root):
@@ -94,17 +107,23 @@ def remove_cgroups(cgroup_root: str) -> list[str]:
     return [str(d) for d in cgroup_dirs(cgroup_root)]
 
 
-def remove_cni_cache(network: str) -> None:
-    """containerd's CNI library keeps results under /var/lib/cni/results/<network>-<id>-<if>."""
-    for entry in CNI_CACHE.glob(f"{network}-*"):
+def sandbox_ids(state_dir: Path) -> list[str]:
+    """The cluster's pod sandboxes, from containerd's state (read before it is unmounted)."""
+    return [d.name for d in state_dir.glob("io.containerd.grpc.v1.cri/sandboxes/*")]
+
+
+def remove_cni_cache(network: str, sandboxes: list[str]) -> None:
+    """containerd's CNI library keeps results under /var/lib/cni/results: <network>-<sandbox>-eth0 and
+    cni-loopback-<sandbox>-lo (removed by CNI DEL, which a killed sandbox never had)."""
+    for entry in [*CNI_CACHE.glob(f"{network}-*"), *(CNI_CACHE / f"cni-loopback-{s}-lo" for s in sandboxes)]:
         with contextlib.suppress(OSError):
             entry.unlink()
 
 
 def leftovers(name: str, paths: list[Path], host_interface: str, cgroup_root: str) -> list[str]:
     """What of a cluster is still on the machine: processes whose command line names ``paths``, mounts
-    under them, its namespace, its veth, its cgroups, CNI cache entries, routes into its address block."""
-    roots = [str(p) for p in paths]
+    under them, its namespace, its veth (and so its routes), its cgroups, CNI cache entries, its run directory."""
+    roots = [f"{p}/" for p in paths]
     pids = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
     found = [
         f"process {p}: {node.cmdline(p)[:120]}"

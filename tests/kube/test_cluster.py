@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,24 @@ def wait_ready(cluster: Cluster, name: str, timeout: int = 120) -> None:
         pytest.fail(f"pod {name} not Ready: {done.stderr}\n{described[-3000:]}")
 
 
+def eventually(attempt: Callable[[], str], timeout: float = 20) -> str:
+    """The first non-empty answer of ``attempt`` (a Service answers once kube-proxy wrote its rules)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = attempt()
+        if answer or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.3)
+
+
+def http_get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - http, to our own node
+            return str(response.read().decode().strip())
+    except OSError:
+        return ""
+
+
 def get(cluster: Cluster, *what: str) -> Any:
     done = kubectl(cluster, "get", *what, "-o", "json")
     assert done.returncode == 0, done.stderr
@@ -80,9 +99,7 @@ def test_a_pod_of_a_locally_imported_image_runs_and_answers_on_a_node_port(kube_
     exec_ = kubectl(kube_cluster, "exec", "web", "--", "cat", "/www/index.html")
     assert exec_.returncode == 0 and exec_.stdout.strip() == "hello from web", exec_.stderr
     node_port = get(kube_cluster, "service", "web")["spec"]["ports"][0]["nodePort"]
-    url = f"http://{kube_cluster.node_address}:{node_port}/"
-    with urllib.request.urlopen(url, timeout=10) as response:  # a URL of our own node
-        assert response.read().decode().strip() == "hello from web"
+    assert eventually(lambda: http_get(f"http://{kube_cluster.node_address}:{node_port}/")) == "hello from web"
 
 
 def test_a_service_name_resolves_and_answers_inside_a_pod(kube_cluster: Cluster) -> None:
@@ -95,8 +112,13 @@ def test_a_service_name_resolves_and_answers_inside_a_pod(kube_cluster: Cluster)
     service_ip = get(kube_cluster, "service", "echo-svc")["spec"]["clusterIP"]
     looked_up = kubectl(kube_cluster, "exec", "client", "--", "nslookup", "echo-svc.default.svc.cluster.local")
     assert looked_up.returncode == 0 and service_ip in looked_up.stdout, looked_up.stdout + looked_up.stderr
-    fetched = kubectl(kube_cluster, "exec", "client", "--", "wget", "-qO-", "-T", "5", "http://echo-svc:8081/i")
-    assert fetched.returncode == 0 and fetched.stdout.strip() == "echoed", fetched.stdout + fetched.stderr
+    request = 'printf "GET /i HTTP/1.0\\r\\n\\r\\n" | nc -w 5 echo-svc 8081'  # the short name, through the search list
+
+    def fetch() -> str:
+        done = kubectl(kube_cluster, "exec", "client", "--", "sh", "-c", request)
+        return done.stdout.splitlines()[-1] if done.returncode == 0 and done.stdout else ""
+
+    assert eventually(fetch) == "echoed"
 
 
 def test_a_pod_too_big_for_the_node_stays_pending_as_unschedulable(kube_cluster: Cluster) -> None:
