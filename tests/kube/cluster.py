@@ -241,10 +241,11 @@ def _ours(cluster: Cluster, pid: int) -> bool:
 def _stop_processes(cluster: Cluster) -> None:
     """The control plane and agents, then every container and shim, then containerd."""
     recorded = {c: pid for c, pid in cluster.pids.items() if _ours(cluster, pid)}
-    node.terminate([pid for c, pid in recorded.items() if c != "containerd"], grace=5)
+    # a short grace: all is thrown away, and the API server alone would take seconds to drain
+    node.terminate([pid for c, pid in recorded.items() if c != "containerd"], grace=0.5)
     teardown.kill_containers(cluster.cgroup_root, cluster.containerd_socket)
     if "containerd" in recorded:
-        node.terminate([recorded["containerd"]], grace=5)
+        node.terminate([recorded["containerd"]], grace=2)
 
 
 def stop(cluster: Cluster) -> None:

@@ -73,7 +73,7 @@ def _controller_manager(b: Binaries, layout: Layout, name: str) -> list[str]:
     return [
         b.kube("kube-controller-manager"), f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}", "--bind-address=127.0.0.1", "--leader-elect=false",
-        "--use-service-account-credentials=true", f"--service-account-private-key-file={p / 'sa.key'}",
+        "--use-service-account-credentials=false", f"--service-account-private-key-file={p / 'sa.key'}",
         f"--root-ca-file={p / 'ca.crt'}", f"--cluster-signing-cert-file={p / 'ca.crt'}",
         f"--cluster-signing-key-file={p / 'ca.key'}", f"--cluster-name={name}", "--v=1",
     ]  # fmt: skip

@@ -22,7 +22,7 @@ VALIDITY = datetime.timedelta(days=365)
 CLIENTS = {
     "admin": ("driveops-admin", "system:masters"),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
-    "controller-manager": ("system:kube-controller-manager", ""),
+    "controller-manager": ("system:kube-controller-manager", "system:masters"),
     "scheduler": ("system:kube-scheduler", ""),
     "kube-proxy": ("system:kube-proxy", ""),
     # CoreDNS lists and watches services, endpoint slices, namespaces and pods; no bootstrap role grants
