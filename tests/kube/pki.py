@@ -22,6 +22,8 @@ VALIDITY = datetime.timedelta(days=365)
 CLIENTS = {
     "admin": ("driveops-admin", "system:masters"),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+    # the controllers run with the controller manager's own identity (--use-service-account-credentials=false:
+    # no token to mint per controller, the node is untainted seconds sooner), so it needs every permission
     "controller-manager": ("system:kube-controller-manager", "system:masters"),
     "scheduler": ("system:kube-scheduler", ""),
     "kube-proxy": ("system:kube-proxy", ""),
