@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from tests.kube import images
 
@@ -27,11 +28,11 @@ PAUSE_VERSION = "3.10.2"
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
 COREDNS_PLUGINS = ("bind", "errors", "kubernetes", "log", "loadbalance", "ready", "health")
 # what the node runs from Debian's packages: command -> package
-DEBIAN_COMMANDS = {
+DEBIAN_COMMANDS = MappingProxyType({
     "etcd": "etcd-server", "containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd",
     "runc": "runc", "iptables": "iptables", "conntrack": "conntrack", "nsenter": "util-linux", "ip": "iproute2",
     "busybox": "busybox-static",
-}  # fmt: skip
+})  # fmt: skip
 CNI_DIR = Path("/usr/lib/cni")
 CNI_PLUGINS = ("ptp", "host-local", "portmap", "loopback")
 

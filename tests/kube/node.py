@@ -20,16 +20,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 CLUSTER_RANGE = ipaddress.ip_network("198.19.0.0/16")
 SLOTS = 16
 MACHINE_DIR = Path("/run/driveops-kube")  # one directory per running cluster, the lock, the kernel record
 NAME_PREFIX = "drvk"
 # what the kubelet checks (protectKernelDefaults): /proc/sys path -> value
-KERNEL_SETTINGS = {
+KERNEL_SETTINGS = MappingProxyType({
     "vm/overcommit_memory": 1, "vm/panic_on_oom": 0, "kernel/panic": 10, "kernel/panic_on_oops": 1,
     "kernel/keys/root_maxkeys": 1000000, "kernel/keys/root_maxbytes": 25000000,
-}  # fmt: skip
+})  # fmt: skip
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

@@ -11,6 +11,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,18 +20,20 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=365)
 # client identities: file stem -> (common name, organisation or "")
-CLIENTS = {
-    "admin": ("driveops-admin", "system:masters"),
-    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
-    # the controllers run with the controller manager's own identity (--use-service-account-credentials=false:
-    # no token to mint per controller, the node is untainted seconds sooner), so it needs every permission
-    "controller-manager": ("system:kube-controller-manager", "system:masters"),
-    "scheduler": ("system:kube-scheduler", ""),
-    "kube-proxy": ("system:kube-proxy", ""),
-    # CoreDNS lists and watches services, endpoint slices, namespaces and pods; no bootstrap role grants
-    # a user all of them, and the cluster is a throwaway: it runs as an admin.
-    "coredns": ("driveops-coredns", "system:masters"),
-}
+CLIENTS = MappingProxyType(
+    {
+        "admin": ("driveops-admin", "system:masters"),
+        "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+        # the controllers run with the controller manager's own identity (--use-service-account-credentials=false:
+        # no token to mint per controller, the node is untainted seconds sooner), so it needs every permission
+        "controller-manager": ("system:kube-controller-manager", "system:masters"),
+        "scheduler": ("system:kube-scheduler", ""),
+        "kube-proxy": ("system:kube-proxy", ""),
+        # CoreDNS lists and watches services, endpoint slices, namespaces and pods; no bootstrap role grants
+        # a user all of them, and the cluster is a throwaway: it runs as an admin.
+        "coredns": ("driveops-coredns", "system:masters"),
+    }
+)
 
 
 @dataclass(frozen=True)

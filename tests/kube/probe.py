@@ -62,15 +62,15 @@ def _a_records(packet: bytes, question_end: int, count: int) -> list[str]:
     return found
 
 
-def resolve(server: str, name: str, timeout: float = 1.0) -> list[str]:
-    """The A records the DNS server at ``server``:53 gives for ``name`` ([] when it answers none, or
-    does not answer)."""
+def resolve(server: str, name: str, timeout: float = 1.0, port: int = 53) -> list[str]:
+    """The A records the DNS server at ``server``:``port`` gives for ``name`` ([] when it answers none,
+    or does not answer)."""
     ident = secrets.randbelow(0xFFFF)
     query = _question(name, ident)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         try:
-            sock.sendto(query, (server, 53))
+            sock.sendto(query, (server, port))
             packet = sock.recv(4096)
         except OSError:
             return []

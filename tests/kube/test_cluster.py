@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.kube import node, teardown
+from tests.kube import teardown
 from tests.kube.build import KUBERNETES_VERSION, default_cache_dir, ensure_built
 from tests.kube.cluster import Cluster, import_image, kubectl, load, load_images, start, stop
 from tests.kube.images import BUSYBOX_IMAGE
@@ -159,16 +159,20 @@ def _leftovers(cluster: Cluster) -> list[str]:
     return teardown.leftovers(cluster.name, paths, cluster.host_interface, cluster.cgroup_root)
 
 
+def _kinds(found: list[str]) -> set[str]:
+    return {f.split(" ")[0] for f in found}
+
+
 def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
     """A second cluster beside the session's, with a pod holding volumes, stopped: nothing of it is left."""
     cluster = start(work_dir=tmp_path)
     try:
         import_image(cluster, ensure_built(default_cache_dir()).busybox_image)
-        apply(
-            cluster, pod("holder", ["sleep", "3600"], volumes=[{"name": "scratch", "emptyDir": {"medium": "Memory"}}])
-        )
+        memory = {"name": "scratch", "emptyDir": {"medium": "Memory"}}
+        apply(cluster, pod("holder", ["sleep", "3600"], volumes=[memory]))
         wait_ready(cluster, "holder")
         assert any("/kubelet/pods/" in str(m) for m in teardown.mounts_under([tmp_path]))
+        assert {"process", "mount", "network", "interface", "cgroup", "run"} <= _kinds(_leftovers(cluster))
     finally:
         began = time.monotonic()
         stop(cluster)
@@ -177,24 +181,45 @@ def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tests.kube.cluster", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+
+
+def test_the_command_line_starts_reports_and_stops_a_cluster(tmp_path: Path) -> None:
+    up = _cli("up", "--work-dir", str(tmp_path))
+    assert up.returncode == 0, up.stderr
+    assert f"export KUBECONFIG={tmp_path / 'kubeconfig'}" in up.stdout.splitlines()
+    again = _cli("up", "--work-dir", str(tmp_path))
+    assert again.returncode == 0 and "already runs" in again.stderr
+    status = _cli("status", "--work-dir", str(tmp_path))
+    assert status.returncode == 0 and "node: Ready" in status.stdout, status.stdout
+    assert _cli("down", "--work-dir", str(tmp_path)).returncode == 0
+    after = _cli("status", "--work-dir", str(tmp_path))
+    assert after.returncode == 3 and "no cluster" in after.stdout
+
+
+def _recorded_pids(work_dir: Path) -> dict[str, int]:
+    cluster = load(work_dir) if (work_dir / "cluster.json").exists() else None
+    return cluster.pids if cluster is not None else {}
+
+
 def test_a_cluster_whose_starter_was_killed_is_stopped_from_its_state_file(tmp_path: Path) -> None:
     starter = subprocess.Popen([sys.executable, "-m", "tests.kube.cluster", "up", "--work-dir", str(tmp_path)],
                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        cluster = load(tmp_path) if (tmp_path / "cluster.json").exists() else None
-        if cluster is not None and "kubelet" in cluster.pids:
-            break
+    while "kubelet" not in _recorded_pids(tmp_path):
+        if time.monotonic() > deadline:
+            starter.kill()
+            pytest.fail("the starter never launched the kubelet")
         time.sleep(0.1)
-    else:
-        starter.kill()
-        pytest.fail("the starter never launched the kubelet")
-    time.sleep(2)  # let the kubelet and containerd make their cgroups and mounts
+    time.sleep(2)  # the kubelet and containerd make their cgroups and mounts
     os.kill(starter.pid, signal.SIGKILL)
     starter.wait()
-    assert cluster is not None and any(node.alive(p) for p in cluster.pids.values())
-    down = subprocess.run([sys.executable, "-m", "tests.kube.cluster", "down", "--work-dir", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    cluster = load(tmp_path)
+    assert cluster is not None
+    assert {"process", "network", "interface", "cgroup", "run"} <= _kinds(_leftovers(cluster))
+    down = _cli("down", "--work-dir", str(tmp_path))
     assert down.returncode == 0, down.stderr
-    assert _leftovers(load(tmp_path) or cluster) == []
+    assert _leftovers(cluster) == []
     assert not (tmp_path / "cluster.json").exists()
