@@ -17,8 +17,10 @@ COMPONENTS = ("etcd", "containerd", "kube-apiserver", "kubelet", "kube-proxy", "
               "kube-scheduler")  # fmt: skip
 ETCD = "http://127.0.0.1:2379"
 # client certificate (pki stem) of each component that talks to the API server
-CLIENT_OF = MappingProxyType({"kubelet": "kubelet", "kube-proxy": "kube-proxy", "coredns": "coredns",
-             "kube-controller-manager": "controller-manager", "kube-scheduler": "scheduler"})  # fmt: skip
+CLIENT_OF = MappingProxyType({
+    "kubelet": "kubelet", "kube-proxy": "kube-proxy", "coredns": "coredns",
+    "kube-controller-manager": "controller-manager", "kube-scheduler": "scheduler",
+})  # fmt: skip
 
 
 def write_files(layout: Layout, name: str, node_address: str, service_ip: str, pod_cidr: str) -> None:
