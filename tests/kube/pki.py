@@ -32,6 +32,8 @@ CLIENTS = MappingProxyType(
         # CoreDNS lists and watches services, endpoint slices, namespaces and pods; no bootstrap role grants
         # a user all of them, and the cluster is a throwaway: it runs as an admin.
         "coredns": ("driveops-coredns", "system:masters"),
+        # the API server's identity towards aggregated API servers (the request-header CA is the cluster's CA)
+        "front-proxy-client": ("front-proxy-client", ""),
     }
 )
 
