@@ -237,14 +237,18 @@ def _ours(cluster: Cluster, pid: int) -> bool:
     return node.alive(pid) and (f"{cluster.work_dir}/" in line or f"{cluster.run_dir}/" in line)
 
 
-def _stop_processes(cluster: Cluster) -> None:
-    """The control plane and agents, then every container and shim, then containerd."""
+def _stop_processes(cluster: Cluster) -> tuple[set[Path], list[str]]:
+    """The control plane and agents, then every container and shim, then containerd.  Returns the shims'
+    sockets and the pod sandboxes' ids (for what they leave outside the cluster's directories)."""
     recorded = {c: pid for c, pid in cluster.pids.items() if _ours(cluster, pid)}
     # a short grace: all is thrown away, and the API server alone would take seconds to drain
     node.terminate([pid for c, pid in recorded.items() if c != "containerd"], grace=0.5)
+    state = cluster.layout.run_dir / "containerd"
+    sockets = teardown.shim_sockets(state, cluster.containerd_socket)  # no new shim: the kubelet is gone
     teardown.kill_containers(cluster.cgroup_root, cluster.containerd_socket)
     if "containerd" in recorded:
         node.terminate([recorded["containerd"]], grace=2)
+    return sockets | teardown.shim_sockets(state, cluster.containerd_socket), teardown.sandbox_ids(state)
 
 
 def stop(cluster: Cluster) -> None:
@@ -252,9 +256,7 @@ def stop(cluster: Cluster) -> None:
     veth, routes and iptables rules), its files; restores the kernel settings when it was the last
     cluster.  Raises, after trying everything, if something could not be removed."""
     layout = cluster.layout
-    _stop_processes(cluster)
-    sockets = teardown.shim_sockets(layout.run_dir / "containerd")
-    sandboxes = teardown.sandbox_ids(layout.run_dir / "containerd")
+    sockets, sandboxes = _stop_processes(cluster)
     problems = [
         f"mount {m}" for m in teardown.unmount_all([layout.run_dir, layout.kubelet_root, layout.containerd_root])
     ]

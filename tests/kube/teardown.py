@@ -15,6 +15,7 @@ from tests.kube import node
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 CNI_CACHE = Path("/var/lib/cni/results")
+SHIM_SOCKETS = "/run/containerd/s/"
 
 
 def cgroup_dirs(cgroup_root: str) -> list[Path]:
@@ -57,12 +58,19 @@ def shim_pids(containerd_socket: str) -> list[int]:
     return found
 
 
-def shim_sockets(state_dir: Path) -> list[Path]:
-    """The shims' own sockets (under /run/containerd/s, shared with every containerd), from their bundles."""
-    sockets = []
+def shim_sockets(state_dir: Path, containerd_socket: str) -> set[Path]:
+    """The shims' own sockets (under /run/containerd/s, shared with every containerd): those the cluster's
+    live shims hold, and those their bundles name (read both before the shims go)."""
+    sockets = set()
     for address in state_dir.glob("io.containerd.runtime.v2.task/*/*/address"):
         with contextlib.suppress(OSError):
-            sockets.append(Path(address.read_text().strip().removeprefix("unix://")))
+            sockets.add(Path(address.read_text().strip().removeprefix("unix://")))
+    for pid in shim_pids(containerd_socket):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) == 8 and fields[7].startswith(SHIM_SOCKETS):
+                    sockets.add(Path(fields[7]))
     return sockets
 
 

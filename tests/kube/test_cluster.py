@@ -173,12 +173,17 @@ def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
         wait_ready(cluster, "holder")
         assert any("/kubelet/pods/" in str(m) for m in teardown.mounts_under([tmp_path]))
         assert {"process", "mount", "network", "interface", "cgroup", "run"} <= _kinds(_leftovers(cluster))
+        state = Path(cluster.run_dir) / "containerd"
+        outside = teardown.shim_sockets(state, cluster.containerd_socket)  # under /run/containerd/s
+        outside |= {teardown.CNI_CACHE / f"cni-loopback-{s}-lo" for s in teardown.sandbox_ids(state)}
+        assert outside and all(p.exists() for p in outside)
     finally:
         began = time.monotonic()
         stop(cluster)
         print(f"stop took {time.monotonic() - began:.1f}s")
     assert _leftovers(cluster) == []
     assert list(tmp_path.iterdir()) == []
+    assert [p for p in outside if p.exists()] == []
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
