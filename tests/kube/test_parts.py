@@ -8,6 +8,7 @@ import hashlib
 import io
 import ipaddress
 import json
+import shutil
 import socket
 import struct
 import tarfile
@@ -121,3 +122,11 @@ def test_the_kubelet_only_checks_kernel_settings_and_keeps_to_its_own_directorie
                and line.split('"')[1])  # fmt: skip
     proxy = json.loads(config.kube_proxy_config(tmp_path / "k", "n", "198.19.0.2", "198.19.1.0/24"))
     assert proxy["mode"] == "iptables" and proxy["nodePortAddresses"] == ["198.19.0.2/32"]
+
+
+def test_a_missing_debian_package_is_named_with_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda cmd: None if cmd == "etcd" else real_which(cmd))
+    with pytest.raises(build.BuildError, match=r"etcd \(Debian package etcd-server\).*scripts/provision-kubernetes"):
+        build.ensure_built(tmp_path)
+    assert not (tmp_path / "kubernetes").exists()  # nothing started before the check
