@@ -28,11 +28,20 @@ PAUSE_VERSION = "3.10.2"
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
 COREDNS_PLUGINS = ("bind", "errors", "kubernetes", "log", "loadbalance", "ready", "health")
 # what the node runs from Debian's packages: command -> package
-DEBIAN_COMMANDS = MappingProxyType({
-    "etcd": "etcd-server", "containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd",
-    "runc": "runc", "iptables": "iptables", "conntrack": "conntrack", "nsenter": "util-linux", "ip": "iproute2",
-    "busybox": "busybox-static",
-})  # fmt: skip
+DEBIAN_COMMANDS = MappingProxyType(
+    {
+        "etcd": "etcd-server",
+        "containerd": "containerd",
+        "containerd-shim-runc-v2": "containerd",
+        "ctr": "containerd",
+        "runc": "runc",
+        "iptables": "iptables",
+        "conntrack": "conntrack",
+        "nsenter": "util-linux",
+        "ip": "iproute2",
+        "busybox": "busybox-static",
+    }
+)
 CNI_DIR = Path("/usr/lib/cni")
 CNI_PLUGINS = ("ptp", "host-local", "portmap", "loopback")
 
@@ -78,8 +87,9 @@ def default_cache_dir() -> Path:
 
 def _missing_debian_commands() -> list[str]:
     missing = [f"{cmd} (Debian package {pkg})" for cmd, pkg in DEBIAN_COMMANDS.items() if shutil.which(cmd) is None]
-    missing += [f"{CNI_DIR}/{p} (Debian package containernetworking-plugins)" for p in CNI_PLUGINS
-                if not (CNI_DIR / p).exists()]  # fmt: skip
+    missing += [
+        f"{CNI_DIR}/{p} (Debian package containernetworking-plugins)" for p in CNI_PLUGINS if not (CNI_DIR / p).exists()
+    ]
     return missing
 
 
@@ -102,8 +112,9 @@ def _run(argv: list[str], cwd: Path, log: Path, env: dict[str, str] | None = Non
 
 def module_dir(module: str, version: str) -> Path:
     """The module's source, downloaded by the Go module proxy the machine is configured with."""
-    done = subprocess.run([_go(), "mod", "download", "-json", f"{module}@{version}"], capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [_go(), "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True, check=False
+    )
     info = json.loads(done.stdout or "{}")
     if done.returncode != 0 or "Dir" not in info:
         raise BuildError(f"go mod download {module}@{version} failed: {info.get('Error') or done.stderr[-2000:]}")
@@ -126,8 +137,11 @@ def kubernetes_wrapper_go_mod(version: str, staging: list[str]) -> str:
 def _version_ldflags(version: str) -> str:
     major, minor = version.removeprefix("v").split(".")[:2]
     pairs = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
-    flags = [f"-X k8s.io/{pkg}.{k}={v}" for pkg in ("client-go/pkg/version", "component-base/version")
-             for k, v in pairs.items()]  # fmt: skip
+    flags = [
+        f"-X k8s.io/{pkg}.{k}={v}"
+        for pkg in ("client-go/pkg/version", "component-base/version")
+        for k, v in pairs.items()
+    ]
     return " ".join(["-s", "-w", *flags])
 
 
@@ -153,8 +167,24 @@ def _build_kubernetes(root: Path, version: str, progress: Progress) -> Path:
     progress(f"building Kubernetes {version} ({', '.join(KUBE_COMMANDS)}): about 10 min on 2 cores (log: {log})")
     started = time.monotonic()
     packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS]
-    _run(["nice", "-n", "10", _go(), "build", "-trimpath", "-ldflags", _version_ldflags(version),
-          "-o", str(partial) + "/", *packages], src, log, _go_env())  # fmt: skip
+    _run(
+        [
+            "nice",
+            "-n",
+            "10",
+            _go(),
+            "build",
+            "-trimpath",
+            "-ldflags",
+            _version_ldflags(version),
+            "-o",
+            str(partial) + "/",
+            *packages,
+        ],
+        src,
+        log,
+        _go_env(),
+    )
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     progress(f"built Kubernetes {version} in {time.monotonic() - started:.0f}s")
@@ -183,8 +213,12 @@ def _build_coredns(root: Path, version: str, progress: Progress) -> Path:
     started = time.monotonic()
     partial = target.with_suffix(".partial")
     partial.parent.mkdir(parents=True, exist_ok=True)
-    _run(["nice", "-n", "10", _go(), "build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."],
-         src, log, _go_env())  # fmt: skip
+    _run(
+        ["nice", "-n", "10", _go(), "build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."],
+        src,
+        log,
+        _go_env(),
+    )
     partial.rename(target)
     progress(f"built CoreDNS {version} in {time.monotonic() - started:.0f}s")
     return target
@@ -201,8 +235,11 @@ def _build_pause(root: Path, version: str, progress: Progress) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     source = module_dir("k8s.io/kubernetes", version) / "build" / "pause" / "linux" / "pause.c"
     binary = work / "pause"
-    _run(["gcc", "-Os", "-Wall", "-static", f"-DVERSION=v{PAUSE_VERSION}-driveops", "-o", str(binary), str(source)],
-         work, root / "build-pause.log")  # fmt: skip
+    _run(
+        ["gcc", "-Os", "-Wall", "-static", f"-DVERSION=v{PAUSE_VERSION}-driveops", "-o", str(binary), str(source)],
+        work,
+        root / "build-pause.log",
+    )
     images.write_image_tar(target, images.PAUSE_IMAGE, {"/pause": binary}, ["/pause"])
     return target
 
@@ -214,8 +251,13 @@ def _build_busybox(root: Path, progress: Progress) -> Path:
     target = root / "images" / f"busybox-{images.file_digest(Path(busybox))[:12]}.tar"
     if not target.exists():
         progress(f"building the test image {images.BUSYBOX_IMAGE} from {busybox}")
-        images.write_image_tar(target, images.BUSYBOX_IMAGE, {"/bin/busybox": Path(busybox)},
-                               ["/bin/busybox", "sh"], links=images.BUSYBOX_LINKS)  # fmt: skip
+        images.write_image_tar(
+            target,
+            images.BUSYBOX_IMAGE,
+            {"/bin/busybox": Path(busybox)},
+            ["/bin/busybox", "sh"],
+            links=images.BUSYBOX_LINKS,
+        )
     return target
 
 

@@ -30,8 +30,20 @@ from tests.kube import components, images, node, probe, teardown
 from tests.kube.build import KUBERNETES_VERSION, Binaries, BuildError, default_cache_dir, ensure_built, kube_cache
 from tests.kube.config import Layout
 
-__all__ = ["Binaries", "BuildError", "Cluster", "ensure_built", "import_image", "kubectl", "load", "load_images",
-           "running_cluster", "start", "status", "stop"]  # fmt: skip
+__all__ = [
+    "Binaries",
+    "BuildError",
+    "Cluster",
+    "ensure_built",
+    "import_image",
+    "kubectl",
+    "load",
+    "load_images",
+    "running_cluster",
+    "start",
+    "status",
+    "stop",
+]
 
 Progress = Callable[[str], None]
 START_TIMEOUT = 240.0
@@ -116,13 +128,24 @@ def _new_cluster(binaries: Binaries, work_dir: Path) -> Cluster:
 
 def _record(name: str, binaries: Binaries, work_dir: Path, run_dir: Path, addrs: node.Addresses) -> Cluster:
     cluster = Cluster(
-        name=name, work_dir=str(work_dir), run_dir=str(run_dir), netns=name, host_interface=f"{name}h",
-        node_address=addrs.node_address, host_address=addrs.host_address,
-        api_url=f"https://{addrs.node_address}:6443", kubeconfig=str(work_dir / "kubeconfig"),
-        pod_cidr=addrs.pod_cidr, service_cidr=addrs.service_cidr, dns_address=addrs.node_address,
-        cgroup_root=f"/{name}", containerd_socket=str(run_dir / "containerd.sock"), kubectl=binaries.kubectl,
-        ctr=binaries.ctr, started_at=time.time(),
-    )  # fmt: skip
+        name=name,
+        work_dir=str(work_dir),
+        run_dir=str(run_dir),
+        netns=name,
+        host_interface=f"{name}h",
+        node_address=addrs.node_address,
+        host_address=addrs.host_address,
+        api_url=f"https://{addrs.node_address}:6443",
+        kubeconfig=str(work_dir / "kubeconfig"),
+        pod_cidr=addrs.pod_cidr,
+        service_cidr=addrs.service_cidr,
+        dns_address=addrs.node_address,
+        cgroup_root=f"/{name}",
+        containerd_socket=str(run_dir / "containerd.sock"),
+        kubectl=binaries.kubectl,
+        ctr=binaries.ctr,
+        started_at=time.time(),
+    )
     cluster.save()
     return cluster
 
@@ -202,8 +225,12 @@ def _start_processes(cluster: Cluster, binaries: Binaries, progress: Progress, d
     progress(f"pods admitted, cluster DNS answers (+{time.monotonic() - began:.1f}s)")
 
 
-def start(cache_dir: Path | None = None, work_dir: Path | None = None, progress: Progress = lambda _: None,
-          timeout: float = START_TIMEOUT) -> Cluster:  # fmt: skip
+def start(
+    cache_dir: Path | None = None,
+    work_dir: Path | None = None,
+    progress: Progress = lambda _: None,
+    timeout: float = START_TIMEOUT,
+) -> Cluster:
     """Builds what is missing, starts a cluster and returns it once the node is Ready, pods are admitted
     and cluster DNS answers.  On failure everything started is removed again."""
     if os.geteuid() != 0:
@@ -283,10 +310,12 @@ def stop(cluster: Cluster) -> None:
 
 def status(cluster: Cluster) -> str:
     """A few lines: the API and kubeconfig, each process running or not, the node's readiness."""
-    lines = [f"cluster {cluster.name}: {cluster.api_url} (Kubernetes {cluster.kubernetes_version})",
-             f"  kubeconfig: {cluster.kubeconfig}",
-             f"  node {cluster.node_address}, pods {cluster.pod_cidr}, services {cluster.service_cidr}, "
-             f"DNS {cluster.dns_address}"]  # fmt: skip
+    lines = [
+        f"cluster {cluster.name}: {cluster.api_url} (Kubernetes {cluster.kubernetes_version})",
+        f"  kubeconfig: {cluster.kubeconfig}",
+        f"  node {cluster.node_address}, pods {cluster.pod_cidr}, services {cluster.service_cidr}, "
+        f"DNS {cluster.dns_address}",
+    ]
     for component in components.COMPONENTS:
         pid = cluster.pids.get(component)
         state = f"running (pid {pid})" if pid and _ours(cluster, pid) else "not running"
@@ -315,13 +344,20 @@ def kubectl(
     cluster: Cluster, *args: str, stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """Runs the cluster's kubectl with its admin kubeconfig; never raises on a non-zero exit."""
-    return subprocess.run([cluster.kubectl, f"--kubeconfig={cluster.kubeconfig}", *args], input=stdin, text=True,
-                          capture_output=True, timeout=timeout, check=False)  # fmt: skip
+    return subprocess.run(
+        [cluster.kubectl, f"--kubeconfig={cluster.kubeconfig}", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @contextlib.contextmanager
-def running_cluster(cache_dir: Path | None = None, work_dir: Path | None = None,
-                    progress: Progress = lambda _: None) -> Iterator[Cluster]:  # fmt: skip
+def running_cluster(
+    cache_dir: Path | None = None, work_dir: Path | None = None, progress: Progress = lambda _: None
+) -> Iterator[Cluster]:
     """A started cluster, stopped (everything removed) when the block ends."""
     cluster = start(cache_dir, work_dir, progress)
     try:

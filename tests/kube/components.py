@@ -13,14 +13,27 @@ from tests.kube.build import Binaries
 from tests.kube.config import Layout
 
 # started in this order; stop goes the other way (containerd after its containers)
-COMPONENTS = ("etcd", "containerd", "kube-apiserver", "kubelet", "kube-proxy", "coredns", "kube-controller-manager",
-              "kube-scheduler")  # fmt: skip
+COMPONENTS = (
+    "etcd",
+    "containerd",
+    "kube-apiserver",
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+    "kube-controller-manager",
+    "kube-scheduler",
+)
 ETCD = "http://127.0.0.1:2379"
 # client certificate (pki stem) of each component that talks to the API server
-CLIENT_OF = MappingProxyType({
-    "kubelet": "kubelet", "kube-proxy": "kube-proxy", "coredns": "coredns",
-    "kube-controller-manager": "controller-manager", "kube-scheduler": "scheduler",
-})  # fmt: skip
+CLIENT_OF = MappingProxyType(
+    {
+        "kubelet": "kubelet",
+        "kube-proxy": "kube-proxy",
+        "coredns": "coredns",
+        "kube-controller-manager": "controller-manager",
+        "kube-scheduler": "scheduler",
+    }
+)
 
 
 def write_files(layout: Layout, name: str, node_address: str, service_ip: str, pod_cidr: str) -> None:
@@ -58,32 +71,54 @@ def _private(path: Path, text: str) -> None:
 def _apiserver(b: Binaries, layout: Layout, node_address: str, service_cidr: str) -> list[str]:
     p = layout.pki
     return [
-        b.kube("kube-apiserver"), f"--advertise-address={node_address}", "--bind-address=0.0.0.0",
-        "--secure-port=6443", f"--etcd-servers={ETCD}", f"--service-cluster-ip-range={service_cidr}",
-        f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
-        f"--client-ca-file={p / 'ca.crt'}", f"--kubelet-certificate-authority={p / 'ca.crt'}",
+        b.kube("kube-apiserver"),
+        f"--advertise-address={node_address}",
+        "--bind-address=0.0.0.0",
+        "--secure-port=6443",
+        f"--etcd-servers={ETCD}",
+        f"--service-cluster-ip-range={service_cidr}",
+        f"--tls-cert-file={p / 'apiserver.crt'}",
+        f"--tls-private-key-file={p / 'apiserver.key'}",
+        f"--client-ca-file={p / 'ca.crt'}",
+        f"--kubelet-certificate-authority={p / 'ca.crt'}",
         f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
-        f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}", "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+        "--kubelet-preferred-address-types=InternalIP",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={p / 'sa.pub'}", f"--service-account-signing-key-file={p / 'sa.key'}",
-        "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--allow-privileged=true",
-        f"--requestheader-client-ca-file={p / 'ca.crt'}", "--requestheader-allowed-names=front-proxy-client",
-        "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
-        "--requestheader-extra-headers-prefix=X-Remote-Extra-", "--profiling=false", "--v=1",
+        f"--service-account-key-file={p / 'sa.pub'}",
+        f"--service-account-signing-key-file={p / 'sa.key'}",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        "--allow-privileged=true",
+        f"--requestheader-client-ca-file={p / 'ca.crt'}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--profiling=false",
+        "--v=1",
         f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
         f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
-    ]  # fmt: skip
+    ]
 
 
 def _controller_manager(b: Binaries, layout: Layout, name: str) -> list[str]:
     kubeconfig, p = layout.conf / "kube-controller-manager.kubeconfig", layout.pki
     return [
-        b.kube("kube-controller-manager"), f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}", "--bind-address=127.0.0.1", "--leader-elect=false",
-        "--use-service-account-credentials=false", f"--service-account-private-key-file={p / 'sa.key'}",
-        f"--root-ca-file={p / 'ca.crt'}", f"--cluster-signing-cert-file={p / 'ca.crt'}",
-        f"--cluster-signing-key-file={p / 'ca.key'}", f"--cluster-name={name}", "--v=1",
-    ]  # fmt: skip
+        b.kube("kube-controller-manager"),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        "--leader-elect=false",
+        "--use-service-account-credentials=false",
+        f"--service-account-private-key-file={p / 'sa.key'}",
+        f"--root-ca-file={p / 'ca.crt'}",
+        f"--cluster-signing-cert-file={p / 'ca.crt'}",
+        f"--cluster-signing-key-file={p / 'ca.key'}",
+        f"--cluster-name={name}",
+        "--v=1",
+    ]
 
 
 def argv(component: str, b: Binaries, layout: Layout, name: str, node_address: str, service_cidr: str) -> list[str]:
@@ -91,10 +126,29 @@ def argv(component: str, b: Binaries, layout: Layout, name: str, node_address: s
     conf = layout.conf
     if component == "etcd":
         peer = "http://127.0.0.1:2380"
-        return [b.etcd, "--name", name, "--data-dir", str(layout.etcd_data), "--listen-client-urls", ETCD,
-                "--advertise-client-urls", ETCD, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", f"{name}={peer}", "--logger", "zap", "--log-outputs", "stderr",
-                "--log-level", "warn"]  # fmt: skip
+        return [
+            b.etcd,
+            "--name",
+            name,
+            "--data-dir",
+            str(layout.etcd_data),
+            "--listen-client-urls",
+            ETCD,
+            "--advertise-client-urls",
+            ETCD,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"{name}={peer}",
+            "--logger",
+            "zap",
+            "--log-outputs",
+            "stderr",
+            "--log-level",
+            "warn",
+        ]
     if component == "containerd":
         return [b.containerd, "--config", str(conf / "containerd.toml"), "--log-level", "warn"]
     if component == "kube-apiserver":
@@ -103,14 +157,27 @@ def argv(component: str, b: Binaries, layout: Layout, name: str, node_address: s
         return _controller_manager(b, layout, name)
     if component == "kube-scheduler":
         kubeconfig = conf / "kube-scheduler.kubeconfig"
-        return [b.kube("kube-scheduler"), f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}", "--bind-address=127.0.0.1",
-                "--leader-elect=false"]  # fmt: skip
+        return [
+            b.kube("kube-scheduler"),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+        ]
     if component == "kubelet":
         root = layout.kubelet_root
-        return [b.kube("kubelet"), f"--config={conf / 'kubelet.json'}", f"--kubeconfig={conf / 'kubelet.kubeconfig'}",
-                f"--root-dir={root}", f"--cert-dir={root / 'pki'}", f"--volume-plugin-dir={root / 'volume-plugins'}",
-                f"--hostname-override={name}", f"--node-ip={node_address}", "--v=1"]  # fmt: skip
+        return [
+            b.kube("kubelet"),
+            f"--config={conf / 'kubelet.json'}",
+            f"--kubeconfig={conf / 'kubelet.kubeconfig'}",
+            f"--root-dir={root}",
+            f"--cert-dir={root / 'pki'}",
+            f"--volume-plugin-dir={root / 'volume-plugins'}",
+            f"--hostname-override={name}",
+            f"--node-ip={node_address}",
+            "--v=1",
+        ]
     if component == "kube-proxy":
         return [b.kube("kube-proxy"), f"--config={conf / 'kube-proxy.json'}", "--v=1"]
     if component == "coredns":

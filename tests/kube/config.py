@@ -68,12 +68,18 @@ def kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> str:
     def data(path: Path) -> str:
         return base64.b64encode(path.read_bytes()).decode()
 
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": user, "preferences": {},
-        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": data(ca)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": data(cert), "client-key-data": data(key)}}],
-        "contexts": [{"name": user, "context": {"cluster": "local", "user": user}}],
-    }, indent=2)  # fmt: skip
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": user,
+            "preferences": {},
+            "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": data(ca)}}],
+            "users": [{"name": user, "user": {"client-certificate-data": data(cert), "client-key-data": data(key)}}],
+            "contexts": [{"name": user, "context": {"cluster": "local", "user": user}}],
+        },
+        indent=2,
+    )
 
 
 def containerd_toml(layout: Layout) -> str:
@@ -117,47 +123,89 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 def cni_conflist(network: str, pod_cidr: str, ipam_dir: Path) -> str:
     """ptp: a veth per pod, routed through the node (no bridge, so no br_netfilter is needed for a pod to
     reach a Service whose endpoint sits on the same node); host-local addresses from the pod range."""
-    ipam = {"type": "host-local", "ranges": [[{"subnet": pod_cidr}]], "routes": [{"dst": "0.0.0.0/0"}],
-            "dataDir": str(ipam_dir)}  # fmt: skip
-    return json.dumps({
-        "cniVersion": "1.0.0", "name": network,
-        "plugins": [{"type": "ptp", "ipMasq": False, "mtu": 1500, "ipam": ipam},
-                    {"type": "portmap", "capabilities": {"portMappings": True}}],
-    }, indent=2)  # fmt: skip
+    ipam = {
+        "type": "host-local",
+        "ranges": [[{"subnet": pod_cidr}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dataDir": str(ipam_dir),
+    }
+    return json.dumps(
+        {
+            "cniVersion": "1.0.0",
+            "name": network,
+            "plugins": [
+                {"type": "ptp", "ipMasq": False, "mtu": 1500, "ipam": ipam},
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        },
+        indent=2,
+    )
 
 
 def kubelet_config(layout: Layout, node_address: str, dns: str, cgroup_root: str) -> str:
     pki = layout.pki
-    return json.dumps({
-        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "address": node_address, "readOnlyPort": 0, "healthzBindAddress": "127.0.0.1",
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(pki / "ca.crt")}},
-        "authorization": {"mode": "Webhook"},
-        "tlsCertFile": str(pki / "kubelet-serving.crt"), "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
-        "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
-        "cgroupDriver": "cgroupfs", "cgroupRoot": cgroup_root, "failCgroupV1": False, "failSwapOn": False,
-        "protectKernelDefaults": True, "oomScoreAdj": 0,
-        "clusterDNS": [dns], "clusterDomain": "cluster.local", "resolvConf": str(layout.conf / "resolv.conf"),
-        "podLogsDir": str(layout.logs / "pods"),
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                         "nodefs.inodesFree": "1%"},
-        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99, "serializeImagePulls": False,
-        "nodeStatusUpdateFrequency": "4s", "syncFrequency": "10s", "runtimeRequestTimeout": "2m",
-    }, indent=2)  # fmt: skip
+    return json.dumps(
+        {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": node_address,
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(pki / "ca.crt")},
+            },
+            "authorization": {"mode": "Webhook"},
+            "tlsCertFile": str(pki / "kubelet-serving.crt"),
+            "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
+            "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
+            "cgroupDriver": "cgroupfs",
+            "cgroupRoot": cgroup_root,
+            "failCgroupV1": False,
+            "failSwapOn": False,
+            "protectKernelDefaults": True,
+            "oomScoreAdj": 0,
+            "clusterDNS": [dns],
+            "clusterDomain": "cluster.local",
+            "resolvConf": str(layout.conf / "resolv.conf"),
+            "podLogsDir": str(layout.logs / "pods"),
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+            },
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "serializeImagePulls": False,
+            "nodeStatusUpdateFrequency": "4s",
+            "syncFrequency": "10s",
+            "runtimeRequestTimeout": "2m",
+        },
+        indent=2,
+    )
 
 
 def kube_proxy_config(kubeconfig_path: Path, node_name: str, node_address: str, pod_cidr: str) -> str:
     """iptables mode (the kernel has no IPVS); conntrack left as the kernel has it (a network namespace
     cannot change the machine-wide table size)."""
-    return json.dumps({
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
-        "clientConnection": {"kubeconfig": str(kubeconfig_path)}, "mode": "iptables",
-        "hostnameOverride": node_name, "clusterCIDR": pod_cidr, "nodePortAddresses": [f"{node_address}/32"],
-        "healthzBindAddress": "127.0.0.1:10256", "metricsBindAddress": "127.0.0.1:10249",
-        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
-        "iptables": {"syncPeriod": "30s", "minSyncPeriod": "0s"},
-    }, indent=2)  # fmt: skip
+    return json.dumps(
+        {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "clientConnection": {"kubeconfig": str(kubeconfig_path)},
+            "mode": "iptables",
+            "hostnameOverride": node_name,
+            "clusterCIDR": pod_cidr,
+            "nodePortAddresses": [f"{node_address}/32"],
+            "healthzBindAddress": "127.0.0.1:10256",
+            "metricsBindAddress": "127.0.0.1:10249",
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+            "iptables": {"syncPeriod": "30s", "minSyncPeriod": "0s"},
+        },
+        indent=2,
+    )
 
 
 def corefile(dns_address: str, kubeconfig_path: Path) -> str:

@@ -24,8 +24,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     if asked:
         return
-    skip = pytest.mark.skip(reason="needs the local Kubernetes cluster: run with -m kubernetes (as root, after "
-                                   "scripts/provision-kubernetes)")  # fmt: skip
+    skip = pytest.mark.skip(
+        reason="needs the local Kubernetes cluster: run with -m kubernetes (as root, after "
+        "scripts/provision-kubernetes)"
+    )
     for item in items:
         if item.get_closest_marker("kubernetes") is not None:
             item.add_marker(skip)

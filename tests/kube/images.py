@@ -62,16 +62,21 @@ def layer_tar(files: dict[str, Path], links: tuple[str, ...] = ()) -> bytes:
     return out.getvalue()
 
 
-def write_image_tar(target: Path, name: str, files: dict[str, Path], entrypoint: list[str],
-                    links: tuple[str, ...] = ()) -> None:  # fmt: skip
+def write_image_tar(
+    target: Path, name: str, files: dict[str, Path], entrypoint: list[str], links: tuple[str, ...] = ()
+) -> None:
     """Writes ``target``: a docker-archive with one image ``name`` of one layer."""
     layer = layer_tar(files, links)
     diff_id = hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": entrypoint, "Env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-    }, sort_keys=True).encode()  # fmt: skip
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Entrypoint": entrypoint, "Env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"], "WorkingDir": "/"},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        },
+        sort_keys=True,
+    ).encode()
     config_name = f"{hashlib.sha256(config).hexdigest()}.json"
     manifest = json.dumps([{"Config": config_name, "RepoTags": [name], "Layers": [f"{diff_id}/layer.tar"]}]).encode()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,8 +95,9 @@ def ctr_argv(ctr: str, socket: str, *args: str) -> list[str]:
 
 def import_tar(ctr: str, socket: str, tarball: Path) -> None:
     """Imports a docker-archive or OCI tarball into the cluster's containerd (namespace k8s.io)."""
-    done = subprocess.run(ctr_argv(ctr, socket, "images", "import", str(tarball)),
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ctr_argv(ctr, socket, "images", "import", str(tarball)), capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"ctr images import {tarball} failed: {done.stderr.strip()[-2000:]}")
 
@@ -105,7 +111,8 @@ def import_from_docker(ctr: str, socket: str, names: list[str]) -> None:
         if saved.returncode != 0:
             raise RuntimeError(f"docker save {' '.join(names)} failed: {saved.stderr.decode(errors='replace')[-2000:]}")
         archive.seek(0)
-        done = subprocess.run(ctr_argv(ctr, socket, "images", "import", "-"), stdin=archive, capture_output=True,
-                              check=False)  # fmt: skip
+        done = subprocess.run(
+            ctr_argv(ctr, socket, "images", "import", "-"), stdin=archive, capture_output=True, check=False
+        )
     if done.returncode != 0:
         raise RuntimeError(f"ctr images import failed: {done.stderr.decode(errors='replace')[-2000:]}")

@@ -27,10 +27,16 @@ SLOTS = 16
 MACHINE_DIR = Path("/run/driveops-kube")  # one directory per running cluster, the lock, the kernel record
 NAME_PREFIX = "drvk"
 # what the kubelet checks (protectKernelDefaults): /proc/sys path -> value
-KERNEL_SETTINGS = MappingProxyType({
-    "vm/overcommit_memory": 1, "vm/panic_on_oom": 0, "kernel/panic": 10, "kernel/panic_on_oops": 1,
-    "kernel/keys/root_maxkeys": 1000000, "kernel/keys/root_maxbytes": 25000000,
-})  # fmt: skip
+KERNEL_SETTINGS = MappingProxyType(
+    {
+        "vm/overcommit_memory": 1,
+        "vm/panic_on_oom": 0,
+        "kernel/panic": 10,
+        "kernel/panic_on_oops": 1,
+        "kernel/keys/root_maxkeys": 1000000,
+        "kernel/keys/root_maxbytes": 25000000,
+    }
+)
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -99,10 +105,14 @@ def create_netns(netns: str, host_if: str, addrs: Addresses) -> None:
     run("ip", "addr", "add", f"{addrs.host_address}/30", "dev", host_if)
     run("ip", "link", "set", host_if, "up")
     inside = ["nsenter", f"--net=/run/netns/{netns}"]
-    for argv in (["ip", "addr", "add", f"{addrs.node_address}/30", "dev", "eth0"], ["ip", "link", "set", "eth0", "up"],
-                 ["ip", "link", "set", "lo", "up"], ["sysctl", "-qw", "net.ipv4.ip_forward=1"],
-                 # processes of the node (not pods) reach Services through kube-proxy's OUTPUT rules; no default route
-                 ["ip", "route", "add", addrs.service_cidr, "via", addrs.host_address]):  # fmt: skip
+    for argv in (
+        ["ip", "addr", "add", f"{addrs.node_address}/30", "dev", "eth0"],
+        ["ip", "link", "set", "eth0", "up"],
+        ["ip", "link", "set", "lo", "up"],
+        ["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+        # processes of the node (not pods) reach Services through kube-proxy's OUTPUT rules; no default route
+        ["ip", "route", "add", addrs.service_cidr, "via", addrs.host_address],
+    ):
         run(*inside, *argv)
     for cidr in (addrs.pod_cidr, addrs.service_cidr):  # the machine reaches pods and Services directly
         run("ip", "route", "add", cidr, "via", addrs.node_address, "dev", host_if)
@@ -121,9 +131,14 @@ def delete_netns(netns: str, host_if: str) -> None:
 def launch(netns: str, argv: list[str], log: Path) -> int:
     """Starts ``argv`` inside the namespace, in a session of its own (it outlives its starter)."""
     with open(log, "ab") as out:
-        process = subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", "--", *argv], stdin=subprocess.DEVNULL,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "PATH": PATH})  # fmt: skip
+        process = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{netns}", "--", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PATH": PATH},
+        )
     return process.pid
 
 

@@ -89,8 +89,14 @@ def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     return cert, key
 
 
-def _issue(directory: Path, stem: str, ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], subject: x509.Name,
-           usage: x509.ObjectIdentifier, sans: list[x509.GeneralName] | None = None) -> Identity:  # fmt: skip
+def _issue(
+    directory: Path,
+    stem: str,
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName] | None = None,
+) -> Identity:
     key = _key()
     builder = (
         _builder(subject, ca[0].subject, key.public_key())
@@ -122,12 +128,23 @@ def make_pki(directory: Path, node_name: str, node_address: str, service_ip: str
         "kubernetes.default.svc",
         "kubernetes.default.svc.cluster.local",
     ]
-    _issue(directory, "apiserver", ca, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH,
-           _sans([*service_names, "localhost", node_name], [node_address, service_ip, "127.0.0.1"]))  # fmt: skip
-    _issue(directory, "kubelet-serving", ca, _name(node_name), ExtendedKeyUsageOID.SERVER_AUTH,
-           _sans([node_name], [node_address]))  # fmt: skip
-    _issue(directory, "kubelet", ca, _name(f"system:node:{node_name}", "system:nodes"),
-           ExtendedKeyUsageOID.CLIENT_AUTH)  # fmt: skip
+    _issue(
+        directory,
+        "apiserver",
+        ca,
+        _name("kube-apiserver"),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        _sans([*service_names, "localhost", node_name], [node_address, service_ip, "127.0.0.1"]),
+    )
+    _issue(
+        directory,
+        "kubelet-serving",
+        ca,
+        _name(node_name),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        _sans([node_name], [node_address]),
+    )
+    _issue(directory, "kubelet", ca, _name(f"system:node:{node_name}", "system:nodes"), ExtendedKeyUsageOID.CLIENT_AUTH)
     for stem, (common_name, organisation) in CLIENTS.items():
         _issue(directory, stem, ca, _name(common_name, organisation), ExtendedKeyUsageOID.CLIENT_AUTH)
     signing = _key()

@@ -29,15 +29,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def apply(cluster: Cluster, *manifests: dict[str, Any]) -> None:
-    done = kubectl(cluster, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                   "items": list(manifests)}))  # fmt: skip
+    done = kubectl(
+        cluster, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)})
+    )
     assert done.returncode == 0, done.stderr
 
 
 def pod(name: str, command: list[str], image: str = BUSYBOX_IMAGE, **spec: Any) -> dict[str, Any]:
     container = {"name": "main", "image": image, "imagePullPolicy": "Never", "command": command}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
-            "spec": {"containers": [container], "terminationGracePeriodSeconds": 0, **spec}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": 0, **spec},
+    }
 
 
 def wait_ready(cluster: Cluster, name: str, timeout: int = 120) -> None:
@@ -89,10 +94,16 @@ def test_the_node_is_ready_on_its_own_address(kube_cluster: Cluster) -> None:
 
 def test_a_pod_of_a_locally_imported_image_runs_and_answers_on_a_node_port(kube_cluster: Cluster) -> None:
     serve = "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
-    apply(kube_cluster, pod("web", ["sh", "-c", serve]), {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
-    })  # fmt: skip
+    apply(
+        kube_cluster,
+        pod("web", ["sh", "-c", serve]),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
     wait_ready(kube_cluster, "web")
     pod_ip = get(kube_cluster, "pod", "web")["status"]["podIP"]
     assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(kube_cluster.pod_cidr)
@@ -103,10 +114,17 @@ def test_a_pod_of_a_locally_imported_image_runs_and_answers_on_a_node_port(kube_
 
 
 def test_a_service_name_resolves_and_answers_inside_a_pod(kube_cluster: Cluster) -> None:
-    apply(kube_cluster, pod("echo", ["sh", "-c", "echo echoed > /tmp/i && exec httpd -f -p 8080 -h /tmp"]), {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo-svc"},
-        "spec": {"selector": {"app": "echo"}, "ports": [{"port": 8081, "targetPort": 8080}]},
-    }, pod("client", ["sleep", "3600"]))  # fmt: skip
+    apply(
+        kube_cluster,
+        pod("echo", ["sh", "-c", "echo echoed > /tmp/i && exec httpd -f -p 8080 -h /tmp"]),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "echo-svc"},
+            "spec": {"selector": {"app": "echo"}, "ports": [{"port": 8081, "targetPort": 8080}]},
+        },
+        pod("client", ["sleep", "3600"]),
+    )
     wait_ready(kube_cluster, "echo")
     wait_ready(kube_cluster, "client")
     service_ip = get(kube_cluster, "service", "echo-svc")["spec"]["clusterIP"]
@@ -129,8 +147,9 @@ def test_a_pod_too_big_for_the_node_stays_pending_as_unschedulable(kube_cluster:
     reason = None
     while time.monotonic() < deadline and reason is None:
         conditions = get(kube_cluster, "pod", "too-big")["status"].get("conditions", [])
-        reason = next((c.get("reason") for c in conditions if c["type"] == "PodScheduled" and c["status"] == "False"),
-                      None)  # fmt: skip
+        reason = next(
+            (c.get("reason") for c in conditions if c["type"] == "PodScheduled" and c["status"] == "False"), None
+        )
         time.sleep(0.5)
     assert reason == "Unschedulable"
     time.sleep(3)
@@ -138,8 +157,9 @@ def test_a_pod_too_big_for_the_node_stays_pending_as_unschedulable(kube_cluster:
 
 
 def _docker_images() -> list[str]:
-    done = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=False
+    )
     return done.stdout.split() if done.returncode == 0 else []
 
 
@@ -187,8 +207,14 @@ def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tests.kube.cluster", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tests.kube.cluster", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_the_command_line_starts_reports_and_stops_a_cluster(tmp_path: Path) -> None:
@@ -210,8 +236,12 @@ def _recorded_pids(work_dir: Path) -> dict[str, int]:
 
 
 def test_a_cluster_whose_starter_was_killed_is_stopped_from_its_state_file(tmp_path: Path) -> None:
-    starter = subprocess.Popen([sys.executable, "-m", "tests.kube.cluster", "up", "--work-dir", str(tmp_path)],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    starter = subprocess.Popen(
+        [sys.executable, "-m", "tests.kube.cluster", "up", "--work-dir", str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while "kubelet" not in _recorded_pids(tmp_path):
         if time.monotonic() > deadline:

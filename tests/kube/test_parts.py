@@ -91,14 +91,18 @@ def _answer_once(server: socket.socket, addresses: list[str], rcode: int, ident_
     server.sendto(header + query[12:] + answers, client)
 
 
-@pytest.mark.parametrize(("addresses", "rcode", "ident_delta", "expected"), [
-    (["198.19.2.1"], 0, 0, ["198.19.2.1"]),
-    (["198.19.2.7", "198.19.2.8"], 0, 0, ["198.19.2.7", "198.19.2.8"]),
-    ([], 3, 0, []),  # NXDOMAIN
-    (["198.19.2.1"], 0, 1, []),  # not the answer to our question
-])  # fmt: skip
-def test_a_dns_answer_is_read_for_its_a_records(addresses: list[str], rcode: int, ident_delta: int,
-                                                expected: list[str]) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("addresses", "rcode", "ident_delta", "expected"),
+    [
+        (["198.19.2.1"], 0, 0, ["198.19.2.1"]),
+        (["198.19.2.7", "198.19.2.8"], 0, 0, ["198.19.2.7", "198.19.2.8"]),
+        ([], 3, 0, []),  # NXDOMAIN
+        (["198.19.2.1"], 0, 1, []),  # not the answer to our question
+    ],
+)
+def test_a_dns_answer_is_read_for_its_a_records(
+    addresses: list[str], rcode: int, ident_delta: int, expected: list[str]
+) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
         server.bind(("127.0.0.1", 0))
         answering = threading.Thread(target=_answer_once, args=(server, addresses, rcode, ident_delta))
@@ -117,9 +121,13 @@ def test_the_kubelet_only_checks_kernel_settings_and_keeps_to_its_own_directorie
     assert kubelet["podLogsDir"].startswith(str(tmp_path))
     containerd = config.containerd_toml(layout)
     assert "restrict_oom_score_adj = true" in containerd and "/var/lib/containerd" not in containerd
-    assert all(line.split('"')[1].startswith(str(tmp_path)) for line in containerd.splitlines()
-               if line.strip().startswith(("root =", "state =", "address =", "conf_dir =")) and '"' in line
-               and line.split('"')[1])  # fmt: skip
+    assert all(
+        line.split('"')[1].startswith(str(tmp_path))
+        for line in containerd.splitlines()
+        if line.strip().startswith(("root =", "state =", "address =", "conf_dir ="))
+        and '"' in line
+        and line.split('"')[1]
+    )
     proxy = json.loads(config.kube_proxy_config(tmp_path / "k", "n", "198.19.0.2", "198.19.1.0/24"))
     assert proxy["mode"] == "iptables" and proxy["nodePortAddresses"] == ["198.19.0.2/32"]
 
