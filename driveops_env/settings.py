@@ -21,7 +21,7 @@ from driveops_env.tenants import parse_tenant_list, validate_env_name, validate_
 
 T = TypeVar("T")
 
-BackendName = Literal["auto", "local", "docker"]
+BackendName = Literal["auto", "local", "docker", "kubernetes"]
 Isolation = Literal["dedicated", "shared"]
 
 
@@ -46,7 +46,7 @@ class Settings:
     )
     backend: BackendName = declare(
         "Where services run: docker when an engine answers and has (or can pull) the images, else local "
-        "(auto); local processes; or docker.",
+        "(auto); local processes; docker; or kubernetes (a cluster of your kubeconfig; never chosen by auto).",
         lambda: "auto",
         "auto",
     )
@@ -116,6 +116,39 @@ class Settings:
         lambda: "",
         "127.0.0.1, or the remote engine's address",
         metavar="ADDRESS",
+    )
+    kube_context: str = declare(
+        "The kubernetes backend's cluster: a context of the kubeconfig (KUBECONFIG or ~/.kube/config).",
+        lambda: "",
+        "the kubeconfig's current context",
+        metavar="CONTEXT",
+    )
+    kube_namespace: str = declare(
+        "The kubernetes backend's namespace for the environment; one you name (a namespace handed out to "
+        "you) must exist and is never deleted, only emptied of what driveops-env made in it.",
+        lambda: "",
+        "driveops-<name>, made and removed by driveops-env",
+        metavar="NAMESPACE",
+    )
+    kube_address: str = declare(
+        "Address clients reach the kubernetes backend's NodePort Services at.",
+        lambda: "",
+        "the first ready node's InternalIP",
+        metavar="ADDRESS",
+    )
+    kube_cpu_request: str = declare(
+        "CPU each server's container requests on the kubernetes backend (Kubernetes quantity).",
+        lambda: "50m",
+        "50m",
+        metavar="CPU",
+    )
+    kube_memory_mb: int = declare(
+        "Memory limit of a server's container on the kubernetes backend when its service names none "
+        "(Keycloak's is its heap plus 512); the request is a quarter of the limit.",
+        lambda: 512,
+        "512",
+        parse_positive_int,
+        metavar="MB",
     )
     startup_timeout: float = declare(
         "Seconds a service may take to become ready.",

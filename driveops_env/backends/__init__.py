@@ -5,6 +5,7 @@ is a rule over it: the first of ``AUTO`` that says it is available.
 |---|---|---|
 | local | process | processes on this machine (``--local-user`` as root) |
 | docker | container | containers on a Docker engine, local or remote |
+| kubernetes | container | Pods on a cluster of the kubeconfig (named only: ``auto`` never picks it) |
 | descriptor | - | nothing: an environment known from another machine's descriptor, reached over the network |
 """
 
@@ -22,10 +23,11 @@ __all__ = ["CHOOSABLE", "Backend", "StartContext", "backend_class", "create_back
 BACKENDS = {
     "local": "driveops_env.backends.local:LocalBackend",
     "docker": "driveops_env.backends.docker:DockerBackend",
+    "kubernetes": "driveops_env.backends.kubernetes:KubernetesBackend",
     "descriptor": "driveops_env.backends.readonly:ReadOnlyBackend",
 }
 AUTO = ("docker", "local")  # what ``auto`` tries, in order
-CHOOSABLE = ("local", "docker")
+CHOOSABLE = ("local", "docker", "kubernetes")
 
 
 def _quiet(_: str) -> None:

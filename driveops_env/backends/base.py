@@ -13,6 +13,7 @@ how to start the server, whether it still runs, its log.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ from driveops_env.ports import PortAllocator
 from driveops_env.services.base import Engine, Server
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
+
+
+def home_label(settings: Settings) -> str:
+    """Which state directory a container backend's resources belong to: two users (or test sandboxes)
+    with the same environment name on one engine or cluster never touch each other's."""
+    return hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
 
 
 @dataclass

@@ -17,7 +17,6 @@ from its service's container description; no service is named here.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import random
 import threading
@@ -26,7 +25,7 @@ from typing import Any
 
 from driveops_env import builders, process
 from driveops_env.backends import docker_engine
-from driveops_env.backends.base import StartContext, Started, launch
+from driveops_env.backends.base import StartContext, Started, home_label, launch
 from driveops_env.backends.docker_engine import LABEL, sweep
 from driveops_env.errors import MissingDependencyError, StartupError
 from driveops_env.ports import PortAllocator
@@ -37,12 +36,6 @@ from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
 
 __all__ = ["LABEL", "DockerBackend", "home_label", "sweep"]
-
-
-def home_label(settings: Settings) -> str:
-    """Which state directory resources belong to: two users (or test sandboxes) with the same
-    environment name on one engine never touch each other's containers."""
-    return hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
 
 
 class DockerBackend:
@@ -237,8 +230,8 @@ class DockerBackend:
             container.with_command(command)
         for path, content in spec.files.items():
             container.with_copy_into_container(content, path, 0o644)
-        for volume in self._image_volumes(spec.image):  # in memory, as the local backend's data: no
-            container.with_tmpfs_mount(volume)  # anonymous volume outlives the container
+        for volume in sorted({*self._image_volumes(spec.image), *spec.data_dirs}):  # in memory, as the local
+            container.with_tmpfs_mount(volume)  # backend's data: no anonymous volume outlives the container
         container.with_name(name)
         endpoint = EndpointConfig(self.client().api._version, aliases=aliases)  # stable names on the network
         kwargs: dict[str, Any] = {"labels": labels, "network": network, "networking_config": {network: endpoint}}

@@ -74,6 +74,7 @@ class ContainerSpec:
     files: dict[str, bytes] = field(default_factory=dict)  # path in the container -> content
     memory_mb: int | None = None
     host_port: int | None = None  # the main port's published port, when the user fixed it
+    data_dirs: tuple[str, ...] = ()  # where it keeps its data: in memory (throwaway development data)
 
 
 @dataclass

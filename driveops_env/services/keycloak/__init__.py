@@ -132,7 +132,7 @@ class KeycloakService(Service[KeycloakAccess]):
                 providers=o.keycloak_providers_dir,
             )
             return f"{o.keycloak_version}/{o.keycloak_db}"
-        if o.keycloak_db == "dev-file" and ctx.engine is not None:
+        if o.keycloak_db == "dev-file" and ctx.engine is not None and ctx.engine.client() is not None:
             self._optimized = image.optimized(
                 ctx.engine.client(),
                 o.image_keycloak,

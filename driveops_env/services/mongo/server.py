@@ -24,6 +24,7 @@ def container(key: str, tenant: str, image: str) -> Server:
         port=PORT,
         env={"MONGO_INITDB_ROOT_USERNAME": ADMIN, "MONGO_INITDB_ROOT_PASSWORD": password},
         secret_env=("MONGO_INITDB_ROOT_PASSWORD",),
+        data_dirs=("/data/db",),
     )
     return Server(
         key,

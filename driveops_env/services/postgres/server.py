@@ -36,6 +36,7 @@ def container(key: str, tenant: str | None, image: str) -> Server:
             "POSTGRES_INITDB_ARGS": "--locale=C -E UTF8",
         },
         secret_env=("POSTGRES_PASSWORD",),
+        data_dirs=("/var/lib/postgresql/data",),
         command=["postgres", *settings],
     )
     return _server(key, tenant, password, admin.admin_conninfo, container=spec)

@@ -81,7 +81,12 @@ class RedisService(Service[RedisAccess]):
         if plan.family == CONTAINER:  # every interface inside the container; published on one address only
             text = admin.config_text(port=PORT, data_dir=None, admin_password=password, bind="0.0.0.0")  # noqa: S104
             base.container = ContainerSpec(
-                self.own.image_redis, "image_redis", PORT, command=[CONFIG], files={CONFIG: text.encode()}
+                self.own.image_redis,
+                "image_redis",
+                PORT,
+                command=[CONFIG],
+                files={CONFIG: text.encode()},
+                data_dirs=("/data",),
             )
             return base
         binary = admin.find_server(self.own.redis_server)

@@ -1,0 +1,368 @@
+"""The kubernetes backend: every server is a Pod of a cluster (the kubeconfig's current context, or
+``--kube-context``), started from its service's container description, as on docker; no service is
+named here.
+
+- One namespace per environment: ``driveops-<name>``, made and at ``down`` removed with everything in
+  it; or one the user names (``--kube-namespace``), which must exist and is only emptied of what
+  driveops-env made there.
+- Per server: a Secret (its generated passwords and files: never in the Pod spec or a log), a NodePort
+  Service named like the server's alias on docker (``postgres-acme``, ``keycloak``: in the cluster the
+  stores answer by those names on their own ports), and a Pod (the image of the service's setting,
+  pulled if not present; data directories in memory; requests and limits; never restarted: a server
+  that dies is reported by ``status`` and recreated by ``up``).
+- Clients reach the stores on the node ports, at ``--kube-address`` (default: the first ready node's
+  InternalIP): nothing needs to keep running beside the environment (a port-forward would), and it
+  works on any cluster whose nodes the client machine reaches.
+- Every object carries the docker backend's labels (environment, home, spec, service, tenant); the
+  state file's path is an annotation.  ``gc`` and ``down`` find them by label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from driveops_env import process
+from driveops_env.backends import kube_api
+from driveops_env.backends.base import StartContext, Started, home_label, launch
+from driveops_env.backends.docker_engine import LABEL
+from driveops_env.errors import MissingDependencyError, StartupError, UsageError
+from driveops_env.secret import generate_secret
+from driveops_env.services.base import CONTAINER, ContainerSpec, Engine, Server
+from driveops_env.settings import Settings
+from driveops_env.state import ServiceRecord
+
+
+class KubernetesBackend:
+    name = "kubernetes"
+    family = CONTAINER
+
+    def __init__(self, settings: Settings, engine: str = "") -> None:
+        self.settings = settings
+        self.url = engine or settings.kube_context  # a running environment's: its recorded context
+        self._api: Any = None
+        self._address = settings.kube_address
+        self._namespace_lock = threading.Lock()
+        self._namespaces: set[str] = set()
+
+    @classmethod
+    def available(cls, settings: Settings, progress: Callable[[str], None]) -> bool:
+        return False  # ``auto`` never starts servers on a cluster: name it
+
+    @classmethod
+    def collect(cls, settings: Settings, *, dry_run: bool) -> list[str]:
+        """Namespaces (and objects) of this home's environments that have no state file any more."""
+        try:
+            backend = cls(settings)
+            api = backend.api()
+        except Exception:  # no cluster configured: nothing of ours can be there
+            return []
+        home = home_label(settings)
+        removed = []
+        for pod in api.list_pod_for_all_namespaces(label_selector=f"{LABEL}.home={home}").items:
+            env = pod.metadata.labels.get(f"{LABEL}.env", "")
+            if env and not (settings.state_dir / f"{env}.json").exists():
+                removed.append(f"pod {pod.metadata.namespace}/{pod.metadata.name}")
+                if not dry_run:
+                    backend.cleanup_in(pod.metadata.namespace, env)
+        return sorted(set(removed))
+
+    # --- the cluster ------------------------------------------------------------------------------
+
+    def api(self) -> Any:
+        if self._api is None:
+            self._api, self.url = kube_api.connect(self.url)
+        return self._api
+
+    def addresses(self) -> tuple[str, str]:
+        """(where ports are published, where clients reach them): the node address, both."""
+        if not self._address:
+            self._address = _node_address(self.api())
+        return self._address, self._address
+
+    def engine(self) -> Engine | None:
+        return self
+
+    def client(self) -> Any:
+        return None  # images are not built here: the cluster pulls the configured ones
+
+    def run_as(self) -> str | None:
+        return None
+
+    def exec(self, record: ServiceRecord, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
+        return kube_api.exec_in(self.api(), str(record.network), str(record.container_id), argv, stdin)
+
+    def namespace(self, env_name: str) -> str:
+        return self.settings.kube_namespace or kube_api.namespace_name(env_name)
+
+    def _labels(self, env_name: str, **extra: str) -> dict[str, str]:
+        return {f"{LABEL}.env": env_name, f"{LABEL}.home": home_label(self.settings), **extra}
+
+    def prepare(self, progress: Callable[[str], None]) -> None:
+        """The cluster answers, and the nodes have an address for clients."""
+        api = self.api()
+        try:
+            api.list_node(limit=1)
+        except Exception as exc:
+            raise MissingDependencyError(
+                f"the cluster of kubeconfig context {self.url!r} does not answer: {_reason(exc)}",
+                hint="check `kubectl --context <context> get nodes`; scripts/local-cluster up starts one here",
+            ) from None
+        progress(f"kubernetes: context {self.url}, clients reach the node ports at {self.addresses()[1]}")
+
+    def _ensure_namespace(self, ctx: StartContext) -> str:
+        name = self.namespace(ctx.env_name)
+        with self._namespace_lock:  # the parallel start-up steps share one namespace
+            if name in self._namespaces:
+                return name
+            if self.settings.kube_namespace:
+                _check_named(self.api(), name)
+            else:
+                labels = self._labels(ctx.env_name, **{kube_api.OWNED_LABEL: "true"})
+                _create_namespace(self.api(), name, labels)
+            self._namespaces.add(name)
+        return name
+
+    # --- starting ---------------------------------------------------------------------------------
+
+    def start(self, server: Server, ctx: StartContext) -> ServiceRecord:
+        spec = server.container
+        if spec is None:
+            raise StartupError(f"{server.service} describes no container", service=server.service)
+        namespace = self._ensure_namespace(ctx)
+        base = ServiceRecord(
+            server.key,
+            server.service,
+            server.tenant,
+            self.addresses()[1],
+            0,
+            server.admin_user,
+            server.admin_password,
+            image=spec.image,
+            aliases=[server.alias],
+            container_port=spec.port,
+            network=namespace,
+            depends_on=list(server.depends_on),
+            extra=dict(server.extra),
+        )
+        record = launch(ctx, lambda _: self._start_pod(ctx, base, spec), server.probe, self._discard)
+        if server.after_start is not None:
+            server.after_start(record)
+        return record
+
+    def _start_pod(self, ctx: StartContext, base: ServiceRecord, spec: ContainerSpec) -> Started:
+        api, namespace, alias = self.api(), str(base.network), base.aliases[0]
+        labels = self._labels(
+            ctx.env_name,
+            **{f"{LABEL}.spec": ctx.spec_hash, f"{LABEL}.service": base.key, f"{LABEL}.tenant": base.tenant or ""},
+        )
+        pod = f"{alias}-{generate_secret(6).lower()}"
+        annotations = {kube_api.STATE_FILE: str(self.settings.state_dir / f"{ctx.env_name}.json")}
+        self._discard(base)  # a server of an earlier run of this name (its Service name is fixed)
+        api.create_namespaced_secret(namespace, kube_api.secret_manifest(pod, labels, kube_api.secret_data(spec)))
+        service = api.create_namespaced_service(namespace, kube_api.service_manifest(alias, labels, spec))
+        node_ports = {p.name: int(p.node_port) for p in service.spec.ports}
+        command = spec.command_for(f"http://{base.host}:{node_ports['main']}") if spec.command_for else spec.command
+        resources = kube_api.Resources(self.settings.kube_cpu_request, self.settings.kube_memory_mb)
+        manifest = kube_api.pod_manifest(
+            pod, labels | {kube_api.SERVER_LABEL: alias}, annotations, spec, command, pod, resources
+        )
+        api.create_namespaced_pod(namespace, manifest)
+        record = replace(
+            base,
+            port=node_ports["main"],
+            container_id=pod,
+            container_name=pod,
+            ports={n: p for n, p in node_ports.items() if n != "main"},
+        )
+        self._wait_scheduled(record, spec)
+        return Started(record, lambda: not kube_api.pod_ended(self._pod(record)), lambda: self._excerpt(record))
+
+    def _wait_scheduled(self, record: ServiceRecord, spec: ContainerSpec) -> None:
+        """Until the Pod's server runs; a Pod that cannot start by waiting is an error naming why."""
+        started = time.monotonic()
+        deadline = started + self.settings.startup_timeout
+        while time.monotonic() < deadline:
+            pod = self._pod(record)
+            if pod is not None and pod.status and pod.status.phase != "Pending":
+                return
+            patience = min(60.0, self.settings.startup_timeout / 2)  # a cluster may scale up meanwhile
+            found = kube_api.pod_problem(pod, started, patience) if pod is not None else None
+            if found is not None:
+                self._discard(record)
+                raise _problem(record, spec, *found)
+            time.sleep(0.25)
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def _pod(self, record: ServiceRecord) -> Any:
+        if not record.container_id or not record.network:
+            return None
+        try:
+            pod = self.api().read_namespaced_pod(record.container_id, record.network)
+        except Exception:  # gone
+            return None
+        labels = pod.metadata.labels or {}
+        return pod if labels.get(f"{LABEL}.home") == home_label(self.settings) else None
+
+    def is_running(self, record: ServiceRecord) -> bool:
+        pod = self._pod(record)
+        return pod is not None and pod.status is not None and pod.status.phase == "Running"
+
+    def stop(self, record: ServiceRecord, *, fast: bool = False) -> None:
+        if self._pod(record) is None and not fast:
+            return  # gone, or not a Pod of this state directory: never touched
+        self._discard(record, grace=0 if fast else 20)
+
+    def remove(self, record: ServiceRecord) -> None:
+        self._discard(record)
+
+    def _discard(self, record: ServiceRecord, grace: int = 0) -> None:
+        """The server's Pod, Secret and Service gone (whichever exist)."""
+        api, namespace = self.api(), str(record.network)
+        selector = f"{LABEL}.service={record.key},{LABEL}.home={home_label(self.settings)}"
+        for pod in api.list_namespaced_pod(namespace, label_selector=selector).items:
+            with contextlib.suppress(Exception):
+                api.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=grace)
+        for secret in api.list_namespaced_secret(namespace, label_selector=selector).items:
+            with contextlib.suppress(Exception):
+                api.delete_namespaced_secret(secret.metadata.name, namespace)
+        for service in api.list_namespaced_service(namespace, label_selector=selector).items:
+            with contextlib.suppress(Exception):
+                api.delete_namespaced_service(service.metadata.name, namespace)
+        _wait_gone(lambda: api.list_namespaced_service(namespace, label_selector=selector).items)
+
+    def logs(self, record: ServiceRecord, lines: int | None) -> str:
+        if self._pod(record) is None:
+            return ""
+        kwargs: dict[str, Any] = {"tail_lines": lines} if lines else {}
+        found = self.api().read_namespaced_pod_log(
+            record.container_id, record.network, container=kube_api.CONTAINER, **kwargs
+        )
+        return str(found)
+
+    def follow(self, record: ServiceRecord) -> Iterator[str]:
+        if self._pod(record) is None:
+            return
+        response = self.api().read_namespaced_pod_log(
+            record.container_id,
+            record.network,
+            container=kube_api.CONTAINER,
+            follow=True,
+            tail_lines=0,
+            _preload_content=False,
+        )
+        for chunk in response.stream():
+            yield chunk.decode(errors="replace")
+
+    def _excerpt(self, record: ServiceRecord) -> str:
+        try:
+            return process.excerpt(self.logs(record, 400))
+        except Exception:  # the Pod may be gone, or its container not started yet
+            return ""
+
+    def cleanup(self, env_name: str) -> list[str]:
+        """Everything labelled with this environment (of this state directory) removed; the namespace too
+        when driveops-env made it."""
+        return self.cleanup_in(self.namespace(env_name), env_name)
+
+    def cleanup_in(self, namespace: str, env_name: str) -> list[str]:
+        api = self.api()
+        selector = f"{LABEL}.env={env_name},{LABEL}.home={home_label(self.settings)}"
+        removed = []
+        for kind in ("pod", "secret", "service"):
+            for item in getattr(api, f"list_namespaced_{kind}")(namespace, label_selector=selector).items:
+                with contextlib.suppress(Exception):
+                    getattr(api, f"delete_namespaced_{kind}")(item.metadata.name, namespace, grace_period_seconds=0)
+                removed.append(f"{kind} {namespace}/{item.metadata.name}")
+        if _owned(api, namespace, env_name, home_label(self.settings)):
+            api.delete_namespace(namespace, grace_period_seconds=0)
+            _wait_gone(lambda: _exists(api, namespace), timeout=120)
+            removed.append(f"namespace {namespace}")
+        return removed
+
+
+def _node_address(api: Any) -> str:
+    for node in api.list_node().items:
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        internal = [a.address for a in node.status.addresses or [] if a.type == "InternalIP"]
+        if ready and internal:
+            return str(internal[0])
+    raise MissingDependencyError(
+        "no ready node of the cluster has an InternalIP for clients to reach the node ports at",
+        hint="name the address with --kube-address",
+    )
+
+
+def _create_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
+    _wait_gone(lambda: _terminating(api, name), timeout=120)  # an earlier environment's, being removed
+    try:
+        api.create_namespace({"metadata": {"name": name, "labels": labels}})
+    except Exception as exc:
+        if getattr(exc, "status", None) == 409:
+            return  # made already (an environment of this name being healed)
+        raise StartupError(f"cannot create the namespace {name}: {_reason(exc)}", hint=_permission(exc)) from None
+
+
+def _check_named(api: Any, name: str) -> None:
+    if not _exists(api, name):
+        raise UsageError(f"namespace {name!r} (--kube-namespace) does not exist", hint="ask for it, or leave it unset")
+
+
+def _exists(api: Any, name: str) -> bool:
+    try:
+        api.read_namespace(name)
+    except Exception:
+        return False
+    return True
+
+
+def _terminating(api: Any, name: str) -> bool:
+    try:
+        return bool(api.read_namespace(name).status.phase == "Terminating")
+    except Exception:
+        return False
+
+
+def _owned(api: Any, namespace: str, env_name: str, home: str) -> bool:
+    try:
+        labels = api.read_namespace(namespace).metadata.labels or {}
+    except Exception:
+        return False
+    wanted = {kube_api.OWNED_LABEL: "true", f"{LABEL}.env": env_name, f"{LABEL}.home": home}
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _wait_gone(found: Callable[[], object], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while found() and time.monotonic() < deadline:
+        time.sleep(0.25)
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", "") or exc)[:300]
+
+
+def _permission(exc: Exception) -> str:
+    if getattr(exc, "status", None) == 403:
+        return "your kubeconfig's user may not do this: it needs namespaces, pods, services and secrets"
+    return "check the cluster (kubectl get nodes) and your permissions there"
+
+
+def _problem(record: ServiceRecord, spec: ContainerSpec, what: str, kind: str) -> Exception:
+    if kind == "image":
+        option = spec.image_option.replace("_", "-")
+        return MissingDependencyError(
+            f"the cluster cannot pull the {record.kind} image {spec.image!r} ({what[:300]})",
+            service=record.kind,
+            tenant=record.tenant,
+            hint=f"set --{option} (or DRIVEOPS_ENV_{spec.image_option.upper()}) to an image the cluster can pull",
+        )
+    hint = "lower --kube-memory-mb or --kube-cpu-request, or free the nodes" if kind == "pending" else None
+    return StartupError(
+        f"{record.key}'s Pod does not start: {what[:500]}", service=record.kind, tenant=record.tenant, hint=hint
+    )
