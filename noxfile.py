@@ -44,7 +44,7 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The whole suite against real services on the local backend; extra arguments go to pytest."""
     session.install("-e", ".[test]", "-e", EXAMPLE_SERVICE)
-    args = session.posargs or ["-m", "not docker", "-n", "2", "--dist", "loadgroup"]
+    args = session.posargs or ["-m", "not docker and not kubernetes", "-n", "2", "--dist", "loadgroup"]
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "local"})
 
 
@@ -66,6 +66,15 @@ def tests_docker(session: nox.Session) -> None:
         "tests/remote",
     ]
     session.run("pytest", *args, env={"DRIVEOPS_TEST_BACKEND": "docker"})
+
+
+@nox.session
+def tests_kubernetes(session: nox.Session) -> None:
+    """The local Kubernetes cluster's own tests and the kubernetes backend's, on a cluster the session
+    starts and removes (needs root, scripts/provision --docker --kubernetes, and the image overrides)."""
+    session.install("-e", ".[test]")
+    args = session.posargs or ["-m", "kubernetes", "-p", "no:randomly", "tests/kube"]
+    session.run("pytest", *args, env={"DRIVEOPS_TEST_KUBERNETES": "1"})
 
 
 @nox.session

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tests.kube.build import BuildError, default_cache_dir, ensure_built
-from tests.kube.cluster import default_work_dir, is_running, load, start, status, stop
+from tests.kube.cluster import default_work_dir, is_running, load, load_images, start, status, stop
 
 
 def _say(message: str) -> None:
@@ -46,7 +46,8 @@ def _down(work_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="local-cluster", description="A single-node Kubernetes cluster here.")
-    parser.add_argument("command", choices=["build", "up", "down", "status"])
+    parser.add_argument("command", choices=["build", "up", "down", "status", "load"])
+    parser.add_argument("images", nargs="*", help="load: images of the local Docker engine to copy into the cluster")
     parser.add_argument("--cache-dir", type=Path, default=None, help="default: the driveops-env cache directory")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: <cache>/kubernetes/run")
     args = parser.parse_args(argv)
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is None:
             print(f"no cluster in {work_dir}")
             return 3
+        if args.command == "load":
+            load_images(cluster, list(args.images))
+            _say(f"loaded {len(args.images)} image(s) into the cluster's containerd")
+            return 0
         print(status(cluster))
         return 0 if is_running(cluster) else 3
     except BuildError as e:
