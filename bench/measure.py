@@ -1,4 +1,5 @@
-"""What the benchmark measures beyond `up`: the docker floor, the plain way, resets and re-seeds, memory."""
+"""What the benchmark measures beyond `up`: the Keycloak floor of a container backend, the plain way,
+resets and re-seeds, memory."""
 
 from __future__ import annotations
 
@@ -31,22 +32,22 @@ def _timed(action: Callable[[], Any]) -> float:
     return time.monotonic() - started
 
 
-def keycloak_floor_docker(settings: Settings) -> float:
-    """The Keycloak container alone, started as the docker backend starts it, to the first token."""
-    from driveops_env.backends import StartContext
-    from driveops_env.backends.docker import DockerBackend
+def keycloak_floor(settings: Settings) -> float:
+    """The Keycloak container alone, started as the settings' container backend (docker, kubernetes)
+    starts it, to the first admin login."""
+    from driveops_env.backends import StartContext, create_backend
     from driveops_env.ports import PortAllocator
 
     alone = settings.replace(services=("keycloak",), name=f"bench-kcfloor-{uuid.uuid4().hex[:6]}", tenants=("acme",))
-    backend = DockerBackend(alone)
+    backend = create_backend(alone.backend, alone)
     backend.prepare(lambda _: None)
     service = registry.service("keycloak", alone)
-    service.prepare(Prepare(CONTAINER, lambda _: None, Path("/tmp"), engine=backend))  # noqa: S108
+    service.prepare(Prepare(CONTAINER, lambda _: None, Path("/tmp"), engine=backend.engine()))  # noqa: S108
     ctx = StartContext(alone.name, "bench", Path("/tmp"), alone, threading.Event(), lambda r: None, PortAllocator())  # noqa: S108
     (need,) = service.needs(Tenant("acme", "x", "Acme", "acme"), "dedicated", CONTAINER)
     try:
         started = time.monotonic()
-        server = service.server(need, Plan("dedicated", CONTAINER, (), {}, lambda _: None, backend), {})
+        server = service.server(need, Plan("dedicated", CONTAINER, (), {}, lambda _: None, backend.engine()), {})
         record = backend.start(server, ctx)
         keycloak.check_admin_login(keycloak.base_url(record), record.admin_user, record.admin_password)
         return time.monotonic() - started

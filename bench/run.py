@@ -1,6 +1,6 @@
 """The benchmark: everything measured side by side in one run, on this machine, now.
 
-    nox -s bench                    (or: python -m bench.run [--quick] [--backends local,docker] [--no-remote])
+    nox -s bench     (or: python -m bench.run [--quick] [--backends local,docker,kubernetes] [--no-remote])
 
 Writes bench/results/latest.md (tables), latest.json (one entry per target: name, measured, target,
 met) and latest.png (each measurement against its goal: ratios, start-ups in seconds, resets in
@@ -28,7 +28,7 @@ from typing import Any
 
 from bench import keycloak as kc_bench
 from bench import large_seeds
-from bench.measure import keycloak_floor_docker, plain_way, reseed_times, reset_times, rss_mb
+from bench.measure import keycloak_floor, plain_way, reseed_times, reset_times, rss_mb
 from driveops_env import Environment, options
 from driveops_env.services.keycloak import dist as keycloak_dist
 from driveops_env.settings import Settings
@@ -206,7 +206,7 @@ def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]]) -> li
 
 def run_docker(counts: list[int], rows: list[tuple[str, str]], remote: bool) -> list[Target]:
     warm("docker", 1)
-    floor = keycloak_floor_docker(settings_for("docker", "acme", "x"))
+    floor = keycloak_floor(settings_for("docker", "acme", "x"))
     rows.append(("docker: Keycloak container alone (as up starts it), to the first token", f"{floor:.2f} s"))
     ups, _ = startups("docker", counts, rows)
     plain = plain_way(2, settings_for("docker", tenants_list(2), "plain"))
@@ -241,9 +241,36 @@ def remote_over_local(local_up2: float, rows: list[tuple[str, str]]) -> Target:
     return ratio("remote.cold_up_2_over_local_engine", seconds, local_up2, "measured", lambda v: True)
 
 
+def run_kubernetes(rows: list[tuple[str, str]]) -> list[Target]:
+    """On the local single-node cluster (tests/kube), started here: its own start, the Keycloak Pod
+    alone to the first login, and a cold up of 2 tenants (the same images as the docker backend's)."""
+    from tests.kube.build import default_cache_dir, ensure_built
+    from tests.kube.cluster import load_images, running_cluster
+
+    ensure_built(default_cache_dir())
+    started = time.monotonic()
+    with running_cluster() as cluster:
+        cluster_start = time.monotonic() - started
+        rows.append(("kubernetes: the local cluster's start (processes to a Ready node)", f"{cluster_start:.2f} s"))
+        load_images(cluster, [v for k, v in os.environ.items() if k.startswith("DRIVEOPS_ENV_IMAGE_")])
+        os.environ["KUBECONFIG"] = cluster.kubeconfig
+        try:
+            floor = keycloak_floor(settings_for("kubernetes", "acme", "x"))
+            rows.append(("kubernetes: Keycloak Pod alone (as up starts it), to the first login", f"{floor:.2f} s"))
+            seconds, env = cold_up("kubernetes", 2)
+            env.down()
+        finally:
+            del os.environ["KUBECONFIG"]
+    rows.append(("kubernetes: cold up, 2 tenants", f"{seconds:.2f} s"))
+    return [
+        ratio("kubernetes.cold_up_2_over_keycloak", seconds, floor, "<= 1.5", lambda v: v <= 1.5),
+        Target("kubernetes.cluster_start_s", cluster_start, "measured", True, "", "s"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--backends", default="local,docker")
+    parser.add_argument("--backends", default="local,docker,kubernetes")
     parser.add_argument("--counts", default="1,2,10")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of the bench)")
     parser.add_argument("--no-remote", action="store_true", help="skip the remote engine (needs root)")
@@ -258,6 +285,9 @@ def main() -> None:
         write(RESULTS, rows, [asdict(t) for t in targets])  # kept even if the docker part fails
     if "docker" in args.backends:
         targets += run_docker(counts, rows, remote=not args.no_remote)
+        write(RESULTS, rows, [asdict(t) for t in targets])
+    if "kubernetes" in args.backends:
+        targets += run_kubernetes(rows)
     write(RESULTS, rows, [asdict(t) for t in targets])
     print(json.dumps([asdict(t) for t in targets], indent=2))
 
