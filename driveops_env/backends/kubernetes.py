@@ -30,7 +30,7 @@ from driveops_env import process
 from driveops_env.backends import kube_api
 from driveops_env.backends.base import StartContext, Started, home_label, launch
 from driveops_env.backends.docker_engine import LABEL
-from driveops_env.errors import MissingDependencyError, StartupError, UsageError
+from driveops_env.errors import DriveopsEnvError, MissingDependencyError, StartupError, UsageError
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import CONTAINER, ContainerSpec, Engine, Server
 from driveops_env.settings import Settings
@@ -58,12 +58,11 @@ class KubernetesBackend:
         """Namespaces (and objects) of this home's environments that have no state file any more."""
         try:
             backend = cls(settings)
-            api = backend.api()
-        except Exception:  # no cluster configured: nothing of ours can be there
+            pods = backend.api().list_pod_for_all_namespaces(label_selector=f"{LABEL}.home={home_label(settings)}")
+        except Exception:  # no cluster configured, or it does not answer: nothing of ours to find there
             return []
-        home = home_label(settings)
         removed = []
-        for pod in api.list_pod_for_all_namespaces(label_selector=f"{LABEL}.home={home}").items:
+        for pod in pods.items:
             env = pod.metadata.labels.get(f"{LABEL}.env", "")
             if env and not (settings.state_dir / f"{env}.json").exists():
                 removed.append(f"pod {pod.metadata.namespace}/{pod.metadata.name}")
@@ -214,8 +213,8 @@ class KubernetesBackend:
         return pod is not None and pod.status is not None and pod.status.phase == "Running"
 
     def stop(self, record: ServiceRecord, *, fast: bool = False) -> None:
-        if self._pod(record) is None and not fast:
-            return  # gone, or not a Pod of this state directory: never touched
+        """Only what carries this state directory's label is touched (a Pod gone meanwhile leaves its
+        Service and Secret: they go too)."""
         self._discard(record, grace=0 if fast else 20)
 
     def remove(self, record: ServiceRecord) -> None:
@@ -268,7 +267,14 @@ class KubernetesBackend:
     def cleanup(self, env_name: str) -> list[str]:
         """Everything labelled with this environment (of this state directory) removed; the namespace too
         when driveops-env made it."""
-        return self.cleanup_in(self.namespace(env_name), env_name)
+        try:
+            return self.cleanup_in(self.namespace(env_name), env_name)
+        except DriveopsEnvError:
+            raise
+        except Exception as exc:
+            raise StartupError(
+                f"cannot remove environment {env_name!r} from the cluster: {_reason(exc)}", hint=_permission(exc)
+            ) from None
 
     def cleanup_in(self, namespace: str, env_name: str) -> list[str]:
         api = self.api()
@@ -303,9 +309,15 @@ def _create_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
     try:
         api.create_namespace({"metadata": {"name": name, "labels": labels}})
     except Exception as exc:
-        if getattr(exc, "status", None) == 409:
-            return  # made already (an environment of this name being healed)
-        raise StartupError(f"cannot create the namespace {name}: {_reason(exc)}", hint=_permission(exc)) from None
+        if getattr(exc, "status", None) != 409:
+            hint = _permission(exc)
+            raise StartupError(f"cannot create the namespace {name}: {_reason(exc)}", hint=hint) from None
+        found = api.read_namespace(name).metadata.labels or {}
+        if any(found.get(k) != v for k, v in labels.items()):  # another state directory's, or not ours
+            raise UsageError(
+                f"namespace {name} exists and is not this environment's",
+                hint="choose another --name, or name a namespace of your own with --kube-namespace",
+            ) from None
 
 
 def _check_named(api: Any, name: str) -> None:
