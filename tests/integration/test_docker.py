@@ -268,7 +268,7 @@ def test_a_killed_up_leaves_no_keycloak_builder(tmp_path: Path) -> None:
     with make_sandbox(tmp_path, services="keycloak", backend="docker") as box:
         _kill_when(box.popen("up", "--tenants", slug), "making a Keycloak image")
         builders = _builders()
-        assert builders and all(c["State"] == "running" for c in builders), "the builder should still run"
+        assert builders, "the killed up's builder outlives it"  # running, or stopped to be committed
         collected = box.cli("gc")
         assert collected.returncode == 0 and "builder container" in collected.stderr, collected.stderr
         assert _builders() == []
