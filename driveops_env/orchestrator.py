@@ -82,6 +82,7 @@ def prepare_services(what: PlanInput, backend: Backend, settings: Settings, prog
     ctx = Prepare(
         backend.family, progress, envdirs.env_dir(settings, settings.name), backend.run_as(), backend.engine()
     )
+    registry.load_clients(what.servers.values())
     return {name: service.prepare(ctx) for name, service in what.servers.items()}
 
 

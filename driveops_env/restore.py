@@ -20,6 +20,7 @@ from driveops_env import timing
 from driveops_env.diagnosis import NO_SPACE, diagnose
 from driveops_env.errors import ServiceError, UsageError
 from driveops_env.running import services_of, sources_of, work_of
+from driveops_env.services import registry
 from driveops_env.services.base import COPY_TOKEN, Service
 from driveops_env.settings import Settings
 from driveops_env.state import EnvState, TenantRecord
@@ -43,6 +44,7 @@ def reset_tenant(state: EnvState, slug: str, stores: Iterable[str], settings: Se
     services, sources = services_of(state, settings), sources_of(state, settings)
     wanted = [name for name in stores if name in record.stores]
     _check_room(state, record, wanted)
+    registry.load_clients(services[name] for name in wanted)
     jobs: dict[str, Callable[[], object]] = {}
     for name in wanted:
         service = services[name]
@@ -105,6 +107,7 @@ class TenantCopy:
         self.state, self.token = state, token
         self.original = tenant_record(state, slug)
         self.services = {n: s for n, s in services_of(state, settings).items() if n in self.original.stores}
+        registry.load_clients(self.services.values())
         self.sources = sources_of(state, settings)
         self.accesses = {n: s.load(self.original.stores[n]) for n, s in self.services.items()}
         self.seeds = {

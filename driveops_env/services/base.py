@@ -210,6 +210,9 @@ class Service(Generic[A]):
     reset_marker: ClassVar[str | None] = None  # a test marked so gets the store made afresh
     issues_tokens: ClassVar[bool] = False
     commands: ClassVar[tuple[str, ...]] = ()  # its local processes' command names (found when a state is lost)
+    # the client libraries its steps import, imported before the steps run in parallel threads (the first
+    # import of a package with import cycles, such as requests, from two threads at once can fail)
+    clients: ClassVar[tuple[str, ...]] = ()
     # a module of the unit with env(access, style), from_env(environ, slug) and data(access, show_secrets)
     formats: ClassVar[Any] = None
     endpoint_type: ClassVar[Any] = None  # what ``endpoint`` makes of an access: ``endpoint_type.of(access)``

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from driveops_env.errors import UsageError
 from driveops_env.option_types import Option, table
@@ -82,3 +83,10 @@ def services(settings: Settings, selected: Sequence[str] | None = None) -> list[
 def every(settings: Settings) -> dict[str, Service[object]]:
     """Every registered service by name (what a running environment's records may name)."""
     return {cls.name: cls(settings) for cls in classes()}
+
+
+def load_clients(services: Iterable[Service[Any]]) -> None:
+    """Import the services' client libraries here, before their steps run in parallel threads."""
+    for service in services:
+        for module in service.clients:
+            importlib.import_module(module)

@@ -105,6 +105,10 @@ class KeycloakService(Service[KeycloakAccess]):
     issues_tokens = True
     reset_marker = "keycloak_reset"
     commands = ("java", "kc.sh")
+    clients = (
+        "keycloak",
+        "requests",
+    )
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -50,6 +50,7 @@ class MongoService(Service[MongoAccess]):
     options = MongoOptions
     own: MongoOptions
     commands = ("ferretdb",)
+    clients = ("pymongo",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

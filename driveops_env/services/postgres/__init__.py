@@ -54,6 +54,7 @@ class PostgresService(Service[PostgresAccess]):
     options = PostgresOptions
     own: PostgresOptions
     commands = ("postgres",)
+    clients = ("psycopg",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -60,6 +60,7 @@ class RedisService(Service[RedisAccess]):
     options = RedisOptions
     own: RedisOptions
     commands = ("redis-server",)
+    clients = ("redis",)
 
     def prepare(self, ctx: Prepare) -> str:
         if ctx.family == CONTAINER:
