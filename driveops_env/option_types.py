@@ -46,6 +46,11 @@ def declare(
     return field(metadata={_DECL: _Decl(help, default, default_doc, parse or parse_text, metavar, list_valued)})
 
 
+def unset(help: str, default_doc: str, metavar: str) -> Any:
+    """A text option whose default is decided where it is used ('' here; ``default_doc`` says what)."""
+    return declare(help, lambda: "", default_doc, metavar=metavar)
+
+
 def switch(help: str) -> Any:
     """A boolean option, off unless set (``--flag``/``--no-flag``, true/false in files and variables)."""
     return declare(help, lambda: False, "false", parse_bool, metavar="BOOL")

@@ -16,6 +16,7 @@ from driveops_env.option_types import (
     parse_path,
     parse_positive_float,
     parse_positive_int,
+    unset,
 )
 from driveops_env.tenants import parse_tenant_list, validate_env_name, validate_realm_pattern
 
@@ -110,31 +111,27 @@ class Settings:
         parse_path,
         metavar="DIR",
     )
-    publish_address: str = declare(
+    publish_address: str = unset(
         "Address the docker backend publishes ports on and clients use: 127.0.0.1 for a local engine, "
         "the engine's host for a remote one (DOCKER_HOST). 0.0.0.0 only if you ask for it.",
-        lambda: "",
         "127.0.0.1, or the remote engine's address",
-        metavar="ADDRESS",
+        "ADDRESS",
     )
-    kube_context: str = declare(
+    kube_context: str = unset(
         "The kubernetes backend's cluster: a context of the kubeconfig (KUBECONFIG or ~/.kube/config).",
-        lambda: "",
         "the kubeconfig's current context",
-        metavar="CONTEXT",
+        "CONTEXT",
     )
-    kube_namespace: str = declare(
+    kube_namespace: str = unset(
         "The kubernetes backend's namespace for the environment; one you name (a namespace handed out to "
         "you) must exist and is never deleted, only emptied of what driveops-env made in it.",
-        lambda: "",
         "driveops-<name>, made and removed by driveops-env",
-        metavar="NAMESPACE",
+        "NAMESPACE",
     )
-    kube_address: str = declare(
+    kube_address: str = unset(
         "Address clients reach the kubernetes backend's NodePort Services at.",
-        lambda: "",
         "the first ready node's InternalIP",
-        metavar="ADDRESS",
+        "ADDRESS",
     )
     kube_cpu_request: str = declare(
         "CPU each server's container requests on the kubernetes backend (Kubernetes quantity).",
@@ -173,12 +170,11 @@ class Settings:
         parse_positive_int,
         metavar="MB",
     )
-    local_user: str = declare(
+    local_user: str = unset(
         "Unprivileged user the local backend's servers run as when driveops-env runs as root (PostgreSQL "
         "refuses to run as root); '' is the account Debian's postgresql package makes.",
-        lambda: "",
         "the postgres account",
-        metavar="USER",
+        "USER",
     )
     extra: Mapping[str, Any] = field(default_factory=dict)  # the services' own options, by name
     sources: Mapping[str, str] = field(default_factory=dict)

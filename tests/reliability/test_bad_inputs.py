@@ -51,7 +51,8 @@ CASES = [
     Case("quote", ("up", "--tenants", "acme'"), "acme'"),
     # options
     Case("isolation", ("up", "--isolation", "partial"), "--isolation"),
-    Case("backend", ("up", "--backend", "kubernetes"), "--backend"),
+    Case("backend", ("up", "--backend", "podman"), "--backend"),
+    Case("no-cluster", ("up", "--backend", "kubernetes"), "KUBECONFIG", env={"KUBECONFIG": "/nonexistent/kubeconfig"}),
     Case("timeout-zero", ("up", "--startup-timeout", "0"), "--startup-timeout"),
     Case("timeout-text", ("up", "--startup-timeout", "soon"), "--startup-timeout"),
     Case("services", ("up", "--services", "postgres,elastic"), "--services"),

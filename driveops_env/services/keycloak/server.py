@@ -101,7 +101,6 @@ def container(
         port=HTTP,
         env=env,
         secret_env=tuple(k for k in env if "PASSWORD" in k),
-        data_dirs=("/opt/keycloak/data",),
         command_for=lambda url: [*mode, *version.hostname_args(url), *listen],
         ports={"management": MANAGEMENT} if version.has_management_port else {},
         memory_mb=heap_mb + 512,
