@@ -19,7 +19,7 @@ from driveops_env.services.base import Service
 from driveops_env.state import EnvState
 
 
-def secrets_of(state: EnvState, services: Mapping[str, Service[Any]]) -> list[str]:
+def secrets_of(state: EnvState, services: Mapping[str, Service[Any, Any]]) -> list[str]:
     """Every secret the state holds: the servers' admin passwords and what each service says of its
     stores (passwords, client secrets, seeded users' passwords)."""
     found = [s.admin_password for s in state.services.values()]
@@ -40,7 +40,7 @@ def write(
     target: Path,
     state: EnvState,
     backend: Backend,
-    services: Mapping[str, Service[Any]],
+    services: Mapping[str, Service[Any, Any]],
     results: tuple[list[CheckResult], list[CheckResult]],
 ) -> list[str]:
     """Write the bundle (``results``: the servers' status, the tenants' checks); returns its members."""

@@ -90,7 +90,7 @@ class TenantHandle:
             raise AttributeError(name)
         return self.store(name)
 
-    def _issuer(self) -> tuple[Service[Any], Any]:
+    def _issuer(self) -> tuple[Service[Any, Any], Any]:
         for name, service in self._env.services().items():
             if service.issues_tokens and name in self._record.stores:
                 return service, service.load(self._record.stores[name])
@@ -129,7 +129,7 @@ class Environment:
         self._state = state
         self._settings = settings
         self._owned = owned
-        self._services: dict[str, Service[Any]] | None = None
+        self._services: dict[str, Service[Any, Any]] | None = None
         self.attached = False  # an ``up`` that found it running
         self.elapsed = 0.0  # what the ``up`` that made this object took
 
@@ -228,7 +228,7 @@ class Environment:
         """Whether this object started the environment (and ``down()`` on leaving ``with`` is ours)."""
         return self._owned
 
-    def services(self) -> dict[str, Service[Any]]:
+    def services(self) -> dict[str, Service[Any, Any]]:
         """Every registered service by name (what the environment's records name)."""
         if self._services is None:
             self._services = services_of(self._state, self._settings)

@@ -23,7 +23,7 @@ STYLES = ("plain", "dotnet")
 def variables(
     env_name: str,
     tenant: TenantRecord,
-    services: Mapping[str, Service[Any]],
+    services: Mapping[str, Service[Any, Any]],
     style: str = "plain",
     network: Mapping[str, ServiceRecord] | None = None,
 ) -> dict[str, str]:
@@ -69,7 +69,7 @@ def render(values: Mapping[str, str], fmt: str) -> str:
     return "\n".join(f"{k}={v}" for k, v in values.items())
 
 
-def record_from_plain(environ: Mapping[str, str], services: Mapping[str, Service[Any]]) -> TenantRecord:
+def record_from_plain(environ: Mapping[str, str], services: Mapping[str, Service[Any, Any]]) -> TenantRecord:
     """The inverse of ``plain``: a tenant described by the variables ``env`` prints (smoke checks
     against an environment this process did not start)."""
     from dataclasses import asdict

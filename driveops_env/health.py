@@ -29,7 +29,7 @@ class CheckResult:
 class TenantView:
     """A tenant as its checks see it: its stores' access records, and a token where a service issues them."""
 
-    def __init__(self, record: TenantRecord, services: Mapping[str, Service[Any]]) -> None:
+    def __init__(self, record: TenantRecord, services: Mapping[str, Service[Any, Any]]) -> None:
         self.record = record
         self.services = services
         self.slug = record.slug
@@ -53,7 +53,9 @@ class TenantView:
         return None
 
 
-def _run(name: str, tenant: str | None, check: Callable[[], str], services: Mapping[str, Service[Any]]) -> CheckResult:
+def _run(
+    name: str, tenant: str | None, check: Callable[[], str], services: Mapping[str, Service[Any, Any]]
+) -> CheckResult:
     started = time.monotonic()
     hint = None
     try:
@@ -65,41 +67,41 @@ def _run(name: str, tenant: str | None, check: Callable[[], str], services: Mapp
     return CheckResult(name, tenant, ok, detail, time.monotonic() - started, hint)
 
 
-def _probe(record: ServiceRecord, backend: Backend, services: Mapping[str, Service[Any]]) -> str:
+def _probe(record: ServiceRecord, backend: Backend, services: Mapping[str, Service[Any, Any]]) -> str:
     if not backend.is_running(record):
         raise RuntimeError("not running (process or container gone)")
     services[record.kind].probe(record)
     return f"{record.host}:{record.port}"
 
 
-def service_status(state: EnvState, backend: Backend, services: Mapping[str, Service[Any]]) -> list[CheckResult]:
+def service_status(state: EnvState, backend: Backend, services: Mapping[str, Service[Any, Any]]) -> list[CheckResult]:
     records = list(state.services.values())
     with ThreadPoolExecutor(max_workers=max(1, len(records))) as pool:
         return list(pool.map(lambda r: _run(r.key, r.tenant, lambda: _probe(r, backend, services), services), records))
 
 
-def checks_of(services: Mapping[str, Service[Any]]) -> dict[str, tuple[str, Check]]:
+def checks_of(services: Mapping[str, Service[Any, Any]]) -> dict[str, tuple[str, Check]]:
     """Every check by name, with the service whose store it checks, in the registry's order."""
     return {name: (service.name, check) for service in services.values() for name, check in service.checks().items()}
 
 
-def checks_for(record: TenantRecord, services: Mapping[str, Service[Any]]) -> list[str]:
+def checks_for(record: TenantRecord, services: Mapping[str, Service[Any, Any]]) -> list[str]:
     """The checks that apply to a tenant: those of the services it has a store of."""
     return [name for name, (service, _) in checks_of(services).items() if service in record.stores]
 
 
-def planned(services: Mapping[str, Service[Any]], running: Sequence[str]) -> list[str]:
+def planned(services: Mapping[str, Service[Any, Any]], running: Sequence[str]) -> list[str]:
     """The checks an environment running ``running`` services will have."""
     return [name for name, (service, _) in checks_of(services).items() if service in running]
 
 
-def run_check(name: str, record: TenantRecord, services: Mapping[str, Service[Any]]) -> CheckResult:
+def run_check(name: str, record: TenantRecord, services: Mapping[str, Service[Any, Any]]) -> CheckResult:
     _, check = checks_of(services)[name]
     view = TenantView(record, services)
     return _run(name, record.slug, lambda: check(view), services)
 
 
-def tenant_checks(state: EnvState, services: Mapping[str, Service[Any]]) -> list[CheckResult]:
+def tenant_checks(state: EnvState, services: Mapping[str, Service[Any, Any]]) -> list[CheckResult]:
     jobs = [(name, tenant) for tenant in state.tenants.values() for name in checks_for(tenant, services)]
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
         return list(pool.map(lambda job: run_check(job[0], job[1], services), jobs))

@@ -55,8 +55,8 @@ class PlanInput:
     """What the plan starts: tenants, and per service its rendered seed of each tenant."""
 
     tenants: Sequence[Tenant]
-    stores: Sequence[Service[Any]]  # the services whose stores each tenant gets
-    servers: Mapping[str, Service[Any]]  # every service that describes a needed server, by name
+    stores: Sequence[Service[Any, Any]]  # the services whose stores each tenant gets
+    servers: Mapping[str, Service[Any, Any]]  # every service that describes a needed server, by name
     seeds: Mapping[str, Mapping[str, Any]]  # service -> tenant slug -> seed
     isolation: str
     sources: Sources
@@ -72,7 +72,7 @@ def needs_of(what: PlanInput, family: str) -> dict[str, Need]:
     return found
 
 
-def own_need(service: Service[Any], tenant: Tenant, isolation: str, family: str) -> Need:
+def own_need(service: Service[Any, Any], tenant: Tenant, isolation: str, family: str) -> Need:
     """The server that holds a tenant's store of ``service``."""
     return [n for n in service.needs(tenant, isolation, family) if n.service == service.name][-1]
 
@@ -126,7 +126,7 @@ class StartPlan:
         record = self.backend.start(service.server(need, plan, deps), self.ctx)
         return f"{record.host}:{record.port}"
 
-    def _setup(self, service: Service[Any], tenant: Tenant, key: str) -> str | None:
+    def _setup(self, service: Service[Any, Any], tenant: Tenant, key: str) -> str | None:
         record = self.launch.server(key)
         seed = self.what.seeds[service.name][tenant.slug]
         work = Work(tenant, self.what.isolation, seed, self.launch.servers(), sources=self.what.sources)

@@ -22,11 +22,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 ENDPOINT_HEADERS = ("tenant", "service", "endpoint", "server")
 
 
-def endpoints(state: EnvState, services: Mapping[str, Service[Any]], *, show_secrets: bool) -> str:
+def endpoints(state: EnvState, services: Mapping[str, Service[Any, Any]], *, show_secrets: bool) -> str:
     return table(ENDPOINT_HEADERS, endpoint_rows(state, services, show_secrets=show_secrets))
 
 
-def endpoint_rows(state: EnvState, services: Mapping[str, Service[Any]], *, show_secrets: bool) -> list[list[str]]:
+def endpoint_rows(state: EnvState, services: Mapping[str, Service[Any, Any]], *, show_secrets: bool) -> list[list[str]]:
     """One row per tenant and store, then the servers' administration entry points (a console)."""
     rows: list[list[str]] = []
     for tenant in state.tenants.values():
@@ -44,7 +44,7 @@ def endpoint_rows(state: EnvState, services: Mapping[str, Service[Any]], *, show
     return rows
 
 
-def endpoints_data(state: EnvState, services: Mapping[str, Service[Any]], *, show_secrets: bool) -> dict[str, Any]:
+def endpoints_data(state: EnvState, services: Mapping[str, Service[Any, Any]], *, show_secrets: bool) -> dict[str, Any]:
     """What ``endpoints`` shows, as data (``status --json``, ``up --json``): per tenant its endpoints
     and credentials, and the servers' administration entry points (``<service>_admin``); secrets
     masked unless ``show_secrets``."""

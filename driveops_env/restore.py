@@ -54,12 +54,12 @@ def reset_tenant(state: EnvState, slug: str, stores: Iterable[str], settings: Se
     return timing.run_timed(jobs)
 
 
-def _restore(service: Service[Any], access: Any, work: Any) -> Callable[[], object]:
+def _restore(service: Service[Any, Any], access: Any, work: Any) -> Callable[[], object]:
     return lambda: service.restore(access, work)
 
 
 def _said(
-    store: str, slug: str, job: Callable[[], object], folder: str, services: Mapping[str, Service[Any]]
+    store: str, slug: str, job: Callable[[], object], folder: str, services: Mapping[str, Service[Any, Any]]
 ) -> Callable[[], None]:
     """``job``, whose failure is an error naming the store and tenant, with a hint (and, for a full
     disk, the folder the servers keep their data in)."""

@@ -38,7 +38,7 @@ def backend_of(state: EnvState, settings: Settings, *, check: bool = True) -> Ba
     return create_backend(state.backend, running_settings(settings, state, check=check), state.engine)
 
 
-def services_of(state: EnvState, settings: Settings) -> dict[str, Service[Any]]:
+def services_of(state: EnvState, settings: Settings) -> dict[str, Service[Any, Any]]:
     """Every registered service, by name: what the environment's records name."""
     return registry.every(settings)
 

@@ -56,7 +56,7 @@ def after_failure(
 def remove_tenants(
     state: EnvState,
     backend: Backend,
-    services: Mapping[str, Service[Any]],
+    services: Mapping[str, Service[Any, Any]],
     sources: Sources,
     slugs: list[str],
     *,

@@ -15,7 +15,7 @@ from driveops_env.restore import TenantCopy
 from driveops_env.services.base import Service
 
 
-def stores_of(fixturenames: list[str], services: Mapping[str, Service[Any]]) -> tuple[str, ...]:
+def stores_of(fixturenames: list[str], services: Mapping[str, Service[Any, Any]]) -> tuple[str, ...]:
     """The stores a test's fixtures reach, which its test must find at their seed: a service's fixture
     reaches its store; ``tenant`` (the whole handle) every store restored per test."""
     stores: list[str] = []

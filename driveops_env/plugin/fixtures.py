@@ -92,7 +92,7 @@ def tenant(_driveops_handle: TenantHandle) -> TenantHandle:
     return _driveops_handle
 
 
-def service_fixture(service: Service[Any], spec: Fixture) -> Callable[..., Any]:
+def service_fixture(service: Service[Any, Any], spec: Fixture) -> Callable[..., Any]:
     """A pytest fixture of ``spec``: its value made from the test's tenant handle; a failure to make it
     fails the test naming the tenant, the servers that are down and how to heal them."""
 
@@ -127,7 +127,7 @@ def service_fixture(service: Service[Any], spec: Fixture) -> Callable[..., Any]:
     return pytest.fixture(name=spec.name)(chosen)
 
 
-def service_fixtures(services: dict[str, Service[Any]]) -> ModuleType:
+def service_fixtures(services: dict[str, Service[Any, Any]]) -> ModuleType:
     """Every service's fixtures, as a plugin module pytest registers (it reads a module's attributes)."""
     module = ModuleType("driveops_env.plugin.service_fixtures", "the services' fixtures")
     for service in services.values():

@@ -16,7 +16,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast, get_args, get_origin
 
 from driveops_env import typed_json
 from driveops_env.settings import Settings
@@ -24,6 +24,7 @@ from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant
 
 A = TypeVar("A")  # a service's access record (a dataclass)
+P = TypeVar("P")  # a dataclass of the service's own options (option_types.declare), or None
 # names a test process's copy: ``main`` (a session without xdist) or the xdist worker (``gw0``), then
 # ``_<session id>`` when other sessions share the environment; a slug cannot contain "_"
 COPY_TOKEN = re.compile(r"(main|gw\d+)(_[0-9a-f]{6})?")
@@ -197,14 +198,18 @@ class View(Protocol):
 Check = Callable[[View], str]
 
 
-class Service(Generic[A]):
+class Service(Generic[A, P]):
     """The base of every service; a unit overrides what differs.  One object per command, made with the
-    settings it runs with (``prepare`` may keep what it found, for ``server``)."""
+    settings it runs with (``prepare`` may keep what it found, for ``server``).  A unit declares itself
+    as ``class QueueService(Service[QueueAccess, QueueOptions], name="queue", title="Queue", formats=m)``:
+    the access record and the options dataclass come from the type arguments."""
 
     name: ClassVar[str]
     title: ClassVar[str]  # how people call it: "PostgreSQL"
+    # a module of the unit with env(access, style), from_env(environ, slug) and data(access, show_secrets)
+    formats: ClassVar[Any] = None
     access_type: ClassVar[type]
-    options: ClassVar[type | None] = None  # a dataclass of the service's own options (option_types.declare)
+    options: ClassVar[type | None] = None
     default: ClassVar[bool] = True  # runs when ``services`` is not set
     restored_per_test: ClassVar[bool] = True  # a test that uses it starts from its seed
     reset_marker: ClassVar[str | None] = None  # a test marked so gets the store made afresh
@@ -213,13 +218,23 @@ class Service(Generic[A]):
     # the client libraries its steps import, imported before the steps run in parallel threads (the first
     # import of a package with import cycles, such as requests, from two threads at once can fail)
     clients: ClassVar[tuple[str, ...]] = ()
-    # a module of the unit with env(access, style), from_env(environ, slug) and data(access, show_secrets)
-    formats: ClassVar[Any] = None
     endpoint_type: ClassVar[Any] = None  # what ``endpoint`` makes of an access: ``endpoint_type.of(access)``
+
+    def __init_subclass__(cls, *, name: str = "", title: str = "", formats: Any = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        arguments = [get_args(b) for b in getattr(cls, "__orig_bases__", ()) if get_origin(b) is Service]
+        if not name or not arguments:
+            raise TypeError(f"{cls.__name__}: declare it as Service[Access, Options] with name= and title=")
+        cls.name = name
+        cls.title = title or name
+        cls.formats = formats
+        cls.access_type = arguments[0][0]
+        cls.options = None if arguments[0][1] is type(None) else arguments[0][1]
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.own: Any = settings.of(self.options) if self.options else None  # its own options' values
+        own = settings.of(self.options) if self.options else None
+        self.own = cast(P, own)  # its own options' values
 
     # --- planning and preparing -------------------------------------------------------------------
 

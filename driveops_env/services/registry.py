@@ -28,7 +28,7 @@ BUILT_IN = (
 )
 
 
-def _load(reference: str) -> type[Service[object]]:
+def _load(reference: str) -> type[Service[Any, Any]]:
     module, _, name = reference.partition(":")
     found = getattr(importlib.import_module(module), name)
     if not (isinstance(found, type) and issubclass(found, Service)):
@@ -38,7 +38,7 @@ def _load(reference: str) -> type[Service[object]]:
     return found
 
 
-def classes(*, plugged: bool = True) -> list[type[Service[object]]]:
+def classes(*, plugged: bool = True) -> list[type[Service[Any, Any]]]:
     """Every service class: the built-in ones, then (``plugged``) those of the entry point group."""
     found = [_load(reference) for reference in BUILT_IN]
     for entry in importlib.metadata.entry_points(group=ENTRY_POINTS) if plugged else ():
@@ -67,25 +67,25 @@ def options(*, plugged: bool = True) -> tuple[Option, ...]:
     return tuple(result)
 
 
-def service(name: str, settings: Settings) -> Service[object]:
+def service(name: str, settings: Settings) -> Service[Any, Any]:
     for cls in classes():
         if cls.name == name:
             return cls(settings)
     raise UsageError(f"no service is named {name!r}", hint=f"the services: {', '.join(names())}")
 
 
-def services(settings: Settings, selected: Sequence[str] | None = None) -> list[Service[object]]:
+def services(settings: Settings, selected: Sequence[str] | None = None) -> list[Service[Any, Any]]:
     """The services ``settings`` runs (or ``selected``), in the registry's order."""
     wanted = set(settings.services if selected is None else selected)
     return [cls(settings) for cls in classes() if cls.name in wanted]
 
 
-def every(settings: Settings) -> dict[str, Service[object]]:
+def every(settings: Settings) -> dict[str, Service[Any, Any]]:
     """Every registered service by name (what a running environment's records may name)."""
     return {cls.name: cls(settings) for cls in classes()}
 
 
-def load_clients(services: Iterable[Service[Any]]) -> None:
+def load_clients(services: Iterable[Service[Any, Any]]) -> None:
     """Import the services' client libraries here, before their steps run in parallel threads."""
     for service in services:
         for module in service.clients:

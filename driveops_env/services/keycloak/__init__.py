@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from driveops_env import builders
 from driveops_env.errors import UsageError
@@ -94,13 +94,7 @@ class KeycloakOptions:
         return KeycloakVersion(self.keycloak_version)
 
 
-class KeycloakService(Service[KeycloakAccess]):
-    name = "keycloak"
-    title = "Keycloak"
-    access_type = KeycloakAccess
-    formats: ClassVar[Any] = access_
-    options = KeycloakOptions
-    own: KeycloakOptions
+class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak", title="Keycloak", formats=access_):
     restored_per_test = False
     issues_tokens = True
     reset_marker = "keycloak_reset"

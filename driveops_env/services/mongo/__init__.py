@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from driveops_env.option_types import declare
 from driveops_env.secret import generate_secret
@@ -41,14 +41,8 @@ class MongoOptions:
     image_mongo: str = declare("Image of mongo for the docker backend.", lambda: IMAGE, IMAGE, metavar="IMAGE")
 
 
-class MongoService(Service[MongoAccess]):
-    name = "mongo"
-    title = "MongoDB"
-    access_type = MongoAccess
-    formats: ClassVar[Any] = access_
+class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="MongoDB", formats=access_):
     endpoint_type = MongoEndpoint
-    options = MongoOptions
-    own: MongoOptions
     commands = ("ferretdb",)
     clients = ("pymongo",)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from driveops_env.option_types import declare, parse_optional_path
 from driveops_env.secret import generate_secret
@@ -45,14 +45,8 @@ class PostgresOptions:
     )
 
 
-class PostgresService(Service[PostgresAccess]):
-    name = "postgres"
-    title = "PostgreSQL"
-    access_type = PostgresAccess
-    formats: ClassVar[Any] = access_
+class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres", title="PostgreSQL", formats=access_):
     endpoint_type = PostgresEndpoint
-    options = PostgresOptions
-    own: PostgresOptions
     commands = ("postgres",)
     clients = ("psycopg",)
 

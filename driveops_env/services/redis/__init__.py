@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from driveops_env import process
 from driveops_env.option_types import declare
@@ -51,14 +51,8 @@ class RedisOptions:
     )
 
 
-class RedisService(Service[RedisAccess]):
-    name = "redis"
-    title = "Redis"
-    access_type = RedisAccess
-    formats: ClassVar[Any] = access_
+class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redis", formats=access_):
     endpoint_type = RedisEndpoint
-    options = RedisOptions
-    own: RedisOptions
     commands = ("redis-server",)
     clients = ("redis",)
 

@@ -91,12 +91,7 @@ class NotesClient:
         call(f"{self.access.url}/ns/{self.access.namespace}/notes/{key}", self.access.token, "PUT", text)
 
 
-class NotesService(Service[NotesAccess]):
-    name = "notes"
-    title = "Notes"
-    access_type = NotesAccess
-    options = NotesOptions
-    own: NotesOptions  # the options' values, set by the base class
+class NotesService(Service[NotesAccess, NotesOptions], name="notes", title="Notes"):
     default = False  # runs when `services` names it
     commands = ("python",)
 
