@@ -93,20 +93,49 @@ def plain_way(count: int, settings: Settings) -> float:
             container.stop()
 
 
-def reset_times(env: Environment, rounds: int, stores: tuple[str, ...]) -> list[float]:
-    """A test process's restore of ``stores`` after a test wrote in each."""
-    copy = TenantCopy(env.state, "acme", "main", env.settings)
+TEST_S = 0.1  # what a test does between two restores (a short integration test)
+
+
+def reset_times(
+    env: Environment, rounds: int, stores: tuple[str, ...], *, pool: int = 2, test_s: float = TEST_S
+) -> tuple[list[float], float]:
+    """A test process's restore of ``stores`` after a test wrote in each (and worked ``test_s``), with
+    ``pool`` ready clones of PostgreSQL kept ahead; also the CPU seconds the tenant's PostgreSQL server
+    spent per restore (the background work included; local backend, else 0)."""
+    copy = TenantCopy(env.state, "acme", "main", env.settings.replace(postgres_restore_pool=pool))
     copy.make()
     handle = env.handle(copy.record)
+    server = env.state.services.get("postgres.acme")
+    pid = server.pid if server is not None else None
     times = []
+    cpu_before = server_cpu_s(pid)
     try:
         for _ in range(rounds):
             with handle.postgres.connect(autocommit=True) as conn:  # a test writes something
                 conn.execute("DELETE FROM interventions WHERE id % 7 = 0")
+            time.sleep(test_s)
             times.append(_timed(lambda: copy.restore(stores)))
     finally:
         copy.drop()
-    return times
+    return times, (server_cpu_s(pid) - cpu_before) / rounds
+
+
+def server_cpu_s(pid: int | None) -> float:
+    """CPU seconds of a local server process and its children (live, and those it reaped)."""
+    if pid is None or not os.path.exists(f"/proc/{pid}/stat"):
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if stat.parent.name == str(pid):
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        elif fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def reseed_times(env: Environment, rounds: int) -> list[float]:

@@ -171,6 +171,13 @@ def parse_positive_int(value: str) -> int:
     return number
 
 
+def parse_count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
 def parse_port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:

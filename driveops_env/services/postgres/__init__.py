@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driveops_env.option_types import declare, parse_optional_path
+from driveops_env.option_types import declare, parse_count, parse_optional_path
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -24,7 +24,7 @@ from driveops_env.services.base import (
     Work,
 )
 from driveops_env.services.postgres import access as access_
-from driveops_env.services.postgres import admin, local, server, sql
+from driveops_env.services.postgres import admin, local, pool, server, sql
 from driveops_env.services.postgres.access import PostgresAccess, PostgresEndpoint
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
@@ -43,6 +43,14 @@ class PostgresOptions:
         parse_optional_path,
         metavar="DIR",
     )
+    postgres_restore_pool: int = declare(
+        "Ready clones of a tenant's seed each test process keeps ahead, made in the background, so that a "
+        "test's restore is two renames (0: the clone is made on the test's path).",
+        lambda: 2,
+        "2",
+        parse_count,
+        metavar="N",
+    )
 
 
 class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres", title="PostgreSQL", formats=access_):
@@ -53,6 +61,7 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._local: tuple[Path, Path, Path, str | None] | None = None  # bin, template, env dir, user
+        self._pools: dict[str, pool.ClonePool] = {}  # a test process's copies: ready clones, by database
 
     def prepare(self, ctx: Prepare) -> str:
         if ctx.family == CONTAINER:
@@ -88,7 +97,14 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
     def restore(self, access: PostgresAccess, work: Work) -> PostgresAccess:
         template = admin.seed_template_name(database_name(work.tenant.slug))
         info = admin.admin_conninfo(work.servers[access.service])
-        admin.clone_from_template(info, template=template, target=access.database, owner=access.user)
+        size = self.own.postgres_restore_pool
+        if work.token is None or size == 0:  # a tenant's own database (reset): cloned in place
+            admin.clone_from_template(info, template=template, target=access.database, owner=access.user)
+            return access
+        if access.database not in self._pools:
+            found = pool.ClonePool(info, template=template, target=access.database, owner=access.user, size=size)
+            self._pools[access.database] = found
+        self._pools[access.database].take()
         return access
 
     def copy(self, access: PostgresAccess, work: Work) -> PostgresAccess:
@@ -97,6 +113,9 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         return replace(access, database=f"{access.database}_{work.token}")
 
     def drop_copy(self, access: PostgresAccess, work: Work) -> None:
+        found = self._pools.pop(access.database, None)
+        if found is not None:
+            found.close()
         admin.drop_database(admin.admin_conninfo(work.servers[access.service]), access.database)
 
     def drop_tenant(self, access: PostgresAccess, work: Work) -> None:

@@ -8,7 +8,12 @@ mode the other tenants' servers do not even know the role.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from driveops_env.state import ServiceRecord
+
+if TYPE_CHECKING:
+    import psycopg
 
 SUPERUSER = "postgres"
 
@@ -88,18 +93,40 @@ def clone_from_template(admin_info: str, *, template: str, target: str, owner: s
     import psycopg
     from psycopg import sql
 
-    staging = sql.Identifier(staging_name(target))
+    staging = staging_name(target)
     with psycopg.connect(admin_info, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(staging))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-                staging, sql.Identifier(template), sql.Identifier(owner)
-            )
-        )
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(staging))
-        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(staging, sql.Identifier(owner)))
+        _create_clone(conn, template=template, name=staging, owner=owner)
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(staging, sql.Identifier(target)))
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(target)))
+
+
+def create_clone(admin_info: str, *, template: str, name: str, owner: str) -> None:
+    """A new database ``name`` cloned from ``template`` (one of that name before is dropped first)."""
+    import psycopg
+
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        _create_clone(conn, template=template, name=name, owner=owner)
+
+
+def _create_clone(conn: psycopg.Connection[Any], *, template: str, name: str, owner: str) -> None:
+    """The clone only its owner (and the administrator) can connect to."""
+    from psycopg import sql
+
+    database, role = sql.Identifier(name), sql.Identifier(owner)
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+    conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(database, sql.Identifier(template), role))
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+    conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(database, role))
+
+
+def databases_with_prefix(admin_info: str, prefix: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE left(datname, length(%s)) = %s", (prefix, prefix)
+        ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 def staging_name(database: str) -> str:

@@ -1,0 +1,126 @@
+"""A test process's PostgreSQL restores from a pool of ready clones: the copy is back at its seed after
+every hand-over, keeps its name, a connection a test left open is ended, what a killed process of the
+same token left is swept, and nothing of the pool outlives the copy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from driveops_env import Environment
+from driveops_env.restore import TenantCopy
+from driveops_env.services.postgres import admin
+from tests.helpers import make_sandbox, wait_for
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    with make_sandbox(tmp_path_factory.mktemp("pool"), services="postgres") as box:
+        up = Environment.up(settings=box.settings(tenants="acme"))
+        try:
+            yield up
+        finally:
+            up.down()
+
+
+def _pool_databases(env: Environment, copy_db: str) -> list[str]:
+    return admin.databases_with_prefix(admin.admin_conninfo(env.state.services["postgres.acme"]), f"{copy_db}__")
+
+
+def _rows(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM interventions").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_every_restore_hands_over_the_seed_under_the_same_name(env: Environment) -> None:
+    copy = TenantCopy(env.state, "acme", "main", env.settings.replace(postgres_restore_pool=2))
+    copy.make()
+    handle = env.handle(copy.record)
+    seeded = _rows(handle.postgres.dsn)
+    name = handle.postgres.database
+    try:
+        for _ in range(4):
+            with psycopg.connect(handle.postgres.dsn, autocommit=True) as conn:
+                conn.execute("DELETE FROM interventions")
+            assert _rows(handle.postgres.dsn) == 0
+            copy.restore(["postgres"])
+            assert env.handle(copy.record).postgres.database == name
+            assert _rows(handle.postgres.dsn) == seeded
+        left_open = psycopg.connect(handle.postgres.dsn, autocommit=True)
+        left_open.execute("DELETE FROM interventions")
+        copy.restore(["postgres"])  # a connection the test did not close is ended, not waited for
+        assert left_open.broken or left_open.closed or _connection_ended(left_open)
+        assert _rows(handle.postgres.dsn) == seeded
+        assert any("__r" in d for d in _pool_databases(env, name))  # ready clones are kept ahead
+    finally:
+        copy.drop()
+    assert _pool_databases(env, name) == []  # the pool goes with the copy
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(handle.postgres.dsn, connect_timeout=5).close()  # and the copy itself
+
+
+def _connection_ended(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+def test_a_new_pool_sweeps_what_a_killed_process_of_its_token_left(env: Environment) -> None:
+    script = (
+        "import os, sys\n"
+        "from driveops_env import Environment, options\n"
+        "from driveops_env.restore import TenantCopy\n"
+        "settings = options.resolve(cli={'name': sys.argv[1], 'state_dir': sys.argv[2]})\n"
+        "env = Environment.attach(sys.argv[1], settings=settings)\n"
+        "copy = TenantCopy(env.state, 'acme', 'gw7', env.settings.replace(postgres_restore_pool=3))\n"
+        "copy.make()\n"
+        "print('ready', flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, env.name, str(env.settings.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+    assert "ready" in killed.stdout, killed.stderr
+    copy_db = f"{env.tenant('acme').postgres.database}_gw7"
+    assert wait_for(lambda: len(_pool_databases(env, copy_db)) >= 1, timeout=30)  # its pool was left behind
+    again = TenantCopy(env.state, "acme", "gw7", env.settings.replace(postgres_restore_pool=1))
+    again.make()
+    try:
+        started = time.monotonic()
+        assert wait_for(lambda: len(_pool_databases(env, copy_db)) <= 1, timeout=30)
+        assert time.monotonic() - started < 30
+    finally:
+        again.drop()
+    assert _pool_databases(env, copy_db) == []
+
+
+def test_pool_zero_clones_on_the_path(env: Environment) -> None:
+    copy = TenantCopy(env.state, "acme", "main", env.settings.replace(postgres_restore_pool=0))
+    copy.make()
+    handle = env.handle(copy.record)
+    try:
+        with psycopg.connect(handle.postgres.dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM interventions")
+        copy.restore(["postgres"])
+        assert _rows(handle.postgres.dsn) > 0
+        assert _pool_databases(env, handle.postgres.database) == []  # no clone kept ahead
+    finally:
+        copy.drop()
