@@ -290,16 +290,24 @@ def main() -> None:
     targets: list[Target] = []
     from bench.report import write
 
-    if "local" in args.backends:
-        targets += run_local(counts, 10 if args.quick else 40, rows)
-        write(RESULTS, rows, [asdict(t) for t in targets])  # kept even if the docker part fails
-    if "docker" in args.backends:
-        targets += run_docker(counts, rows, remote=not args.no_remote)
+    parts: dict[str, Callable[[], list[Target]]] = {
+        "local": lambda: run_local(counts, 10 if args.quick else 40, rows),
+        "docker": lambda: run_docker(counts, rows, remote=not args.no_remote),
+        "kubernetes": lambda: run_kubernetes(rows),
+    }
+    failed: list[str] = []
+    for name, part in parts.items():
+        if name not in args.backends.split(","):
+            continue
+        try:
+            targets += part()
+        except Exception as exc:  # what the other parts measured is kept: written below, then exit 1
+            log(f"the {name} part failed: {exc!r}")
+            failed.append(name)
         write(RESULTS, rows, [asdict(t) for t in targets])
-    if "kubernetes" in args.backends:
-        targets += run_kubernetes(rows)
-    write(RESULTS, rows, [asdict(t) for t in targets])
     print(json.dumps([asdict(t) for t in targets], indent=2))
+    if failed:
+        sys.exit(f"bench: the {', '.join(failed)} part(s) failed (what the others measured is written)")
 
 
 if __name__ == "__main__":
