@@ -143,6 +143,7 @@ class Sandbox:
             text=True,
             env=self.env(),
             cwd=self.state_dir.parent,
+            preexec_fn=_ctrl_c_as_in_a_terminal,
         )
 
     def state(self) -> dict[str, Any]:
@@ -193,6 +194,12 @@ class Sandbox:
                 return False
         stat = Path(f"/proc/{record['pid']}/stat")
         return stat.exists() and stat.read_text().split(") ")[1][0] not in "ZX"
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A command started from a background job inherits SIGINT ignored (as a shell does for `cmd &`);
+    the tests' Ctrl-C is a terminal's, whatever started the suite."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
