@@ -40,8 +40,9 @@ class ClonePool:
     def take(self) -> None:
         """``target`` replaced by the oldest ready clone (waiting for it if it is still being made; its
         error, such as a full disk, is raised here); a new clone is queued and the used one dropped."""
-        ready = self._ready.popleft().result()
-        self._ready.append(self._worker.submit(self._clone))
+        oldest = self._ready.popleft()
+        self._ready.append(self._worker.submit(self._clone))  # first: a failed clone never shrinks the pool
+        ready = oldest.result()
         used = f"{self.target}__u{next(self._used)}"
         self._hand_over(ready, used)
         self._worker.submit(self._drop, used)
