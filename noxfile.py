@@ -55,7 +55,7 @@ def tests_docker(session: nox.Session) -> None:
     session.install("-e", ".[test]", "-e", EXAMPLE_SERVICE)
     args = session.posargs or [
         "-m",
-        "integration and not local_only",
+        "integration and not local_only and not backend_independent",
         "-n",
         "2",
         "--dist",

@@ -35,6 +35,7 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("args", "fragment"), BAD_INPUTS, ids=[" ".join(a)[:40] for a, _ in BAD_INPUTS])
+@pytest.mark.backend_independent
 def test_bad_input_exits_2_and_starts_nothing(sandbox: Sandbox, args: list[str], fragment: str) -> None:
     result = sandbox.cli(*args)
     assert result.returncode == 2, result.stderr
@@ -116,6 +117,7 @@ def test_status_reports_a_dead_server(sandbox: Sandbox) -> None:
     assert sandbox.cli("down").returncode == 0
 
 
+@pytest.mark.backend_independent
 def test_sigint_during_up_leaves_nothing(sandbox: Sandbox) -> None:
     proc = sandbox.popen("up", "--tenants", "acme,beta,gamma,delta")
     assert proc.stderr is not None
@@ -131,6 +133,7 @@ def test_sigint_during_up_leaves_nothing(sandbox: Sandbox) -> None:
     assert sandbox.leftovers() == []
 
 
+@pytest.mark.backend_independent
 def test_relative_paths_of_a_service_repository_hold_from_any_directory(sandbox: Sandbox, tmp_path: Path) -> None:
     repo = tmp_path / "service"
     shutil.copytree(REPO / "seeds", repo / "tests" / "seeds")
@@ -176,6 +179,7 @@ def test_logs_follow_prints_new_lines(sandbox: Sandbox) -> None:
     assert sandbox.cli("down").returncode == 0
 
 
+@pytest.mark.backend_independent
 def test_an_environment_is_found_by_its_name_alone(sandbox: Sandbox, tmp_path: Path) -> None:
     """`up --data-dir ./dd` (relative), then every later command without it, from another folder and
     with another data directory in the environment: they act on dd's servers; one that names another
@@ -211,6 +215,7 @@ def test_an_environment_is_found_by_its_name_alone(sandbox: Sandbox, tmp_path: P
     assert sandbox.leftovers() == []
 
 
+@pytest.mark.backend_independent
 def test_token_password_on_the_command_line_is_warned_about(kc_sandbox: Sandbox) -> None:
     assert kc_sandbox.cli("up", "--tenants", "acme", "--services", "keycloak").returncode == 0
     token = kc_sandbox.cli("token", "--user", "admin@acme.test", "--password", "admin-acme-Pass1")
@@ -226,6 +231,7 @@ def test_token_password_on_the_command_line_is_warned_about(kc_sandbox: Sandbox)
     assert kc_sandbox.cli("down").returncode == 0
 
 
+@pytest.mark.backend_independent
 def test_sigterm_during_down_finishes_the_stop_quietly(sandbox: Sandbox) -> None:
     """A SIGTERM at any moment of `down` waits until the servers are stopped (a stop is never cut
     short), then exits 130, without "Exception ignored" noise from a lock file."""

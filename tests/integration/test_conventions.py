@@ -16,6 +16,7 @@ from tests.helpers import Sandbox, run
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.backend_independent
 def test_version_module_completion_and_plain_output(sandbox: Sandbox) -> None:
     version = subprocess.run(
         [sys.executable, "-m", "driveops_env", "--version"], capture_output=True, text=True, check=False
@@ -69,6 +70,7 @@ def test_a_bundle_holds_the_evidence_and_no_secret(kc_sandbox: Sandbox, tmp_path
     assert kc_sandbox.cli("down").returncode == 0
 
 
+@pytest.mark.backend_independent
 def test_failures_come_first_in_the_markdown_summary(sandbox: Sandbox) -> None:
     assert sandbox.cli("up", "--tenants", "acme,beta").returncode == 0
     sandbox.kill_server("redis.beta")
@@ -79,6 +81,7 @@ def test_failures_come_first_in_the_markdown_summary(sandbox: Sandbox) -> None:
     sandbox.cli("down")
 
 
+@pytest.mark.backend_independent
 def test_smoke_junit_groups_by_tenant_and_the_header_names_the_environment(
     pytester: pytest.Pytester, box: Sandbox, tmp_path: Path
 ) -> None:

@@ -78,6 +78,7 @@ def test_an_acme_token_is_rejected_by_beta(env: Environment) -> None:
         acme.keycloak.token("admin@beta.test", beta.keycloak.users["admin@beta.test"])
 
 
+@pytest.mark.backend_independent
 def test_a_wrong_password_is_a_clear_error(env: Environment) -> None:
     with pytest.raises(ServiceError) as info:
         env.tenant("acme").token("admin@acme.test", "not-the-password")
@@ -157,6 +158,7 @@ def test_status_reports_keycloak(env: Environment) -> None:
     assert results["keycloak"].ok
 
 
+@pytest.mark.backend_independent
 def test_broken_realm_template_exits_2_and_starts_nothing(kc_sandbox: Sandbox, tmp_path: Path) -> None:
     realms = tmp_path / "realms"
     realms.mkdir()

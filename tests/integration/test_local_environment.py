@@ -93,6 +93,7 @@ def test_context_manager_and_attach(sandbox: Sandbox) -> None:
     assert sandbox.leftovers() == []
 
 
+@pytest.mark.backend_independent
 def test_seed_error_names_file_line_and_tenant_and_leaves_nothing(sandbox: Sandbox, tmp_path: object) -> None:
     seeds = sandbox.state_dir.parent / "seeds"
     (seeds / "postgres").mkdir(parents=True)

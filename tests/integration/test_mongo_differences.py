@@ -16,7 +16,8 @@ from driveops_env.services import registry
 from driveops_env.services.mongo.differences import differences, explain, markdown_table
 from tests.helpers import make_sandbox, run
 
-pytestmark = pytest.mark.integration
+# the docker pass's MongoDB is the FerretDB stand-in: the same differences again
+pytestmark = [pytest.mark.integration, pytest.mark.backend_independent]
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -124,6 +124,7 @@ def test_keep_leaves_the_environment_up_and_detached(pytester: pytest.Pytester, 
         (["--driveops-startup-timeout", "-3"], "startup-timeout"),
     ],
 )
+@pytest.mark.backend_independent
 def test_bad_option_values_are_usage_errors(
     pytester: pytest.Pytester, box: Sandbox, args: list[str], fragment: str
 ) -> None:
@@ -134,6 +135,7 @@ def test_bad_option_values_are_usage_errors(
     assert box.leftovers() == []
 
 
+@pytest.mark.backend_independent
 def test_a_bad_boolean_from_the_environment_is_a_usage_error(
     pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,6 +146,7 @@ def test_a_bad_boolean_from_the_environment_is_a_usage_error(
     assert "DRIVEOPS_ENV_REUSE" in result.stderr.str() and "use true or false" in result.stderr.str()
 
 
+@pytest.mark.backend_independent
 def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, box: Sandbox) -> None:
     pytester.makeini("[pytest]\ndriveops_isolation = sideways\n")
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
@@ -152,6 +155,7 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, box: Sandbox)
     assert "driveops_isolation" in result.stderr.str()
 
 
+@pytest.mark.backend_independent
 def test_failure_report_names_tenant_environment_and_command(pytester: pytest.Pytester, box: Sandbox) -> None:
     pytester.makepyfile(
         test_fail="""

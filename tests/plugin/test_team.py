@@ -79,6 +79,7 @@ def test_{label}(n, tenant, tenant_pg, tenant_redis):
 """
 
 
+@pytest.mark.backend_independent
 def test_two_sessions_at_once_in_one_checkout(
     pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,6 +124,7 @@ def test_reset_and_realm_resets_stay_out_of_other_processes_copies(box: Sandbox)
     assert box.leftovers() == []
 
 
+@pytest.mark.backend_independent
 def test_factory_tenants_apply_at_collection(pytester: pytest.Pytester, box: Sandbox) -> None:
     pytester.makeconftest(
         """
@@ -144,6 +146,7 @@ def test_factory_tenants_apply_at_collection(pytester: pytest.Pytester, box: San
     result.stdout.fnmatch_lines(["*test_each?gamma?*PASSED*", "*test_each?delta?*PASSED*"])
 
 
+@pytest.mark.backend_independent
 def test_attach_is_not_ownership(box: Sandbox) -> None:
     assert box.cli("up", "--tenants", "acme").returncode == 0
     with Environment.up(settings=box.settings(tenants="acme")) as env:

@@ -108,6 +108,7 @@ def test_ports_taken_beforehand_do_not_stop_up(sandbox: Sandbox) -> None:
         sandbox.cli("down")
 
 
+@pytest.mark.backend_independent
 def test_unwritable_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
@@ -117,6 +118,7 @@ def test_unwritable_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path:
     assert sandbox.leftovers() == []
 
 
+@pytest.mark.backend_independent
 def test_full_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path) -> None:
     full = tmp_path / "full"
     full.mkdir()
@@ -139,6 +141,7 @@ def test_full_state_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path)
 
 
 @pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
+@pytest.mark.backend_independent
 def test_corrupted_state_file_error_and_recovery(sandbox: Sandbox) -> None:
     assert sandbox.cli("up", "--tenants", "acme").returncode == 0
     path = sandbox.state_dir / f"{sandbox.name}.json"
@@ -171,6 +174,7 @@ def test_two_environments_side_by_side(sandbox: Sandbox) -> None:
     assert sandbox.leftovers() == []
 
 
+@pytest.mark.backend_independent
 def test_two_ups_of_the_same_name_at_once(sandbox: Sandbox) -> None:
     procs = [sandbox.popen("up", "--tenants", "acme,beta") for _ in range(2)]
     results = [p.communicate(timeout=600) for p in procs]
