@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import keycloak as kc_bench
-from bench import large_seeds
+from bench import large_seeds, timeline
 from bench.measure import TEST_S, keycloak_floor, plain_way, reseed_times, reset_times, rss_mb
+from bench.timeline import Timeline
 from driveops_env import Environment, options
 from driveops_env.services.keycloak import dist as keycloak_dist
 from driveops_env.settings import Settings
@@ -67,9 +68,13 @@ def tenants_list(count: int) -> str:
     return ",".join(["acme", "beta", *[f"t{i:02d}" for i in range(count)]][:count])
 
 
-def cold_up(backend: str, count: int, **more: str) -> tuple[float, Environment]:
+def cold_up(backend: str, count: int, timeline: Timeline | None = None, **more: str) -> tuple[float, Environment]:
     name = f"bench-{backend}-{count}-{uuid.uuid4().hex[:6]}"
-    return timed(lambda: Environment.up(settings=settings_for(backend, tenants_list(count), name, **more)))
+    settings = settings_for(backend, tenants_list(count), name, **more)
+    seconds, env = timed(lambda: Environment.up(settings=settings, progress=timeline))
+    if timeline is not None:
+        timeline.done()
+    return seconds, env
 
 
 def warm(backend: str, count: int) -> None:
@@ -84,13 +89,15 @@ def ratio(name: str, top: float, bottom: float, wanted: str, ok: Callable[[float
 
 
 def startups(
-    backend: str, counts: list[int], rows: list[tuple[str, str]]
+    backend: str, counts: list[int], rows: list[tuple[str, str]], timelines: list[Timeline]
 ) -> tuple[dict[int, float], Environment | None]:
     ups: dict[int, float] = {}
     ten: Environment | None = None
     for count in counts:
         warm(backend, count)
-        seconds, env = cold_up(backend, count)
+        timeline = Timeline(f"{backend}: cold up, {count} tenant(s)")
+        seconds, env = cold_up(backend, count, timeline)
+        timelines.append(timeline)
         ups[count] = seconds
         rows.append((f"{backend}: cold up, {count} tenant(s)", f"{seconds:.2f} s"))
         if count == 10 and backend == "local":
@@ -189,7 +196,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
+def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]], timelines: list[Timeline]) -> list[Target]:
     settings = options.resolve(environ={}, pyproject={})
     install = keycloak_dist.ensure_install(
         settings.cache_dir,
@@ -203,7 +210,7 @@ def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]]) -> li
         kc_bench.first_token(install, str(settings.value("keycloak_jvm_options"))) for _ in range(3)
     )
     rows.append(("local: Keycloak alone (as up starts it), to the first token", f"{floor:.2f} s"))
-    ups, ten = startups("local", counts, rows)
+    ups, ten = startups("local", counts, rows, timelines)
     targets = local_targets(floor, ups, rows)
     if ten is not None:
         targets += memory_targets(ten, rows)
@@ -214,11 +221,11 @@ def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]]) -> li
     return targets + large_targets(rounds, rows)
 
 
-def run_docker(counts: list[int], rows: list[tuple[str, str]], remote: bool) -> list[Target]:
+def run_docker(counts: list[int], rows: list[tuple[str, str]], timelines: list[Timeline], remote: bool) -> list[Target]:
     warm("docker", 1)
     floor = keycloak_floor(settings_for("docker", "acme", "x"))
     rows.append(("docker: Keycloak container alone (as up starts it), to the first token", f"{floor:.2f} s"))
-    ups, _ = startups("docker", counts, rows)
+    ups, _ = startups("docker", counts, rows, timelines)
     plain = plain_way(2, settings_for("docker", tenants_list(2), "plain"))
     rows.append(("docker: the plain way (testcontainers modules, one after another), 2 tenants", f"{plain:.2f} s"))
     add = tenant_add_p50("docker", 5)
@@ -288,11 +295,12 @@ def main() -> None:
     counts = sorted({*(int(c) for c in args.counts.split(",")), 1, 2, 10})
     rows: list[tuple[str, str]] = []
     targets: list[Target] = []
+    timelines: list[Timeline] = []
     from bench.report import write
 
     parts: dict[str, Callable[[], list[Target]]] = {
-        "local": lambda: run_local(counts, 10 if args.quick else 40, rows),
-        "docker": lambda: run_docker(counts, rows, remote=not args.no_remote),
+        "local": lambda: run_local(counts, 10 if args.quick else 40, rows, timelines),
+        "docker": lambda: run_docker(counts, rows, timelines, remote=not args.no_remote),
         "kubernetes": lambda: run_kubernetes(rows),
     }
     failed: list[str] = []
@@ -305,6 +313,7 @@ def main() -> None:
             log(f"the {name} part failed: {exc!r}")
             failed.append(name)
         write(RESULTS, rows, [asdict(t) for t in targets])
+        timeline.write(RESULTS, timelines)
     print(json.dumps([asdict(t) for t in targets], indent=2))
     if failed:
         sys.exit(f"bench: the {', '.join(failed)} part(s) failed (what the others measured is written)")
