@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from driveops_env import envvars, gc, options, render
-from driveops_env.cli import output
+from driveops_env.cli import output, watch
 from driveops_env.environment import Environment, TenantHandle
 from driveops_env.errors import UsageError
 from driveops_env.services import registry
@@ -72,6 +72,10 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.watch:
+        if args.json:
+            raise UsageError("--watch and --json do not go together", hint="status --json prints one snapshot")
+        return watch.watch(lambda: environment(args), args.interval)
     env = environment(args)
     results = env.status()
     if args.json:

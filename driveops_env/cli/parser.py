@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from driveops_env import envvars
-from driveops_env.option_types import Option
+from driveops_env.option_types import Option, parse_positive_float
 
 # Options that locate an environment: every command takes them.
 LOCATORS = ("name", "state_dir", "data_dir", "cache_dir")
@@ -92,6 +92,12 @@ def _inspection(commands: Commands, stores: Sequence[str]) -> None:
     p = commands.add("status", "live health of every server; exit 1 if anything is down")
     p.add_argument("--json", action="store_true", help="print JSON: endpoints, credentials, server health")
     p.add_argument("--show-secrets", action="store_true", help="print passwords instead of ****")
+    p.add_argument(
+        "--watch", action="store_true", help="refresh the health rows in place every --interval seconds until Ctrl-C"
+    )
+    p.add_argument(
+        "--interval", type=_seconds, default=2.0, metavar="SECONDS", help="--watch's refresh interval (default 2)"
+    )
     add_from(p)
     p = commands.add("logs", "print a server's log, or bundle every log with status and checks")
     p.add_argument("service", nargs="?", help=f"{', '.join(stores)} or a server key such as postgres.acme")
@@ -140,3 +146,10 @@ def _tenant(commands: Commands, stores: Sequence[str]) -> None:
     p = commands.add("tenant", "add or remove a tenant on a running environment", [*LOCATORS, "realm_pattern"])
     p.add_argument("action", choices=("add", "remove"))
     p.add_argument("slugs", nargs="+", metavar="SLUG", help="tenant slug(s)")
+
+
+def _seconds(value: str) -> float:
+    try:
+        return parse_positive_float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
