@@ -37,6 +37,12 @@ def _screen(socket: str) -> str:
     return _tmux(socket, "capture-pane", "-p", "-t", "watch").stdout
 
 
+def _showing(socket: str, text: str) -> str:
+    """The screen, once it shows ``text`` ("" until then)."""
+    screen = _screen(socket)
+    return screen if text in screen else ""
+
+
 def _kill_postgres(box: Sandbox) -> None:
     state = json.loads((box.state_dir / f"{box.name}.json").read_text())
     pid = state["services"]["postgres.acme"]["pid"]
@@ -52,13 +58,13 @@ def test_a_terminal_sees_the_rows_refresh_and_a_killed_server_fail(running: Sand
     assert started.returncode == 0, started.stderr
     try:
         assert _tmux(socket, "set-option", "-t", "watch", "remain-on-exit", "on").returncode == 0
-        first = wait_for(lambda: "all healthy" in _screen(socket) and _screen(socket), timeout=60)
+        first = wait_for(lambda: _showing(socket, "all healthy"), timeout=60)
         assert "postgres.acme" in first or "postgres" in first
         stamp = next(line for line in first.splitlines() if "all healthy" in line)
         wait_for(lambda: stamp not in _screen(socket), timeout=30, what="a refresh")  # time stamp moves
         assert _screen(socket).count("environment ") == 1  # in place: one view, not one per refresh
         _kill_postgres(running)
-        failing = wait_for(lambda: "FAIL" in _screen(socket) and _screen(socket), timeout=30)
+        failing = wait_for(lambda: _showing(socket, "FAIL"), timeout=30)
         assert "1 failing" in failing
         _tmux(socket, "send-keys", "-t", "watch", "C-c")
         status = wait_for(
