@@ -17,11 +17,12 @@ A tenant's store of a service is ``handle.<service>`` (``acme.postgres``, ``acme
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from driveops_env import bundle, descriptor, envvars, gc, health, live, options, orchestrator, restore, running
+from driveops_env import bundle, descriptor, envvars, gc, health, live, options, orchestrator, render, restore, running
 from driveops_env.backends import Backend, create_backend
 from driveops_env.errors import UsageError
 from driveops_env.health import CheckResult
@@ -264,6 +265,17 @@ class Environment:
     def status(self) -> list[CheckResult]:
         """Live health of every server (a real request each)."""
         return health.service_status(self._state, self.runner(), self.services())
+
+    def status_data(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        """``status --json`` and the dashboard's data: endpoints and credentials (masked unless
+        ``show_secrets``), each server's address, and its health (a real request each)."""
+        results = self.status()
+        data = render.endpoints_data(self._state, self.services(), show_secrets=show_secrets)
+        servers = {
+            r.key: {"kind": r.kind, "tenant": r.tenant, "address": f"{r.host}:{r.port}"}
+            for r in self._state.services.values()
+        }
+        return data | {"since": self._state.created_at, "servers": servers, "services": [asdict(r) for r in results]}
 
     def check(self) -> list[CheckResult]:
         """The production guide's checks, per tenant."""

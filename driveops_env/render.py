@@ -53,7 +53,13 @@ def endpoints_data(state: EnvState, services: Mapping[str, Service[Any, Any]], *
         entry: dict[str, Any] = {"tenant_id": tenant.tenant_id, "name": tenant.display_name}
         for name, service in services.items():
             if name in tenant.stores:
-                entry[name] = service.data(service.load(tenant.stores[name]), show_secrets)
+                access = service.load(tenant.stores[name])
+                shown = {
+                    "endpoint": service.describe(access, show_secrets),
+                    "endpoint_masked": service.describe(access, False),
+                    "server": tenant.stores[name].get("service"),
+                }
+                entry[name] = service.data(access, show_secrets) | shown
         tenants[tenant.slug] = entry
     data: dict[str, Any] = {
         "name": state.name,

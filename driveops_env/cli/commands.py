@@ -77,19 +77,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             raise UsageError("--watch and --json do not go together", hint="status --json prints one snapshot")
         return watch.watch(lambda: environment(args), args.interval)
     env = environment(args)
-    results = env.status()
     if args.json:
-        data = render.endpoints_data(env.state, env.services(), show_secrets=args.show_secrets)
-        print(json.dumps(data | {"services": [asdict(r) for r in results]}, indent=2))
-    else:
-        print(
-            f"environment {env.name!r}: backend {env.backend}, isolation {env.isolation}, "
-            f"tenants {', '.join(env.tenants)}"
-        )
-        output.table(render.CHECK_HEADERS, render.checks_rows(results))
-        print()
-        rows = render.endpoint_rows(env.state, env.services(), show_secrets=args.show_secrets)
-        output.table(render.ENDPOINT_HEADERS, rows)
+        data = env.status_data(show_secrets=args.show_secrets)
+        print(json.dumps(data, indent=2))
+        return 0 if all(s["ok"] for s in data["services"]) else 1
+    results = env.status()
+    print(
+        f"environment {env.name!r}: backend {env.backend}, isolation {env.isolation}, tenants {', '.join(env.tenants)}"
+    )
+    output.table(render.CHECK_HEADERS, render.checks_rows(results))
+    print()
+    rows = render.endpoint_rows(env.state, env.services(), show_secrets=args.show_secrets)
+    output.table(render.ENDPOINT_HEADERS, rows)
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -227,6 +226,15 @@ def cmd_options(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from driveops_env.dashboard.serve import serve
+
+    read_only = bool(args.from_file)
+    return serve(
+        lambda: environment(args), port=args.port, interval=args.interval, read_only=read_only, open_page=args.open
+    )
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "up": cmd_up,
     "down": cmd_down,
@@ -238,6 +246,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reset": cmd_reset,
     "tenant": cmd_tenant,
     "export": cmd_export,
+    "dashboard": cmd_dashboard,
     "gc": cmd_gc,
     "prepare": cmd_prepare,
     "options": cmd_options,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from driveops_env import envvars
-from driveops_env.option_types import Option, parse_positive_float
+from driveops_env.option_types import Option, parse_port, parse_positive_float
 
 # Options that locate an environment: every command takes them.
 LOCATORS = ("name", "state_dir", "data_dir", "cache_dir")
@@ -120,6 +120,13 @@ def _inspection(commands: Commands, stores: Sequence[str]) -> None:
     add_from(p)
     p = commands.add("export", "write a descriptor of a running environment for other machines (mode 0600)")
     p.add_argument("--output", "-o", metavar="FILE", help="write it to FILE (default: stdout)")
+    p = commands.add("dashboard", "a live view in the browser, on 127.0.0.1 behind a random token, until Ctrl-C")
+    p.add_argument("--port", type=_port, default=0, help="the port to serve on (default: 0, a free one)")
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
+    p.add_argument(
+        "--interval", type=_seconds, default=2.0, metavar="SECONDS", help="how often the page refreshes (default 2)"
+    )
+    add_from(p)
 
 
 def _tenant(commands: Commands, stores: Sequence[str]) -> None:
@@ -151,5 +158,12 @@ def _tenant(commands: Commands, stores: Sequence[str]) -> None:
 def _seconds(value: str) -> float:
     try:
         return parse_positive_float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+
+
+def _port(value: str) -> int:
+    try:
+        return parse_port(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None

@@ -1,0 +1,107 @@
+"""The dashboard's web application (Starlette): the page, its data (``status --json``'s, pushed as
+server-sent events), a server's log tail, and the actions, each the same library call as the CLI's.
+
+Every request must carry the session's token (``?token=`` or the ``X-Driveops-Token`` header: the page
+shows secrets); a Host other than the loopback's is refused (DNS rebinding)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from driveops_env.dashboard import actions
+from driveops_env.environment import Environment
+from driveops_env.errors import DriveopsEnvError
+
+LOG_LINES = 200
+
+
+class TokenGate:
+    """401 for every request without the token (compared in constant time)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            given = request.query_params.get("token") or request.headers.get("x-driveops-token") or ""
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                response = PlainTextResponse("401: open the URL driveops-env dashboard printed", status_code=401)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def make_app(load: Callable[[], Environment], token: str, *, interval: float, read_only: bool) -> Starlette:
+    """``load`` attaches to the environment again for each request (the state file may change)."""
+    page = resources.files("driveops_env.dashboard").joinpath("page.html").read_text()
+    page = page.replace("__INTERVAL_MS__", str(int(interval * 1000))).replace("__READ_ONLY__", json.dumps(read_only))
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+    async def status(request: Request) -> Response:
+        return await _json(lambda: load().status_data(show_secrets=True))
+
+    async def events(request: Request) -> Response:
+        async def stream() -> AsyncIterator[str]:
+            while not await request.is_disconnected():
+                data = await _data_or_error(lambda: load().status_data(show_secrets=True))
+                yield f"data: {json.dumps(data)}\n\n"
+                await asyncio.sleep(interval)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    async def logs(request: Request) -> Response:
+        key = request.path_params["key"]
+        return await _json(lambda: {"key": key, "text": load().logs(key, LOG_LINES)})
+
+    async def action(request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        name = request.path_params["name"]
+        return await _json(lambda: actions.run(load(), name, body, read_only=read_only))
+
+    routes = [
+        Route("/", index),
+        Route("/api/status", status),
+        Route("/api/events", events),
+        Route("/api/logs/{key}", logs),
+        Route("/api/actions/{name}", action, methods=["POST"]),
+    ]
+    hosts = Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
+    return Starlette(routes=routes, middleware=[hosts, Middleware(TokenGate, token=token)])
+
+
+async def _data_or_error(make: Callable[[], Any]) -> Any:
+    try:
+        return await run_in_threadpool(make)
+    except DriveopsEnvError as exc:
+        return {"error": exc.message, "hint": exc.hint}
+
+
+async def _json(make: Callable[[], Any]) -> Response:
+    try:
+        result = await run_in_threadpool(make)
+    except DriveopsEnvError as exc:
+        where = exc.where()
+        said = {"error": f"{exc.message} ({where})" if where else exc.message, "hint": exc.hint}
+        return JSONResponse(said, status_code=400 if exc.exit_code == 2 else 409)
+    except KeyError as exc:  # a server key the environment does not have
+        return JSONResponse({"error": f"no server {exc}", "hint": "choose one the page lists"}, status_code=404)
+    return JSONResponse(result if not hasattr(result, "__dataclass_fields__") else asdict(result))
