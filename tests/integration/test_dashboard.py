@@ -202,6 +202,10 @@ def test_a_killed_server_turns_its_row_red_within_the_interval(url: str, browser
     os.kill(server["pid"], signal.SIGKILL)
     wait_for(lambda: _text(browser, "health-beta/redis") == "FAILING", timeout=INTERVAL * 3 + 10, what="red row")
     assert _text(browser, "health-acme/redis") == "healthy"  # the other tenant's row stays
+    _click(browser, "run-checks")
+    failed = wait_for(lambda: _text(browser, "failed-check-beta"), timeout=120, what="beta marked by its check")
+    assert "redis" in failed and "what to do" in failed
+    assert _text(browser, "failed-check-acme") == ""
     browser.save_screenshot(str(SHOTS / "dashboard-dead-server.png"))
     healed = box.cli("up", "--tenants", "acme,beta")
     assert healed.returncode == 0, healed.stderr
