@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import urllib.error
@@ -20,11 +19,11 @@ import jwt
 import psycopg
 import pytest
 
+from tests.browser import chromium, click, dashboard, text_of
 from tests.helpers import Sandbox, make_sandbox, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.backend_independent, pytest.mark.xdist_group("dashboard")]
 INTERVAL = 0.5
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # where the README's screenshots are written (scripts/update-screenshots sets it to docs/)
 SHOTS = Path(os.environ.get("DRIVEOPS_SCREENSHOTS", "/tmp/driveops-dashboard-shots"))
 
@@ -42,62 +41,14 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def url(box: Sandbox) -> Iterator[str]:
-    proc = box.popen("dashboard", "--interval", str(INTERVAL))
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.stderr else "")
-    try:
-        yield line.split()[-1]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+    with dashboard(box, "--interval", str(INTERVAL)) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
 def browser(url: str) -> Iterator[Any]:
-    assert CHROMIUM and DRIVER, "scripts/provision installs Debian's chromium and chromium-driver"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    origin = url.split("/?")[0]
-    driver.execute_cdp_cmd(
-        "Browser.grantPermissions", {"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"], "origin": origin}
-    )
-    try:
+    with chromium(url.split("/?")[0]) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def _text(browser: Any, testid: str) -> str:
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-
-    try:
-        found = browser.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
-        return str(found[0].text) if found else ""
-    except StaleElementReferenceException:  # redrawn meanwhile: the next poll reads it
-        return ""
-
-
-def _click(browser: Any, testid: str) -> None:
-    """A click on the element, found again if the page redrew it meanwhile."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-
-    for _ in range(5):
-        try:
-            browser.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]').click()
-        except StaleElementReferenceException:
-            continue
-        return
-    raise AssertionError(f"{testid}: redrawn under every click")
 
 
 def _env(box: Sandbox, slug: str) -> dict[str, str]:
@@ -122,24 +73,24 @@ def test_the_page_needs_its_token(url: str, browser: Any) -> None:
 
 def test_every_tenant_turns_healthy_and_a_screenshot_is_taken(url: str, browser: Any) -> None:
     browser.get(url)
-    wait_for(lambda: "all healthy" in _text(browser, "summary"), timeout=30, what="the page to show health")
-    assert "2 tenant(s)" in _text(browser, "summary")
+    wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=30, what="the page to show health")
+    assert "2 tenant(s)" in text_of(browser, "summary")
     for slug in ("acme", "beta"):
         for store in ("postgres", "redis", "keycloak"):
-            assert _text(browser, f"health-{slug}/{store}") == "healthy"
+            assert text_of(browser, f"health-{slug}/{store}") == "healthy"
     SHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SHOTS / "dashboard-healthy.png"))
 
 
 def test_reveal_and_copy_a_connection_string(url: str, browser: Any, box: Sandbox) -> None:
     browser.get(url)
-    wait_for(lambda: _text(browser, "endpoint-acme/postgres"), timeout=30)
+    wait_for(lambda: text_of(browser, "endpoint-acme/postgres"), timeout=30)
     password = _status(box)["tenants"]["acme"]["postgres"]["password"]
-    assert password not in _text(browser, "endpoint-acme/postgres")  # masked until revealed
-    _click(browser, "reveal-acme/postgres")
-    wait_for(lambda: password in _text(browser, "endpoint-acme/postgres"), timeout=10, what="the revealed string")
-    _click(browser, "copy-acme/postgres")
-    wait_for(lambda: "copied" in _text(browser, "message"), timeout=10)
+    assert password not in text_of(browser, "endpoint-acme/postgres")  # masked until revealed
+    click(browser, "reveal-acme/postgres")
+    wait_for(lambda: password in text_of(browser, "endpoint-acme/postgres"), timeout=10, what="the revealed string")
+    click(browser, "copy-acme/postgres")
+    wait_for(lambda: "copied" in text_of(browser, "message"), timeout=10)
     copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0], () => arguments[0](''))")
     dsn = _status(box)["tenants"]["acme"]["postgres"]["dsn"]
     assert copied == dsn
@@ -153,32 +104,32 @@ def test_reset_brings_a_tenants_data_back_to_its_seed(url: str, browser: Any, bo
         seeded = conn.execute("SELECT count(*) FROM interventions").fetchone()
         conn.execute("DELETE FROM interventions")
     browser.get(url)
-    wait_for(lambda: _text(browser, "reset-acme/postgres"), timeout=30)
-    _click(browser, "reset-acme/postgres")
-    wait_for(lambda: "reset acme/postgres: done" in _text(browser, "message"), timeout=60, what="the reset")
+    wait_for(lambda: text_of(browser, "reset-acme/postgres"), timeout=30)
+    click(browser, "reset-acme/postgres")
+    wait_for(lambda: "reset acme/postgres: done" in text_of(browser, "message"), timeout=60, what="the reset")
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM interventions").fetchone() == seeded != (0,)
 
 
 def test_a_token_from_the_page_validates_like_a_jwt_bearer_api(url: str, browser: Any, box: Sandbox) -> None:
     browser.get(url)
-    wait_for(lambda: _text(browser, "token-acme"), timeout=30)
-    _click(browser, "token-acme")
-    token = wait_for(lambda: _text(browser, "token-value"), timeout=60, what="the token")
+    wait_for(lambda: text_of(browser, "token-acme"), timeout=30)
+    click(browser, "token-acme")
+    token = wait_for(lambda: text_of(browser, "token-value"), timeout=60, what="the token")
     dotnet = _env(box, "acme")
     authority, audience = dotnet["Keycloak__Authority"], dotnet["Keycloak__Audience"]
     key = jwt.PyJWKClient(f"{authority}/protocol/openid-connect/certs").get_signing_key_from_jwt(token).key
     claims = jwt.decode(token, key, algorithms=["RS256"], issuer=authority, audience=audience)
     assert claims["tenant_id"] == _status(box)["tenants"]["acme"]["tenant_id"]
-    assert json.loads(_text(browser, "token-claims"))["iss"] == authority  # the decoded claims shown
+    assert json.loads(text_of(browser, "token-claims"))["iss"] == authority  # the decoded claims shown
 
 
 def test_checks_run_from_the_page(url: str, browser: Any) -> None:
     browser.get(url)
-    wait_for(lambda: "all healthy" in _text(browser, "summary"), timeout=30)
-    _click(browser, "run-checks")
-    wait_for(lambda: "checks: done" in _text(browser, "message"), timeout=120, what="the checks")
-    assert "FAIL" not in _text(browser, "checks") and "acme" in _text(browser, "checks")
+    wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=30)
+    click(browser, "run-checks")
+    wait_for(lambda: "checks: done" in text_of(browser, "message"), timeout=120, what="the checks")
+    assert "FAIL" not in text_of(browser, "checks") and "acme" in text_of(browser, "checks")
 
 
 def test_narrow_screen_and_no_console_errors(url: str, browser: Any) -> None:
@@ -186,7 +137,7 @@ def test_narrow_screen_and_no_console_errors(url: str, browser: Any) -> None:
     browser.set_window_size(390, 844)
     try:
         browser.get(url)
-        wait_for(lambda: "all healthy" in _text(browser, "summary"), timeout=30)
+        wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=30)
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1  # no sideways scrolling of the page (wide tables scroll in their box)
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
@@ -197,19 +148,19 @@ def test_narrow_screen_and_no_console_errors(url: str, browser: Any) -> None:
 
 def test_a_killed_server_turns_its_row_red_within_the_interval(url: str, browser: Any, box: Sandbox) -> None:
     browser.get(url)
-    wait_for(lambda: "all healthy" in _text(browser, "summary"), timeout=30)
+    wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=30)
     server = json.loads((box.state_dir / f"{box.name}.json").read_text())["services"]["redis.beta"]
     os.kill(server["pid"], signal.SIGKILL)
-    wait_for(lambda: _text(browser, "health-beta/redis") == "FAILING", timeout=INTERVAL * 3 + 10, what="red row")
-    assert _text(browser, "health-acme/redis") == "healthy"  # the other tenant's row stays
-    _click(browser, "run-checks")
-    failed = wait_for(lambda: _text(browser, "failed-check-beta"), timeout=120, what="beta marked by its check")
+    wait_for(lambda: text_of(browser, "health-beta/redis") == "FAILING", timeout=INTERVAL * 3 + 10, what="red row")
+    assert text_of(browser, "health-acme/redis") == "healthy"  # the other tenant's row stays
+    click(browser, "run-checks")
+    failed = wait_for(lambda: text_of(browser, "failed-check-beta"), timeout=120, what="beta marked by its check")
     assert "redis" in failed and "what to do" in failed
-    assert _text(browser, "failed-check-acme") == ""
+    assert text_of(browser, "failed-check-acme") == ""
     browser.save_screenshot(str(SHOTS / "dashboard-dead-server.png"))
     healed = box.cli("up", "--tenants", "acme,beta")
     assert healed.returncode == 0, healed.stderr
-    wait_for(lambda: "all healthy" in _text(browser, "summary"), timeout=60, what="healed")
+    wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=60, what="healed")
 
 
 def test_a_descriptor_is_read_only_here(box: Sandbox, tmp_path: Path) -> None:

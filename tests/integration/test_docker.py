@@ -322,3 +322,22 @@ def test_down_of_ten_tenants_removes_the_network(dbox: Sandbox) -> None:
     down = dbox.cli("down")
     assert down.returncode == 0, down.stderr
     assert dbox.leftovers() == []
+
+
+def test_the_dashboard_shows_a_docker_environment(dbox: Sandbox) -> None:
+    """The page once against the docker backend: every tenant's rows healthy, a server's log tail."""
+    from tests.browser import chromium, click, dashboard, text_of
+
+    assert dbox.cli("up", "--tenants", "acme,beta").returncode == 0
+    try:
+        with dashboard(dbox, "--interval", "0.5") as url, chromium(url.split("/?")[0]) as browser:
+            browser.get(url)
+            wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=60, what="healthy rows")
+            assert "docker" in text_of(browser, "summary")
+            for slug in ("acme", "beta"):
+                for store in ("postgres", "mongo", "redis"):
+                    assert text_of(browser, f"health-{slug}/{store}") == "healthy"
+            click(browser, "log-redis.acme")
+            wait_for(lambda: "Ready to accept connections" in text_of(browser, "log"), timeout=30, what="the log")
+    finally:
+        assert dbox.cli("down").returncode == 0
