@@ -258,7 +258,7 @@ def remote_over_local(local_up2: float, rows: list[tuple[str, str]]) -> Target:
     return ratio("remote.cold_up_2_over_local_engine", seconds, local_up2, "measured", lambda v: True)
 
 
-def run_kubernetes(rows: list[tuple[str, str]]) -> list[Target]:
+def run_kubernetes(rows: list[tuple[str, str]], timelines: list[Timeline]) -> list[Target]:
     """On the local single-node cluster (tests/kube), started here: its own start, the Keycloak Pod
     alone to the first login, and a cold up of 2 tenants (the same images as the docker backend's)."""
     from tests.kube.build import default_cache_dir, ensure_built
@@ -274,7 +274,9 @@ def run_kubernetes(rows: list[tuple[str, str]]) -> list[Target]:
         try:
             floor = keycloak_floor(settings_for("kubernetes", "acme", "x"))
             rows.append(("kubernetes: Keycloak Pod alone (as up starts it), to the first login", f"{floor:.2f} s"))
-            seconds, env = cold_up("kubernetes", 2)
+            steps = Timeline("kubernetes: cold up, 2 tenant(s)")
+            seconds, env = cold_up("kubernetes", 2, steps)
+            timelines.append(steps)
             env.down()
         finally:
             del os.environ["KUBECONFIG"]
@@ -301,7 +303,7 @@ def main() -> None:
     parts: dict[str, Callable[[], list[Target]]] = {
         "local": lambda: run_local(counts, 10 if args.quick else 40, rows, timelines),
         "docker": lambda: run_docker(counts, rows, timelines, remote=not args.no_remote),
-        "kubernetes": lambda: run_kubernetes(rows),
+        "kubernetes": lambda: run_kubernetes(rows, timelines),
     }
     failed: list[str] = []
     for name, part in parts.items():
