@@ -81,13 +81,17 @@ def _connection_ended(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
 
 def test_a_new_pool_sweeps_what_a_killed_process_of_its_token_left(env: Environment) -> None:
     script = (
-        "import os, sys\n"
+        "import os, sys, time\n"
         "from driveops_env import Environment, options\n"
         "from driveops_env.restore import TenantCopy\n"
         "settings = options.resolve(cli={'name': sys.argv[1], 'state_dir': sys.argv[2]})\n"
         "env = Environment.attach(sys.argv[1], settings=settings)\n"
         "copy = TenantCopy(env.state, 'acme', 'gw7', env.settings.replace(postgres_restore_pool=3))\n"
         "copy.make()\n"
+        "from driveops_env.services.postgres import admin\n"
+        "info = admin.admin_conninfo(env.state.services['postgres.acme'])\n"
+        "prefix = copy.accesses['postgres'].database + '__r'\n"
+        "while not admin.databases_with_prefix(info, prefix): time.sleep(0.05)  # a clone kept ahead exists\n"
         "print('ready', flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )

@@ -264,6 +264,7 @@ def test_each_test_restores_only_the_stores_its_fixtures_reach(pytester: pytest.
     assert seen == {"0": ["postgres"], "1": ["redis"], "2": ["postgres", "mongo", "redis"]}
 
 
+@pytest.mark.backend_independent  # realm names and a template's clients: the same on any backend
 def test_a_tenant_named_like_a_copy_realm_does_not_collide(pytester: pytest.Pytester, box: Sandbox) -> None:
     """`acme-main` beside `acme`: acme's per-process realm copy is `acme_main` (a slug has no "_")."""
     box.services = "keycloak,postgres"
