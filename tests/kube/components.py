@@ -84,7 +84,7 @@ def _apiserver(b: Binaries, layout: Layout, node_address: str, service_cidr: str
         f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
         f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
         "--kubelet-preferred-address-types=InternalIP",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-issuer=https://{node_address}:6443",  # the API server itself: no outside name
         f"--service-account-key-file={p / 'sa.pub'}",
         f"--service-account-signing-key-file={p / 'sa.key'}",
         "--authorization-mode=Node,RBAC",
