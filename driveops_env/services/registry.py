@@ -38,11 +38,23 @@ def _load(reference: str) -> type[Service[Any, Any]]:
     return found
 
 
+def _plugged(entry: importlib.metadata.EntryPoint) -> type[Service[Any, Any]]:
+    """A service of the entry point group; one whose package is gone or broken is named, not a traceback."""
+    try:
+        return _load(entry.value)
+    except ImportError as exc:
+        package = entry.dist.name if entry.dist is not None else "its package"
+        raise UsageError(
+            f"the service plugged in as {entry.name!r} ({entry.value}) cannot be imported: {exc}",
+            hint=f"reinstall {package}, or remove it: pip uninstall {package}",
+        ) from None
+
+
 def classes(*, plugged: bool = True) -> list[type[Service[Any, Any]]]:
     """Every service class: the built-in ones, then (``plugged``) those of the entry point group."""
     found = [_load(reference) for reference in BUILT_IN]
     for entry in importlib.metadata.entry_points(group=ENTRY_POINTS) if plugged else ():
-        found.append(_load(entry.value))
+        found.append(_plugged(entry))
     names = [cls.name for cls in found]
     doubled = sorted({n for n in names if names.count(n) > 1})
     if doubled:

@@ -8,6 +8,8 @@ import io
 import tokenize
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[2] / "driveops_env"
 SERVICES = ("postgres", "redis", "mongo", "keycloak", "ferretdb")
 # where a service may be named: its own unit, and the registry's table
@@ -110,3 +112,15 @@ def test_the_formatter_formats() -> None:
     roots = [PACKAGE, PACKAGE.parent / "tests", PACKAGE.parent / "bench", PACKAGE.parent / "noxfile.py"]
     sources = [p for root in roots for p in ([root] if root.is_file() else sorted(root.rglob("*.py")))]
     assert [str(p) for p in sources if marker in p.read_text()] == []
+
+
+def test_a_plugged_in_service_whose_package_is_gone_is_named_not_a_traceback() -> None:
+    import importlib.metadata
+
+    from driveops_env.errors import UsageError
+    from driveops_env.services import registry
+
+    ghost = importlib.metadata.EntryPoint(name="ghost", value="no_such_module:Ghost", group=registry.ENTRY_POINTS)
+    with pytest.raises(UsageError) as refused:
+        registry._plugged(ghost)
+    assert "'ghost'" in str(refused.value) and "pip uninstall" in str(refused.value)
