@@ -39,6 +39,8 @@ def test_tenant_add_and_remove_leave_the_others_alone(tmp_path: Path, isolation:
         with env.tenant("acme").postgres.connect() as conn:
             assert conn.execute("SELECT count(*) FROM garages WHERE name = 'Kept'").fetchone() == (1,)
         assert all(r.ok for r in env.check())
+        kids = {slug: _signing_kids(env, slug) for slug in ("acme", "gamma", "delta")}
+        assert all(kids.values()) and not kids["gamma"] & kids["delta"] and not kids["gamma"] & kids["acme"]
         assert box.cli("up", "--tenants", "acme,gamma,delta", "--isolation", isolation).returncode == 0  # attaches
         removed = box.cli("tenant", "remove", "gamma")
         assert removed.returncode == 0, removed.stderr
@@ -50,6 +52,11 @@ def test_tenant_add_and_remove_leave_the_others_alone(tmp_path: Path, isolation:
         env = Environment.attach(box.name, settings=box.settings())
         assert all(r.ok for r in env.check() if r.tenant == "gamma")
         assert box.cli("down").returncode == 0
+
+
+def _signing_kids(env: Environment, slug: str) -> set[str]:
+    """The key ids a tenant's realm signs with (its JWKS): made per realm, never shared with another's."""
+    return {k["kid"] for k in env.tenant(slug).keycloak.openid().certs()["keys"] if k.get("use") == "sig"}
 
 
 def test_tenant_add_prepares_only_the_services_the_environment_runs(box: Sandbox) -> None:

@@ -39,3 +39,22 @@ def test_snapshot_keys(tmp_path: Path) -> None:
         != key
     )
     assert keycloak_snapshot.key(replace(install, template_password="other"), [_realm("one")]) != key  # new base data
+
+
+def test_a_new_realm_gets_keys_of_its_own_unless_its_template_declares_them() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from driveops_env.services.keycloak import keys
+
+    realm = _realm("one")
+    first, second = keys.with_keys(realm), keys.with_keys(realm)
+    assert keys.KEY_PROVIDER not in realm.get("components", {})  # the rendered realm is left as it was
+    providers = first["components"][keys.KEY_PROVIDER]
+    assert [p["providerId"] for p in providers] == ["rsa", "rsa", "hmac-generated", "aes-generated"]
+    assert [p["config"].get("keyUse") for p in providers[:2]] == [["SIG"], ["ENC"]]
+    pems = [p["config"]["privateKey"][0] for p in providers[:2]]
+    assert all(serialization.load_pem_private_key(pem.encode(), None).key_size == 2048 for pem in pems)
+    again = [p["config"]["privateKey"][0] for p in second["components"][keys.KEY_PROVIDER][:2]]
+    assert len(set(pems) | set(again)) == 4  # never shared between realms or between two calls
+    own = {**realm, "components": {keys.KEY_PROVIDER: [{"name": "mine", "providerId": "rsa-generated"}]}}
+    assert keys.with_keys(own) is own

@@ -83,8 +83,12 @@ class RealmAdmin:
             return action()
 
     def create_realm(self, representation: dict[str, Any]) -> None:
+        """Create the realm, with keys made here unless it declares its own (:mod:`.keys`)."""
+        from driveops_env.services.keycloak import keys
+
         name = representation.get("realm")
-        self._call(f"creating realm {name!r}", lambda: self._admin.create_realm(representation))
+        complete = keys.with_keys(representation)
+        self._call(f"creating realm {name!r}", lambda: self._admin.create_realm(complete))
 
     def delete_realm(self, name: str) -> None:
         self._call(f"deleting realm {name!r}", lambda: self._admin.delete_realm(name))
