@@ -11,7 +11,8 @@ file_env() {  # VAR or VAR_FILE
 if [ "${1:-}" = 'postgres' ] || [ "${1:0:1}" = '-' ]; then
   [ "${1:0:1}" = '-' ] && set -- postgres "$@"
   if [ "$(id -u)" = '0' ]; then
-    mkdir -p "$PGDATA" && chown -R postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"
+    # as the official image: only what is not the user's yet (an initialised image's data is left as it is)
+    mkdir -p "$PGDATA" && find "$PGDATA" \! -user postgres -exec chown postgres:postgres {} + && chmod 700 "$PGDATA"
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
   fi
   file_env POSTGRES_PASSWORD

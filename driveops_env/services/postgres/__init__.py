@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driveops_env.option_types import declare, parse_count, parse_optional_path
+from driveops_env import builders
+from driveops_env.backends import ready_image
+from driveops_env.option_types import declare, parse_bool, parse_count, parse_optional_path
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -51,6 +53,14 @@ class PostgresOptions:
         parse_count,
         metavar="N",
     )
+    postgres_ready_image: bool = declare(
+        "Derive once an image of image_postgres whose data is initialised, and start containers of it "
+        "(an engine that builds: docker): initdb runs once, not at every up (false: the image as it is).",
+        lambda: True,
+        "true",
+        parse_bool,
+        metavar="BOOL",
+    )
 
 
 class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres", title="PostgreSQL", formats=access_):
@@ -62,9 +72,15 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         super().__init__(settings)
         self._local: tuple[Path, Path, Path, str | None] | None = None  # bin, template, env dir, user
         self._pools: dict[str, pool.ClonePool] = {}  # a test process's copies: ready clones, by database
+        self._ready: ready_image.Ready | None = None  # the initialised image (engines that build)
 
     def prepare(self, ctx: Prepare) -> str:
         if ctx.family == CONTAINER:
+            client = ctx.engine.client() if ctx.engine is not None else None
+            if client is not None and ctx.engine is not None and self.own.postgres_ready_image:
+                recipe = server.ready_recipe(self.own.image_postgres)
+                addresses = ctx.engine.addresses()
+                self._ready = ready_image.ensure(client, recipe, self.settings.cache_dir, ctx.progress, addresses)
             return self.own.image_postgres
         local.check_socket_path(ctx.env_dir)
         bin_dir = local.find_bin_dir(self.own.postgres_bin)
@@ -75,12 +91,16 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
     def images(self) -> dict[str, str]:
         return {"image_postgres": self.own.image_postgres}
 
+    def collect(self, cache: Path, client: Any | None) -> list[str]:
+        """Initialised images beyond the most recently used."""
+        return builders.prune_images(client, cache, ready_image.kinds(self.name)) if client is not None else []
+
     def render(self, tenant: Tenant, sources: Sources, access: PostgresAccess | None) -> Any:
         return sql.render_sql_files(sources.seeds_dir, tenant, limit=sources.limit)
 
     def server(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Server:
         if plan.family == CONTAINER:
-            return server.container(need.key, need.tenant, self.own.image_postgres)
+            return server.container(need.key, need.tenant, self.own.image_postgres, self._ready)
         assert self._local is not None, "prepare() first"
         bin_dir, template, env_dir, user = self._local
         return server.process(need.key, need.tenant, bin_dir, template, env_dir, user)

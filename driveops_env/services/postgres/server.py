@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from driveops_env import paths
+from driveops_env.backends import ready_image
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import ContainerSpec, ProcessSpec, Server
 from driveops_env.services.postgres import admin, local
 from driveops_env.state import ServiceRecord
 
 PORT = 5432
+READY_DATA = "/var/lib/driveops-ready/pgdata"  # the initialised image's data: no VOLUME over it
 PORT_TAKEN = ("could not bind", "address already in use", "could not create any tcp")
 
 
@@ -23,10 +26,9 @@ def port_taken(log: str) -> bool:
     return any(marker in log.lower() for marker in PORT_TAKEN)
 
 
-def container(key: str, tenant: str | None, image: str) -> Server:
-    password = generate_secret()
+def container_spec(image: str, password: str) -> ContainerSpec:
     settings = [f"-c{k}={v}" for k, v in local.SERVER_SETTINGS.items() if k != "listen_addresses"]
-    spec = ContainerSpec(
+    return ContainerSpec(
         image=image,
         image_option="image_postgres",
         port=PORT,
@@ -39,7 +41,38 @@ def container(key: str, tenant: str | None, image: str) -> Server:
         data_dirs=("/var/lib/postgresql/data",),
         command=["postgres", *settings],
     )
-    return _server(key, tenant, password, admin.admin_conninfo, container=spec)
+
+
+def ready_recipe(image: str) -> ready_image.Recipe:
+    """How the initialised image is derived: the same container, its data in a directory no VOLUME
+    covers (the commit keeps it), done when the superuser logs in."""
+    return ready_image.Recipe(
+        "postgres",
+        container_spec(image, ""),
+        {"PGDATA": READY_DATA},
+        READY_DATA,
+        lambda host, port, password: admin.probe(admin.conninfo(host, port, admin.SUPERUSER, password, "postgres")),
+    )
+
+
+def container(key: str, tenant: str | None, image: str, ready: ready_image.Ready | None = None) -> Server:
+    """A container of ``image``, or of its initialised image (``ready``): that one starts on data whose
+    superuser has the template password, replaced by the generated one as soon as it answers."""
+    password = generate_secret()
+    if ready is None:
+        return _server(key, tenant, password, admin.admin_conninfo, container=container_spec(image, password))
+
+    def template(record: ServiceRecord) -> str:
+        return admin.admin_conninfo(replace(record, admin_password=ready.template_password))
+
+    return _server(
+        key,
+        tenant,
+        password,
+        template,
+        container=container_spec(ready.image, password),
+        after_start=lambda record: admin.set_superuser_password(template(record), password),
+    )
 
 
 def process(key: str, tenant: str | None, bin_dir: Path, template: Path, env_dir: Path, user: str | None) -> Server:
