@@ -16,10 +16,12 @@ import ipaddress
 import os
 import socket
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlparse
 
 from driveops_env.errors import MissingDependencyError, UsageError
+from driveops_env.secret import generate_secret
 
 LABEL = "org.driveops-env"
 LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
@@ -222,3 +224,22 @@ def exec_in(c: Any, container: str, argv: list[str], stdin: bytes | None = None)
         output = b"".join(chunks)
     code = c.api.exec_inspect(exec_id).get("ExitCode")
     return int(code if code is not None else 1), bytes(output).decode(errors="replace")
+
+
+def commit_env(container: Any, secrets: Iterable[str]) -> list[str]:
+    """The environment a builder ``container`` is committed with.  The engine keeps every variable of the
+    container that the given environment lacks, so a template password cannot be left out: each of
+    ``secrets`` is given a fresh random value instead, which nobody keeps (for a server whose data is
+    initialised already, a variable it reads at first start only)."""
+    hidden = set(secrets)
+    own = container.attrs["Config"].get("Env") or []
+    return [f"{k}={generate_secret()}" if k in hidden else f"{k}={v}" for k, _, v in (e.partition("=") for e in own)]
+
+
+def running(container: Any) -> bool:
+    """Whether a container still runs (a builder that exited fails at once, not at its timeout)."""
+    try:
+        container.reload()
+    except Exception:  # removed meanwhile
+        return False
+    return bool(container.status in ("created", "running"))

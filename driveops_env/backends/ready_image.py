@@ -33,11 +33,12 @@ from typing import Any
 from filelock import FileLock
 
 from driveops_env import builders, process, readiness
+from driveops_env.backends import docker_engine
 from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import ContainerSpec
 
-RECIPE = "v2"  # v2: the data copied into memory at start
+RECIPE = "v4"  # v4: no template password in the configuration
 
 
 def kinds(service: str) -> list[tuple[str, str]]:
@@ -123,11 +124,12 @@ def _derive(
             lambda: recipe.probe(addresses[1], port, password),
             timeout=300,
             service=recipe.service,
+            alive=lambda: docker_engine.running(container),
             logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
         )
         container.stop(timeout=60)
         repository, name = tag.split(":")
-        container.commit(repository=repository, tag=name, conf=_config(client, recipe, labels))
+        container.commit(repository=repository, tag=name, conf=_config(client, container, recipe, labels))
     except StartupError:
         raise
     except Exception as exc:
@@ -144,13 +146,18 @@ def _derive(
 COPY = '[ -n "$(ls -A "$2" 2>/dev/null)" ] || cp -a "$1/." "$2/" || exit 1; shift 2; exec "$@"'
 
 
-def _config(client: Any, recipe: Recipe, labels: dict[str, str]) -> dict[str, Any]:
+def _config(client: Any, container: Any, recipe: Recipe, labels: dict[str, str]) -> dict[str, Any]:
     """The configuration of the image the builder ran, its entry point wrapped in the copy."""
     config = client.images.get(recipe.spec.image).attrs["Config"]
     entrypoint = list(config.get("Entrypoint") or [])
     copy = ["/bin/sh", "-c", COPY, "ready-copy", recipe.kept, recipe.spec.data_dirs[0]]
-    conf = {k: config.get(k) for k in ("Env", "Cmd", "User", "WorkingDir", "ExposedPorts", "StopSignal")}
-    return conf | {"Entrypoint": copy + entrypoint, "Labels": _without(labels)}
+    conf = {k: config.get(k) for k in ("Cmd", "User", "WorkingDir", "ExposedPorts", "StopSignal")}
+    base = dict(e.partition("=")[::2] for e in config.get("Env") or [])  # the data's place: the image's own
+    env = [
+        f"{k}={base.get(k, '')}" if k in recipe.data_env else f"{k}={v}"
+        for k, _, v in (e.partition("=") for e in docker_engine.commit_env(container, recipe.spec.secret_env))
+    ]
+    return conf | {"Env": env, "Entrypoint": copy + entrypoint, "Labels": _without(labels)}
 
 
 def _without(labels: dict[str, str]) -> dict[str, str]:

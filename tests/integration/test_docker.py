@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -47,6 +48,9 @@ def test_whole_model_ports_labels_and_down(tmp_path: Path) -> None:
             assert len(networks) == 1  # one user-defined network per environment
             keycloak = next(c for c in containers if c.labels["org.driveops-env.service"] == "keycloak")
             assert keycloak.attrs["HostConfig"]["Memory"] > 0  # a memory limit on Keycloak
+            config = json.dumps(docker_client().images.get(keycloak.attrs["Config"]["Image"]).attrs["Config"])
+            templates = (box.settings().cache_dir / "docker").glob("keycloak-optimized-*.json")
+            assert [p for p in templates if json.loads(p.read_text())["password"] in config] == []  # in no layer
             assert all(r.ok for r in env.check())
 
             again = Environment.up(settings=box.settings(tenants="acme,beta"))
@@ -341,3 +345,45 @@ def test_the_dashboard_shows_a_docker_environment(dbox: Sandbox) -> None:
             wait_for(lambda: "Ready to accept connections" in text_of(browser, "log"), timeout=30, what="the log")
     finally:
         assert dbox.cli("down").returncode == 0
+
+
+def test_postgres_starts_from_an_initialised_image_whose_template_password_is_replaced(dbox: Sandbox) -> None:
+    import psycopg
+
+    client = docker_client()
+    env = Environment.up(settings=dbox.settings(tenants="acme"))
+    try:
+        record = env.state.services["postgres.acme"]
+        container = client.containers.get(record.container_id)
+        image = container.attrs["Config"]["Image"]
+        assert image.startswith("driveops-env/postgres-ready:"), image
+        assert "Skipping initialization" in container.logs().decode()  # no initdb at this start
+        digest = image.split(":")[1]
+        secrets = dbox.settings().cache_dir / "docker" / f"postgres-ready-{digest}.json"
+        assert secrets.stat().st_mode & 0o777 == 0o600
+        template = json.loads(secrets.read_text())["password"]
+        config = json.dumps(client.images.get(image).attrs["Config"])
+        assert template not in config  # in no layer's configuration
+        info = f"host={record.host} port={record.port} user={record.admin_user} dbname=postgres connect_timeout=5"
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(f"{info} password={template}").close()
+        with psycopg.connect(f"{info} password={record.admin_password}") as conn:
+            assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = 'driveops_acme'").fetchone() == (1,)
+        with env.tenant("acme").postgres.connect() as conn:  # the tenant's seed, as on any start
+            assert conn.execute("SELECT count(*) FROM garages").fetchone() == (2,)
+    finally:
+        env.down()
+    # another image (here: the stand-in with one more label) is derived again; false: the image as it is
+    other = f"driveops-env/postgres:t{uuid.uuid4().hex[:8]}"
+    base = dbox.settings().value("image_postgres")
+    client.images.build(fileobj=io.BytesIO(f"FROM {base}\nLABEL t=1\n".encode()), tag=other, rm=True)
+    try:
+        for option, expected in (("true", "driveops-env/postgres-ready:"), ("false", other)):
+            up = dbox.cli("up", "--tenants", "acme", "--image-postgres", other, "--postgres-ready-image", option)
+            assert up.returncode == 0, up.stderr
+            started = client.containers.get(dbox.state()["services"]["postgres.acme"]["container_id"])
+            assert started.attrs["Config"]["Image"].startswith(expected) and started.attrs["Config"]["Image"] != image
+            assert dbox.cli("down").returncode == 0
+    finally:
+        client.images.remove(other, force=True)
+    assert dbox.leftovers() == []

@@ -37,7 +37,7 @@ from driveops_env.services.keycloak import kcadm
 from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, providers_digest
 from driveops_env.services.keycloak.versions import KeycloakVersion
 
-RECIPE = "v5"  # v5: the master realm answers plain HTTP from any address, every version
+RECIPE = "v7"  # v7: no template password in the image's configuration
 REPOSITORY = "driveops-env/keycloak-optimized"
 
 
@@ -181,6 +181,7 @@ def builder_container(
             lambda: readiness.http_ok(health),
             timeout=300,
             service="keycloak",
+            alive=lambda: docker_engine.running(container),
             logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
         )
         yield container, f"http://{addresses[1]}:{bound['http']}"
@@ -193,10 +194,10 @@ def commit(client: Any, container: Any, source: str, tag: str, labels: dict[str,
     ran (``source``): the environment it was started with (the template password) stays out."""
     container.stop(timeout=60)
     config = client.images.get(source).attrs["Config"]
-    keys = ("Env", "Cmd", "Entrypoint", "User")
-    container.commit(
-        repository=tag.split(":")[0], tag=tag.split(":")[1], conf={**{k: config.get(k) for k in keys}, "Labels": labels}
-    )
+    conf = {k: config.get(k) for k in ("Cmd", "Entrypoint", "User")}
+    secrets = [e.split("=", 1)[0] for e in container.attrs["Config"].get("Env") or [] if "PASSWORD=" in e]
+    conf |= {"Env": docker_engine.commit_env(container, secrets), "Labels": labels}
+    container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1], conf=conf)
 
 
 def optimized_command(version: KeycloakVersion) -> list[str]:
