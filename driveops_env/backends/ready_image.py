@@ -57,6 +57,7 @@ class Recipe:
     data_env: dict[str, str]  # the builder's: its data in ``kept`` instead, which the commit keeps
     kept: str  # a directory no VOLUME of the image covers
     probe: Callable[[str, int, str], object]  # (host, port, password): raises until it logs in
+    command: list[str] | None = None  # the builder's, when the data's place is an argument (mongod --dbpath)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ def ensure(
     """The initialised image of ``recipe`` (derived once; ``addresses``: where the engine publishes
     ports, and where this machine reaches them)."""
     base = recipe.spec.image
-    content = json.dumps([client.images.get(base).id, RECIPE, recipe.data_env, recipe.spec.command], sort_keys=True)
+    how = [recipe.data_env, recipe.kept, recipe.command or recipe.spec.command]
+    content = json.dumps([client.images.get(base).id, RECIPE, how], sort_keys=True)
     engine = client.info().get("ID", "")
     digest = hashlib.sha256(f"{content} {cache.resolve()} {engine}".encode()).hexdigest()[:12]
     ((repository, use_file),) = kinds(recipe.service)
@@ -111,7 +113,7 @@ def _derive(
     environment = spec.env | {k: password for k in spec.secret_env} | recipe.data_env
     container = client.containers.run(
         spec.image,
-        command=spec.command,
+        command=recipe.command or spec.command,
         environment=environment,
         labels=labels,
         ports={f"{spec.port}/tcp": (addresses[0], None)},

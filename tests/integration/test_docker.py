@@ -347,7 +347,7 @@ def test_the_dashboard_shows_a_docker_environment(dbox: Sandbox) -> None:
         assert dbox.cli("down").returncode == 0
 
 
-def test_postgres_starts_from_an_initialised_image_whose_template_password_is_replaced(dbox: Sandbox) -> None:
+def test_stores_start_from_initialised_images_whose_template_passwords_are_replaced(dbox: Sandbox) -> None:
     import psycopg
 
     client = docker_client()
@@ -371,6 +371,7 @@ def test_postgres_starts_from_an_initialised_image_whose_template_password_is_re
             assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = 'driveops_acme'").fetchone() == (1,)
         with env.tenant("acme").postgres.connect() as conn:  # the tenant's seed, as on any start
             assert conn.execute("SELECT count(*) FROM garages").fetchone() == (2,)
+        _mongo_started_initialised(env, dbox)
     finally:
         env.down()
     # another image (here: the stand-in with one more label) is derived again; false: the image as it is
@@ -387,3 +388,29 @@ def test_postgres_starts_from_an_initialised_image_whose_template_password_is_re
     finally:
         client.images.remove(other, force=True)
     assert dbox.leftovers() == []
+
+
+def _mongo_started_initialised(env: Environment, box: Sandbox) -> None:
+    import pymongo
+    import pymongo.errors
+
+    record = env.state.services["mongo.acme"]
+    image = docker_client().containers.get(record.container_id).attrs["Config"]["Image"]
+    assert image.startswith("driveops-env/mongo-ready:"), image
+    secrets = box.settings().cache_dir / "docker" / f"mongo-ready-{image.split(':')[1]}.json"
+    template = json.loads(secrets.read_text())["password"]
+    assert template not in json.dumps(docker_client().images.get(image).attrs["Config"])
+
+    def ping(password: str) -> object:
+        uri = f"mongodb://{record.admin_user}:{password}@{record.host}:{record.port}/admin"
+        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+            return client.admin.command("ping")["ok"]
+
+    with pytest.raises(pymongo.errors.OperationFailure):
+        ping(template)
+    assert ping(record.admin_password) == 1
+    database = env.tenant("acme").mongo.connect()
+    try:  # seeded, as on any start
+        assert database["audit_events"].count_documents({}) > 0
+    finally:
+        database.client.close()

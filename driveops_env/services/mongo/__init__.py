@@ -10,7 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from driveops_env.option_types import declare
+from driveops_env import builders
+from driveops_env.backends import ready_image
+from driveops_env.option_types import declare, parse_bool
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -39,6 +41,14 @@ IMAGE = "mongo:7"
 @dataclass(frozen=True)
 class MongoOptions:
     image_mongo: str = declare("Image of mongo for the docker backend.", lambda: IMAGE, IMAGE, metavar="IMAGE")
+    mongo_ready_image: bool = declare(
+        "Derive once an image of image_mongo whose data is initialised (its root user made), and start "
+        "containers of it (an engine that builds: docker); false: the image as it is.",
+        lambda: True,
+        "true",
+        parse_bool,
+        metavar="BOOL",
+    )
 
 
 class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="MongoDB", formats=access_):
@@ -50,6 +60,7 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         super().__init__(settings)
         self._binary: Path | None = None
         self._users: dict[str, admin.MongoUser] = {}  # made with the server, handed to the tenant
+        self._ready: ready_image.Ready | None = None  # the initialised image (engines that build)
 
     def needs(self, tenant: Tenant, isolation: str, family: str) -> list[Need]:
         own = Need(f"mongo.{tenant.slug}", self.name, tenant.slug)
@@ -61,6 +72,11 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
 
     def prepare(self, ctx: Prepare) -> str:
         if ctx.family == CONTAINER:
+            client = ctx.engine.client() if ctx.engine is not None else None
+            if client is not None and ctx.engine is not None and self.own.mongo_ready_image:
+                recipe = server.ready_recipe(self.own.image_mongo)
+                addresses = ctx.engine.addresses()
+                self._ready = ready_image.ensure(client, recipe, self.settings.cache_dir, ctx.progress, addresses)
             return self.own.image_mongo
         self._binary = ferretdb.build(self.settings.cache_dir, ferretdb.DEFAULT_VERSION, ctx.progress)
         return f"FerretDB {ferretdb.DEFAULT_VERSION}"
@@ -68,13 +84,17 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
     def images(self) -> dict[str, str]:
         return {"image_mongo": self.own.image_mongo}
 
+    def collect(self, cache: Path, client: Any | None) -> list[str]:
+        """Initialised images beyond the most recently used."""
+        return builders.prune_images(client, cache, ready_image.kinds(self.name)) if client is not None else []
+
     def render(self, tenant: Tenant, sources: Sources, access: MongoAccess | None) -> Any:
         return seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)
 
     def server(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Server:
         slug = str(need.tenant)
         if plan.family == CONTAINER:
-            return server.container(need.key, slug, self.own.image_mongo)
+            return server.container(need.key, slug, self.own.image_mongo, self._ready)
         assert self._binary is not None, "prepare() first"
         user = self._user(slug)
         return server.ferret(need.key, slug, self._binary, deps[need.after[0]], user)

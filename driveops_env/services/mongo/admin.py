@@ -98,6 +98,15 @@ def admin_access(record: ServiceRecord) -> MongoAccess:
     )
 
 
+def set_password(access: MongoAccess, user: str, password: str) -> None:
+    """A user of the ``admin`` database gets ``password`` (an initialised image's root user, at start)."""
+    conn = client(access)
+    try:
+        conn.admin.command("updateUser", user, pwd=password)
+    finally:
+        conn.close()
+
+
 def probe(access: MongoAccess) -> None:
     """Readiness: an authenticated ``ping`` (FerretDB asks its PostgreSQL, so this is end to end)."""
     conn = client(access)

@@ -4,21 +4,25 @@ over a PostgreSQL database of the tenant's own, on the tenant's (or the shared) 
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+from driveops_env.backends import ready_image
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import ContainerSpec, ProcessSpec, Server
 from driveops_env.services.mongo import admin, ferretdb
+from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.state import ServiceRecord
 
 PORT = 27017
+READY_DATA = "/var/lib/driveops-ready/db"  # the initialised image's data: no VOLUME over it
 ADMIN = "driveops-admin"
 
 
-def container(key: str, tenant: str, image: str) -> Server:
-    password = generate_secret()
-    spec = ContainerSpec(
+def container_spec(image: str, password: str) -> ContainerSpec:
+    return ContainerSpec(
         image=image,
         image_option="image_mongo",
         port=PORT,
@@ -26,16 +30,45 @@ def container(key: str, tenant: str, image: str) -> Server:
         secret_env=("MONGO_INITDB_ROOT_PASSWORD",),
         data_dirs=("/data/db",),
     )
+
+
+def ready_recipe(image: str) -> ready_image.Recipe:
+    """How the initialised image is derived: the same container, its data where no VOLUME covers it
+    (``mongod --dbpath``, which the official image reads too), done when the root user logs in."""
+    return ready_image.Recipe(
+        "mongo",
+        container_spec(image, ""),
+        {},
+        READY_DATA,
+        lambda host, port, password: admin.probe(_root(host, port, password)),
+        command=["mongod", "--dbpath", READY_DATA],
+    )
+
+
+def container(key: str, tenant: str, image: str, ready: ready_image.Ready | None = None) -> Server:
+    """A container of ``image``, or of its initialised image (``ready``): its root user has the template
+    password until it answers, then the generated one."""
+    password = generate_secret()
+    login = admin.admin_access if ready is None else partial(_as, ready.template_password)
     return Server(
         key,
         "mongo",
         tenant,
         ADMIN,
         password,
-        probe=lambda record: admin.probe(admin.admin_access(record)),
-        container=spec,
+        probe=lambda record: admin.probe(login(record)),
+        after_start=None if ready is None else lambda record: admin.set_password(login(record), ADMIN, password),
+        container=container_spec(ready.image if ready else image, password),
         extra={"server": image, "admin_source": "admin", "own_database": "yes"},
     )
+
+
+def _as(password: str, record: ServiceRecord) -> MongoAccess:
+    return replace(admin.admin_access(record), password=password)
+
+
+def _root(host: str, port: int, password: str) -> MongoAccess:
+    return MongoAccess("mongo", host, port, "admin", ADMIN, password, None, "admin")
 
 
 def ferret(key: str, tenant: str, binary: Path, pg: ServiceRecord, owner: admin.MongoUser) -> Server:
