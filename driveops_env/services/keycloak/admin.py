@@ -115,15 +115,15 @@ def check_admin_login(base_url: str, username: str, password: str) -> None:
 # guessing a weak password; this one is 32 generated characters, new per environment.  Every admin login
 # (each realm's set-up, a test's realm restore, tenant add) then costs no 210,000 PBKDF2 rounds on a
 # JIT-cold server (about 0.4 s each, measured 2026-12-02).
-ADMIN_PASSWORD_POLICY = "hashIterations(1)"
+ADMIN_HASHING = "hashIterations(1)"
 
 
 def set_admin_password(base_url: str, username: str, old_password: str, new_password: str) -> None:
     """Replace the template admin's password (the same on every environment made from the cached
-    base data) by the environment's generated one, hashed by :data:`ADMIN_PASSWORD_POLICY`."""
+    base data) by the environment's generated one, hashed as :data:`ADMIN_HASHING` says."""
     admin = admin_client(base_url, username, old_password)
     with refusals(f"replacing the password of Keycloak's admin {username!r}"):
-        admin.update_realm("master", {"passwordPolicy": ADMIN_PASSWORD_POLICY})
+        admin.update_realm("master", {"passwordPolicy": ADMIN_HASHING})
         user_id = admin.get_user_id(username)
         if user_id is None:
             raise ServiceError(f"the admin user {username!r} does not exist in the master realm", service="keycloak")
