@@ -142,6 +142,14 @@ def _images_of(client: Any, repository: str, cache: Path) -> list[tuple[str, flo
     return found
 
 
+def prune_untagged(client: Any, cache: Path) -> list[str]:
+    """This cache's images that lost their tag to a newer one (``up --recreate`` while a container
+    still ran the old one)."""
+    wanted = f"{LABEL}.cache={cache.resolve()}"
+    old = client.api.images(filters={"label": [wanted], "dangling": True})
+    return [f"image {image['Id'][7:19]} (untagged)" for image in old if _remove_image(client, image["Id"])]
+
+
 def _mtime(path: Path, fallback: float) -> float:
     try:
         return path.stat().st_mtime

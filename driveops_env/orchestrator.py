@@ -77,11 +77,13 @@ def plan_input(
     return PlanInput(tenants, stores, servers, seeds, settings.isolation, sources)
 
 
-def prepare_services(what: PlanInput, backend: Backend, settings: Settings, progress: Progress) -> dict[str, str]:
-    """Each service that describes a server checks (and, once, builds) what it needs; their versions."""
-    ctx = Prepare(
-        backend.family, progress, envdirs.env_dir(settings, settings.name), backend.run_as(), backend.engine()
-    )
+def prepare_services(
+    what: PlanInput, backend: Backend, settings: Settings, progress: Progress, *, rebuild: bool = False
+) -> dict[str, str]:
+    """Each service that describes a server checks (and, once, builds) what it needs; their versions.
+    ``rebuild`` (``up --recreate``): what a service derives per image is derived again."""
+    env_dir = envdirs.env_dir(settings, settings.name)
+    ctx = Prepare(backend.family, progress, env_dir, backend.run_as(), backend.engine(), rebuild=rebuild)
     registry.load_clients(what.servers.values())
     return {name: service.prepare(ctx) for name, service in what.servers.items()}
 
@@ -104,14 +106,14 @@ def hash_of(finger: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(finger, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def prepare_start(settings: Settings, progress: Progress) -> Prepared:
+def prepare_start(settings: Settings, progress: Progress, *, rebuild: bool = False) -> Prepared:
     catalogue = load_catalogue(settings.seeds_dir / "tenants.json", limit=settings.input_limit)
     tenants = resolve_tenants(settings.tenants, catalogue, settings.realm_pattern)
     backend_name = resolve_backend_name(settings.backend, settings, progress)
     backend = create_backend(backend_name, settings)
     what = plan_input(settings, tenants, backend.family)  # bad seeds fail before anything is asked of it
     backend.prepare(progress)
-    versions = prepare_services(what, backend, settings, progress)
+    versions = prepare_services(what, backend, settings, progress, rebuild=rebuild)
     finger = fingerprint({"backend": backend_name, "versions": dict(sorted(versions.items()))}, what, settings)
     return Prepared(settings, backend, what, finger, hash_of(finger))
 
@@ -128,7 +130,7 @@ def up(
     owner is ``owner_pid`` (default: this process), or nobody with ``detach``.  The next ``up`` of that
     name sweeps an environment whose owner died."""
     started = time.monotonic()
-    prepared = prepare_start(settings, progress)
+    prepared = prepare_start(settings, progress, rebuild=recreate)
     store = StateStore(settings.state_dir)
     with store.lock(settings.name):
         existing = store.load(settings.name)

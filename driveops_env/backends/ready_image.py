@@ -22,6 +22,7 @@ a rebuilt stand-in) or another recipe derives again.  ``gc`` keeps the 3 most re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +40,12 @@ from driveops_env.secret import generate_secret
 from driveops_env.services.base import ContainerSpec
 
 RECIPE = "v4"  # v4: no template password in the configuration
+
+
+def collect(client: Any, cache: Path, service: str) -> list[str]:
+    """For ``gc``: the service's initialised images beyond the most recently used, and those
+    ``up --recreate`` replaced while a container still ran them."""
+    return builders.prune_images(client, cache, kinds(service)) + builders.prune_untagged(client, cache)
 
 
 def kinds(service: str) -> list[tuple[str, str]]:
@@ -69,10 +76,16 @@ class Ready:
 
 
 def ensure(
-    client: Any, recipe: Recipe, cache: Path, progress: Callable[[str], None], addresses: tuple[str, str]
+    client: Any,
+    recipe: Recipe,
+    cache: Path,
+    progress: Callable[[str], None],
+    addresses: tuple[str, str],
+    rebuild: bool = False,
 ) -> Ready:
-    """The initialised image of ``recipe`` (derived once; ``addresses``: where the engine publishes
-    ports, and where this machine reaches them)."""
+    """The initialised image of ``recipe``, derived once, or again with ``rebuild`` (``up --recreate``;
+    the image it replaces is removed when no container uses it).  ``addresses``: where the engine
+    publishes ports, and where this machine reaches them."""
     base = recipe.spec.image
     how = [recipe.data_env, recipe.kept, recipe.command or recipe.spec.command]
     content = json.dumps([client.images.get(base).id, RECIPE, how], sort_keys=True)
@@ -85,14 +98,18 @@ def ensure(
     lock = secrets.with_suffix(".lock")
     with FileLock(str(lock)):
         known = _known(client, tag, secrets)
-        if known is not None:
+        if known is not None and not rebuild:
             builders.used(secrets)
             return Ready(tag, known)
+        replaced = client.images.get(tag).id if known is not None else None
         progress(f"deriving an initialised {recipe.service} image from {base} (once)")
         password = generate_secret()
         labels = {"org.driveops-env.recipe": digest, "org.driveops-env.cache": str(cache.resolve())}
         _derive(client, recipe, tag, password, labels | builders.labels(f"{recipe.service}-ready", lock), addresses)
         _write_secret(secrets, {"password": password, "image": client.images.get(tag).id})
+        if replaced is not None:
+            with contextlib.suppress(Exception):  # still used by a container: `gc` removes it later
+                client.images.remove(replaced)
     return Ready(tag, password)
 
 

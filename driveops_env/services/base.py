@@ -136,6 +136,7 @@ class Prepare:
     env_dir: Path
     run_as: str | None = None  # process family, as root: the user servers run as
     engine: Engine | None = None  # container family
+    rebuild: bool = False  # ``up --recreate``: images derived per configured image are derived again
 
 
 @dataclass

@@ -384,7 +384,15 @@ def test_stores_start_from_initialised_images_whose_template_passwords_are_repla
             assert up.returncode == 0, up.stderr
             started = client.containers.get(dbox.state()["services"]["postgres.acme"]["container_id"])
             assert started.attrs["Config"]["Image"].startswith(expected) and started.attrs["Config"]["Image"] != image
+            old_id = started.attrs["Image"]
+            if option == "true":  # --recreate derives it again (the same spec: the environment stays)
+                again = dbox.cli("up", "--tenants", "acme", "--image-postgres", other, "--recreate")
+                assert again.returncode == 0, again.stderr
+                assert client.images.get(started.attrs["Config"]["Image"]).id != old_id
             assert dbox.cli("down").returncode == 0
+            if option == "true":  # the replaced image, which the container ran until down: gc removes it
+                collected = dbox.cli("gc")
+                assert f"image {old_id[7:19]} (untagged)" in collected.stderr, collected.stderr
     finally:
         client.images.remove(other, force=True)
     assert dbox.leftovers() == []

@@ -76,7 +76,9 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
             if client is not None and ctx.engine is not None and self.own.mongo_ready_image:
                 recipe = server.ready_recipe(self.own.image_mongo)
                 addresses = ctx.engine.addresses()
-                self._ready = ready_image.ensure(client, recipe, self.settings.cache_dir, ctx.progress, addresses)
+                self._ready = ready_image.ensure(
+                    client, recipe, self.settings.cache_dir, ctx.progress, addresses, ctx.rebuild
+                )
             return self.own.image_mongo
         self._binary = ferretdb.build(self.settings.cache_dir, ferretdb.DEFAULT_VERSION, ctx.progress)
         return f"FerretDB {ferretdb.DEFAULT_VERSION}"
@@ -85,8 +87,12 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         return {"image_mongo": self.own.image_mongo}
 
     def collect(self, cache: Path, client: Any | None) -> list[str]:
-        """Initialised images beyond the most recently used."""
-        return builders.prune_images(client, cache, ready_image.kinds(self.name)) if client is not None else []
+        """Initialised images beyond the most recently used, and those ``up --recreate`` replaced."""
+        if client is None:
+            return []
+        return builders.prune_images(client, cache, ready_image.kinds(self.name)) + builders.prune_untagged(
+            client, cache
+        )
 
     def render(self, tenant: Tenant, sources: Sources, access: MongoAccess | None) -> Any:
         return seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)

@@ -80,7 +80,9 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
             if client is not None and ctx.engine is not None and self.own.postgres_ready_image:
                 recipe = server.ready_recipe(self.own.image_postgres)
                 addresses = ctx.engine.addresses()
-                self._ready = ready_image.ensure(client, recipe, self.settings.cache_dir, ctx.progress, addresses)
+                self._ready = ready_image.ensure(
+                    client, recipe, self.settings.cache_dir, ctx.progress, addresses, ctx.rebuild
+                )
             return self.own.image_postgres
         local.check_socket_path(ctx.env_dir)
         bin_dir = local.find_bin_dir(self.own.postgres_bin)
@@ -92,8 +94,12 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         return {"image_postgres": self.own.image_postgres}
 
     def collect(self, cache: Path, client: Any | None) -> list[str]:
-        """Initialised images beyond the most recently used."""
-        return builders.prune_images(client, cache, ready_image.kinds(self.name)) if client is not None else []
+        """Initialised images beyond the most recently used, and those ``up --recreate`` replaced."""
+        if client is None:
+            return []
+        return builders.prune_images(client, cache, ready_image.kinds(self.name)) + builders.prune_untagged(
+            client, cache
+        )
 
     def render(self, tenant: Tenant, sources: Sources, access: PostgresAccess | None) -> Any:
         return sql.render_sql_files(sources.seeds_dir, tenant, limit=sources.limit)
