@@ -237,6 +237,8 @@ class DockerBackend:
         kwargs: dict[str, Any] = {"labels": labels, "network": network, "networking_config": {network: endpoint}}
         if spec.memory_mb:
             kwargs["mem_limit"] = f"{spec.memory_mb}m"
+        if spec.cpu_weight != 1:
+            kwargs["cpu_shares"] = 1024 * spec.cpu_weight  # the engine's default: 1024
         return container.with_kwargs(**kwargs)
 
     def _image_volumes(self, image: str) -> list[str]:

@@ -74,6 +74,9 @@ class ContainerSpec:
     ports: dict[str, int] = field(default_factory=dict)  # other named ports inside the container
     files: dict[str, bytes] = field(default_factory=dict)  # path in the container -> content
     memory_mb: int | None = None
+    # its share of the CPU against the environment's other containers when they contend (a server on
+    # the start's longest path starts first while the others wait their turn; idle, it takes nothing)
+    cpu_weight: int = 1
     host_port: int | None = None  # the main port's published port, when the user fixed it
     data_dirs: tuple[str, ...] = ()  # where it keeps its data: in memory (throwaway development data)
 
