@@ -69,7 +69,11 @@ def build_parser(table: Sequence[Option], stores: Sequence[str]) -> argparse.Arg
 def _lifecycle(commands: Commands) -> None:
     everything = [o.name for o in commands.table]
     p = commands.add("up", "start (or attach to) an environment, seed it, print how to connect", everything)
-    p.add_argument("--recreate", action="store_true", help="replace a running environment whose spec differs")
+    p.add_argument(
+        "--recreate",
+        action="store_true",
+        help="replace a running environment whose spec differs, and derive the initialised store images again",
+    )
     p.add_argument("--show-secrets", action="store_true", help="print passwords instead of ****")
     p.add_argument("--json", action="store_true", help="print what up printed as JSON (secrets per --show-secrets)")
     p = commands.add("down", "stop an environment and remove its data")
