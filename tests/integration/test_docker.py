@@ -413,7 +413,8 @@ def _mongo_started_initialised(env: Environment, box: Sandbox) -> None:
 
     def ping(password: str) -> object:
         uri = f"mongodb://{record.admin_user}:{password}@{record.host}:{record.port}/admin"
-        with pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+        with client:
             return client.admin.command("ping")["ok"]
 
     with pytest.raises(pymongo.errors.OperationFailure):

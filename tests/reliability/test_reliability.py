@@ -272,7 +272,9 @@ def test_a_killed_up_leaves_no_snapshot_builder(tmp_path: Path) -> None:
         proc.communicate()
         assert processes_mentioning(str(partial[0])), "the builder should outlive the killed up"
         collected = box.cli("gc")
-        assert collected.returncode == 0 and "builder folder" in collected.stderr, collected.stderr
-        assert processes_mentioning(str(partial[0])) == [] and not partial[0].exists()
+        assert collected.returncode == 0, collected.stderr
+        # removed by this gc, or just before it by another test's `up` (the same rule: it sweeps the
+        # builders of this cache whose maker died; CI's workers share one cache)
+        assert processes_mentioning(str(partial[0])) == [] and not partial[0].exists(), collected.stderr
         snapshots = [p for p in partial[0].parent.iterdir() if p.is_dir() and "." not in p.name]
         assert len(snapshots) <= 3  # gc keeps the three used last

@@ -43,17 +43,19 @@ def test_snapshot_keys(tmp_path: Path) -> None:
 
 def test_a_new_realm_gets_keys_of_its_own_unless_its_template_declares_them() -> None:
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     from driveops_env.services.keycloak import keys
 
     realm = _realm("one")
     first, second = keys.with_keys(realm), keys.with_keys(realm)
-    assert keys.KEY_PROVIDER not in realm.get("components", {})  # the rendered realm is left as it was
+    assert "components" not in realm  # the rendered realm is left as it was
     providers = first["components"][keys.KEY_PROVIDER]
     assert [p["providerId"] for p in providers] == ["rsa", "rsa", "hmac-generated", "aes-generated"]
     assert [p["config"].get("keyUse") for p in providers[:2]] == [["SIG"], ["ENC"]]
     pems = [p["config"]["privateKey"][0] for p in providers[:2]]
-    assert all(serialization.load_pem_private_key(pem.encode(), None).key_size == 2048 for pem in pems)
+    loaded = [serialization.load_pem_private_key(pem.encode(), None) for pem in pems]
+    assert all(isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048 for key in loaded)
     again = [p["config"]["privateKey"][0] for p in second["components"][keys.KEY_PROVIDER][:2]]
     assert len(set(pems) | set(again)) == 4  # never shared between realms or between two calls
     own = {**realm, "components": {keys.KEY_PROVIDER: [{"name": "mine", "providerId": "rsa-generated"}]}}
