@@ -39,7 +39,7 @@ from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import ContainerSpec
 
-RECIPE = "v4"  # v4: no template password in the configuration
+RECIPE = "v5"  # v5: the builder makes the kept directory (mongod wants it to exist)
 
 
 def collect(client: Any, cache: Path, service: str) -> list[str]:
@@ -128,9 +128,11 @@ def _derive(
 ) -> None:
     spec = recipe.spec
     environment = spec.env | {k: password for k in spec.secret_env} | recipe.data_env
+    config = client.images.get(spec.image).attrs["Config"]
     container = client.containers.run(
         spec.image,
-        command=recipe.command or spec.command,
+        entrypoint=[*_make_kept(recipe), *(config.get("Entrypoint") or [])],
+        command=recipe.command or spec.command or config.get("Cmd"),
         environment=environment,
         labels=labels,
         ports={f"{spec.port}/tcp": (addresses[0], None)},
@@ -159,6 +161,15 @@ def _derive(
         ) from exc
     finally:
         container.remove(force=True, v=True)
+
+
+# the builder's: the kept directory made with the owner and mode of the image's data directory (a
+# server may not make it itself: mongod wants its --dbpath to exist), then the image's entry point
+MAKE = 'mkdir -p "$1" && chown "$(stat -c %u:%g "$2")" "$1" && chmod "$(stat -c %a "$2")" "$1"; shift 2; exec "$@"'
+
+
+def _make_kept(recipe: Recipe) -> list[str]:
+    return ["/bin/sh", "-c", MAKE, "ready-make", recipe.kept, recipe.spec.data_dirs[0]]
 
 
 # copies the kept data into the (empty) data directory, then runs the image's own entry point
