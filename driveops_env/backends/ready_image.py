@@ -37,7 +37,7 @@ from driveops_env import builders, process, readiness
 from driveops_env.backends import docker_engine
 from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
-from driveops_env.services.base import ContainerSpec
+from driveops_env.services.base import ContainerSpec, Prepare
 
 RECIPE = "v5"  # v5: the builder makes the kept directory (mongod wants it to exist)
 
@@ -75,6 +75,14 @@ class Ready:
     template_password: str
 
 
+def for_service(ctx: Prepare, recipe: Recipe, cache: Path, wanted: bool) -> Ready | None:
+    """A unit's ``prepare``: its initialised image when ``wanted`` and the engine builds, else None."""
+    client = ctx.engine.client() if ctx.engine is not None else None
+    if not wanted or client is None or ctx.engine is None:
+        return None
+    return ensure(client, recipe, cache, ctx.progress, ctx.engine.addresses(), ctx.rebuild)
+
+
 def ensure(
     client: Any,
     recipe: Recipe,
@@ -97,7 +105,7 @@ def ensure(
     secrets.parent.mkdir(parents=True, exist_ok=True)
     lock = secrets.with_suffix(".lock")
     with FileLock(str(lock)):
-        known = _known(client, tag, secrets)
+        known = known_password(client, tag, secrets)
         if known is not None and not rebuild:
             builders.used(secrets)
             return Ready(tag, known)
@@ -113,8 +121,9 @@ def ensure(
     return Ready(tag, password)
 
 
-def _known(client: Any, tag: str, secrets: Path) -> str | None:
-    """The template password, if the file was written for the image the tag names now."""
+def known_password(client: Any, tag: str, secrets: Path) -> str | None:
+    """The template password, if the file was written for the image the tag names now (an image
+    derived again or replaced under the same tag makes the password unknown: derive again)."""
     try:
         recorded = json.loads(secrets.read_text())
         current = client.images.get(tag).id

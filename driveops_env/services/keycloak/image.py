@@ -29,7 +29,7 @@ from typing import Any
 from filelock import FileLock
 
 from driveops_env import builders, process, readiness
-from driveops_env.backends import docker_engine
+from driveops_env.backends import docker_engine, ready_image
 from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
 from driveops_env.services.keycloak import admin as keycloak
@@ -86,7 +86,7 @@ def optimized(
     secrets.parent.mkdir(parents=True, exist_ok=True)
     lock = secrets.with_suffix(".lock")
     with FileLock(str(lock)):
-        known = _known_password(client, tag, secrets)
+        known = ready_image.known_password(client, tag, secrets)
         if known is not None:
             builders.used(secrets)  # `gc` keeps the most recently used
             return tag, known
@@ -112,17 +112,6 @@ def optimized(
         with os.fdopen(fd, "w") as handle:
             json.dump({"username": TEMPLATE_ADMIN, "password": password, "image": client.images.get(tag).id}, handle)
     return tag, password
-
-
-def _known_password(client: Any, tag: str, secrets: Path) -> str | None:
-    """The template admin's password, if the file was written for the image the tag names now (an image
-    re-derived or replaced under the same tag makes the password unknown: derive again)."""
-    try:
-        recorded = json.loads(secrets.read_text())
-        current = client.images.get(tag).id
-    except Exception:  # no file, an unreadable one, or no image
-        return None
-    return str(recorded["password"]) if recorded.get("image") == current else None
 
 
 def _initialise(

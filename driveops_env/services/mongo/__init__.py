@@ -72,13 +72,8 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
 
     def prepare(self, ctx: Prepare) -> str:
         if ctx.family == CONTAINER:
-            client = ctx.engine.client() if ctx.engine is not None else None
-            if client is not None and ctx.engine is not None and self.own.mongo_ready_image:
-                recipe = server.ready_recipe(self.own.image_mongo)
-                addresses = ctx.engine.addresses()
-                self._ready = ready_image.ensure(
-                    client, recipe, self.settings.cache_dir, ctx.progress, addresses, ctx.rebuild
-                )
+            recipe = server.ready_recipe(self.own.image_mongo)
+            self._ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.mongo_ready_image)
             return self.own.image_mongo
         self._binary = ferretdb.build(self.settings.cache_dir, ferretdb.DEFAULT_VERSION, ctx.progress)
         return f"FerretDB {ferretdb.DEFAULT_VERSION}"

@@ -76,13 +76,8 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
 
     def prepare(self, ctx: Prepare) -> str:
         if ctx.family == CONTAINER:
-            client = ctx.engine.client() if ctx.engine is not None else None
-            if client is not None and ctx.engine is not None and self.own.postgres_ready_image:
-                recipe = server.ready_recipe(self.own.image_postgres)
-                addresses = ctx.engine.addresses()
-                self._ready = ready_image.ensure(
-                    client, recipe, self.settings.cache_dir, ctx.progress, addresses, ctx.rebuild
-                )
+            recipe = server.ready_recipe(self.own.image_postgres)
+            self._ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.postgres_ready_image)
             return self.own.image_postgres
         local.check_socket_path(ctx.env_dir)
         bin_dir = local.find_bin_dir(self.own.postgres_bin)
