@@ -1,6 +1,8 @@
-"""A test process's PostgreSQL restores from a pool of ready clones: the copy is back at its seed after
-every hand-over, keeps its name, a connection a test left open is ended, what a killed process of the
-same token left is swept, and nothing of the pool outlives the copy."""
+"""A test process's restores from pools of ready copies: PostgreSQL's ready clones (the copy is back at
+its seed after every hand-over, keeps its name, a connection a test left open is ended), MongoDB's ready
+databases (the handle names another database each time) and Redis's ready logical databases (swapped
+in: same number, a client left open sees the seed); what a killed process of the same token left is
+swept, and nothing of a pool outlives the copy."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import psycopg
 import pytest
 
 from driveops_env import Environment
+from driveops_env.environment import TenantHandle
 from driveops_env.restore import TenantCopy
 from driveops_env.services.postgres import admin
+from driveops_env.services.redis import admin as redis_admin
 from tests.helpers import make_sandbox, wait_for
 
 pytestmark = pytest.mark.integration
@@ -24,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
-    with make_sandbox(tmp_path_factory.mktemp("pool"), services="postgres") as box:
+    with make_sandbox(tmp_path_factory.mktemp("pool"), services="postgres,mongo,redis") as box:
         up = Environment.up(settings=box.settings(tenants="acme"))
         try:
             yield up
@@ -129,3 +133,69 @@ def test_pool_zero_clones_on_the_path(env: Environment) -> None:
         assert _pool_databases(env, handle.postgres.database) == []  # no clone kept ahead
     finally:
         copy.drop()
+
+
+def _mongo_databases(env: Environment, base: str) -> list[str]:
+    database = env.tenant("acme").mongo.connect()
+    try:
+        return [n for n in database.client.list_database_names() if n.startswith(f"{base}__")]
+    finally:
+        database.client.close()
+
+
+def _leases(env: Environment) -> dict[str, str]:
+    client = env.tenant("acme").redis.connect()
+    try:
+        client.select(redis_admin.LEASE_DB)
+        return {key: client.get(key) for key in client.keys("driveops-env:lease:*")}
+    finally:
+        client.close()
+
+
+def test_mongo_and_redis_restores_hand_over_ready_databases(env: Environment) -> None:
+    settings = env.settings.replace(mongo_restore_pool=2, redis_restore_pool=1)
+    copy = TenantCopy(env.state, "acme", "main", settings)
+    copy.make()
+    first = env.handle(copy.record)
+    base, number = first.mongo.database.split("__")[0], first.redis.db
+    seeded_events = _events(first)
+    left_open = first.redis.connect()  # a client a test did not close: swapped under it
+    names = {first.mongo.database}
+    try:
+        for _ in range(3):
+            handle = env.handle(copy.record)
+            database = handle.mongo.connect()
+            try:
+                database.audit_events.delete_many({})
+                database.scratch.insert_one({"written": "by a test"})
+            finally:
+                database.client.close()
+            left_open.delete("acme:config")
+            left_open.set("acme:written", "by a test")
+            copy.restore(["mongo", "redis"])
+            again = env.handle(copy.record)
+            names.add(again.mongo.database)
+            assert again.mongo.database.startswith(f"{base}__r")
+            assert _events(again) == seeded_events
+            assert again.redis.db == number
+            assert left_open.exists("acme:config") == 1
+            assert left_open.get("acme:written") is None
+        assert len(names) == 4  # each restore handed over another database
+        assert wait_for(lambda: len(_mongo_databases(env, base)) <= 3, timeout=30)  # used ones dropped behind
+        ready = [
+            n for n, holder in _leases(env).items() if holder.endswith(" main") and n != f"driveops-env:lease:{number}"
+        ]
+        assert len(ready) == 1  # the ready logical database, leased by the same process
+    finally:
+        left_open.close()
+        copy.drop()
+    assert _mongo_databases(env, base) == []
+    assert not [holder for holder in _leases(env).values() if holder.endswith(" main")]
+
+
+def _events(handle: TenantHandle) -> list[str]:
+    database = handle.mongo.connect()
+    try:
+        return sorted(str(d["action"]) for d in database.audit_events.find({}))
+    finally:
+        database.client.close()

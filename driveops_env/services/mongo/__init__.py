@@ -12,7 +12,7 @@ from typing import Any
 
 from driveops_env import builders
 from driveops_env.backends import ready_image
-from driveops_env.option_types import declare, parse_bool
+from driveops_env.option_types import declare, parse_bool, parse_count
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -28,7 +28,7 @@ from driveops_env.services.base import (
     Work,
 )
 from driveops_env.services.mongo import access as access_
-from driveops_env.services.mongo import admin, differences, ferretdb, seeds, server
+from driveops_env.services.mongo import admin, differences, ferretdb, pool, seeds, server
 from driveops_env.services.mongo.access import MongoAccess, MongoEndpoint
 from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.settings import Settings
@@ -49,6 +49,15 @@ class MongoOptions:
         parse_bool,
         metavar="BOOL",
     )
+    mongo_restore_pool: int = declare(
+        "Ready databases holding a tenant's seed each test process keeps ahead, made in the background, "
+        "so that a test's restore hands one over (its database name changes; 0: emptied and refilled on "
+        "the test's path).",
+        lambda: 2,
+        "2",
+        parse_count,
+        metavar="N",
+    )
 
 
 class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="MongoDB", formats=access_):
@@ -61,6 +70,7 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         self._binary: Path | None = None
         self._users: dict[str, admin.MongoUser] = {}  # made with the server, handed to the tenant
         self._ready: ready_image.Ready | None = None  # the initialised image (engines that build)
+        self._pools: dict[str, pool.DatabasePool] = {}  # a test process's copies: ready databases, by token
 
     def needs(self, tenant: Tenant, isolation: str, family: str) -> list[Need]:
         own = Need(f"mongo.{tenant.slug}", self.name, tenant.slug)
@@ -118,11 +128,26 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         before = _fingerprint(access, work)
         if before is not None and before == work.memo.get("documents"):
             return access
-        admin.restore(access, work.seed, tenant=work.tenant.slug)
-        after = _fingerprint(access, work)
-        if after is not None:
-            work.memo["documents"] = after
-        return access
+        if work.token is None or self.own.mongo_restore_pool == 0:
+            admin.restore(access, work.seed, tenant=work.tenant.slug)
+            ready, held = access.database, _fingerprint(access, work)
+        else:
+            ready, held = self._pool(access, work).take(used=access.database)
+        if held is not None:
+            work.memo["documents"] = held
+        return replace(access, database=ready)
+
+    def _pool(self, access: MongoAccess, work: Work) -> pool.DatabasePool:
+        token = str(work.token)
+        if token not in self._pools:
+            record = work.servers[access.service]
+            server_admin = access if access.auth_mechanism == "PLAIN" else admin.admin_access(record)
+            found = pool.DatabasePool(
+                access, server_admin, work.seed, lambda name: _fingerprint(replace(access, database=name), work)
+            )
+            found.start(self.own.mongo_restore_pool, work.tenant.slug)
+            self._pools[token] = found
+        return self._pools[token]
 
     def copy(self, access: MongoAccess, work: Work) -> MongoAccess:
         copied = replace(access, database=f"{access.database}_{work.token}")
@@ -131,9 +156,14 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         return copied
 
     def drop_copy(self, access: MongoAccess, work: Work) -> None:
+        found = self._pools.pop(str(work.token), None)
+        if found is not None:
+            found.close()
         conn = admin.client(access)
         try:
             conn.drop_database(access.database)
+            if found is not None:
+                conn.drop_database(found.base.database)
         finally:
             conn.close()
 

@@ -58,8 +58,9 @@ def create_user(admin: MongoAccess, user: MongoUser) -> None:
         conn.close()
 
 
-def grant_database(admin: MongoAccess, access: MongoAccess, database: str) -> None:
-    """Let the tenant's user read and write another database of its own (an xdist worker's copy)."""
+def grant_database(admin: MongoAccess, access: MongoAccess, database: str, command: str = "grantRolesToUser") -> None:
+    """Let the tenant's user read and write another database of its own (an xdist worker's copy);
+    ``revokeRolesFromUser``: no longer (a dropped ready database of a restore pool)."""
     import pymongo.errors
 
     if access.auth_mechanism == "PLAIN":  # FerretDB with PostgreSQL: the role may create schemas
@@ -67,7 +68,7 @@ def grant_database(admin: MongoAccess, access: MongoAccess, database: str) -> No
     conn = client(admin)
     try:
         conn[access.auth_source or access.database].command(
-            "grantRolesToUser", access.user, roles=[{"role": "readWrite", "db": database}]
+            command, access.user, roles=[{"role": "readWrite", "db": database}]
         )
     except pymongo.errors.OperationFailure as exc:
         if exc.code not in UNSUPPORTED:  # FerretDB: users are not restricted anyway

@@ -10,10 +10,9 @@ process holding the copy's token, so a new pool first drops what a killed proces
 from __future__ import annotations
 
 import itertools
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from driveops_env.ready_pool import ReadyPool
 from driveops_env.services.postgres import admin
 
 if TYPE_CHECKING:
@@ -33,26 +32,20 @@ class ClonePool:
         self._made = itertools.count()  # numbers of ready clones (the thread's)
         self._used = itertools.count()  # numbers of used databases (the test path's)
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None  # the test path's; the thread has its own
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"clones-{target}")
-        self._worker.submit(self._sweep)
-        self._ready: deque[Future[str]] = deque(self._worker.submit(self._clone) for _ in range(size))
+        self._pool = ReadyPool(target, self._clone, size, self._sweep)
 
     def take(self) -> None:
-        """``target`` replaced by the oldest ready clone (waiting for it if it is still being made; its
-        error, such as a full disk, is raised here); a new clone is queued and the used one dropped."""
-        oldest = self._ready.popleft()
-        self._ready.append(self._worker.submit(self._clone))  # first: a failed clone never shrinks the pool
-        ready = oldest.result()
+        """``target`` replaced by the oldest ready clone (its error, such as a full disk, is raised
+        here); a new clone is queued and the used one dropped, in the background."""
         used = f"{self.target}__u{next(self._used)}"
-        self._hand_over(ready, used)
-        self._worker.submit(self._drop, used)
+        self._pool.take(lambda ready: self._hand_over(ready, used))
+        self._pool.later(lambda: admin.drop_database(self.admin_info, used))
 
     def close(self) -> None:
         """Stops the thread (a clone under way finishes) and drops every database of the pool."""
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._pool.close()
         if self._conn is not None:
             self._conn.close()
-        self._sweep()
 
     def _hand_over(self, ready: str, used: str) -> None:
         from psycopg import errors
@@ -93,9 +86,6 @@ class ClonePool:
         name = f"{self.target}__r{next(self._made)}"
         admin.create_clone(self.admin_info, template=self.template, name=name, owner=self.owner)
         return name
-
-    def _drop(self, name: str) -> None:
-        admin.drop_database(self.admin_info, name)
 
     def _sweep(self) -> None:
         for name in admin.databases_with_prefix(self.admin_info, f"{self.target}__"):

@@ -11,11 +11,12 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from driveops_env import process
-from driveops_env.option_types import declare
+from driveops_env.option_types import declare, parse_count
 from driveops_env.secret import generate_secret, hide
 from driveops_env.services.base import (
     CONTAINER,
@@ -33,8 +34,9 @@ from driveops_env.services.base import (
     Work,
 )
 from driveops_env.services.redis import access as access_
-from driveops_env.services.redis import admin, seeds
+from driveops_env.services.redis import admin, pool, seeds
 from driveops_env.services.redis.access import RedisAccess, RedisEndpoint
+from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant, database_name
 
@@ -49,12 +51,25 @@ class RedisOptions:
     redis_server: str = declare(
         "The redis-server binary.", lambda: "redis-server", "redis-server on PATH", metavar="PATH"
     )
+    redis_restore_pool: int = declare(
+        "Ready logical databases holding a tenant's seed each test process keeps ahead (dedicated "
+        "isolation), seeded in the background, so that a test's restore is one SWAPDB (0: emptied and "
+        "refilled on the test's path).",
+        lambda: 1,
+        "1",
+        parse_count,
+        metavar="N",
+    )
 
 
 class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redis", formats=access_):
     endpoint_type = RedisEndpoint
     commands = ("redis-server",)
     clients = ("redis",)
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._pools: dict[str, pool.SwapPool] = {}  # a test process's copies: ready databases, by token
 
     def prepare(self, ctx: Prepare) -> str:
         if ctx.family == CONTAINER:
@@ -108,7 +123,11 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
         return found
 
     def restore(self, access: RedisAccess, work: Work) -> RedisAccess:
-        """Skipped when nothing was written on the server since the last restore (its write counter)."""
+        """A copy's logical database swapped with a ready one; else skipped when nothing was written on
+        the server since the last restore (its write counter), or emptied and refilled."""
+        if work.token is not None and access.username is None and self.own.redis_restore_pool > 0:
+            self._pool(access, work).take()
+            return access
         server = work.servers[access.service]
         if work.memo.get("changes") == _changes(server):
             return access
@@ -120,6 +139,15 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
             seeds.apply_redis(client, work.seed, prefix=access.key_prefix)
         work.memo["changes"] = _changes(server)
         return access
+
+    def _pool(self, access: RedisAccess, work: Work) -> pool.SwapPool:
+        token = str(work.token)
+        if token not in self._pools:
+            server = work.servers[access.service]
+            found = pool.SwapPool(partial(_admin_client, server), access.db, work.seed, access.key_prefix)
+            found.start(self.own.redis_restore_pool, lease_owner(token), lease_is_stale)
+            self._pools[token] = found
+        return self._pools[token]
 
     def copy(self, access: RedisAccess, work: Work) -> RedisAccess:
         server, token = work.servers[access.service], str(work.token)
@@ -133,6 +161,9 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
 
     def drop_copy(self, access: RedisAccess, work: Work) -> None:
         server = work.servers[access.service]
+        found = self._pools.pop(str(work.token), None)
+        if found is not None:
+            found.close(lease_owner(str(work.token)))
         if access.username is None:
             with AdminClient(server, access.db) as data, AdminClient(server, admin.LEASE_DB) as leases:
                 data.flushdb()
@@ -167,13 +198,17 @@ class AdminClient:
     """A client of the server as its administrator, closed on leaving."""
 
     def __init__(self, server: ServiceRecord, db: int = 0) -> None:
-        self.client = admin.client(server.host, server.port, None, server.admin_password, db=db)
+        self.client = _admin_client(server, db)
 
     def __enter__(self) -> Any:
         return self.client
 
     def __exit__(self, *_: object) -> None:
         self.client.close()
+
+
+def _admin_client(server: ServiceRecord, db: int = 0) -> Any:
+    return admin.client(server.host, server.port, None, server.admin_password, db=db)
 
 
 def _probe(password: str) -> Any:

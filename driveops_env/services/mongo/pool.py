@@ -1,0 +1,69 @@
+"""Ready databases of a tenant's seed, kept ahead for one test process's copy, so that the restore on a
+test's path is a hand-over: the copy's access names the ready database from then on (its name changes:
+``acme_gw0__r<n>``, the fixtures and the handle's values say which), while the next one is seeded and
+the used one dropped in a background thread.
+
+Everything under ``acme_gw0__`` belongs to the process holding the copy's token, so a new pool first
+drops what a killed process of that token left.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from driveops_env.ready_pool import ReadyPool
+from driveops_env.services.mongo import admin
+from driveops_env.services.mongo.access import MongoAccess
+from driveops_env.services.mongo.seeds import MongoCollection
+
+Fingerprint = Callable[[str], str | None]  # what a database holds (None: not told cheaply here)
+
+
+class DatabasePool:
+    """``size`` databases holding ``seed`` for the copy ``base`` (the tenant's user reaches them)."""
+
+    def __init__(
+        self, base: MongoAccess, server_admin: MongoAccess, seed: Sequence[MongoCollection], fingerprint: Fingerprint
+    ) -> None:
+        self.base, self.server_admin, self.seed, self.fingerprint = base, server_admin, seed, fingerprint
+        self._made = itertools.count()
+        self._pool: ReadyPool[tuple[str, str | None]] | None = None
+
+    def start(self, size: int, tenant: str) -> None:
+        self._pool = ReadyPool(self.base.database, lambda: self._make(tenant), size, self._sweep)
+
+    def take(self, used: str) -> tuple[str, str | None]:
+        """The name of a database holding the seed (and what it holds); ``used`` is dropped later."""
+        assert self._pool is not None, "start() first"
+        ready = self._pool.take(lambda made: made)
+        self._pool.later(lambda: self._drop(used))
+        return ready
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    def _make(self, tenant: str) -> tuple[str, str | None]:
+        name = f"{self.base.database}__r{next(self._made)}"
+        admin.grant_database(self.server_admin, self.base, name)
+        admin.seed(replace(self.base, database=name), self.seed, tenant=tenant)
+        return name, self.fingerprint(name)
+
+    def _drop(self, name: str) -> None:
+        conn = admin.client(self.server_admin)
+        try:
+            conn.drop_database(name)
+        finally:
+            conn.close()
+        admin.grant_database(self.server_admin, self.base, name, "revokeRolesFromUser")
+
+    def _sweep(self) -> None:
+        conn = admin.client(self.server_admin)
+        try:
+            names = [n for n in conn.list_database_names() if n.startswith(f"{self.base.database}__")]
+        finally:
+            conn.close()
+        for name in names:
+            self._drop(name)

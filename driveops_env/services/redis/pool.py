@@ -1,0 +1,76 @@
+"""Ready logical databases of a tenant's seed, kept ahead for one test process's copy (a leased
+logical database of the tenant's own server), so that the restore on a test's path is one ``SWAPDB``:
+the copy's number keeps its name and now holds the seed, the ready one holds what the test wrote and
+is emptied and seeded again in a background thread.  The ready databases are leased like the copy's,
+by the same holder, so a killed process's are taken over as its copy's are."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from driveops_env.ready_pool import ReadyPool
+from driveops_env.services.redis import admin, seeds
+from driveops_env.services.redis.seeds import RedisEntry
+
+Client = Callable[[int], Any]  # an administrator's client of a logical database
+
+
+class SwapPool:
+    """``size`` logical databases holding ``seed`` under ``prefix``, swapped into ``target``."""
+
+    def __init__(self, client: Client, target: int, seed: Sequence[RedisEntry], prefix: str) -> None:
+        self.client, self.target, self.seed, self.prefix = client, target, seed, prefix
+        self.numbers: list[int] = []  # the leased ones
+        self._free: deque[int] = deque()
+        self._pool: ReadyPool[int] | None = None
+        self._path: Any = None  # the test path's client (the thread has its own)
+
+    def start(self, size: int, owner: str, stale: Callable[[str], bool]) -> None:
+        leases = self.client(admin.LEASE_DB)
+        try:
+            self.numbers = [admin.claim_database(leases, owner, stale) for _ in range(size)]
+        finally:
+            leases.close()
+        self._free.extend(self.numbers)
+        self._pool = ReadyPool(f"redis-{self.target}", self._make, size, lambda: None)
+
+    def take(self) -> None:
+        """``target`` swapped with a ready database (waited for if it is being seeded)."""
+        assert self._pool is not None, "start() first"
+        self._pool.take(self._swap)
+
+    def close(self, owner: str) -> None:
+        """The thread stopped, the ready databases emptied and their leases released."""
+        if self._pool is not None:
+            self._pool.close()
+        if self._path is not None:
+            self._path.close()
+        leases = self.client(admin.LEASE_DB)
+        try:
+            for number in self.numbers:
+                data = self.client(number)
+                try:
+                    data.flushdb()
+                finally:
+                    data.close()
+                admin.release_database(leases, number, owner)
+        finally:
+            leases.close()
+
+    def _swap(self, ready: int) -> None:
+        if self._path is None:
+            self._path = self.client(self.target)
+        self._path.swapdb(self.target, ready)
+        self._free.append(ready)  # now holds what the test wrote: the next _make empties it
+
+    def _make(self) -> int:
+        number = self._free.popleft()
+        data = self.client(number)
+        try:
+            data.flushdb()
+            seeds.apply_redis(data, self.seed, prefix=self.prefix)
+        finally:
+            data.close()
+        return number
