@@ -100,24 +100,43 @@ def reset_times(
     env: Environment, rounds: int, stores: tuple[str, ...], *, pool: int = 2, test_s: float = TEST_S
 ) -> tuple[list[float], float]:
     """A test process's restore of ``stores`` after a test wrote in each (and worked ``test_s``), with
-    ``pool`` ready clones of PostgreSQL kept ahead; also the CPU seconds the tenant's PostgreSQL server
-    spent per restore (the background work included; local backend, else 0)."""
-    copy = TenantCopy(env.state, "acme", "main", env.settings.replace(postgres_restore_pool=pool))
+    ``pool`` ready copies kept ahead in every store (0: restored on the test's path); also the CPU
+    seconds the tenant's PostgreSQL server spent per restore (the background work included; local
+    backend, else 0)."""
+    sized = env.settings.replace(postgres_restore_pool=pool, mongo_restore_pool=pool, redis_restore_pool=min(pool, 1))
+    copy = TenantCopy(env.state, "acme", "main", sized)
     copy.make()
-    handle = env.handle(copy.record)
     server = env.state.services.get("postgres.acme")
     pid = server.pid if server is not None else None
     times = []
     cpu_before = server_cpu_s(pid)
     try:
         for _ in range(rounds):
-            with handle.postgres.connect(autocommit=True) as conn:  # a test writes something
-                conn.execute("DELETE FROM interventions WHERE id % 7 = 0")
+            _write(env.handle(copy.record), stores)
             time.sleep(test_s)
             times.append(_timed(lambda: copy.restore(stores)))
     finally:
         copy.drop()
     return times, (server_cpu_s(pid) - cpu_before) / rounds
+
+
+def _write(handle: Any, stores: tuple[str, ...]) -> None:
+    """What a test writes: a row in seven of the interventions, a document, a key."""
+    if "postgres" in stores:
+        with handle.postgres.connect(autocommit=True) as conn:
+            conn.execute("DELETE FROM interventions WHERE id % 7 = 0")
+    if "mongo" in stores:
+        database = handle.mongo.connect()
+        try:
+            database.written.insert_one({"by": "a test"})
+        finally:
+            database.client.close()
+    if "redis" in stores:
+        client = handle.redis.connect()
+        try:
+            client.set(f"{handle.redis.key_prefix}written", "by a test")
+        finally:
+            client.close()
 
 
 def server_cpu_s(pid: int | None) -> float:

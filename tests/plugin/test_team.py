@@ -192,7 +192,8 @@ def test_a_restore_skips_what_nothing_wrote_and_restores_what_anything_wrote(
 
     env = Environment.up(settings=box.settings(tenants="acme"))
     try:
-        copy = restore.TenantCopy(env.state, "acme", "main", env.settings)
+        inline = env.settings.replace(mongo_restore_pool=0, redis_restore_pool=0)  # pools: test_restore_pool
+        copy = restore.TenantCopy(env.state, "acme", "main", inline)
         copy.make()
         from driveops_env.services.mongo import admin as mongo
 
