@@ -125,26 +125,35 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
     def restore(self, access: MongoAccess, work: Work) -> MongoAccess:
         """Refilled only if something changed since the last restore, where that can be told exactly and
         cheaply (FerretDB's tables, read in PostgreSQL; refilling 20,000 documents costs a second)."""
-        before = _fingerprint(access, work)
-        if before is not None and before == work.memo.get("documents"):
-            return access
         if work.token is None or self.own.mongo_restore_pool == 0:
-            admin.restore(access, work.seed, tenant=work.tenant.slug)
-            ready, held = access.database, _fingerprint(access, work)
-        else:
-            ready, held = self._pool(access, work).take(used=access.database)
+            reader = _reader(access, work)
+            try:
+                return self._refill(access, work, reader)
+            finally:
+                if reader is not None:
+                    reader.close()
+        found = self._pool(access, work)
+        if found.reader is not None and found.reader.fingerprint(access.database) == work.memo.get("documents"):
+            return access
+        ready, held = found.take(used=access.database)
         if held is not None:
             work.memo["documents"] = held
         return replace(access, database=ready)
+
+    def _refill(self, access: MongoAccess, work: Work, reader: ferretdb.Reader | None) -> MongoAccess:
+        if reader is not None and reader.fingerprint(access.database) == work.memo.get("documents"):
+            return access
+        admin.restore(access, work.seed, tenant=work.tenant.slug)
+        if reader is not None:
+            work.memo["documents"] = reader.fingerprint(access.database)
+        return access
 
     def _pool(self, access: MongoAccess, work: Work) -> pool.DatabasePool:
         token = str(work.token)
         if token not in self._pools:
             record = work.servers[access.service]
             server_admin = access if access.auth_mechanism == "PLAIN" else admin.admin_access(record)
-            found = pool.DatabasePool(
-                access, server_admin, work.seed, lambda name: _fingerprint(replace(access, database=name), work)
-            )
+            found = pool.DatabasePool(access, server_admin, work.seed, _reader(access, work))
             found.start(self.own.mongo_restore_pool, work.tenant.slug)
             self._pools[token] = found
         return self._pools[token]
@@ -196,13 +205,14 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         ]
 
 
-def _fingerprint(access: MongoAccess, work: Work) -> str | None:
-    """What the database holds, read in PostgreSQL where FerretDB keeps it (None for a mongod)."""
+def _reader(access: MongoAccess, work: Work) -> ferretdb.Reader | None:
+    """What reads the databases of the tenant's FerretDB in PostgreSQL (None for a mongod)."""
     record = work.servers.get(access.service)
     if record is None or record.extra.get("mechanism") != "PLAIN" or not record.depends_on:
         return None
-    info = pg_admin.admin_conninfo(work.servers[record.depends_on[0]], ferretdb.pg_database(work.tenant.slug))
-    return ferretdb.fingerprint(info, access.database)
+    return ferretdb.Reader(
+        pg_admin.admin_conninfo(work.servers[record.depends_on[0]], ferretdb.pg_database(work.tenant.slug))
+    )
 
 
 def _check(view: View) -> str:

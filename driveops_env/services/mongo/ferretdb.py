@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -95,13 +96,23 @@ def _run(go: Path, args: list[str], env: dict[str, str], cwd: Path, failed: str,
     return result.stdout
 
 
-def fingerprint(admin_info: str, schema: str) -> str:
-    """What a MongoDB database holds, read in PostgreSQL where FerretDB keeps it (a schema of tables
-    with one JSONB document a row): each table's row count and the sum of its rows' 64-bit hashes."""
-    import psycopg
-    from psycopg import sql
+class Reader:
+    """Reads what MongoDB databases hold where FerretDB keeps them, over one PostgreSQL connection kept
+    open (a test's restore then costs a query, not a login); psycopg serialises its use by threads."""
 
-    with psycopg.connect(admin_info, autocommit=True) as conn:
+    def __init__(self, admin_info: str) -> None:
+        self.admin_info = admin_info
+        self._conn: Any = None
+
+    def fingerprint(self, schema: str) -> str:
+        """A schema of tables with one JSONB document a row: each table's row count and the sum of its
+        rows' 64-bit hashes."""
+        import psycopg
+        from psycopg import sql
+
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self.admin_info, autocommit=True)
+        conn = self._conn
         tables = [
             r[0]
             for r in conn.execute(
@@ -119,7 +130,11 @@ def fingerprint(admin_info: str, schema: str) -> str:
             for table in tables
         ]
         rows = conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
-    return ";".join(f"{name}:{count}:{total}" for name, count, total in rows)
+        return ";".join(f"{name}:{count}:{total}" for name, count, total in rows)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
 
 
 def pg_database(tenant: str) -> str:

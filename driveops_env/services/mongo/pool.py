@@ -10,24 +10,26 @@ drops what a killed process of that token left.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 from driveops_env.ready_pool import ReadyPool
-from driveops_env.services.mongo import admin
+from driveops_env.services.mongo import admin, ferretdb
 from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.mongo.seeds import MongoCollection
-
-Fingerprint = Callable[[str], str | None]  # what a database holds (None: not told cheaply here)
 
 
 class DatabasePool:
     """``size`` databases holding ``seed`` for the copy ``base`` (the tenant's user reaches them)."""
 
     def __init__(
-        self, base: MongoAccess, server_admin: MongoAccess, seed: Sequence[MongoCollection], fingerprint: Fingerprint
+        self,
+        base: MongoAccess,
+        server_admin: MongoAccess,
+        seed: Sequence[MongoCollection],
+        reader: ferretdb.Reader | None,  # tells what a database holds, where that is cheap (FerretDB)
     ) -> None:
-        self.base, self.server_admin, self.seed, self.fingerprint = base, server_admin, seed, fingerprint
+        self.base, self.server_admin, self.seed, self.reader = base, server_admin, seed, reader
         self._made = itertools.count()
         self._pool: ReadyPool[tuple[str, str | None]] | None = None
 
@@ -44,12 +46,14 @@ class DatabasePool:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+        if self.reader is not None:
+            self.reader.close()
 
     def _make(self, tenant: str) -> tuple[str, str | None]:
         name = f"{self.base.database}__r{next(self._made)}"
         admin.grant_database(self.server_admin, self.base, name)
         admin.seed(replace(self.base, database=name), self.seed, tenant=tenant)
-        return name, self.fingerprint(name)
+        return name, self.reader.fingerprint(name) if self.reader is not None else None
 
     def _drop(self, name: str) -> None:
         conn = admin.client(self.server_admin)
