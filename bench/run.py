@@ -172,7 +172,7 @@ def large_targets(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
     try:
         pooled, pooled_cpu = reset_times(env, rounds, ("postgres",))
         inline, inline_cpu = reset_times(env, rounds, ("postgres",), pool=0)
-        everything, _ = reset_times(env, max(5, rounds // 4), ("postgres", "mongo", "redis"))
+        everything, _ = reset_times(env, max(5, rounds // 4), ALL_STORES)
         reseeds = reseed_times(env, max(3, rounds // 8))
     finally:
         env.down()
@@ -189,7 +189,9 @@ def large_targets(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
             f"{pooled_cpu * 100:.1f} / {inline_cpu * 100:.1f} s",
         )
     )
-    rows.append(("large: per-test restore of PostgreSQL + MongoDB + Redis p50", f"{all50 * 1000:.0f} ms"))
+    rows.append(
+        ("large: per-test restore of PostgreSQL + MongoDB + Redis, pools, each written p50", f"{all50 * 1000:.0f} ms")
+    )
     rows.append(("large: re-seeding PostgreSQL + MongoDB + Redis from scratch p50", f"{r50 * 1000:.0f} ms"))
     what = f"PostgreSQL, from the pool (tests of {TEST_S * 1000:.0f} ms)"
     return [
@@ -197,6 +199,33 @@ def large_targets(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
         Target("large.restore_p95_ms", p95, "<= 20 ms", p95 <= 20, what, "ms"),
         ratio("large.clone_over_pool_p50", i50, p50, ">= 3", lambda v: v >= 3),
         ratio("large.reseed_over_reset", r50, all50, ">= 10", lambda v: v >= 10),
+    ]
+
+
+ALL_STORES = ("postgres", "mongo", "redis")
+
+
+def all_stores_targets(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
+    """The three stores restored after a test wrote in each, the project's own seeds: from the pools
+    against on the test's path, in one environment."""
+    settings = settings_for("local", "acme", f"bench-all-{uuid.uuid4().hex[:6]}", services=",".join(ALL_STORES))
+    env = Environment.up(settings=settings)
+    try:
+        pooled, _ = reset_times(env, rounds, ALL_STORES)
+        inline, _ = reset_times(env, rounds, ALL_STORES, pool=0)
+    finally:
+        env.down()
+    p50, p95 = statistics.median(pooled) * 1000, _percentile(pooled, 0.95) * 1000
+    i50 = statistics.median(inline) * 1000
+    rows.append(
+        ("seed: per-test restore of PostgreSQL + MongoDB + Redis, pools, p50 / p95", f"{p50:.1f} / {p95:.1f} ms")
+    )
+    rows.append(("seed: per-test restore of PostgreSQL + MongoDB + Redis, on the test's path p50", f"{i50:.0f} ms"))
+    what = f"each store written by the test (tests of {TEST_S * 1000:.0f} ms)"
+    return [
+        Target("seed.restore_all_p50_ms", p50, "<= 10 ms", p50 <= 10, what, "ms"),
+        Target("seed.restore_all_p95_ms", p95, "<= 20 ms", p95 <= 20, what, "ms"),
+        ratio("seed.restore_all_inline_over_pool_p50", i50, p50, ">= 3", lambda v: v >= 3),
     ]
 
 
@@ -227,7 +256,7 @@ def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]], timel
     add = tenant_add_p50("local", 5)
     rows.append(("local: tenant add (one tenant, live) p50", f"{add:.2f} s"))
     targets += tenant_add_targets("local", add, floor)
-    return targets + large_targets(rounds, rows)
+    return targets + all_stores_targets(rounds, rows) + large_targets(rounds, rows)
 
 
 def run_docker(counts: list[int], rows: list[tuple[str, str]], timelines: list[Timeline], remote: bool) -> list[Target]:
