@@ -97,10 +97,16 @@ TEST_S = 0.1  # what a test does between two restores (a short integration test)
 
 
 def reset_times(
-    env: Environment, rounds: int, stores: tuple[str, ...], *, pool: int = 2, test_s: float = TEST_S
+    env: Environment,
+    rounds: int,
+    stores: tuple[str, ...],
+    *,
+    pool: int = 2,
+    test_s: float = TEST_S,
+    written: tuple[str, ...] | None = None,
 ) -> tuple[list[float], float]:
-    """A test process's restore of ``stores`` after a test wrote in each (and worked ``test_s``), with
-    ``pool`` ready copies kept ahead in every store (0: restored on the test's path); also the CPU
+    """A test process's restore of ``stores`` after a test wrote in each (or in ``written``) and worked
+    ``test_s``, with ``pool`` ready copies kept ahead in every store (0: restored on the test's path); also the CPU
     seconds the tenant's PostgreSQL server spent per restore (the background work included; local
     backend, else 0)."""
     sized = env.settings.replace(postgres_restore_pool=pool, mongo_restore_pool=pool, redis_restore_pool=min(pool, 1))
@@ -112,7 +118,7 @@ def reset_times(
     cpu_before = server_cpu_s(pid)
     try:
         for _ in range(rounds):
-            _write(env.handle(copy.record), stores)
+            _write(env.handle(copy.record), stores if written is None else written)
             time.sleep(test_s)
             times.append(_timed(lambda: copy.restore(stores)))
     finally:

@@ -172,7 +172,8 @@ def large_targets(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
     try:
         pooled, pooled_cpu = reset_times(env, rounds, ("postgres",))
         inline, inline_cpu = reset_times(env, rounds, ("postgres",), pool=0)
-        everything, _ = reset_times(env, max(5, rounds // 4), ALL_STORES)
+        everything, _ = reset_times(env, max(5, rounds // 4), ALL_STORES, written=("postgres",))
+        each, _ = reset_times(env, max(5, rounds // 4), ALL_STORES)
         reseeds = reseed_times(env, max(3, rounds // 8))
     finally:
         env.down()
@@ -189,8 +190,9 @@ def large_targets(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
             f"{pooled_cpu * 100:.1f} / {inline_cpu * 100:.1f} s",
         )
     )
+    rows.append(("large: restore of the three stores, a test wrote in PostgreSQL, p50", f"{all50 * 1000:.0f} ms"))
     rows.append(
-        ("large: per-test restore of PostgreSQL + MongoDB + Redis, pools, each written p50", f"{all50 * 1000:.0f} ms")
+        ("large: restore of the three stores, a test wrote in each, p50", f"{statistics.median(each) * 1000:.0f} ms")
     )
     rows.append(("large: re-seeding PostgreSQL + MongoDB + Redis from scratch p50", f"{r50 * 1000:.0f} ms"))
     what = f"PostgreSQL, from the pool (tests of {TEST_S * 1000:.0f} ms)"

@@ -176,6 +176,7 @@ def test_mongo_and_redis_restores_hand_over_ready_databases(env: Environment) ->
                 database.client.close()
             left_open.delete("acme:config")
             left_open.set("acme:written", "by a test")
+            left_open.set("bare", "a key without the tenant's prefix")
             copy.restore(["mongo", "redis"])
             again = env.handle(copy.record)
             names.add(again.mongo.database)
@@ -183,13 +184,14 @@ def test_mongo_and_redis_restores_hand_over_ready_databases(env: Environment) ->
             assert _events(again) == seeded_events
             assert again.redis.db == number
             assert left_open.exists("acme:config") == 1
-            assert left_open.get("acme:written") is None
+            assert left_open.get("acme:written") is None and left_open.get("bare") is None
+            assert left_open.hgetall("acme:config")["tenant_id"] == env.tenant("acme").tenant_id
         assert len(names) == (4 if told_exactly else 5)  # each restore after a write handed over another one
         assert wait_for(lambda: len(_mongo_databases(env, base)) <= 3, timeout=30)  # used ones dropped behind
         ready = [
             n for n, holder in _leases(env).items() if holder.endswith(" main") and n != f"driveops-env:lease:{number}"
         ]
-        assert len(ready) == 1  # the ready logical database, leased by the same process
+        assert len(ready) == 2  # the ready logical database and the pristine one, leased by the same process
     finally:
         left_open.close()
         copy.drop()

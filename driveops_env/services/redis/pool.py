@@ -1,8 +1,10 @@
 """Ready logical databases of a tenant's seed, kept ahead for one test process's copy (a leased
 logical database of the tenant's own server), so that the restore on a test's path is one ``SWAPDB``:
 the copy's number keeps its name and now holds the seed, the ready one holds what the test wrote and
-is emptied and seeded again in a background thread.  The ready databases are leased like the copy's,
-by the same holder, so a killed process's are taken over as its copy's are."""
+is emptied and filled again in a background thread, by the server itself: one script copies every key
+of a pristine database (seeded once) into it (10,000 keys in a few milliseconds, no round trip per
+key).  The ready and pristine databases are leased like the copy's, by the same holder, so a killed
+process's are taken over as its copy's are."""
 
 from __future__ import annotations
 
@@ -15,6 +17,19 @@ from driveops_env.services.redis import admin, seeds
 from driveops_env.services.redis.seeds import RedisEntry
 
 Client = Callable[[int], Any]  # an administrator's client of a logical database
+# every key of one logical database (ARGV[1]) copied into another (ARGV[2]), by the server
+COPY_ALL = """
+redis.call('SELECT', ARGV[1])
+local cursor = '0'
+repeat
+  local found = redis.call('SCAN', cursor, 'COUNT', 1000)
+  cursor = found[1]
+  for _, key in ipairs(found[2]) do
+    redis.call('COPY', key, key, 'DB', ARGV[2], 'REPLACE')
+  end
+until cursor == '0'
+return 0
+"""
 
 
 class SwapPool:
@@ -22,7 +37,7 @@ class SwapPool:
 
     def __init__(self, client: Client, target: int, seed: Sequence[RedisEntry], prefix: str) -> None:
         self.client, self.target, self.seed, self.prefix = client, target, seed, prefix
-        self.numbers: list[int] = []  # the leased ones
+        self.numbers: list[int] = []  # the leased ones: the pristine first
         self._free: deque[int] = deque()
         self._pool: ReadyPool[int] | None = None
         self._path: Any = None  # the test path's client (the thread has its own)
@@ -30,19 +45,20 @@ class SwapPool:
     def start(self, size: int, owner: str, stale: Callable[[str], bool]) -> None:
         leases = self.client(admin.LEASE_DB)
         try:
-            self.numbers = [admin.claim_database(leases, owner, stale) for _ in range(size)]
+            self.numbers = [admin.claim_database(leases, owner, stale) for _ in range(size + 1)]
         finally:
             leases.close()
-        self._free.extend(self.numbers)
+        self._free.extend(self.numbers[1:])
+        self._run(self.numbers[0], self._fill_pristine)  # once per process, as a restore without pool
         self._pool = ReadyPool(f"redis-{self.target}", self._make, size, lambda: None)
 
     def take(self) -> None:
-        """``target`` swapped with a ready database (waited for if it is being seeded)."""
+        """``target`` swapped with a ready database (waited for if it is being filled)."""
         assert self._pool is not None, "start() first"
         self._pool.take(self._swap)
 
     def close(self, owner: str) -> None:
-        """The thread stopped, the ready databases emptied and their leases released."""
+        """The thread stopped, the pool's databases emptied and their leases released."""
         if self._pool is not None:
             self._pool.close()
         if self._path is not None:
@@ -50,11 +66,7 @@ class SwapPool:
         leases = self.client(admin.LEASE_DB)
         try:
             for number in self.numbers:
-                data = self.client(number)
-                try:
-                    data.flushdb()
-                finally:
-                    data.close()
+                self._run(number, lambda data: data.flushdb())
                 admin.release_database(leases, number, owner)
         finally:
             leases.close()
@@ -65,12 +77,24 @@ class SwapPool:
         self._path.swapdb(self.target, ready)
         self._free.append(ready)  # now holds what the test wrote: the next _make empties it
 
+    def _fill_pristine(self, data: Any) -> None:
+        """The source of every ready database: the seed."""
+        data.flushdb()
+        seeds.apply_redis(data, self.seed, prefix=self.prefix)
+
     def _make(self) -> int:
         number = self._free.popleft()
+
+        def fill(data: Any) -> None:
+            data.flushdb()
+            data.eval(COPY_ALL, 0, self.numbers[0], number)
+
+        self._run(number, fill)
+        return number
+
+    def _run(self, number: int, action: Callable[[Any], object]) -> None:
         data = self.client(number)
         try:
-            data.flushdb()
-            seeds.apply_redis(data, self.seed, prefix=self.prefix)
+            action(data)
         finally:
             data.close()
-        return number
