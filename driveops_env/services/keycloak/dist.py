@@ -258,6 +258,7 @@ def _initialise_base(home: Path, version: str, java: str, base: Path, heap_mb: i
         from driveops_env.services.keycloak import admin as keycloak
 
         keycloak.wait_for_admin(url, TEMPLATE_ADMIN, password)
+        keycloak.set_admin_password(url, TEMPLATE_ADMIN, password, password)  # hashed cheaply: each up logs in
     (staging / "template-admin.json").write_text(json.dumps({"username": TEMPLATE_ADMIN, "password": password}))
     (staging / "template-admin.json").chmod(0o600)
     for leftover in ("transaction-logs",):
