@@ -158,7 +158,7 @@ class DockerBackend:
             command = spec.command
             if spec.command_for is not None:  # it names the URL clients use: the host port is chosen first
                 command = spec.command_for(f"http://{self.addresses()[1]}:{host_port}")
-            return self._start_container(ctx, base, spec, command, host_port)
+            return self._start_container(ctx, base, server, command, host_port)
 
         record = launch(ctx, start, server.probe, lambda r: self.stop(r, fast=True), retry_on=server.retry_on)
         if server.after_start is not None:
@@ -169,10 +169,12 @@ class DockerBackend:
         self,
         ctx: StartContext,
         base: ServiceRecord,
-        spec: ContainerSpec,
+        server: Server,
         command: list[str] | None,
         host_port: int | None,
     ) -> Started:
+        spec = server.container
+        assert spec is not None, "a container's description"
         publish, client_host = self.addresses()
         network = self._network(ctx)
         name = f"driveops-{ctx.env_name}-{base.aliases[0]}-{generate_secret(6).lower()}"
@@ -180,7 +182,7 @@ class DockerBackend:
             ctx.env_name,
             **{f"{LABEL}.spec": ctx.spec_hash, f"{LABEL}.service": base.key, f"{LABEL}.tenant": base.tenant or ""},
         )
-        container = self._container_of(spec, command, name, labels, network, base.aliases)
+        container = self._container_of(spec, command, name, labels, network, base.aliases, server.cpu_weight)
         container.ports = {f"{spec.port}/tcp": (publish, host_port)} | {
             f"{port}/tcp": (publish, None) for port in spec.ports.values()
         }  # the publish address only: the docker SDK's (host_ip, host_port) form
@@ -216,6 +218,7 @@ class DockerBackend:
         labels: dict[str, str],
         network: str,
         aliases: list[str],
+        cpu_weight: int,
     ) -> Any:
         from docker.types import EndpointConfig
         from testcontainers.core.config import testcontainers_config
@@ -237,8 +240,8 @@ class DockerBackend:
         kwargs: dict[str, Any] = {"labels": labels, "network": network, "networking_config": {network: endpoint}}
         if spec.memory_mb:
             kwargs["mem_limit"] = f"{spec.memory_mb}m"
-        if spec.cpu_weight != 1:
-            kwargs["cpu_shares"] = 1024 * spec.cpu_weight  # the engine's default: 1024
+        if cpu_weight != 1:
+            kwargs["cpu_shares"] = 1024 * cpu_weight  # the engine's default: 1024
         return container.with_kwargs(**kwargs)
 
     def _image_volumes(self, image: str) -> list[str]:

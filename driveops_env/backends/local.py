@@ -109,14 +109,14 @@ class LocalBackend:
             extra=dict(server.extra),
             ports={name: ctx.ports.allocate() for name in spec.ports},
         )
-        start = self._spawner(ctx, base, spec, user)
+        start = self._spawner(ctx, base, spec, user, server.cpu_weight)
         record = launch(ctx, start, server.probe, lambda r: self.stop(r, fast=True), retry_on=server.retry_on)
         if server.after_start is not None:
             server.after_start(record)
         return record
 
     def _spawner(
-        self, ctx: StartContext, base: ServiceRecord, spec: ProcessSpec, user: str | None
+        self, ctx: StartContext, base: ServiceRecord, spec: ProcessSpec, user: str | None, weight: int
     ) -> Callable[[int | None], Started]:
         """How :func:`launch` starts this server: a fresh port each attempt (unless fixed), its files
         written, the process in its data directory, the record filled with what identifies it."""
@@ -137,6 +137,7 @@ class LocalBackend:
                     tenant=base.tenant,
                     hint="check the binary and its permissions (scripts/provision installs them)",
                 ) from exc
+            process.weigh(ref.pid, weight)
             record = replace(
                 base,
                 port=port,

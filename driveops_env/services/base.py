@@ -74,9 +74,6 @@ class ContainerSpec:
     ports: dict[str, int] = field(default_factory=dict)  # other named ports inside the container
     files: dict[str, bytes] = field(default_factory=dict)  # path in the container -> content
     memory_mb: int | None = None
-    # its share of the CPU against the environment's other containers when they contend (a server on
-    # the start's longest path starts first while the others wait their turn; idle, it takes nothing)
-    cpu_weight: int = 1
     host_port: int | None = None  # the main port's published port, when the user fixed it
     data_dirs: tuple[str, ...] = ()  # where it keeps its data: in memory (throwaway development data)
 
@@ -112,6 +109,9 @@ class Server:
     retry_on: Callable[[str], bool] = never  # a start whose log says this (a port taken) is tried again
     extra: dict[str, str] = field(default_factory=dict)
     depends_on: list[str] = field(default_factory=list)
+    # its share of the CPU against the environment's other servers when they contend (a server on the
+    # start's longest path starts first while the others wait their turn; idle, it takes nothing)
+    cpu_weight: int = 1
 
     @property
     def alias(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -302,3 +303,12 @@ def test_a_templates_other_confidential_client_keeps_its_secret(kc_sandbox: Sand
         assert env.tenant("acme").token()  # the API client's generated secret too
     finally:
         env.down()
+
+
+@pytest.mark.local_only  # containers: test_docker checks the engine's CPU shares
+def test_keycloak_weighs_more_than_the_stores_while_they_contend(env: Environment) -> None:
+    def nice(pid: int | None) -> int:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])  # "/autogroup-12 nice -6"
+
+    assert nice(env.state.services["keycloak"].pid) == (-6 if os.geteuid() == 0 else 0)  # only root raises it
+    assert {nice(r.pid) for r in env.state.services.values() if r.key != "keycloak"} == {0}
