@@ -105,7 +105,7 @@ def spawn(
 
 def weigh(pid: int, weight: int) -> None:
     """``pid``'s scheduler group (the autogroup of the session it leads) weighs about ``weight`` times
-    another's while the CPU is contended: its nice value -6 for 4 (each step is 1.25 times).  Only root
+    another's while the CPU is contended: its nice value -6 for 4, -16 for 32 (each step is 1.25 times).  Only root
     may raise a weight; without the right, or without autogroups, nothing changes."""
     if weight == 1:
         return

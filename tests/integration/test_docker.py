@@ -48,7 +48,7 @@ def test_whole_model_ports_labels_and_down(tmp_path: Path) -> None:
             assert len(networks) == 1  # one user-defined network per environment
             keycloak = next(c for c in containers if c.labels["org.driveops-env.service"] == "keycloak")
             assert keycloak.attrs["HostConfig"]["Memory"] > 0  # a memory limit on Keycloak
-            assert keycloak.attrs["HostConfig"]["CpuShares"] == 4096  # first when they contend
+            assert keycloak.attrs["HostConfig"]["CpuShares"] == 32768  # first when they contend
             assert {c.attrs["HostConfig"]["CpuShares"] for c in containers if c != keycloak} == {0}  # 1024
             config = json.dumps(docker_client().images.get(keycloak.attrs["Config"]["Image"]).attrs["Config"])
             templates = (box.settings().cache_dir / "docker").glob("keycloak-optimized-*.json")

@@ -310,5 +310,5 @@ def test_keycloak_weighs_more_than_the_stores_while_they_contend(env: Environmen
     def nice(pid: int | None) -> int:
         return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])  # "/autogroup-12 nice -6"
 
-    assert nice(env.state.services["keycloak"].pid) == (-6 if os.geteuid() == 0 else 0)  # only root raises it
+    assert nice(env.state.services["keycloak"].pid) == (-16 if os.geteuid() == 0 else 0)  # only root raises it
     assert {nice(r.pid) for r in env.state.services.values() if r.key != "keycloak"} == {0}

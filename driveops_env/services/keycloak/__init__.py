@@ -109,6 +109,7 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
         self._install: dist.KeycloakInstall | None = None
         self._optimized: tuple[str, str] | None = None  # the derived image, its template admin's password
         self._in_snapshot: set[str] = set()  # realms Keycloak starts with: only their secrets are set
+        self._sessions: dict[str, admin.AdminSession] = {}  # the admin login the realms set up here share
 
     def needs(self, tenant: Tenant, isolation: str, family: str) -> list[Need]:
         own = Need(self.name, self.name, None)
@@ -244,13 +245,17 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
         )
         if work.tenant.realm in self._in_snapshot:  # the realm is there: only this environment's secrets are new
             secrets = snapshots.secrets_of(seed.representation) | {found.client_id: found.client_secret}
-            snapshots.set_client_secrets(found.base_url, record.admin_user, record.admin_password, found.realm, secrets)
+            snapshots.set_client_secrets(self._session(record), found.realm, secrets)
         else:
             admin.RealmAdmin(found.base_url, record.admin_user, record.admin_password).create_realm(seed.representation)
         if seed.users:  # tenant-level readiness: a seeded user's token validates and names the tenant
             user = next(iter(seed.users))
             admin.verify_tenant_token(found, user, tenant_id=work.tenant.tenant_id, slug=work.tenant.slug)
         return found
+
+    def _session(self, record: ServiceRecord) -> admin.AdminSession:
+        fresh = admin.AdminSession(admin.base_url(record), record.admin_user, record.admin_password)
+        return self._sessions.setdefault(record.key, fresh)  # atomic: realms are set up in threads
 
     def restore(self, access: KeycloakAccess, work: Work) -> KeycloakAccess:
         """The tenant's realm deleted and made again (same client secret); a copy's own realm likewise,

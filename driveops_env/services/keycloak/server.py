@@ -129,9 +129,10 @@ def _server(
         container=container,
         after_start=after,
         retry_on=never if port else port_taken,
-        # the longest start: the stores' starts beside it took it from 9.3 s to 10.7 s (2 tenants) and
-        # 19.3 s (10 tenants) in containers on two cores, measured 2026-12-02
-        cpu_weight=4,
+        # the longest start, beside up to 30 store processes (or containers) whose starts and seeds each
+        # weigh as much: with 4 times their weight, 10 tenants' stores still took 1.2 s of its 5.2 s start
+        # on two cores (measured 2026-12-02); 32 times: about half the CPU for it while they all contend
+        cpu_weight=32,
     )
 
 

@@ -90,11 +90,9 @@ def _make(install: KeycloakInstall, realms: list[dict[str, Any]], target: Path, 
     staging.rename(target)
 
 
-def set_client_secrets(
-    base_url: str, admin_user: str, admin_password: str, realm: str, secrets: dict[str, str]
-) -> None:
+def set_client_secrets(session: keycloak.AdminSession, realm: str, secrets: dict[str, str]) -> None:
     """Every client whose secret the snapshot masked gets this environment's (client id -> secret)."""
-    admin = keycloak.admin_client(base_url, admin_user, admin_password, realm=realm)
+    admin = session.client(realm)
     for client, secret in secrets.items():
         with keycloak.refusals(f"setting the secret of client {client!r} in realm {realm!r}"):
             admin.update_client(admin.get_client_id(client), {"secret": secret})
