@@ -42,6 +42,7 @@ class ReadyPool(Generic[T]):
         self._worker.submit(job)
 
     def close(self) -> None:
-        """Stops the thread (a copy under way finishes) and sweeps."""
+        """Stops the thread (a copy under way finishes, queued jobs are dropped: the sweep removes what
+        they would have) and sweeps."""
         self._worker.shutdown(wait=True, cancel_futures=True)
         self._sweep()

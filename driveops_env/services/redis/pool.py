@@ -74,8 +74,10 @@ class SwapPool:
     def _swap(self, ready: int) -> None:
         if self._path is None:
             self._path = self.client(self.target)
-        self._path.swapdb(self.target, ready)
-        self._free.append(ready)  # now holds what the test wrote: the next _make empties it
+        try:
+            self._path.swapdb(self.target, ready)
+        finally:
+            self._free.append(ready)  # now holds what the test wrote (or, if the swap failed, the seed): refilled
 
     def _fill_pristine(self, data: Any) -> None:
         """The source of every ready database: the seed."""
