@@ -35,6 +35,7 @@ from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, KeycloakInstall
 
 JAVA25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
 C1 = "-XX:TieredStopAtLevel=1"
+SERIAL = "-XX:-UseG1GC -XX:+UseSerialGC"  # one collector thread instead of G1's several
 
 
 def _wait_token(http: int, password: str, alive: object) -> None:
@@ -153,6 +154,7 @@ def paths(repeat: int, java25: bool) -> dict[str, list[float]]:
         "start-dev (warm)": lambda: start_dev_warm(default),
         "optimized + base + CDS": lambda: first_token(default),
         "optimized + base + CDS + C1 only (up now)": lambda: first_token(default, C1),
+        "... + serial GC": lambda: first_token(default, f"{C1} {SERIAL}"),
     }
     if java25:
         newer = install("26.7.3", JAVA25)
