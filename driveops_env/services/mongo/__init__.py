@@ -123,8 +123,10 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         return found
 
     def restore(self, access: MongoAccess, work: Work) -> MongoAccess:
-        """Refilled only if something changed since the last restore, where that can be told exactly and
-        cheaply (FerretDB's tables, read in PostgreSQL; refilling 20,000 documents costs a second)."""
+        """A test process's copy: replaced by a ready database of its pool (the name changes); a tenant's
+        own database (reset), or a copy without a pool: refilled.  Neither when nothing changed since
+        the last restore, where that can be told exactly and cheaply (FerretDB's tables, read in
+        PostgreSQL; refilling 20,000 documents costs a second)."""
         if work.token is None or self.own.mongo_restore_pool == 0:
             reader = _reader(access, work)
             try:
