@@ -255,7 +255,8 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
 
     def _session(self, record: ServiceRecord) -> admin.AdminSession:
         fresh = admin.AdminSession(admin.base_url(record), record.admin_user, record.admin_password)
-        return self._sessions.setdefault(record.key, fresh)  # atomic: realms are set up in threads
+        key = f"{fresh.base_url} {record.admin_user} {record.admin_password}"  # a healed server: another
+        return self._sessions.setdefault(key, fresh)  # atomic: realms are set up in threads
 
     def restore(self, access: KeycloakAccess, work: Work) -> KeycloakAccess:
         """The tenant's realm deleted and made again (same client secret); a copy's own realm likewise,

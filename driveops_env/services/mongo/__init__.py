@@ -169,12 +169,11 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
     def drop_copy(self, access: MongoAccess, work: Work) -> None:
         found = self._pools.pop(str(work.token), None)
         if found is not None:
-            found.close()
+            found.close()  # every database the copy had
+            return
         conn = admin.client(access)
         try:
             conn.drop_database(access.database)
-            if found is not None:
-                conn.drop_database(found.base.database)
         finally:
             conn.close()
 

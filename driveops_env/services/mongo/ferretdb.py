@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ class Reader:
     def __init__(self, admin_info: str) -> None:
         self.admin_info = admin_info
         self._conn: Any = None
+        self._lock = threading.Lock()  # one connection, made by one thread
 
     def fingerprint(self, schema: str) -> str:
         """A schema of tables with one JSONB document a row: each table's row count and the newest
@@ -111,9 +113,10 @@ class Reader:
         import psycopg
         from psycopg import sql
 
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self.admin_info, autocommit=True)
-        conn = self._conn
+        with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = psycopg.connect(self.admin_info, autocommit=True)
+            conn = self._conn
         tables = [
             r[0]
             for r in conn.execute(

@@ -44,13 +44,17 @@ class DatabasePool:
         return ready
 
     def close(self) -> None:
+        """The thread stopped, the pool's databases and the copy's first one dropped (as the server's
+        administrator: a mongod's readWrite role drops no database)."""
         if self._pool is not None:
             self._pool.close()
         if self.reader is not None:
             self.reader.close()
+        self._drop(self.base.database)
 
     def _make(self, tenant: str) -> tuple[str, str | None]:
         name = f"{self.base.database}__r{next(self._made)}"
+        self._drop(name)  # what a killed holder of the token left under this name, if the sweep failed
         admin.grant_database(self.server_admin, self.base, name)
         admin.seed(replace(self.base, database=name), self.seed, tenant=tenant)
         return name, self.reader.fingerprint(name) if self.reader is not None else None

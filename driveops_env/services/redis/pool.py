@@ -41,15 +41,22 @@ class SwapPool:
         self._free: deque[int] = deque()
         self._pool: ReadyPool[int] | None = None
         self._path: Any = None  # the test path's client (the thread has its own)
+        self._copies = True  # the server copies keys (COPY): the ready databases are filled by it
 
     def start(self, size: int, owner: str, stale: Callable[[str], bool]) -> None:
+        """Lease the databases and seed the pristine one (once per process, as a restore without pool);
+        on a failure, whatever was leased is released."""
         leases = self.client(admin.LEASE_DB)
         try:
-            self.numbers = [admin.claim_database(leases, owner, stale) for _ in range(size + 1)]
-        finally:
+            for _ in range(size + 1):
+                self.numbers.append(admin.claim_database(leases, owner, stale))
+            self._run(self.numbers[0], self._fill_pristine)
+        except BaseException:
             leases.close()
+            self.close(owner)
+            raise
+        leases.close()
         self._free.extend(self.numbers[1:])
-        self._run(self.numbers[0], self._fill_pristine)  # once per process, as a restore without pool
         self._pool = ReadyPool(f"redis-{self.target}", self._make, size, lambda: None)
 
     def take(self) -> None:
@@ -80,18 +87,28 @@ class SwapPool:
             self._free.append(ready)  # now holds what the test wrote (or, if the swap failed, the seed): refilled
 
     def _fill_pristine(self, data: Any) -> None:
-        """The source of every ready database: the seed."""
+        """The source of every ready database: the seed (and whether the server can copy it: COPY is
+        Redis 6.2's; an older server gets the seed written into each ready database instead)."""
         data.flushdb()
         seeds.apply_redis(data, self.seed, prefix=self.prefix)
+        version = tuple(int(part) for part in str(data.info("server")["redis_version"]).split(".")[:2])
+        self._copies = version >= (6, 2)
 
     def _make(self) -> int:
         number = self._free.popleft()
 
         def fill(data: Any) -> None:
             data.flushdb()
-            data.eval(COPY_ALL, 0, self.numbers[0], number)
+            if self._copies:
+                data.eval(COPY_ALL, 0, self.numbers[0], number)
+            else:
+                seeds.apply_redis(data, self.seed, prefix=self.prefix)
 
-        self._run(number, fill)
+        try:
+            self._run(number, fill)
+        except BaseException:
+            self._free.appendleft(number)  # filled again by the next one, whose error the next take raises
+            raise
         return number
 
     def _run(self, number: int, action: Callable[[Any], object]) -> None:
