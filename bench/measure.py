@@ -106,10 +106,18 @@ def reset_times(
     written: tuple[str, ...] | None = None,
 ) -> tuple[list[float], float]:
     """A test process's restore of ``stores`` after a test wrote in each (or in ``written``) and worked
-    ``test_s``, with ``pool`` ready copies kept ahead in every store (0: restored on the test's path); also the CPU
+    ``test_s``, with ``pool`` ready copies kept ahead in each of them (0: restored on the test's path); also the CPU
     seconds the tenant's PostgreSQL server spent per restore (the background work included; local
     backend, else 0)."""
-    sized = env.settings.replace(postgres_restore_pool=pool, mongo_restore_pool=pool, redis_restore_pool=min(pool, 1))
+
+    def size(store: str, most: int) -> int:  # the copy's other stores (made with it) have no pool filling
+        return min(pool, most) if store in stores else 0
+
+    sized = env.settings.replace(
+        postgres_restore_pool=size("postgres", pool),
+        mongo_restore_pool=size("mongo", pool),
+        redis_restore_pool=size("redis", 1),
+    )
     copy = TenantCopy(env.state, "acme", "main", sized)
     copy.make()
     server = env.state.services.get("postgres.acme")
