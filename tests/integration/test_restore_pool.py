@@ -96,7 +96,9 @@ def test_a_new_pool_sweeps_what_a_killed_process_of_its_token_left(env: Environm
         "info = admin.admin_conninfo(env.state.services['postgres.acme'])\n"
         "prefix = copy.accesses['postgres'].database + '__r'\n"
         "while not admin.databases_with_prefix(info, prefix): time.sleep(0.05)  # a clone kept ahead exists\n"
-        "print('ready', flush=True)\n"
+        "mongo = env.handle(copy.record).mongo.connect()\n"
+        "while not [n for n in mongo.client.list_database_names() if '__r' in n]: time.sleep(0.05)\n"
+        "print('ready', os.getpid(), flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
     killed = subprocess.run(
@@ -110,15 +112,22 @@ def test_a_new_pool_sweeps_what_a_killed_process_of_its_token_left(env: Environm
     assert "ready" in killed.stdout, killed.stderr
     copy_db = f"{env.tenant('acme').postgres.database}_gw7"
     assert wait_for(lambda: len(_pool_databases(env, copy_db)) >= 1, timeout=30)  # its pool was left behind
-    again = TenantCopy(env.state, "acme", "gw7", env.settings.replace(postgres_restore_pool=1))
+    mongo_base, dead = f"{env.tenant('acme').mongo.database}_gw7", f" {killed.stdout.split()[1]} "
+    assert _mongo_databases(env, mongo_base)  # its ready MongoDB databases too
+    assert [h for h in _leases(env).values() if dead in h]  # and its Redis leases
+    one = {"postgres_restore_pool": 1, "mongo_restore_pool": 1, "redis_restore_pool": 1}
+    again = TenantCopy(env.state, "acme", "gw7", env.settings.replace(**one))
     again.make()
     try:
         started = time.monotonic()
         assert wait_for(lambda: len(_pool_databases(env, copy_db)) <= 1, timeout=30)
+        assert wait_for(lambda: len(_mongo_databases(env, mongo_base)) <= 2, timeout=30)  # the copy's + 1 ready
         assert time.monotonic() - started < 30
+        assert not [h for h in _leases(env).values() if dead in h]  # the dead holder's leases were taken over
     finally:
         again.drop()
     assert _pool_databases(env, copy_db) == []
+    assert _mongo_databases(env, mongo_base) == []
 
 
 def test_pool_zero_clones_on_the_path(env: Environment) -> None:
