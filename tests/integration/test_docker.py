@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -251,7 +252,8 @@ def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> 
         while line not in said:
             assert time.monotonic() < deadline, f"never said {line!r}: {said[-2000:]}"
             said += proc.stderr.readline()
-        wait_for(lambda: [c for c in _builders() if c["State"] == "running"], what="a running builder")
+        # its own builder (another worker's `up` may be making an image of its own meanwhile)
+        wait_for(lambda: [c for c in _builders_of(proc.pid) if c["State"] == "running"], what="its running builder")
     finally:  # whatever failed: no `up` left running to disturb the next tests
         proc.kill()
         proc.communicate()
@@ -264,6 +266,21 @@ def _builders() -> list[dict[str, Any]]:
     not one."""
     found = docker_client().api.containers(all=True, filters={"label": "org.driveops-env.builder"})
     return [c for c in found if "org.driveops-env.env" not in (c.get("Labels") or {})]
+
+
+def _builders_of(pid: int) -> list[dict[str, Any]]:
+    """Builders whose lock file ``pid`` holds (``/proc/locks`` names the holder and the file's inode)."""
+    held = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" not in fields and len(fields) >= 6 and fields[4] == str(pid):  # a holder, not a waiter
+            held.add(int(fields[5].rsplit(":", 1)[1]))
+    ours = []
+    for container in _builders():
+        with contextlib.suppress(OSError):
+            if Path(container["Labels"][builders.BUILDER_LOCK]).stat().st_ino in held:
+                ours.append(container)
+    return ours
 
 
 def _dead_builders() -> list[dict[str, Any]]:
@@ -284,8 +301,7 @@ def test_a_killed_up_leaves_no_keycloak_builder(tmp_path: Path) -> None:
     slug = "k" + uuid.uuid4().hex[:8]  # a tenant set no realm image exists for
     with make_sandbox(tmp_path, services="keycloak", backend="docker") as box:
         _kill_when(box.popen("up", "--tenants", slug), "making a Keycloak image")
-        builders = _builders()
-        assert builders, "the killed up's builder outlives it"  # running, or stopped to be committed
+        assert _dead_builders(), "the killed up's builder outlives it"  # running, or stopped to be committed
         collected = box.cli("gc")
         assert collected.returncode == 0 and "builder container" in collected.stderr, collected.stderr
         assert _dead_builders() == []

@@ -60,3 +60,12 @@ def test_a_new_realm_gets_keys_of_its_own_unless_its_template_declares_them() ->
     assert len(set(pems) | set(again)) == 4  # never shared between realms or between two calls
     own = {**realm, "components": {keys.KEY_PROVIDER: [{"name": "mine", "providerId": "rsa-generated"}]}}
     assert keys.with_keys(own) is own
+
+
+def test_clients_with_a_secret_get_known_ids_unique_across_realms() -> None:
+    beta = Tenant("beta", "550e8400-e29b-41d4-a716-446655440002", "Beta", "beta")
+    acme, other = keycloak_snapshot.masked(_realm("one")), keycloak_snapshot.masked(_realm("one", beta))
+    ids = [c.get("id") for c in acme["clients"] if "secret" in c]
+    assert ids and all(ids)
+    assert ids == [c.get("id") for c in keycloak_snapshot.masked(_realm("two"))["clients"] if "secret" in c]
+    assert not set(ids) & {c.get("id") for c in other["clients"]}

@@ -190,6 +190,7 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
                 jvm=o.keycloak_jvm_options,
                 port=o.keycloak_port,
                 engine=plan.engine,
+                on_login=self._adopt,
             )
         install = self._install
         assert install is not None, "prepare() first"
@@ -198,7 +199,13 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
             data = snapshots.ensure(install, realms, o.keycloak_heap_mb, plan.progress, o.keycloak_jvm_options)
             self._in_snapshot = {str(r.get("realm")) for r in realms}
         return server.process(
-            install, data, database, heap_mb=o.keycloak_heap_mb, jvm=o.keycloak_jvm_options, port=o.keycloak_port
+            install,
+            data,
+            database,
+            heap_mb=o.keycloak_heap_mb,
+            jvm=o.keycloak_jvm_options,
+            port=o.keycloak_port,
+            on_login=self._adopt,
         )
 
     def _image(self, plan: Plan, realms: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -245,7 +252,7 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
         )
         if work.tenant.realm in self._in_snapshot:  # the realm is there: only this environment's secrets are new
             secrets = snapshots.secrets_of(seed.representation) | {found.client_id: found.client_secret}
-            snapshots.set_client_secrets(self._session(record), found.realm, secrets)
+            snapshots.set_client_secrets(self._session(record), seed.representation, secrets)
         else:
             admin.RealmAdmin(found.base_url, record.admin_user, record.admin_password).create_realm(seed.representation)
         if seed.users:  # tenant-level readiness: a seeded user's token validates and names the tenant
@@ -253,10 +260,14 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
             admin.verify_tenant_token(found, user, tenant_id=work.tenant.tenant_id, slug=work.tenant.slug)
         return found
 
-    def _session(self, record: ServiceRecord) -> admin.AdminSession:
-        fresh = admin.AdminSession(admin.base_url(record), record.admin_user, record.admin_password)
+    def _session(self, record: ServiceRecord, token: dict[str, Any] | None = None) -> admin.AdminSession:
+        fresh = admin.AdminSession(admin.base_url(record), record.admin_user, record.admin_password, token)
         key = f"{fresh.base_url} {record.admin_user} {record.admin_password}"  # a healed server: another
         return self._sessions.setdefault(key, fresh)  # atomic: realms are set up in threads
+
+    def _adopt(self, record: ServiceRecord, token: dict[str, Any]) -> None:
+        """The start's admin login is the realms' set-up's (a login fewer on the JIT-cold server)."""
+        self._session(record, token)
 
     def restore(self, access: KeycloakAccess, work: Work) -> KeycloakAccess:
         """The tenant's realm deleted and made again (same client secret); a copy's own realm likewise,

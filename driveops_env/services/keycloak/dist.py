@@ -2,8 +2,9 @@
 
     <cache>/keycloak/keycloak-quarkus-dist-<v>.zip   from Maven Central (``mvn dependency:copy``)
     <cache>/keycloak/<v>-<db>/                        unpacked, then ``kc.sh build`` (health on, local cache)
-    <cache>/keycloak/<v>-dev-file.base/               (dev-file) a data directory whose master realm exists,
+    <cache>/keycloak/<v>-dev-file.base<r>/            (dev-file) a data directory whose master realm exists,
                                                       with a template admin, plus a class-data-sharing archive
+                                                      (``<r>``: :data:`BASE_RECIPE`)
 
 Each environment runs the shared build with its own data directory (``-Dkc.db-url-path`` and the
 transaction log directory point into the environment), so nothing of an environment is written to
@@ -36,6 +37,9 @@ from driveops_env.services.keycloak.versions import KeycloakVersion
 
 ARTIFACT = "org.keycloak:keycloak-quarkus-dist:{version}:zip"
 TEMPLATE_ADMIN = "driveops-admin"
+BASE_RECIPE = (
+    "2"  # the base data's: 2, its admin's tokens full and its hashing cheap (:func:`.admin.set_admin_password`)
+)
 
 Progress = Callable[[str], None]
 
@@ -258,7 +262,7 @@ def _initialise_base(home: Path, version: str, java: str, base: Path, heap_mb: i
         from driveops_env.services.keycloak import admin as keycloak
 
         keycloak.wait_for_admin(url, TEMPLATE_ADMIN, password)
-        keycloak.set_admin_password(url, TEMPLATE_ADMIN, password, password)  # hashed cheaply: each up logs in
+        keycloak.set_admin_password(url, TEMPLATE_ADMIN, password, password, template=True)  # each up logs in
     (staging / "template-admin.json").write_text(json.dumps({"username": TEMPLATE_ADMIN, "password": password}))
     (staging / "template-admin.json").chmod(0o600)
     for leftover in ("transaction-logs",):
@@ -281,7 +285,7 @@ def ensure_install(
     home = build(cache, version, db, java, progress, providers)
     if db != "dev-file":
         return KeycloakInstall(version, db, home, java, None, None, None)
-    base = home.with_name(home.name + ".base")
+    base = home.with_name(f"{home.name}.base{BASE_RECIPE}")
     if not (base / "template-admin.json").exists():
         with FileLock(str(base.parent / f".{base.name}.lock")):
             if not (base / "template-admin.json").exists():

@@ -37,7 +37,7 @@ from driveops_env.services.keycloak import kcadm
 from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, providers_digest
 from driveops_env.services.keycloak.versions import KeycloakVersion
 
-RECIPE = "v8"  # v7: no template password in the image's configuration; v8: its hashing cheap
+RECIPE = "v9"  # v7: no template password in the image's configuration; v8: its hashing cheap; v9: full admin tokens
 REPOSITORY = "driveops-env/keycloak-optimized"
 
 
@@ -138,7 +138,7 @@ def _initialise(
         with running as (container, url):
             kcadm.plain_http(partial(docker_engine.exec_in, client, container.id), TEMPLATE_ADMIN, password)
             keycloak.wait_for_admin(url, TEMPLATE_ADMIN, password)
-            keycloak.set_admin_password(url, TEMPLATE_ADMIN, password, password)  # hashed cheaply: each up logs in
+            keycloak.set_admin_password(url, TEMPLATE_ADMIN, password, password, template=True)  # each up logs in
             commit(client, container, built.id, tag, labels)
     except Exception as exc:
         raise StartupError(f"deriving the optimized Keycloak image failed: {exc}", service="keycloak") from exc

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import ContainerSpec, Engine, ProcessSpec, Server, never
@@ -33,12 +34,19 @@ def port_taken(log: str) -> bool:
     return _PORT_TAKEN.search(log) is not None
 
 
-def _after(template_password: str | None, password: str) -> Callable[[ServiceRecord], None] | None:
+OnLogin = Callable[[ServiceRecord, dict[str, Any]], None]  # told the admin login the start made
+
+
+def _after(
+    template_password: str | None, password: str, on_login: OnLogin | None
+) -> Callable[[ServiceRecord], None] | None:
     if template_password is None:
         return None
 
     def replace_password(record: ServiceRecord) -> None:
-        admin.set_admin_password(admin.base_url(record), TEMPLATE_ADMIN, template_password, password)
+        token = admin.set_admin_password(admin.base_url(record), TEMPLATE_ADMIN, template_password, password)
+        if on_login is not None:
+            on_login(record, token)
 
     return replace_password
 
@@ -51,6 +59,7 @@ def process(
     heap_mb: int,
     jvm: str,
     port: int,
+    on_login: OnLogin | None = None,
 ) -> Server:
     """``data``: the initialised data to copy (the base data or a realm snapshot), None for a fresh one."""
     password = generate_secret()
@@ -70,7 +79,7 @@ def process(
         ports=("management",) if install.versions.has_management_port else (),
         fixed_port=port or None,
     )
-    after = _after(install.template_password if data is not None else None, password)
+    after = _after(install.template_password if data is not None else None, password, on_login)
     return _server(password, after, port, process=spec)
 
 
@@ -84,6 +93,7 @@ def container(
     jvm: str,
     port: int,
     engine: Engine | None,
+    on_login: OnLogin | None = None,
 ) -> Server:
     """``template_password``: the optimized image's template admin's (its master realm answers plain
     HTTP already), None for the configured image (told so right after the start, through ``engine``).
@@ -106,7 +116,8 @@ def container(
         memory_mb=heap_mb + 512,
         host_port=port or None,
     )
-    return _server(password, _after(template_password, password) or _plain_http(engine, password), port, container=spec)
+    after = _after(template_password, password, on_login) or _plain_http(engine, password)
+    return _server(password, after, port, container=spec)
 
 
 def _server(
