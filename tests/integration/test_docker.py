@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +243,10 @@ def test_a_keycloak_port_taken_before_the_container_binds_it_is_replaced(
         assert box.leftovers() == []
 
 
-def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> str:
-    """Read the process's progress until ``line`` shows, then kill it (-9); returns what it said."""
+def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> dict[str, str]:
+    """Read the process's progress until ``line`` shows and its own builder runs (another worker's
+    ``up`` may be making an image of its own meanwhile), then kill it (-9); returns that builder's
+    name by id."""
     assert proc.stderr is not None
     said = ""
     deadline = time.monotonic() + timeout
@@ -252,12 +254,22 @@ def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> 
         while line not in said:
             assert time.monotonic() < deadline, f"never said {line!r}: {said[-2000:]}"
             said += proc.stderr.readline()
-        # its own builder (another worker's `up` may be making an image of its own meanwhile)
-        wait_for(lambda: [c for c in _builders_of(proc.pid) if c["State"] == "running"], what="its running builder")
+        running = wait_for(
+            lambda: [c for c in _builders_of(proc.pid) if c["State"] == "running"], what="its running builder"
+        )
     finally:  # whatever failed: no `up` left running to disturb the next tests
         proc.kill()
         proc.communicate()
-    return said
+    return {c["Id"]: c["Names"][0] for c in running}
+
+
+def _destroyed(ids: Iterable[str], since: float, until: float) -> dict[str, int]:
+    """When (ns) the engine destroyed each of these containers between ``since`` and ``until``."""
+    events = docker_client().api.events(
+        since=f"{since:.9f}", until=f"{until:.9f}", filters={"type": ["container"], "event": ["destroy"]}, decode=True
+    )
+    wanted = set(ids)
+    return {e["id"]: int(e["timeNano"]) for e in events if e.get("id") in wanted}
 
 
 def _builders() -> list[dict[str, Any]]:
@@ -300,10 +312,17 @@ def test_a_killed_up_leaves_no_keycloak_builder(tmp_path: Path) -> None:
     labels, and the next `gc` (or `up`) removes it, with the environment the dead run left."""
     slug = "k" + uuid.uuid4().hex[:8]  # a tenant set no realm image exists for
     with make_sandbox(tmp_path, services="keycloak", backend="docker") as box:
-        _kill_when(box.popen("up", "--tenants", slug), "making a Keycloak image")
-        assert _dead_builders(), "the killed up's builder outlives it"  # running, or stopped to be committed
+        killed = time.time()
+        ours = _kill_when(box.popen("up", "--tenants", slug), "making a Keycloak image")
+        assert ours, "the killed up's builder outlives it"  # running, or stopped to be committed
+        gc_started = time.time_ns()
         collected = box.cli("gc")
-        assert collected.returncode == 0 and "builder container" in collected.stderr, collected.stderr
+        assert collected.returncode == 0, collected.stderr
+        # another worker's `up` (its prepare sweeps dead builders of this cache too) may remove it first
+        swept_before = {i for i, at in _destroyed(ours, killed, time.time() + 1).items() if at < gc_started}
+        for container_id, name in ours.items():
+            assert container_id in swept_before or f"builder container {name}" in collected.stderr, collected.stderr
+        assert not [c for c in _builders() if c["Id"] in ours]
         assert _dead_builders() == []
 
 

@@ -260,14 +260,14 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
             admin.verify_tenant_token(found, user, tenant_id=work.tenant.tenant_id, slug=work.tenant.slug)
         return found
 
-    def _session(self, record: ServiceRecord, token: dict[str, Any] | None = None) -> admin.AdminSession:
-        fresh = admin.AdminSession(admin.base_url(record), record.admin_user, record.admin_password, token)
-        key = f"{fresh.base_url} {record.admin_user} {record.admin_password}"  # a healed server: another
-        return self._sessions.setdefault(key, fresh)  # atomic: realms are set up in threads
+    def _session(self, record: ServiceRecord) -> admin.AdminSession:
+        fresh = admin.AdminSession(admin.base_url(record), record.admin_user, record.admin_password)
+        return self._sessions.setdefault(_session_key(record), fresh)  # atomic: realms are set up in threads
 
     def _adopt(self, record: ServiceRecord, token: dict[str, Any]) -> None:
         """The start's admin login is the realms' set-up's (a login fewer on the JIT-cold server)."""
-        self._session(record, token)
+        session = admin.AdminSession(admin.base_url(record), record.admin_user, record.admin_password, token)
+        self._sessions[_session_key(record)] = session
 
     def restore(self, access: KeycloakAccess, work: Work) -> KeycloakAccess:
         """The tenant's realm deleted and made again (same client secret); a copy's own realm likewise,
@@ -343,6 +343,11 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
 
     def claims(self, access: KeycloakAccess, token: str) -> dict[str, Any]:
         return admin.validated_claims(access, token)
+
+
+def _session_key(record: ServiceRecord) -> str:
+    """A server's admin session's key: a healed server (another URL or password) gets another."""
+    return f"{admin.base_url(record)} {record.admin_user} {record.admin_password}"
 
 
 def _check(view: View) -> str:

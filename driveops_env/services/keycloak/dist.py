@@ -37,9 +37,9 @@ from driveops_env.services.keycloak.versions import KeycloakVersion
 
 ARTIFACT = "org.keycloak:keycloak-quarkus-dist:{version}:zip"
 TEMPLATE_ADMIN = "driveops-admin"
-BASE_RECIPE = (
-    "2"  # the base data's: 2, its admin's tokens full and its hashing cheap (:func:`.admin.set_admin_password`)
-)
+# the base data's recipe, in its folder's name: 2, its admin's tokens full and its hashing cheap
+# (:func:`.admin.set_admin_password`)
+BASE_RECIPE = "2"
 
 Progress = Callable[[str], None]
 
