@@ -12,11 +12,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from driveops_env import Environment, builders, gc
 from tests.helpers import Sandbox, docker_client, make_sandbox, wait_for
@@ -263,15 +264,6 @@ def _kill_when(proc: subprocess.Popen[str], line: str, timeout: float = 300) -> 
     return {c["Id"]: c["Names"][0] for c in running}
 
 
-def _destroyed(ids: Iterable[str], since: float, until: float) -> dict[str, int]:
-    """When (ns) the engine destroyed each of these containers between ``since`` and ``until``."""
-    events = docker_client().api.events(
-        since=f"{since:.9f}", until=f"{until:.9f}", filters={"type": ["container"], "event": ["destroy"]}, decode=True
-    )
-    wanted = set(ids)
-    return {e["id"]: int(e["timeNano"]) for e in events if e.get("id") in wanted}
-
-
 def _builders() -> list[dict[str, Any]]:
     """Builder containers, as the engine lists them (no inspection of each: one removed meanwhile is no
     error).  An environment's server started from an image a builder made carries its labels too: it is
@@ -309,19 +301,23 @@ def _dead_builders() -> list[dict[str, Any]]:
 @pytest.mark.xdist_group("owners")  # gc sweeps every dead owner's environment: not beside these
 def test_a_killed_up_leaves_no_keycloak_builder(tmp_path: Path) -> None:
     """kill -9 while the realm image of a new tenant set is being made: its builder container carries
-    labels, and the next `gc` (or `up`) removes it, with the environment the dead run left."""
+    labels; while someone holds its lock (as a live maker does) `gc` leaves it, and once the lock is free
+    the sweep that `gc` and every `up` run removes it.  The test holds the lock itself at once: another
+    worker's `up` (whose start sweeps this cache's dead builders) would otherwise race this test for it."""
     slug = "k" + uuid.uuid4().hex[:8]  # a tenant set no realm image exists for
     with make_sandbox(tmp_path, services="keycloak", backend="docker") as box:
-        killed = time.time()
         ours = _kill_when(box.popen("up", "--tenants", slug), "making a Keycloak image")
         assert ours, "the killed up's builder outlives it"  # running, or stopped to be committed
-        gc_started = time.time_ns()
-        collected = box.cli("gc")
-        assert collected.returncode == 0, collected.stderr
-        # another worker's `up` (its prepare sweeps dead builders of this cache too) may remove it first
-        swept_before = {i for i, at in _destroyed(ours, killed, time.time() + 1).items() if at < gc_started}
-        for container_id, name in ours.items():
-            assert container_id in swept_before or f"builder container {name}" in collected.stderr, collected.stderr
+        with contextlib.ExitStack() as held:
+            for container in [c for c in _builders() if c["Id"] in ours]:
+                held.enter_context(FileLock(container["Labels"][builders.BUILDER_LOCK], timeout=60))
+            left = {c["Id"] for c in _builders() if c["Id"] in ours}  # another sweep may have won the race
+            collected = box.cli("gc")
+            assert collected.returncode == 0 and "environment" in collected.stderr, collected.stderr
+            assert not [n for n in ours.values() if n in collected.stderr], collected.stderr  # a maker holds it
+            assert left <= {c["Id"] for c in _builders()}
+        removed = builders.sweep_containers(docker_client(), box.settings().cache_dir)  # what gc and up run
+        assert {f"builder container {ours[i]}" for i in left} <= set(removed), removed
         assert not [c for c in _builders() if c["Id"] in ours]
         assert _dead_builders() == []
 
