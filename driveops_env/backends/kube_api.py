@@ -23,6 +23,8 @@ OWNED_LABEL = "org.driveops-env.owned-namespace"  # a namespace driveops-env mad
 STATE_FILE = "org.driveops-env/state-file"  # an annotation: a path is no label value
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CONFIG_FAILURES = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+# a config failure that is the kubelet's watch catching up (seen right after a cluster's start): it retries
+CONFIG_PASSING = ("failed to sync secret cache", "failed to sync configmap cache")
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,8 @@ def pod_problem(pod: Any, since: float, patience: float = 60.0) -> tuple[str, st
         waiting = status.state.waiting if status.state else None
         if waiting is not None and waiting.reason in PULL_FAILURES:
             return f"{waiting.reason}: {waiting.message or ''}".strip(), "image"
-        if waiting is not None and waiting.reason in CONFIG_FAILURES:
+        passing = waiting is not None and any(p in (waiting.message or "") for p in CONFIG_PASSING)
+        if waiting is not None and waiting.reason in CONFIG_FAILURES and not passing:
             return f"{waiting.reason}: {waiting.message or ''}".strip(), "config"
     waited = time.monotonic() - since > patience
     for condition in (pod.status.conditions or []) if pod.status else []:
