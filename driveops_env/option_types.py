@@ -70,6 +70,16 @@ class Option:
     list_valued: bool = False
 
     @property
+    def meaning(self) -> str:
+        """The help with the accepted values: the choices, or the range and why it is bounded."""
+        if self.choices:
+            return self.help + " One of: " + ", ".join(f"`{c}`" for c in self.choices) + "."
+        if isinstance(self.parse, Range):
+            bound = self.parse.describe()
+            return f"{self.help} {bound[:1].upper()}{bound[1:]}."
+        return self.help
+
+    @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
@@ -157,25 +167,31 @@ def parse_optional_path(value: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def parse_positive_float(value: str) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError("must be a finite number greater than 0")
-    return number
+@dataclass(frozen=True)
+class Range:
+    """A number's parser: from ``low`` to ``high`` (``low`` itself excluded when ``above``), whole unless
+    ``fraction``; every number a user can give has an upper bound, and ``why`` says why it is there."""
+
+    low: float
+    high: float
+    why: str
+    fraction: bool = False
+    above: bool = False
+
+    def __call__(self, value: str) -> Any:
+        number: float = float(value) if self.fraction else int(value)
+        too_low = number <= self.low if self.above else number < self.low
+        if not math.isfinite(number) or too_low or number > self.high:
+            raise ValueError(f"must be {self.describe()}")
+        return number
+
+    def describe(self) -> str:
+        low = f"more than {_number(self.low)}" if self.above else _number(self.low)
+        return f"from {low} to {_number(self.high)} ({self.why})"
 
 
-def parse_positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be greater than 0")
-    return number
-
-
-def parse_count(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("must be 0 or more")
-    return number
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
 
 
 def parse_port(value: str) -> int:

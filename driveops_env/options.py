@@ -173,11 +173,8 @@ def markdown_table(options: Sequence[Option] | None = None) -> str:
         "|---|---|---|---|---|---|",
     ]
     for option in options if options is not None else registry.options(plugged=False):
-        meaning = option.help
-        if option.choices:
-            meaning += " One of: " + ", ".join(f"`{c}`" for c in option.choices) + "."
         lines.append(
             f"| {option.name} | `{option.flag}` | `{option.env_var}` | `{option.toml_key}` | "
-            f"{option.default_doc} | {meaning} |"
+            f"{option.default_doc} | {option.meaning} |"
         )
     return "\n".join(lines)

@@ -11,11 +11,10 @@ from typing import Any, Literal, TypeVar, cast
 
 from driveops_env import files, paths
 from driveops_env.option_types import (
+    Range,
     declare,
     parse_names,
     parse_path,
-    parse_positive_float,
-    parse_positive_int,
     unset,
 )
 from driveops_env.tenants import parse_tenant_list, validate_env_name, validate_realm_pattern
@@ -144,14 +143,14 @@ class Settings:
         "(Keycloak's is its heap plus 512); the request is a quarter of the limit.",
         lambda: 512,
         "512",
-        parse_positive_int,
+        Range(1, 262144, "256 GiB: a larger limit is more than a node gives one server"),
         metavar="MB",
     )
     startup_timeout: float = declare(
         "Seconds a service may take to become ready.",
         lambda: 180.0,
         "180",
-        parse_positive_float,
+        Range(0, 3600, "an hour: a server that is not ready by then is stuck", fraction=True, above=True),
         metavar="SECONDS",
     )
     parallel_starts: int = declare(
@@ -159,7 +158,7 @@ class Settings:
         "further (Keycloak creates realms one after another anyway).",
         lambda: 12,
         "12",
-        parse_positive_int,
+        Range(1, 64, "more servers at once only contend for the same cores"),
         metavar="N",
     )
     input_limit_mb: int = declare(
@@ -167,7 +166,7 @@ class Settings:
         "or one that is not a regular file (a FIFO, a link to a device), is refused (exit 2).",
         lambda: files.DEFAULT_LIMIT_MB,
         str(files.DEFAULT_LIMIT_MB),
-        parse_positive_int,
+        Range(1, 4096, "an input is read into memory whole"),
         metavar="MB",
     )
     local_user: str = unset(

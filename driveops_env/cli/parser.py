@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from driveops_env import envvars
-from driveops_env.option_types import Option, parse_port, parse_positive_float
+from driveops_env.option_types import Option, Range, parse_port
 
 # Options that locate an environment: every command takes them.
 LOCATORS = ("name", "state_dir", "data_dir", "cache_dir")
+INTERVAL = Range(
+    0.5, 3600, "each refresh queries every server; an hour is the longest that still watches", fraction=True
+)
+LINES = Range(1, 1_000_000, "the tail is held in memory; without --lines the whole log is printed")
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,7 +43,7 @@ class Commands:
                     dest=f"opt_{option.name}",
                     metavar=option.metavar,
                     default=None,
-                    help=f"{option.help} [env {option.env_var}; default: {option.default_doc}]",
+                    help=f"{option.meaning} [env {option.env_var}; default: {option.default_doc}]",
                 )
         return parser
 
@@ -100,13 +104,19 @@ def _inspection(commands: Commands, stores: Sequence[str]) -> None:
         "--watch", action="store_true", help="refresh the health rows in place every --interval seconds until Ctrl-C"
     )
     p.add_argument(
-        "--interval", type=_seconds, default=2.0, metavar="SECONDS", help="--watch's refresh interval (default 2)"
+        "--interval",
+        type=_checked(INTERVAL),
+        default=2.0,
+        metavar="SECONDS",
+        help=f"--watch's refresh interval (default 2), {INTERVAL.describe()}",
     )
     add_from(p)
     p = commands.add("logs", "print a server's log, or bundle every log with status and checks")
     p.add_argument("service", nargs="?", help=f"{', '.join(stores)} or a server key such as postgres.acme")
     p.add_argument("--tenant", help="tenant slug, when each tenant has its own server")
-    p.add_argument("--lines", type=int, default=None, help="only the last N lines")
+    p.add_argument(
+        "--lines", type=_checked(LINES), default=None, metavar="N", help=f"only the last N lines, {LINES.describe()}"
+    )
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     p.add_argument(
         "--bundle",
@@ -125,10 +135,14 @@ def _inspection(commands: Commands, stores: Sequence[str]) -> None:
     p = commands.add("export", "write a descriptor of a running environment for other machines (mode 0600)")
     p.add_argument("--output", "-o", metavar="FILE", help="write it to FILE (default: stdout)")
     p = commands.add("dashboard", "a live view in the browser, on 127.0.0.1 behind a random token, until Ctrl-C")
-    p.add_argument("--port", type=_port, default=0, help="the port to serve on (default: 0, a free one)")
+    p.add_argument("--port", type=_checked(parse_port), default=0, help="the port to serve on (default: 0, a free one)")
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.add_argument(
-        "--interval", type=_seconds, default=2.0, metavar="SECONDS", help="how often the page refreshes (default 2)"
+        "--interval",
+        type=_checked(INTERVAL),
+        default=2.0,
+        metavar="SECONDS",
+        help=f"how often the page refreshes (default 2), {INTERVAL.describe()}",
     )
     add_from(p)
 
@@ -159,15 +173,13 @@ def _tenant(commands: Commands, stores: Sequence[str]) -> None:
     p.add_argument("slugs", nargs="+", metavar="SLUG", help="tenant slug(s)")
 
 
-def _seconds(value: str) -> float:
-    try:
-        return parse_positive_float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` for argparse: its refusal is a usage error naming the flag and the value (exit 2)."""
 
+    def checked(value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
 
-def _port(value: str) -> int:
-    try:
-        return parse_port(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+    return checked

@@ -77,7 +77,7 @@ def plugin_options_table() -> str:
             flags += f", `--no-{flag(option)[2:]}`"
         lines.append(
             f"| {option.name} | {flags} | `{option.ini_key}` | `{option.env_var}` | "
-            f"{option.default_doc} | {option.help} |"
+            f"{option.default_doc} | {option.meaning} |"
         )
     return "\n".join(lines)
 
@@ -86,14 +86,14 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("driveops-env", "driveops-env: tenant environments (flags, ini keys, DRIVEOPS_ENV_*)")
     own = plugin_options()
     for option in all_options():
-        kwargs: dict[str, Any] = {"dest": DEST_PREFIX + option.name, "default": None, "help": option.help}
+        kwargs: dict[str, Any] = {"dest": DEST_PREFIX + option.name, "default": None, "help": option.meaning}
         if option in own and option.metavar == "BOOL":
             # a plain switch (pytest users put flags before paths), with a --no- form that undoes a
             # configured true; the ini key and DRIVEOPS_ENV_* variable keep their true/false values
             group.addoption(flag(option), action=argparse.BooleanOptionalAction, **kwargs)
         else:
             group.addoption(flag(option), metavar=option.metavar, **kwargs)
-        parser.addini(option.ini_key, f"{option.help} (default: {option.default_doc})", default=None)
+        parser.addini(option.ini_key, f"{option.meaning} (default: {option.default_doc})", default=None)
 
 
 def _inputs(config: pytest.Config, table_: tuple[Option, ...]) -> options.Inputs:

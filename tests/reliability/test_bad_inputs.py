@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from driveops_env.option_types import Range
+from driveops_env.services import registry
 from tests.helpers import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.local_only]
@@ -223,6 +225,17 @@ CASES = [
     ),
     Case("descriptor-deep", ("status", "--from", "D.json"), "D.json", files={"D.json": DEEP}),
     Case("descriptor-fifo", ("check", "--from", "D.json"), "D.json", fifos=("D.json",)),
+    # numbers without a bound: every numeric option (generated below), the commands' own
+    Case("pool-env", ("up",), "DRIVEOPS_ENV_MONGO_RESTORE_POOL", env={"DRIVEOPS_ENV_MONGO_RESTORE_POOL": "546"}),
+    Case("dashboard-interval-huge", ("dashboard", "--interval", "1e308"), "--interval"),
+    Case("dashboard-interval-tiny", ("dashboard", "--interval", "1e-9"), "--interval"),
+    Case("watch-interval", ("status", "--watch", "--interval", "nan"), "--interval"),
+    Case("logs-lines", ("logs", "redis", "--lines", "-3"), "--lines"),
+    *(
+        Case(f"bound-{option.name}", ("up", option.flag, "99999999999999999999"), option.flag)
+        for option in registry.options()
+        if isinstance(option.parse, Range)
+    ),
 ]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from driveops_env import options
 from driveops_env.errors import UsageError
-from driveops_env.option_types import table
+from driveops_env.option_types import Range, parse_port, table
 
 
 def test_every_option_is_declared_once_by_settings_or_one_service() -> None:
@@ -20,6 +20,23 @@ def test_every_option_is_declared_once_by_settings_or_one_service() -> None:
     own = {o.name for cls in registry.classes() if cls.options for o in table(cls.options)}
     assert set(names) == generic | own and not generic & own
     assert {"image_postgres", "keycloak_version", "redis_server"} <= own  # each service's options are its own
+
+
+def test_every_numeric_option_has_an_upper_bound_that_says_why() -> None:
+    from driveops_env.services import registry
+
+    for option in registry.options():
+        default = option.default()
+        if isinstance(default, bool) or not isinstance(default, int | float):
+            continue
+        assert isinstance(option.parse, Range) or option.parse is parse_port, option.name
+        if isinstance(option.parse, Range):
+            assert option.parse.high < 10**7 and option.parse.why, option.name
+            assert option.parse.describe()[1:] in option.meaning
+            with pytest.raises(UsageError, match=f"{option.flag}: .*must be from"):
+                options.resolve(cli={option.name: "99999999999999999999"}, environ={}, pyproject={})
+            with pytest.raises(UsageError, match=option.env_var):
+                options.resolve(cli={}, environ={option.env_var: "1e308"}, pyproject={})
 
 
 def test_derived_names() -> None:

@@ -22,6 +22,25 @@ def test_copies_are_handed_over_oldest_first_and_replaced() -> None:
     assert set(log[1:-1]) <= {"dropped"}
 
 
+def test_the_first_hand_over_waits_for_one_copy_not_for_the_whole_pool() -> None:
+    made = threading.Event()
+    release = threading.Event()
+    numbers = itertools.count()
+
+    def slow() -> int:
+        number = next(numbers)
+        if number > 0:
+            made.set()
+            release.wait(5)  # the rest of the pool is still being made
+        return number
+
+    pool = ReadyPool("t", slow, 8, lambda: None)
+    assert pool.take(lambda ready: ready) == 0
+    assert made.wait(5)
+    release.set()
+    pool.close()
+
+
 def test_a_failed_copy_is_raised_on_the_path_and_the_pool_keeps_its_size() -> None:
     attempts = itertools.count()
 

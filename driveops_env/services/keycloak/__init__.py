@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from driveops_env import builders
 from driveops_env.errors import UsageError
-from driveops_env.option_types import declare, parse_optional_path, parse_port, parse_positive_int
+from driveops_env.option_types import Range, declare, parse_optional_path, parse_port
 from driveops_env.secret import generate_secret, mask
 from driveops_env.services.base import CONTAINER, Fixture, Need, Plan, Prepare, Server, Service, Sources, View, Work
 from driveops_env.services.keycloak import access as access_
@@ -56,7 +56,11 @@ class KeycloakOptions:
         metavar="PORT",
     )
     keycloak_heap_mb: int = declare(
-        "Maximum Java heap of Keycloak, in MB.", lambda: 512, "512", parse_positive_int, metavar="MB"
+        "Maximum Java heap of Keycloak, in MB.",
+        lambda: 512,
+        "512",
+        Range(64, 65536, "64 GiB: more than a development machine gives one server"),
+        metavar="MB",
     )
     keycloak_jvm_options: str = declare(
         "Extra JVM options of Keycloak (JAVA_OPTS_APPEND). The default, the C1 compiler only, brings Keycloak to "
@@ -77,7 +81,7 @@ class KeycloakOptions:
         "Realms set up at once (Keycloak creates them one after another anyway).",
         lambda: 3,
         "3",
-        parse_positive_int,
+        Range(1, 32, "Keycloak creates realms one after another: more at once only wait"),
         metavar="N",
     )
     java_home: Path | None = declare(

@@ -12,7 +12,7 @@ from typing import Any
 
 from driveops_env import builders
 from driveops_env.backends import ready_image
-from driveops_env.option_types import declare, parse_bool, parse_count
+from driveops_env.option_types import Range, declare, parse_bool
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -55,7 +55,9 @@ class MongoOptions:
         "the test's path).",
         lambda: 2,
         "2",
-        parse_count,
+        Range(
+            0, 8, "each is a whole copy of the tenant's seed per test process, kept in the data root: RAM by default"
+        ),
         metavar="N",
     )
 

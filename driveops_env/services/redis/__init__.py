@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from driveops_env import process
-from driveops_env.option_types import declare, parse_count
+from driveops_env.option_types import Range, declare
 from driveops_env.secret import generate_secret, hide
 from driveops_env.services.base import (
     CONTAINER,
@@ -57,7 +57,7 @@ class RedisOptions:
         "refilled on the test's path).",
         lambda: 1,
         "1",
-        parse_count,
+        Range(0, 8, "a test process's copy, its pristine seed and these share the server's 62 logical databases"),
         metavar="N",
     )
 
