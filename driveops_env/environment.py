@@ -111,6 +111,12 @@ class TenantHandle:
         """Back to the seeded state in ``stores`` (default: all); the seconds each took.  Test
         processes' copies are left alone."""
         wanted = list(self._record.stores) if stores is None else list(stores)
+        unknown = [store for store in wanted if store not in self._record.stores]
+        if unknown:
+            raise UsageError(
+                f"unknown store(s) {', '.join(map(repr, unknown))} of tenant {self.slug!r}",
+                hint=f"use {', '.join(self._record.stores)}",
+            )
         return restore.reset_tenant(self._env.state, self.slug, wanted, self._env.settings)
 
     def env_vars(self, style: str = "plain", *, network: bool = False) -> dict[str, str]:

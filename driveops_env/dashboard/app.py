@@ -1,13 +1,13 @@
 """The dashboard's web application (Starlette): the page, its data (``status --json``'s, pushed as
 server-sent events), a server's log tail, and the actions, each the same library call as the CLI's.
 
-Every request must carry the session's token (``?token=`` or the ``X-Driveops-Token`` header: the page
-shows secrets); a Host other than the loopback's is refused (DNS rebinding)."""
+A Host other than the loopback's is refused (DNS rebinding); the rest of what every request must be
+(same-site, with the session's token) is :mod:`.guard`'s.  An action's body is a JSON object of
+strings, checked as the CLI checks its arguments (400 with the CLI's message)."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
@@ -19,33 +19,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from driveops_env.dashboard import actions
+from driveops_env.dashboard.guard import Guard, policy
 from driveops_env.environment import Environment
 from driveops_env.errors import DriveopsEnvError
 
 LOG_LINES = 200
-
-
-class TokenGate:
-    """401 for every request without the token (compared in constant time)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            request = Request(scope)
-            given = request.query_params.get("token") or request.headers.get("x-driveops-token") or ""
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                response = PlainTextResponse("401: open the URL driveops-env dashboard printed", status_code=401)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def make_app(load: Callable[[], Environment], token: str, *, interval: float, read_only: bool) -> Starlette:
@@ -54,7 +36,7 @@ def make_app(load: Callable[[], Environment], token: str, *, interval: float, re
     page = page.replace("__INTERVAL_MS__", str(int(interval * 1000))).replace("__READ_ONLY__", json.dumps(read_only))
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        return HTMLResponse(page)
 
     async def status(request: Request) -> Response:
         return await _json(lambda: load().status_data(show_secrets=True))
@@ -66,15 +48,18 @@ def make_app(load: Callable[[], Environment], token: str, *, interval: float, re
                 yield f"data: {json.dumps(data)}\n\n"
                 await asyncio.sleep(interval)
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return StreamingResponse(stream(), media_type="text/event-stream")
 
     async def logs(request: Request) -> Response:
         key = request.path_params["key"]
         return await _json(lambda: {"key": key, "text": load().logs(key, LOG_LINES)})
 
     async def action(request: Request) -> Response:
-        body = await request.json() if await request.body() else {}
         name = request.path_params["name"]
+        try:
+            body = actions.parse_body(await request.body())
+        except DriveopsEnvError as exc:
+            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=400)
         return await _json(lambda: actions.run(load(), name, body, read_only=read_only))
 
     routes = [
@@ -85,7 +70,7 @@ def make_app(load: Callable[[], Environment], token: str, *, interval: float, re
         Route("/api/actions/{name}", action, methods=["POST"]),
     ]
     hosts = Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
-    return Starlette(routes=routes, middleware=[hosts, Middleware(TokenGate, token=token)])
+    return Starlette(routes=routes, middleware=[hosts, Middleware(Guard, token=token, csp=policy(page))])
 
 
 async def _data_or_error(make: Callable[[], Any]) -> Any:

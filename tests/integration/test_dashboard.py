@@ -5,13 +5,18 @@ API would, a narrow screen, no console errors; the README's screenshots come fro
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import os
 import signal
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +177,9 @@ def test_a_descriptor_is_read_only_here(box: Sandbox, tmp_path: Path) -> None:
         url = proc.stdout.readline().split()[-1]
         origin, token = url.split("/?token=")
         request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
-            origin + "/api/actions/reset", data=b'{"tenant": "acme"}', headers={"X-Driveops-Token": token}
+            origin + "/api/actions/reset",
+            data=b'{"tenant": "acme"}',
+            headers={"X-Driveops-Token": token, "Content-Type": "application/json"},
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=30)  # noqa: S310
@@ -190,3 +197,121 @@ def test_a_taken_port_is_a_usage_error(box: Sandbox) -> None:
     assert result.returncode == 2 and "--port" in result.stderr
     beyond = box.cli("dashboard", "--port", "70000")
     assert beyond.returncode == 2 and "--port" in beyond.stderr
+
+
+def _ask(url: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, Message, str]:
+    """An answer of the dashboard (status, headers, text), the session's token sent as a program does."""
+    origin, token = url.split("/?token=")
+    request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
+        origin + path, data=body, headers={"X-Driveops-Token": token, **headers}
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=60) as answer:
+            return answer.status, answer.headers, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.headers, refused.read().decode()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_action_bodies_are_checked_as_the_cli_checks_its_arguments(url: str, box: Sandbox) -> None:
+    for body in (b"{", b"[1]", b"tenant=acme", b'{"tenant": 5}', b'{"tenant": "acme", "drop": "x"}', b'"acme"'):
+        status, _, text = _ask(url, "/api/actions/reset", body, **JSON)
+        assert status == 400, body
+        assert json.loads(text)["hint"], body  # what to send instead
+    status, _, text = _ask(url, "/api/actions/reset", b'{"tenant": "acme", "store": "evil"}', **JSON)
+    cli = box.cli("reset", "--tenant", "acme", "--only", "evil")
+    assert cli.returncode == 2 and status == 400
+    assert json.loads(text)["error"] in cli.stderr and "'evil'" in cli.stderr  # the CLI's message
+
+
+def test_cross_site_requests_are_refused_whatever_they_carry(url: str) -> None:
+    origin = url.split("/?")[0]
+    evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"}
+    assert _ask(url, "/api/actions/token", b'{"tenant": "acme"}', **evil)[0] == 403
+    assert _ask(url, "/api/actions/token", b'{"tenant": "acme"}', **{**JSON, "Origin": "null"})[0] == 403
+    assert _ask(url, "/api/status", **{"Sec-Fetch-Site": "same-site"})[0] == 403  # another port of 127.0.0.1
+    assert _ask(url, "/api/actions/check", b"{}", **{"Content-Type": "text/plain", "Origin": origin})[0] == 415
+    status, _, text = _ask(url, "/api/actions/token", b'{"tenant": "acme"}', **{**JSON, "Origin": origin})
+    assert status == 200 and json.loads(text)["token"]  # the page's own request
+
+
+def test_every_answer_is_not_stored_and_cannot_be_framed(url: str) -> None:
+    origin, token = url.split("/?token=")
+    first = _ask(url, "/?token=" + token)
+    assert first[0] == 303 and first[1]["Location"] == "/"  # the token leaves the URL
+    cookie = first[1]["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and token in cookie
+    answers = [first, _ask(url, "/"), _ask(url, "/api/status"), _ask(origin + "/?token=nope", "/api/status")]
+    answers.append(_ask(url, "/api/status", **{"Sec-Fetch-Site": "cross-site"}))
+    assert [a[0] for a in answers] == [303, 200, 200, 401, 403]
+    for _, headers, _ in answers:
+        assert headers["Cache-Control"] == "no-store"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+def test_the_token_moves_from_the_url_to_a_cookie_of_the_page(url: str, browser: Any) -> None:
+    browser.get(url)
+    wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=30, what="the page over its cookie")
+    assert "token" not in browser.current_url
+    port = url.split("/?")[0].rsplit(":", 1)[1]
+    cookie = browser.get_cookie(f"driveops_dashboard_{port}")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert "driveops" not in browser.execute_script("return document.cookie")  # no script reads it
+    browser.refresh()
+    wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=30, what="the page after a reload")
+
+
+def test_another_site_can_neither_frame_the_page_nor_post_to_it(url: str, browser: Any, tmp_path: Path) -> None:
+    origin = url.split("/?")[0]
+    browser.get(url)  # the cookie is set: a same-site page of another port would have it sent
+    (tmp_path / "frame.html").write_text(f'<iframe src="{origin}/"></iframe>')
+    form = f'<form method="post" enctype="text/plain" action="{origin}/api/actions/token">'
+    field = '<input name=\'{"tenant": "acme", "x": "\' value=\'"}\'>'
+    (tmp_path / "post.html").write_text(f"{form}{field}</form><script>document.forms[0].submit()</script>")
+    with _static_site(tmp_path) as site:
+        browser.get_log("browser")
+        browser.get(site + "/frame.html")
+        refused = wait_for(
+            lambda: [e for e in browser.get_log("browser") if "frame-ancestors" in e["message"]], timeout=30
+        )
+        assert refused, "the frame was shown"
+        browser.get(site + "/post.html")
+        body = wait_for(lambda: browser.find_element("tag name", "body").text, timeout=30, what="the answer")
+        assert body == "403: a cross-site request is refused"  # no token was handed out
+
+
+@contextlib.contextmanager
+def _static_site(folder: Path) -> Iterator[str]:
+    """Another site's pages, served on another port of 127.0.0.1."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_dead_keycloak_is_said_as_such_by_token_on_the_cli_and_the_page(url: str, box: Sandbox) -> None:
+    box.kill_server("keycloak")
+    try:
+        cli = box.cli("token", "--tenant", "acme")
+        assert cli.returncode == 1 and "does not answer" in cli.stderr and "driveops-env status" in cli.stderr
+        assert "user name and password" not in cli.stderr
+        status, _, text = _ask(url, "/api/actions/token", b'{"tenant": "acme"}', **JSON)
+        said = json.loads(text)
+        assert status == 409 and "does not answer" in said["error"] and "status" in said["hint"]
+    finally:
+        healed = box.cli("up", "--tenants", "acme,beta")
+        assert healed.returncode == 0, healed.stderr

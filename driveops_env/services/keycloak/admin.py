@@ -20,13 +20,26 @@ TIMEOUT = 30
 T = TypeVar("T")
 
 
+def not_answering(what: str, exc: BaseException, tenant: str | None = None) -> ServiceError:
+    """The error of a Keycloak that did not answer (a connection refused or timed out) while doing ``what``."""
+    return ServiceError(
+        f"Keycloak does not answer ({what}: {' '.join(str(exc).split())[:160]})",
+        service="keycloak",
+        tenant=tenant,
+        hint="`driveops-env status` shows whether it runs; `driveops-env up` heals the environment",
+    )
+
+
 @contextmanager
 def refusals(what: str, *, tenant: str | None = None, hint: str | None = None) -> Iterator[None]:
-    """python-keycloak's errors as a :class:`ServiceError` that says what was refused."""
-    from keycloak.exceptions import KeycloakError
+    """python-keycloak's errors as a :class:`ServiceError` that says what was refused, or that the
+    server did not answer at all (then the hint is what to do about that, not ``hint``)."""
+    from keycloak.exceptions import KeycloakConnectionError, KeycloakError
 
     try:
         yield
+    except KeycloakConnectionError as exc:
+        raise not_answering(what, exc, tenant) from None
     except KeycloakError as exc:
         body = exc.error_message
         text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
@@ -188,11 +201,7 @@ def realm_exists(base_url: str, realm: str) -> bool:
     try:
         KeycloakOpenID(server_url=base_url, realm_name=realm, client_id="account", timeout=TIMEOUT).well_known()
     except KeycloakConnectionError as exc:
-        raise ServiceError(
-            f"Keycloak does not answer at {base_url} ({' '.join(str(exc).split())[:160]})",
-            service="keycloak",
-            hint="`driveops-env status` shows whether it runs; `driveops-env up` heals the environment",
-        ) from None
+        raise not_answering(f"realm {realm!r} at {base_url}", exc) from None
     except KeycloakError as exc:
         if exc.response_code == 404:
             return False
