@@ -199,11 +199,13 @@ def test_a_taken_port_is_a_usage_error(box: Sandbox) -> None:
     assert beyond.returncode == 2 and "--port" in beyond.stderr
 
 
-def _ask(url: str, path: str, body: bytes | None = None, **headers: str) -> tuple[int, Message, str]:
+def _ask(
+    url: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Message, str]:
     """An answer of the dashboard (status, headers, text), the session's token sent as a program does."""
     origin, token = url.split("/?token=")
     request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
-        origin + path, data=body, headers={"X-Driveops-Token": token, **headers}
+        origin + path, data=body, headers={"X-Driveops-Token": token, **(headers or {})}
     )
     opener = urllib.request.build_opener(_NoRedirect)
     try:
@@ -223,10 +225,10 @@ JSON = {"Content-Type": "application/json"}
 
 def test_action_bodies_are_checked_as_the_cli_checks_its_arguments(url: str, box: Sandbox) -> None:
     for body in (b"{", b"[1]", b"tenant=acme", b'{"tenant": 5}', b'{"tenant": "acme", "drop": "x"}', b'"acme"'):
-        status, _, text = _ask(url, "/api/actions/reset", body, **JSON)
+        status, _, text = _ask(url, "/api/actions/reset", body, JSON)
         assert status == 400, body
         assert json.loads(text)["hint"], body  # what to send instead
-    status, _, text = _ask(url, "/api/actions/reset", b'{"tenant": "acme", "store": "evil"}', **JSON)
+    status, _, text = _ask(url, "/api/actions/reset", b'{"tenant": "acme", "store": "evil"}', JSON)
     cli = box.cli("reset", "--tenant", "acme", "--only", "evil")
     assert cli.returncode == 2 and status == 400
     assert json.loads(text)["error"] in cli.stderr and "'evil'" in cli.stderr  # the CLI's message
@@ -235,11 +237,11 @@ def test_action_bodies_are_checked_as_the_cli_checks_its_arguments(url: str, box
 def test_cross_site_requests_are_refused_whatever_they_carry(url: str) -> None:
     origin = url.split("/?")[0]
     evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"}
-    assert _ask(url, "/api/actions/token", b'{"tenant": "acme"}', **evil)[0] == 403
-    assert _ask(url, "/api/actions/token", b'{"tenant": "acme"}', **{**JSON, "Origin": "null"})[0] == 403
-    assert _ask(url, "/api/status", **{"Sec-Fetch-Site": "same-site"})[0] == 403  # another port of 127.0.0.1
-    assert _ask(url, "/api/actions/check", b"{}", **{"Content-Type": "text/plain", "Origin": origin})[0] == 415
-    status, _, text = _ask(url, "/api/actions/token", b'{"tenant": "acme"}', **{**JSON, "Origin": origin})
+    assert _ask(url, "/api/actions/token", b'{"tenant": "acme"}', evil)[0] == 403
+    assert _ask(url, "/api/actions/token", b'{"tenant": "acme"}', {**JSON, "Origin": "null"})[0] == 403
+    assert _ask(url, "/api/status", None, {"Sec-Fetch-Site": "same-site"})[0] == 403  # another port of 127.0.0.1
+    assert _ask(url, "/api/actions/check", b"{}", {"Content-Type": "text/plain", "Origin": origin})[0] == 415
+    status, _, text = _ask(url, "/api/actions/token", b'{"tenant": "acme"}', {**JSON, "Origin": origin})
     assert status == 200 and json.loads(text)["token"]  # the page's own request
 
 
@@ -250,7 +252,7 @@ def test_every_answer_is_not_stored_and_cannot_be_framed(url: str) -> None:
     cookie = first[1]["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and token in cookie
     answers = [first, _ask(url, "/"), _ask(url, "/api/status"), _ask(origin + "/?token=nope", "/api/status")]
-    answers.append(_ask(url, "/api/status", **{"Sec-Fetch-Site": "cross-site"}))
+    answers.append(_ask(url, "/api/status", None, {"Sec-Fetch-Site": "cross-site"}))
     assert [a[0] for a in answers] == [303, 200, 200, 401, 403]
     for _, headers, _ in answers:
         assert headers["Cache-Control"] == "no-store"
@@ -309,7 +311,7 @@ def test_a_dead_keycloak_is_said_as_such_by_token_on_the_cli_and_the_page(url: s
         cli = box.cli("token", "--tenant", "acme")
         assert cli.returncode == 1 and "does not answer" in cli.stderr and "driveops-env status" in cli.stderr
         assert "user name and password" not in cli.stderr
-        status, _, text = _ask(url, "/api/actions/token", b'{"tenant": "acme"}', **JSON)
+        status, _, text = _ask(url, "/api/actions/token", b'{"tenant": "acme"}', JSON)
         said = json.loads(text)
         assert status == 409 and "does not answer" in said["error"] and "status" in said["hint"]
     finally:
