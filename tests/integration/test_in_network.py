@@ -1,6 +1,7 @@
-"""A service in a container on the environment's network (as a DriveOps API would run): it reaches its
-tenant's stores by stable names with the values `env --network` prints (read by `docker run
---env-file` as they are), and a token it fetches there carries the issuer the host side uses."""
+"""A service in a container on the environment's network (as a DriveOps API would run): with the values
+`env --network` prints, in each format as its consumer reads it (`docker run --env-file` for dotenv, a
+sourced file for shell, a JSON reader), it reaches its tenant's stores by stable names, and fetches
+Keycloak's discovery document, JWKS and a token there; the issuer is the one the host side uses."""
 
 from __future__ import annotations
 
@@ -8,23 +9,57 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
 
 from driveops_env.services.keycloak.admin import claims
-from tests.helpers import make_sandbox
+from tests.helpers import Sandbox, make_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
-FETCH_TOKEN = r"""
-body="grant_type=password&client_id=$DRIVEOPS_KEYCLOAK_CLIENT_ID&client_secret=$DRIVEOPS_KEYCLOAK_CLIENT_SECRET&scope=openid"
-body="$body&username=$(printf %s "$DRIVEOPS_KEYCLOAK_USER" | sed 's/@/%40/')&password=$DRIVEOPS_KEYCLOAK_PASSWORD"
-exec 3<>/dev/tcp/keycloak/8080
-head='POST /realms/%s/protocol/openid-connect/token HTTP/1.1\r\nHost: keycloak:8080\r\n'
-head="$head"'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n'
-printf "$head%s" "$DRIVEOPS_KEYCLOAK_REALM" "${#body}" "$body" >&3
-cat <&3 | tail -1
+# what a client library does with the printed values: discovery, its JWKS, a password grant at its
+# token endpoint (Perl's core HTTP::Tiny and JSON::PP: the postgres image has them)
+OIDC_CLIENT = r"""
+use strict; use HTTP::Tiny; use JSON::PP;
+my %v = @ARGV ? %{decode_json(do { local $/; open(my $f, '<', $ARGV[0]) or die "$!"; <$f> })} : %ENV;
+my $http = HTTP::Tiny->new(timeout => 60);
+sub fetch { my $r = $http->get($_[0]);
+  die "$_[0]: $r->{status} $r->{content}\n" unless $r->{success}; decode_json($r->{content}) }
+my $conf = fetch($v{DRIVEOPS_KEYCLOAK_DISCOVERY_URL});
+my $jwks = fetch($conf->{jwks_uri});
+my $r = $http->post_form($conf->{token_endpoint}, {grant_type => 'password', scope => 'openid',
+  client_id => $v{DRIVEOPS_KEYCLOAK_CLIENT_ID}, client_secret => $v{DRIVEOPS_KEYCLOAK_CLIENT_SECRET},
+  username => $v{DRIVEOPS_KEYCLOAK_USER}, password => $v{DRIVEOPS_KEYCLOAK_PASSWORD}});
+die "token: $r->{status} $r->{content}\n" unless $r->{success};
+print encode_json({issuer => $conf->{issuer}, token_endpoint => $conf->{token_endpoint},
+  kids => [map { $_->{kid} } @{$jwks->{keys}}], token => decode_json($r->{content})->{access_token}});
 """
+
+
+def _run(network: str, mounts: list[str], *command: str) -> subprocess.CompletedProcess[str]:
+    image = os.environ.get("DRIVEOPS_ENV_IMAGE_POSTGRES", "postgres:16")
+    argv = ["docker", "run", "--rm", "--network", network, *mounts, "--entrypoint", command[0], image, *command[1:]]
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+
+
+def _in_container(box: Sandbox, tmp_path: Path, network: str, fmt: str) -> dict[str, Any]:
+    """What the OIDC client printed, run with ``env --network --format fmt`` as that format's consumer
+    reads it."""
+    printed = box.cli("env", "--tenant", "acme", "--network", "--format", fmt)
+    assert printed.returncode == 0, printed.stderr
+    (tmp_path / f"acme.{fmt}").write_text(printed.stdout + "\n")
+    mount = ["-v", f"{tmp_path}:/values:ro"]
+    if fmt == "dotenv":
+        ran = _run(network, ["--env-file", str(tmp_path / "acme.dotenv")], "perl", "-e", OIDC_CLIENT)
+    elif fmt == "shell":
+        ran = _run(network, mount, "bash", "-c", '. /values/acme.shell && exec perl -e "$0"', OIDC_CLIENT)
+    else:
+        ran = _run(network, mount, "perl", "-e", OIDC_CLIENT, "/values/acme.json")
+    assert ran.returncode == 0, f"{fmt}: {ran.stderr}"
+    found: dict[str, Any] = json.loads(ran.stdout)
+    return found
 
 
 def test_a_container_on_the_network_uses_names_and_the_same_issuer(tmp_path: Path) -> None:
@@ -33,42 +68,29 @@ def test_a_container_on_the_network_uses_names_and_the_same_issuer(tmp_path: Pat
     with make_sandbox(tmp_path, services="keycloak,postgres,redis", backend="docker") as box:
         assert box.cli("up", "--tenants", "acme").returncode == 0
         try:
-            inside = box.cli("env", "--tenant", "acme", "--network", "--format", "dotenv").stdout
-            env_file = tmp_path / "acme.env"
-            env_file.write_text(inside + "\n")
-            host_side = dict(
-                line.split("=", 1)
-                for line in box.cli("env", "--tenant", "acme", "--format", "dotnet").stdout.splitlines()
-            )
-            in_net = dict(line.split("=", 1) for line in inside.splitlines())
-            assert in_net["PGHOST"] == "postgres-acme" and in_net["PGPORT"] == "5432"
+            host_side = json.loads(box.cli("env", "--tenant", "acme", "--format", "json").stdout)
+            inside = json.loads(box.cli("env", "--tenant", "acme", "--network", "--format", "json").stdout)
+            assert inside["PGHOST"] == "postgres-acme" and inside["PGPORT"] == "5432"
+            assert inside["DRIVEOPS_KEYCLOAK_URL"] == "http://keycloak:8080"
+            assert inside["DRIVEOPS_KEYCLOAK_DISCOVERY_URL"].startswith(inside["DRIVEOPS_KEYCLOAK_URL"] + "/realms/")
+            assert inside["DRIVEOPS_KEYCLOAK_ISSUER"] == host_side["DRIVEOPS_KEYCLOAK_ISSUER"]
             network = box.state()["services"]["postgres.acme"]["network"]
-            image = os.environ.get("DRIVEOPS_ENV_IMAGE_POSTGRES", "postgres:16")
-            run = [
-                "docker",
-                "run",
-                "--rm",
-                "--network",
+            (tmp_path / "acme.env").write_text(box.cli("env", "--tenant", "acme", "--network").stdout + "\n")
+            query = _run(
                 network,
-                "--env-file",
-                str(env_file),
-                "--entrypoint",
+                ["--env-file", str(tmp_path / "acme.env")],
                 "bash",
-                image,
                 "-c",
-            ]
-            query = subprocess.run(
-                [*run, 'psql "$DRIVEOPS_POSTGRES_DSN" -tAc "SELECT slug FROM tenants"'],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=120,
+                'psql "$DRIVEOPS_POSTGRES_DSN" -tAc "SELECT slug FROM tenants"',
             )
             assert query.stdout.strip() == "acme", query.stderr
-            fetched = subprocess.run([*run, FETCH_TOKEN], capture_output=True, text=True, check=False, timeout=120)
-            token = json.loads(fetched.stdout)["access_token"]
-            assert claims(token)["iss"] == host_side["Keycloak__Authority"]  # the same issuer on both sides
             host_token = box.cli("token", "--tenant", "acme").stdout.strip()
-            assert claims(host_token)["iss"] == claims(token)["iss"]
+            for fmt in ("dotenv", "shell", "json"):
+                found = _in_container(box, tmp_path, network, fmt)
+                assert found["issuer"] == host_side["DRIVEOPS_KEYCLOAK_ISSUER"]  # the host's issuer
+                assert found["token_endpoint"].startswith("http://keycloak:8080/")  # reached by name
+                assert claims(found["token"])["iss"] == claims(host_token)["iss"] == found["issuer"]
+                assert claims(found["token"])["tenant_id"] == host_side["DRIVEOPS_TENANT_ID"]
+                assert jwt.get_unverified_header(found["token"])["kid"] in found["kids"]  # its JWKS, in the network
         finally:
             box.cli("down")

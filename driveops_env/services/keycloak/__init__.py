@@ -311,12 +311,14 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
     def inside(
         self, access: KeycloakAccess, servers: Mapping[str, ServiceRecord]
     ) -> tuple[KeycloakAccess, dict[str, str]]:
-        """The issuer stays (its hostname is the URL clients use outside); discovery goes by name."""
+        """The server by its name on the network; the issuer stays (its hostname is the URL clients use
+        outside, and the token and JWKS endpoints follow the host a request used)."""
         record = servers.get(access.service)
         if record is None or not record.aliases:
             return access, {}
-        url = f"http://{record.aliases[0]}:{record.container_port}/realms/{access.realm}"
-        return access, {"Keycloak__MetadataAddress": f"{url}/.well-known/openid-configuration"}
+        base = f"http://{record.aliases[0]}:{record.container_port}"
+        moved = replace(access, base_url=base, public_url=access.public_url or access.base_url)
+        return moved, {"Keycloak__MetadataAddress": moved.discovery_url}
 
     def describe(self, access: KeycloakAccess, show_secrets: bool) -> str:
         secret = access.client_secret if show_secrets else mask(access.client_secret)

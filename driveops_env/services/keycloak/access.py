@@ -21,10 +21,19 @@ class KeycloakAccess:
     client_secret: str = field(repr=False)
     web_client_id: str = WEB_CLIENT
     users: dict[str, str] = field(default_factory=dict, repr=False)  # username -> password
+    # the server's URL in its issuers when clients reach it at another (``base_url``, a container's on
+    # the environment's network): tokens name the URL clients outside use; empty: ``base_url``
+    public_url: str = ""
 
     @property
     def issuer(self) -> str:
-        return f"{self.base_url}/realms/{self.realm}"
+        return f"{self.public_url or self.base_url}/realms/{self.realm}"
+
+    @property
+    def discovery_url(self) -> str:
+        """The realm's OpenID configuration where these clients reach it (its token and JWKS endpoints
+        follow the host a request used: the server's backchannel is dynamic)."""
+        return f"{self.base_url}/realms/{self.realm}/.well-known/openid-configuration"
 
     @property
     def audience(self) -> str:
@@ -45,6 +54,7 @@ def env(access: KeycloakAccess, style: str) -> dict[str, str]:
         "DRIVEOPS_KEYCLOAK_URL": access.base_url,
         "DRIVEOPS_KEYCLOAK_REALM": access.realm,
         "DRIVEOPS_KEYCLOAK_ISSUER": access.issuer,
+        "DRIVEOPS_KEYCLOAK_DISCOVERY_URL": access.discovery_url,
         "DRIVEOPS_KEYCLOAK_CLIENT_ID": access.client_id,
         "DRIVEOPS_KEYCLOAK_CLIENT_SECRET": access.client_secret,
         "DRIVEOPS_KEYCLOAK_WEB_CLIENT_ID": access.web_client_id,
@@ -61,14 +71,18 @@ def from_env(environ: Mapping[str, str], slug: str) -> KeycloakAccess | None:
     users = {}
     if "DRIVEOPS_KEYCLOAK_USER" in environ:
         users[environ["DRIVEOPS_KEYCLOAK_USER"]] = environ.get("DRIVEOPS_KEYCLOAK_PASSWORD", "")
+    realm = environ.get("DRIVEOPS_KEYCLOAK_REALM", slug)
+    issuer = environ.get("DRIVEOPS_KEYCLOAK_ISSUER", "")
+    public = issuer.removesuffix(f"/realms/{realm}") if issuer.endswith(f"/realms/{realm}") else ""
     return KeycloakAccess(
         "keycloak",
         environ["DRIVEOPS_KEYCLOAK_URL"],
-        environ.get("DRIVEOPS_KEYCLOAK_REALM", slug),
+        realm,
         environ.get("DRIVEOPS_KEYCLOAK_CLIENT_ID", API_CLIENT),
         environ.get("DRIVEOPS_KEYCLOAK_CLIENT_SECRET", ""),
         environ.get("DRIVEOPS_KEYCLOAK_WEB_CLIENT_ID", WEB_CLIENT),
         users,
+        "" if public == environ["DRIVEOPS_KEYCLOAK_URL"] else public,
     )
 
 
