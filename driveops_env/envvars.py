@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from driveops_env import dotenv_lines
 from driveops_env.errors import UsageError
 from driveops_env.services.base import Service
 from driveops_env.state import ServiceRecord, TenantRecord
@@ -55,15 +56,17 @@ def render(values: Mapping[str, str], fmt: str) -> str:
     """``json`` for programs; ``shell`` (``export K='v'``) for ``eval`` and ``sh`` sourcing;
     ``dotenv`` and ``dotnet`` (``K=v``, the value as it is) for ``docker run --env-file``, GitHub's
     ``$GITHUB_ENV`` and python-dotenv with ``interpolate=False``: these keep everything after the first
-    ``=`` literally, so nothing is quoted; a value they cannot carry (a line break) is refused."""
+    ``=`` literally, so nothing is quoted; a value python-dotenv would read differently (a line break,
+    a leading quote, white space at an end, ``" #"``: :mod:`.dotenv_lines`) is refused."""
     if fmt == "json":
         return json.dumps(dict(values), indent=2)
     if fmt == "shell":
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in values.items())
     for key, value in values.items():
-        if any(c in value for c in "\n\r\0"):
+        if (said := dotenv_lines.problem(value)) is not None:
             raise UsageError(
-                f"{key} holds a line break, which the {fmt} format (docker --env-file, $GITHUB_ENV) cannot carry",
+                f"{key} holds {said}, which the {fmt} format (docker --env-file, $GITHUB_ENV, python-dotenv) "
+                "cannot carry unchanged",
                 hint="use --format json or --format shell",
             )
     return "\n".join(f"{k}={v}" for k, v in values.items())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driveops_env import files
+from driveops_env import dotenv_lines, files
 from driveops_env.errors import TemplateError, UsageError
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9-]{1,30}")
@@ -123,10 +123,16 @@ def _catalogue_entry(path: Path, row: Any) -> CatalogueEntry:
         tenant_id = str(uuid.UUID(row["tenant_id"]))
         if not name.strip() or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
             raise ValueError("the name must be non-empty text without control characters or line breaks")
+        if (said := dotenv_lines.problem(name)) is not None:
+            raise ValueError(
+                f"the name {name!r} has {said}, so `driveops-env env` (dotenv: docker --env-file, "
+                "$GITHUB_ENV, python-dotenv) could not hand it over unchanged"
+            )
     except (KeyError, TypeError, ValueError, UsageError) as exc:
         raise TemplateError(
             f"{path}: bad catalogue entry {row!r:.200}: {exc}",
-            hint="each entry needs a valid slug, a GUID tenant_id and a one-line name",
+            hint="each entry needs a valid slug, a GUID tenant_id and a one-line name, without quotes at its "
+            "start, white space at its ends or ' #'",
         ) from exc
     return CatalogueEntry(slug, tenant_id, name)
 

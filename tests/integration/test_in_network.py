@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
+from driveops_env import envvars
 from driveops_env.services.keycloak.admin import claims
 from tests.helpers import Sandbox, make_sandbox
 
@@ -94,3 +95,13 @@ def test_a_container_on_the_network_uses_names_and_the_same_issuer(tmp_path: Pat
                 assert jwt.get_unverified_header(found["token"])["kid"] in found["kids"]  # its JWKS, in the network
         finally:
             box.cli("down")
+
+
+def test_docker_env_file_reads_every_accepted_display_name_as_it_is(tmp_path: Path) -> None:
+    names = ['Acme "Garage" $(id) `id` \\n ${HOME}', "O'Brien & Sons, 50%#1 = fine", "#1 Garage", "Garage=#2 é"]
+    values = {f"DRIVEOPS_TENANT_NAME_{number}": name for number, name in enumerate(names)}
+    (tmp_path / "names.env").write_text(envvars.render(values, "dotenv") + "\n")
+    ran = _run("none", ["--env-file", str(tmp_path / "names.env")], "printenv", "-0")
+    assert ran.returncode == 0, ran.stderr
+    seen = dict(item.split("=", 1) for item in ran.stdout.split("\0") if item.startswith("DRIVEOPS_"))
+    assert seen == values

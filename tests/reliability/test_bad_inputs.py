@@ -31,6 +31,7 @@ class Case:
 DEEP = "[" * 100_000  # a RecursionError in json.loads
 DEEPISH = "[" * 500 + "]" * 500  # parses, but nests deeper than any seed or realm does
 GAMMA_DERIVED = str(uuid.uuid5(uuid.UUID("6f1b2c1e-8d4a-5f3e-9b7c-0d2e4f6a8b10"), "gamma"))
+ACME = "550e8400-e29b-41d4-a716-446655440001"
 GOOD_REALM = '{"realm": "{{ realm }}", "enabled": true, "roles": {"realm": [{"name": "admin"}]}}'
 GOOD_USERS = '{"users": []}'
 
@@ -166,6 +167,14 @@ CASES = [
         ("up", "--services", "postgres", "--seeds-dir", "S"),
         "tenants.json",
         files={"S/tenants.json": '{"tenants": [{"slug": "acme", "tenant_id": "nope", "name": "A"}]}'},
+    ),
+    Case(
+        "catalogue-name-for-dotenv",
+        ("up", "--services", "postgres", "--seeds-dir", "S"),
+        "'Garage #1 Lyon'",
+        files={
+            "S/tenants.json": json.dumps({"tenants": [{"slug": "acme", "tenant_id": ACME, "name": "Garage #1 Lyon"}]})
+        },
     ),
     # a catalogue id equal to the id another tenant would be derived
     Case(

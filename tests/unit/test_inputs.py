@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -202,6 +203,43 @@ def _tenant_with(access: RedisAccess) -> TenantRecord:
 def _docker_env_file(text: str) -> dict[str, str]:
     """docker run --env-file: KEY=VALUE a line, the value kept as is (no quote removal)."""
     return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+NAMES = [
+    'Acme "Garage" $(id) `id` \\n ${HOME}',
+    "O'Brien & Sons, 50%#1 = fine",
+    "Garage #1 Lyon",
+    '"Quoted" Garage',
+    "'Single' Garage",
+    " Leading space",
+    "Trailing space ",
+    "Trailing nbsp\u00a0",
+    "Em space\u2003#2",
+    "#1 Garage",
+    "Garage=#2",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_display_name_reads_back_identically_from_the_dotenv_format_or_is_refused(tmp_path: Path, name: str) -> None:
+    import dotenv
+
+    def read_back(text: str) -> dict[str, str | None]:
+        return dict(dotenv.dotenv_values(stream=io.StringIO(text), interpolate=False))
+
+    carried = read_back(f"X={name}") == {"X": name}  # python-dotenv, the consumer that reads lines differently
+    catalogue = tmp_path / "tenants.json"
+    entry = {"slug": "acme", "tenant_id": "550e8400-e29b-41d4-a716-446655440001", "name": name}
+    catalogue.write_text(json.dumps({"tenants": [entry]}))
+    if not carried:
+        with pytest.raises(TemplateError, match="dotenv") as refused:
+            load_catalogue(catalogue)
+        assert repr(name) in refused.value.message
+        with pytest.raises(UsageError, match="cannot carry unchanged"):
+            envvars.render({"DRIVEOPS_TENANT_NAME": name}, "dotenv")
+        return
+    text = envvars.render({"DRIVEOPS_TENANT_NAME": load_catalogue(catalogue)["acme"].display_name}, "dotenv")
+    assert read_back(text) == _docker_env_file(text) == {"DRIVEOPS_TENANT_NAME": name}
 
 
 def test_dotenv_is_read_literally_by_docker_and_github_and_refuses_line_breaks() -> None:
