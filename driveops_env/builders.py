@@ -2,13 +2,17 @@
 realm snapshot): a process in a ``*.partial`` folder of the cache, or a container of the engine.
 Each runs while its maker holds a lock file; a builder whose lock is free has lost its maker (a killed
 ``up``) and is removed by the next ``up`` and by ``gc``: its process or container, and its half-made
-folder.  And what is kept: the most recently used few of each kind of snapshot."""
+folder.  And what is kept: the most recently used few of each kind of snapshot; none is pruned while an
+``up`` (or a tenant's addition) uses the cache (:func:`using`), from its preparation to its servers'
+start, when the engine's own refusal (an image a container runs) takes over."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +95,38 @@ def _inside(path: Path, root: Path) -> bool:
 # --- what is kept, and for how long -----------------------------------------------------------------
 
 KEEP = 3  # realm snapshots (and optimized Keycloak images) kept per cache, the most recently used
+IN_USE = ".in-use.lock"  # held shared by every ``up`` of a cache, exclusively by ``gc`` while it prunes
+
+
+@contextlib.contextmanager
+def using(cache: Path) -> Iterator[None]:
+    """Held while an ``up`` (or a tenant's addition) may take a cached image or snapshot: ``gc`` prunes
+    none of ``cache`` meanwhile.  Shared: any number of ``up`` at once."""
+    descriptor = _in_use_lock(cache)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def unless_used(cache: Path, prune: Callable[[], list[str]]) -> list[str]:
+    """``prune()`` while no ``up`` uses ``cache`` (holding it meanwhile, so none starts to); else
+    nothing (the next ``gc`` prunes)."""
+    descriptor = _in_use_lock(cache)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []
+        return prune()
+    finally:
+        os.close(descriptor)
+
+
+def _in_use_lock(cache: Path) -> int:
+    cache.mkdir(parents=True, exist_ok=True)
+    return os.open(cache / IN_USE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
 def used(path: Path) -> None:

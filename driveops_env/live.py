@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from driveops_env import orchestrator, teardown
+from driveops_env import builders, orchestrator, teardown
 from driveops_env.errors import UsageError
 from driveops_env.running import backend_of, load_running, running_settings, services_of, sources_of
 from driveops_env.settings import Settings
@@ -35,20 +35,23 @@ def add_tenants(
         held = [t.as_tenant() for t in state.tenants.values()]
         tenants = resolve_tenants(new, catalogue, running.realm_pattern, existing=held)
         backend = backend_of(state, settings)
-        what = orchestrator.plan_input(running, tenants, backend.family)
-        orchestrator.prepare_services(what, backend, running, progress)
-        before = set(state.services)
-        for tenant in tenants:
-            state.tenants[tenant.slug] = TenantRecord(tenant.slug, tenant.tenant_id, tenant.display_name, tenant.realm)
-        progress(f"adding tenant(s) {', '.join(new)} to environment {name!r}")
-        try:
-            orchestrator.run_plan(state, store, what, backend, running, progress)
-        except BaseException:
-            progress("adding failed; removing what was added")
-            services = services_of(state, running)
-            teardown.remove_tenants(state, backend, services, sources_of(state, running), new, keep_servers=before)
-            store.save(state)
-            raise
+        with builders.using(running.cache_dir):  # no cached image pruned under the addition
+            what = orchestrator.plan_input(running, tenants, backend.family)
+            orchestrator.prepare_services(what, backend, running, progress)
+            before = set(state.services)
+            for tenant in tenants:
+                state.tenants[tenant.slug] = TenantRecord(
+                    tenant.slug, tenant.tenant_id, tenant.display_name, tenant.realm
+                )
+            progress(f"adding tenant(s) {', '.join(new)} to environment {name!r}")
+            try:
+                orchestrator.run_plan(state, store, what, backend, running, progress)
+            except BaseException:
+                progress("adding failed; removing what was added")
+                services = services_of(state, running)
+                teardown.remove_tenants(state, backend, services, sources_of(state, running), new, keep_servers=before)
+                store.save(state)
+                raise
         _refingerprint(state)
         store.save(state)
         return state, new

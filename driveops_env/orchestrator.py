@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from driveops_env import envdirs, process, seeding, tasks, teardown
+from driveops_env import builders, envdirs, process, seeding, tasks, teardown
 from driveops_env.backends import Backend, StartContext, create_backend, resolve_backend_name
 from driveops_env.diagnosis import diagnose
 from driveops_env.errors import DriveopsEnvError, Interrupted, SpecMismatchError, StartupError, TemplateError
@@ -128,7 +128,12 @@ def up(
 ) -> UpResult:
     """Start (or attach to) an environment.  While it starts, this process owns it; afterwards its
     owner is ``owner_pid`` (default: this process), or nobody with ``detach``.  The next ``up`` of that
-    name sweeps an environment whose owner died."""
+    name sweeps an environment whose owner died.  ``gc`` prunes no cached image meanwhile."""
+    with builders.using(settings.cache_dir):
+        return _up(settings, recreate=recreate, detach=detach, owner_pid=owner_pid, progress=progress)
+
+
+def _up(settings: Settings, *, recreate: bool, detach: bool, owner_pid: int | None, progress: Progress) -> UpResult:
     started = time.monotonic()
     prepared = prepare_start(settings, progress, rebuild=recreate)
     store = StateStore(settings.state_dir)
@@ -272,8 +277,9 @@ def prepare(settings: Settings, progress: Progress = _quiet) -> dict[str, str]:
     catalogue = load_catalogue(settings.seeds_dir / "tenants.json", limit=settings.input_limit)
     tenants = resolve_tenants(settings.tenants[:1], catalogue, settings.realm_pattern)  # what the services need
     what = plan_input(settings, tenants, backend.family)
-    backend.prepare(progress)
-    return prepare_services(what, backend, settings, progress)
+    with builders.using(settings.cache_dir):
+        backend.prepare(progress)
+        return prepare_services(what, backend, settings, progress)
 
 
 def down(settings: Settings, name: str, *, keep_data: bool = False, progress: Progress = _quiet) -> bool:

@@ -38,8 +38,8 @@ def collect(settings: Settings, home: str, *, dry_run: bool) -> list[str]:
             envdirs.remove_marked(settings, env)  # its data directory, if driveops-env made it
     if not dry_run:
         removed += builders.sweep_containers(client, settings.cache_dir)
-        for service in registry.every(settings).values():
-            removed += service.collect(settings.cache_dir, client)
+        services, cache = registry.every(settings).values(), settings.cache_dir
+        removed += builders.unless_used(cache, lambda: [line for s in services for line in s.collect(cache, client)])
     return removed
 
 

@@ -44,10 +44,13 @@ class LocalBackend:
         if dry_run:
             return []
         removed = []
-        for service in registry.every(settings).values():
+        services = registry.every(settings).values()
+        for service in services:
             removed += builders.sweep_folders(service.builds(settings.cache_dir), service.commands)
-            removed += service.collect(settings.cache_dir, None)
-        return removed
+        cache = settings.cache_dir
+        return removed + builders.unless_used(
+            cache, lambda: [line for s in services for line in s.collect(cache, None)]
+        )
 
     def engine(self) -> Engine | None:
         return None
