@@ -18,7 +18,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from driveops_env import process
+from driveops_env import process, readiness
+from driveops_env.errors import ReadinessTimeoutError
 
 LABEL = "org.driveops-env"
 BUILDER = f"{LABEL}.builder"  # what it builds
@@ -96,6 +97,7 @@ def _inside(path: Path, root: Path) -> bool:
 
 KEEP = 3  # realm snapshots (and optimized Keycloak images) kept per cache, the most recently used
 IN_USE = ".in-use.lock"  # held shared by every ``up`` of a cache, exclusively by ``gc`` while it prunes
+PRUNE_WAIT = 60.0  # seconds ``gc`` waits for the ups of its cache to start their servers before pruning
 
 
 @contextlib.contextmanager
@@ -110,14 +112,17 @@ def using(cache: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def unless_used(cache: Path, prune: Callable[[], list[str]]) -> list[str]:
-    """``prune()`` while no ``up`` uses ``cache`` (holding it meanwhile, so none starts to); else
-    nothing (the next ``gc`` prunes)."""
+def unless_used(cache: Path, prune: Callable[[], list[str]], wait: float = PRUNE_WAIT) -> list[str]:
+    """``prune()`` once no ``up`` uses ``cache`` (waiting up to ``wait`` seconds for those that do to
+    start their servers; holding it meanwhile, so none starts to); after that, nothing: the next
+    ``gc`` prunes."""
     descriptor = _in_use_lock(cache)
     try:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            readiness.wait_until(
+                lambda: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB), timeout=wait, service="gc"
+            )
+        except ReadinessTimeoutError:
             return []
         return prune()
     finally:

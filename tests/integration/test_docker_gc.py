@@ -1,9 +1,11 @@
 """`gc` beside `up` on one cache: the cached images an `up` is about to start containers of are not
-pruned under it, however recently other images were used; once no `up` uses the cache, `gc` keeps only
-the most recently used again.  A cache of the test's own (other tests' `up` hold the shared one)."""
+pruned under it, however recently other images were used (gc waits for the up to start its servers,
+and the engine keeps an image a container runs); once no `up` uses the cache, `gc` keeps only the most
+recently used again.  A cache of the test's own (other tests' `up` hold the shared one)."""
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 
@@ -20,11 +22,18 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _use_the_others(cache: Path, image: str, image_id: str) -> None:
-    """Three other tags of the cache's first initialised image, each used just now."""
-    repository = image.split(":")[0]
+def _other_images(cache: Path, repository: str) -> list[str]:
+    """Three other initialised images of the cache (small ones, each its own)."""
+    made = []
     for number in range(OTHERS):
-        docker_client().images.get(image_id).tag(repository, f"other{number}")
+        recipe = f"FROM driveops-env/debian:bookworm\nLABEL org.driveops-env.cache={cache.resolve()} other={number}\n"
+        docker_client().images.build(fileobj=io.BytesIO(recipe.encode()), tag=f"{repository}:other{number}", rm=True)
+        made.append(f"{repository}:other{number}")
+    return made
+
+
+def _use_the_others(cache: Path) -> None:
+    for number in range(OTHERS):
         (cache / "docker" / f"postgres-ready-other{number}.json").touch()
 
 
@@ -37,37 +46,48 @@ def test_gc_in_a_loop_prunes_no_image_an_up_is_about_to_use(tmp_path: Path) -> N
         try:
             first = box.cli("up", "--tenants", "acme")
             assert first.returncode == 0, first.stderr
-            image, image_id = box.containers()[0].image.tags[0], box.containers()[0].image.id
+            image = box.containers()[0].image.tags[0]
             assert image.startswith("driveops-env/postgres-ready:")
             assert box.cli("down").returncode == 0
-            _use_the_others(cache, image, image_id)
+            _other_images(cache, image.split(":")[0])
+            _use_the_others(cache)  # this environment's image is now the least recently used
+
             with builders.using(cache):  # as an up holds it from its preparation to its servers' start
-                gc.collect(settings, progress=_quiet)
-                assert builders.image_present(client, image), "gc pruned an image an up was about to use"
+                pruning = threading.Thread(target=gc.collect, args=(settings,), kwargs={"progress": _quiet})
+                pruning.start()
+                pruning.join(3)
+                assert pruning.is_alive() and builders.image_present(client, image), "gc pruned under an up"
+                up = box.cli("up", "--tenants", "acme")  # starts its container of the image meanwhile
+                assert up.returncode == 0, up.stderr
+            pruning.join(120)
+            assert not pruning.is_alive()
+            assert builders.image_present(client, image)  # its container runs it: the engine keeps it
+            assert box.cli("down").returncode == 0
+
             rounds: list[list[str]] = []
             stop = threading.Event()
 
             def collect_in_a_loop() -> None:
                 while not stop.is_set():
-                    _use_the_others(cache, image, image_id)
+                    _use_the_others(cache)
                     rounds.append(gc.collect(settings, progress=_quiet))
 
             collector = threading.Thread(target=collect_in_a_loop)
             collector.start()
             try:
                 for _ in range(3):
-                    up = box.cli("up", "--tenants", "acme")
-                    assert up.returncode == 0, up.stderr
+                    again = box.cli("up", "--tenants", "acme")
+                    assert again.returncode == 0, again.stderr
                     assert box.cli("down").returncode == 0
             finally:
                 stop.set()
                 collector.join(120)
-            assert len(rounds) >= 3 and any(rounds)  # it ran beside the ups, and pruned between them
-            _use_the_others(cache, image, image_id)
+            assert len(rounds) >= 3  # it ran beside the ups
+            _other_images(cache, image.split(":")[0])  # those the loop's gc removed while this one ran
+            _use_the_others(cache)
             gc.collect(settings, progress=_quiet)  # nobody uses the cache: the least recently used goes
             assert not builders.image_present(client, image)
         finally:
             box.cli("down")
-            label = f"org.driveops-env.cache={cache.resolve()}"
-            for found in client.images.list(filters={"label": label}):
+            for found in client.images.list(filters={"label": f"org.driveops-env.cache={cache.resolve()}"}):
                 client.images.remove(found.id, force=True)
