@@ -103,35 +103,41 @@ PRUNE_WAIT = 60.0  # seconds ``gc`` waits for the ups of its cache to start thei
 @contextlib.contextmanager
 def using(cache: Path) -> Iterator[None]:
     """Held while an ``up`` (or a tenant's addition) may take a cached image or snapshot: ``gc`` prunes
-    none of ``cache`` meanwhile.  Shared: any number of ``up`` at once."""
+    none of ``cache`` meanwhile.  Shared: any number of ``up`` at once.  A cache that is not there yet
+    (or not usable: the ``up`` says so itself) holds nothing to protect."""
     descriptor = _in_use_lock(cache)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        if descriptor is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
         yield
     finally:
-        os.close(descriptor)
+        if descriptor is not None:
+            os.close(descriptor)
 
 
-def unless_used(cache: Path, prune: Callable[[], list[str]], wait: float = PRUNE_WAIT) -> list[str]:
-    """``prune()`` once no ``up`` uses ``cache`` (waiting up to ``wait`` seconds for those that do to
-    start their servers; holding it meanwhile, so none starts to); after that, nothing: the next
-    ``gc`` prunes."""
+def unless_used(cache: Path, prune: Callable[[], list[str]], wait: float = PRUNE_WAIT) -> list[str] | None:
+    """``prune()`` holding ``cache`` alone, once no ``up`` uses it: polled for up to ``wait`` seconds
+    (an ``up`` may start meanwhile, and is waited for too); None when it was still in use then."""
     descriptor = _in_use_lock(cache)
+    if descriptor is None:
+        return prune()
     try:
         try:
             readiness.wait_until(
                 lambda: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB), timeout=wait, service="gc"
             )
         except ReadinessTimeoutError:
-            return []
+            return None
         return prune()
     finally:
         os.close(descriptor)
 
 
-def _in_use_lock(cache: Path) -> int:
-    cache.mkdir(parents=True, exist_ok=True)
-    return os.open(cache / IN_USE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+def _in_use_lock(cache: Path) -> int | None:
+    try:
+        return os.open(cache / IN_USE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
 
 
 def used(path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from driveops_env import envdirs, orchestrator
+from driveops_env import builders, envdirs, orchestrator
 from driveops_env.backends import CHOOSABLE, backend_class
 from driveops_env.errors import DriveopsEnvError, StateError
 from driveops_env.running import owner_gone
@@ -40,9 +40,29 @@ def collect(settings: Settings, *, dry_run: bool = False, progress: Callable[[st
             removed += backend_class(backend).collect(settings, dry_run=dry_run)
         except DriveopsEnvError as exc:  # one backend's failure does not keep the others' garbage
             progress(f"could not collect what the {backend} backend left: {exc.message}")
+    if not dry_run:
+        removed += _prune(settings, progress)
     for line in removed:
         progress(("would remove " if dry_run else "removed ") + line)
     return removed
+
+
+def _prune(settings: Settings, progress: Callable[[str], None]) -> list[str]:
+    """The cache's images and snapshots beyond the most recently used, once no ``up`` uses the cache."""
+
+    def every_backend() -> list[str]:
+        found: list[str] = []
+        for backend in CHOOSABLE:
+            try:
+                found += backend_class(backend).prune(settings)
+            except DriveopsEnvError as exc:
+                progress(f"could not prune what the {backend} backend keeps: {exc.message}")
+        return found
+
+    pruned = builders.unless_used(settings.cache_dir, every_backend)
+    if pruned is None:
+        progress(f"kept the cache's images and snapshots: an `up` used the cache for over {builders.PRUNE_WAIT:.0f} s")
+    return pruned or []
 
 
 def _remove_unknown(settings: Settings, name: str) -> None:

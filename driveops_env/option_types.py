@@ -179,15 +179,21 @@ class Range:
     above: bool = False
 
     def __call__(self, value: str) -> Any:
-        number: float = float(value) if self.fraction else int(value)
+        number: float = float(value) if self.fraction else int(value)  # a whole one compares exactly, however long
         too_low = number <= self.low if self.above else number < self.low
-        if not math.isfinite(number) or too_low or number > self.high:
+        if (self.fraction and not math.isfinite(number)) or too_low or number > self.high:
             raise ValueError(f"must be {self.describe()}")
         return number
 
     def describe(self) -> str:
         low = f"more than {_number(self.low)}" if self.above else _number(self.low)
         return f"from {low} to {_number(self.high)} ({self.why})"
+
+
+# the bound of the restore pools of stores whose ready copies are whole databases
+READY_COPIES = Range(
+    0, 8, "each is a whole copy of the tenant's seed per test process, kept in the data root: RAM by default"
+)
 
 
 def _number(value: float) -> str:

@@ -125,6 +125,12 @@ class Backend(Protocol):
         """What ``gc`` removes that only this backend can find (labelled resources, builders)."""
         ...
 
+    @classmethod
+    def prune(cls, settings: Settings) -> list[str]:
+        """What ``gc`` removes of the cache's images and snapshots kept there, beyond the most recently
+        used (called while no ``up`` uses the cache)."""
+        ...
+
     def prepare(self, progress: Callable[[str], None]) -> None:
         """Check what the backend itself needs before anything starts (directories, an engine, images)."""
         ...

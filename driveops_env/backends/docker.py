@@ -68,6 +68,13 @@ class DockerBackend:
 
         return docker_gc.collect(settings, home_label(settings), dry_run=dry_run)
 
+    @classmethod
+    def prune(cls, settings: Settings) -> list[str]:
+        """The cache's images beyond the most recently used (see :mod:`.docker_gc`)."""
+        from driveops_env.backends import docker_gc
+
+        return docker_gc.prune(settings)
+
     # --- the engine -------------------------------------------------------------------------------
 
     def client(self) -> Any:

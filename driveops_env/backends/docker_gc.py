@@ -38,9 +38,15 @@ def collect(settings: Settings, home: str, *, dry_run: bool) -> list[str]:
             envdirs.remove_marked(settings, env)  # its data directory, if driveops-env made it
     if not dry_run:
         removed += builders.sweep_containers(client, settings.cache_dir)
-        services, cache = registry.every(settings).values(), settings.cache_dir
-        removed += builders.unless_used(cache, lambda: [line for s in services for line in s.collect(cache, client)])
     return removed
+
+
+def prune(settings: Settings) -> list[str]:
+    """The cache's images on the engine beyond the most recently used of each kind."""
+    if not docker_engine.engine_answers():
+        return []
+    client = docker_engine.connect()
+    return [line for s in registry.every(settings).values() for line in s.collect(settings.cache_dir, client)]
 
 
 def _orphan(state_file: Path, *, ours: bool) -> bool:

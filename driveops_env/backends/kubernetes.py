@@ -54,6 +54,10 @@ class KubernetesBackend:
         return False  # ``auto`` never starts servers on a cluster: name it
 
     @classmethod
+    def prune(cls, settings: Settings) -> list[str]:
+        return []  # the cluster keeps no image of the cache
+
+    @classmethod
     def collect(cls, settings: Settings, *, dry_run: bool) -> list[str]:
         """Namespaces (and objects) of this home's environments that have no state file any more."""
         try:

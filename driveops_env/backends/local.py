@@ -39,18 +39,18 @@ class LocalBackend:
 
     @classmethod
     def collect(cls, settings: Settings, *, dry_run: bool) -> list[str]:
-        """What ``gc`` removes of the cache: builders an interrupted run left, and realm snapshots beyond
-        the most recently used."""
+        """What ``gc`` removes of the cache: builders an interrupted run left."""
         if dry_run:
             return []
         removed = []
-        services = registry.every(settings).values()
-        for service in services:
+        for service in registry.every(settings).values():
             removed += builders.sweep_folders(service.builds(settings.cache_dir), service.commands)
-        cache = settings.cache_dir
-        return removed + builders.unless_used(
-            cache, lambda: [line for s in services for line in s.collect(cache, None)]
-        )
+        return removed
+
+    @classmethod
+    def prune(cls, settings: Settings) -> list[str]:
+        """The cache's realm snapshots beyond the most recently used."""
+        return [line for s in registry.every(settings).values() for line in s.collect(settings.cache_dir, None)]
 
     def engine(self) -> Engine | None:
         return None

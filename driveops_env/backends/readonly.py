@@ -29,6 +29,10 @@ class ReadOnlyBackend:
     def collect(cls, settings: Settings, *, dry_run: bool) -> list[str]:
         return []
 
+    @classmethod
+    def prune(cls, settings: Settings) -> list[str]:
+        return []
+
     def _refuse(self, what: str) -> UsageError:
         return UsageError(f"an environment known from a descriptor cannot be {what} from here", hint=_HINT)
 

@@ -14,8 +14,7 @@ from driveops_env.errors import UsageError
 from driveops_env.tenants import validate_slug
 
 CHANGING = frozenset({"reset", "add", "remove"})
-FIELDS = ("tenant", "store", "user")  # what an action's body may say, each a string
-BODY_LIMIT = 64 * 1024
+FIELDS = ("tenant", "store", "user")  # what an action's body may say, each a string (its size: guard.py)
 EXAMPLE = 'send a JSON object such as {"tenant": "acme", "store": "postgres"}'
 
 
@@ -23,8 +22,6 @@ def parse_body(raw: bytes) -> dict[str, str]:
     """An action's body: empty, or a JSON object whose keys are :data:`FIELDS` and values strings."""
     if not raw:
         return {}
-    if len(raw) > BODY_LIMIT:
-        raise UsageError(f"the body is {len(raw)} bytes; the limit is {BODY_LIMIT}", hint=EXAMPLE)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:

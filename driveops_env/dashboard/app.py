@@ -8,6 +8,7 @@ strings, checked as the CLI checks its arguments (400 with the CLI's message).""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
@@ -21,6 +22,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from driveops_env.dashboard import actions
 from driveops_env.dashboard.guard import Guard, policy
@@ -30,13 +32,15 @@ from driveops_env.errors import DriveopsEnvError
 LOG_LINES = 200
 
 
-def make_app(load: Callable[[], Environment], token: str, *, interval: float, read_only: bool) -> Starlette:
-    """``load`` attaches to the environment again for each request (the state file may change)."""
+def make_app(load: Callable[[], Environment], token: str, *, interval: float, read_only: bool) -> ASGIApp:
+    """``load`` attaches to the environment again for each request (the state file may change).  The
+    guard is outermost: every answer, an error's too, passes it."""
     page = resources.files("driveops_env.dashboard").joinpath("page.html").read_text()
     page = page.replace("__INTERVAL_MS__", str(int(interval * 1000))).replace("__READ_ONLY__", json.dumps(read_only))
+    first_load = page.replace("<head>", f'<head>\n<meta name="driveops-token" content="{html.escape(token)}">', 1)
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(page)
+        return HTMLResponse(first_load if "token" in request.query_params else page)  # the guard checked it
 
     async def status(request: Request) -> Response:
         return await _json(lambda: load().status_data(show_secrets=True))
@@ -70,7 +74,7 @@ def make_app(load: Callable[[], Environment], token: str, *, interval: float, re
         Route("/api/actions/{name}", action, methods=["POST"]),
     ]
     hosts = Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
-    return Starlette(routes=routes, middleware=[hosts, Middleware(Guard, token=token, csp=policy(page))])
+    return Guard(Starlette(routes=routes, middleware=[hosts]), token=token, csp=policy(page))
 
 
 async def _data_or_error(make: Callable[[], Any]) -> Any:

@@ -3,9 +3,11 @@
 - the Host is the loopback's (DNS rebinding: Starlette's TrustedHostMiddleware, in app.py);
 - no cross-site request: an ``Origin`` other than the page's own, or a ``Sec-Fetch-Site`` other than
   ``same-origin`` or ``none`` (typed or opened from the terminal) is refused with 403, whatever it carries;
-- the session's token: the printed URL's ``?token=`` is taken on the first load only, which answers
-  with a cookie of this port (HttpOnly, SameSite=Strict) and a redirect to ``/``, so the token leaves
-  the URL bar and the history; after that the cookie, or the ``X-Driveops-Token`` header of a program;
+- the session's token, in the ``X-Driveops-Token`` header of every request but the page itself: the
+  printed URL's ``?token=`` is read on the page's first load only (the page keeps it in its tab's
+  ``sessionStorage``, which is this origin's, port included, and takes it out of the address bar and
+  the history); no cookie (a browser sends a cookie to every port of 127.0.0.1) and no other URL
+  carries it.  The page without a token is the bare page: it holds no secret, and asks for the URL;
 - a POST is ``application/json`` (a form or ``text/plain`` post, which a browser sends cross-site
   without asking, is refused with 415);
 - every answer is ``Cache-Control: no-store`` and carries a Content-Security-Policy that runs the page's
@@ -21,15 +23,12 @@ import re
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-driveops-token"
 SITES = ("same-origin", "none")
-
-
-def cookie_name(port: int | None) -> str:
-    return f"driveops_dashboard_{port}"
+BODY_LIMIT = 64 * 1024  # an action's body is a few names
 
 
 def policy(page: str) -> str:
@@ -45,6 +44,12 @@ def policy(page: str) -> str:
     )
 
 
+def _too_long(request: Request) -> bool:
+    """A body larger than an action's, or of a length not said up front (read before it is checked)."""
+    length = request.headers.get("content-length", "0")
+    return not length.isdigit() or int(length) > BODY_LIMIT or "transfer-encoding" in request.headers
+
+
 class Guard:
     """The rules above, around ``app``; ``csp`` is the page's :func:`policy`."""
 
@@ -56,7 +61,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        answer = self._refusal(request) or self._first_load(request)
+        answer = self._refusal(request)
         guarded = self._with_headers(send)
         if answer is not None:
             await answer(scope, receive, guarded)
@@ -72,21 +77,16 @@ class Guard:
             return PlainTextResponse("401: open the URL driveops-env dashboard printed", status_code=401)
         if request.method == "POST" and request.headers.get("content-type", "").split(";")[0] != "application/json":
             return PlainTextResponse("415: send application/json", status_code=415)
+        if _too_long(request):
+            return PlainTextResponse(f"413: a body of at most {BODY_LIMIT} bytes, with its length", status_code=413)
         return None
 
     def _has_token(self, request: Request) -> bool:
-        given = [request.headers.get(HEADER), request.cookies.get(cookie_name(request.url.port))]
-        if request.method == "GET" and request.url.path == "/":
-            given.append(request.query_params.get("token"))
-        return any(g is not None and hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
-
-    def _first_load(self, request: Request) -> Response | None:
-        """The printed URL, once: its token becomes this port's cookie and leaves the URL."""
-        if request.url.path != "/" or "token" not in request.query_params:
-            return None
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(cookie_name(request.url.port), self.token, path="/", httponly=True, samesite="strict")
-        return response
+        if request.method == "GET" and request.url.path == "/":  # the page: its token, if any, is checked
+            given = request.query_params.get("token")
+            return given is None or hmac.compare_digest(given.encode(), self.token.encode())
+        given = request.headers.get(HEADER, "")
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
     def _with_headers(self, send: Send) -> Send:
         async def sending(message: Message) -> None:

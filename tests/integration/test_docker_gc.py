@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from driveops_env import builders, gc
-from tests.helpers import docker_client, make_sandbox
+from driveops_env.settings import Settings
+from tests.helpers import Sandbox, docker_client, make_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 OTHERS = 3  # images used more recently than this environment's, as other environments' ups would
@@ -42,7 +43,6 @@ def test_gc_in_a_loop_prunes_no_image_an_up_is_about_to_use(tmp_path: Path) -> N
     with make_sandbox(tmp_path, services="postgres", backend="docker") as box:
         box.extra_env["DRIVEOPS_ENV_CACHE_DIR"] = str(cache)
         settings = box.settings(cache_dir=str(cache))
-        client = docker_client()
         try:
             first = box.cli("up", "--tenants", "acme")
             assert first.returncode == 0, first.stderr
@@ -51,43 +51,51 @@ def test_gc_in_a_loop_prunes_no_image_an_up_is_about_to_use(tmp_path: Path) -> N
             assert box.cli("down").returncode == 0
             _other_images(cache, image.split(":")[0])
             _use_the_others(cache)  # this environment's image is now the least recently used
-
-            with builders.using(cache):  # as an up holds it from its preparation to its servers' start
-                pruning = threading.Thread(target=gc.collect, args=(settings,), kwargs={"progress": _quiet})
-                pruning.start()
-                pruning.join(3)
-                assert pruning.is_alive() and builders.image_present(client, image), "gc pruned under an up"
-                up = box.cli("up", "--tenants", "acme")  # starts its container of the image meanwhile
-                assert up.returncode == 0, up.stderr
-            pruning.join(120)
-            assert not pruning.is_alive()
-            assert builders.image_present(client, image)  # its container runs it: the engine keeps it
-            assert box.cli("down").returncode == 0
-
-            rounds: list[list[str]] = []
-            stop = threading.Event()
-
-            def collect_in_a_loop() -> None:
-                while not stop.is_set():
-                    _use_the_others(cache)
-                    rounds.append(gc.collect(settings, progress=_quiet))
-
-            collector = threading.Thread(target=collect_in_a_loop)
-            collector.start()
-            try:
-                for _ in range(3):
-                    again = box.cli("up", "--tenants", "acme")
-                    assert again.returncode == 0, again.stderr
-                    assert box.cli("down").returncode == 0
-            finally:
-                stop.set()
-                collector.join(120)
-            assert len(rounds) >= 3  # it ran beside the ups
+            _gc_waits_for_an_up(box, settings, cache, image)
+            _gc_in_a_loop_beside_ups(box, settings, cache)
             _other_images(cache, image.split(":")[0])  # those the loop's gc removed while this one ran
             _use_the_others(cache)
             gc.collect(settings, progress=_quiet)  # nobody uses the cache: the least recently used goes
-            assert not builders.image_present(client, image)
+            assert not builders.image_present(docker_client(), image)
         finally:
             box.cli("down")
-            for found in client.images.list(filters={"label": f"org.driveops-env.cache={cache.resolve()}"}):
-                client.images.remove(found.id, force=True)
+            for found in docker_client().images.list(filters={"label": f"org.driveops-env.cache={cache.resolve()}"}):
+                docker_client().images.remove(found.id, force=True)
+
+
+def _gc_waits_for_an_up(box: Sandbox, settings: Settings, cache: Path, image: str) -> None:
+    """A gc while an up holds the cache waits; the up starts its container of the image meanwhile, and
+    the engine keeps the image that container runs when gc prunes."""
+    with builders.using(cache):  # as an up holds it from its preparation to its servers' start
+        pruning = threading.Thread(target=gc.collect, args=(settings,), kwargs={"progress": _quiet})
+        pruning.start()
+        pruning.join(3)
+        assert pruning.is_alive() and builders.image_present(docker_client(), image), "gc pruned under an up"
+        up = box.cli("up", "--tenants", "acme")
+        assert up.returncode == 0, up.stderr
+    pruning.join(120)
+    assert not pruning.is_alive()
+    assert builders.image_present(docker_client(), image)
+    assert box.cli("down").returncode == 0
+
+
+def _gc_in_a_loop_beside_ups(box: Sandbox, settings: Settings, cache: Path) -> None:
+    rounds: list[list[str]] = []
+    stop = threading.Event()
+
+    def collect_in_a_loop() -> None:
+        while not stop.is_set():
+            _use_the_others(cache)
+            rounds.append(gc.collect(settings, progress=_quiet))
+
+    collector = threading.Thread(target=collect_in_a_loop)
+    collector.start()
+    try:
+        for _ in range(3):
+            again = box.cli("up", "--tenants", "acme")
+            assert again.returncode == 0, again.stderr
+            assert box.cli("down").returncode == 0
+    finally:
+        stop.set()
+        collector.join(120)
+    assert len(rounds) >= 3  # it ran beside the ups

@@ -80,7 +80,7 @@ def test_a_terminal_sees_the_rows_refresh_and_a_killed_server_fail(running: Sand
 
 
 def test_a_pipe_gets_plain_blocks_until_ctrl_c(running: Sandbox) -> None:
-    proc = running.popen("status", "--watch", "--interval", "0.3")
+    proc = running.popen("status", "--watch", "--interval", "0.5")
     assert proc.stdout is not None
     seen: list[str] = []
     while sum(1 for line in seen if line.startswith("environment ")) < 2:

@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from tests.helpers import Sandbox, make_sandbox, run
+from tests.integration.test_in_network import OIDC_CLIENT
 from tests.kube.cluster import Cluster, kubectl, load_images
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.xdist_group("kubernetes")]
@@ -89,6 +90,12 @@ def test_the_cli_end_to_end_on_a_cluster(kbox: Sandbox, kube_images: Cluster) ->
     assert claims["iss"] == acme["DRIVEOPS_KEYCLOAK_ISSUER"]  # one issuer, inside the cluster and out
     inside = env_values(kbox, "--network")
     assert "@postgres-acme:5432/" in inside["DRIVEOPS_POSTGRES_DSN"]  # the in-cluster name
+    assert inside["DRIVEOPS_KEYCLOAK_ISSUER"] == acme["DRIVEOPS_KEYCLOAK_ISSUER"]
+    for fmt, found in _oidc_in_a_pod(kbox, kube_images, namespace).items():  # discovery, JWKS, a token in the cluster
+        assert found["issuer"] == acme["DRIVEOPS_KEYCLOAK_ISSUER"], fmt
+        assert found["token_endpoint"].startswith(inside["DRIVEOPS_KEYCLOAK_URL"] + "/"), fmt
+        assert jwt.decode(found["token"], options={"verify_signature": False})["iss"] == found["issuer"], fmt
+        assert jwt.get_unverified_header(found["token"])["kid"] in found["kids"], fmt
 
     check = kbox.cli("check")
     assert check.returncode == 0, check.stdout + check.stderr
@@ -113,6 +120,62 @@ def test_the_cli_end_to_end_on_a_cluster(kbox: Sandbox, kube_images: Cluster) ->
     down = kbox.cli("down", timeout=300)
     assert down.returncode == 0, down.stderr
     assert kubectl(kube_images, "get", "namespace", namespace).returncode != 0  # the namespace is gone
+
+
+def _oidc_in_a_pod(box: Sandbox, cluster: Cluster, namespace: str) -> dict[str, Any]:
+    """What a client in a Pod of the environment's namespace fetched (discovery, JWKS, a token) with
+    `env --network` in each format as Kubernetes hands it over: dotenv through a ConfigMap made by
+    `kubectl create configmap --from-env-file` (envFrom), shell and json as mounted files."""
+    files: dict[str, str] = {"oidc.pl": OIDC_CLIENT}
+    for fmt in ("dotenv", "shell", "json"):
+        printed = box.cli("env", "--tenant", "acme", "--network", "--format", fmt)
+        assert printed.returncode == 0, printed.stderr
+        files[f"acme.{fmt}"] = printed.stdout + "\n"
+        (box.state_dir.parent / f"acme.{fmt}").write_text(files[f"acme.{fmt}"])
+    made = kubectl(
+        cluster,
+        "create",
+        "configmap",
+        "acme-dotenv",
+        "-n",
+        namespace,
+        f"--from-env-file={box.state_dir.parent / 'acme.dotenv'}",
+    )
+    assert made.returncode == 0, made.stderr
+    mounted = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "acme-values"}, "data": files}
+    script = (
+        "perl /values/oidc.pl && echo && (. /values/acme.shell && perl /values/oidc.pl) && echo"
+        " && perl /values/oidc.pl /values/acme.json"
+    )
+    container = {
+        "name": "client",
+        "image": os.environ["DRIVEOPS_ENV_IMAGE_POSTGRES"],
+        "imagePullPolicy": "Never",
+        "command": ["bash", "-c", script],
+        "envFrom": [{"configMapRef": {"name": "acme-dotenv"}}],
+        "volumeMounts": [{"name": "values", "mountPath": "/values"}],
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "oidc-client"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [container],
+            "volumes": [{"name": "values", "configMap": {"name": "acme-values"}}],
+        },
+    }
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": [mounted, pod]})
+    applied = kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=manifest)
+    assert applied.returncode == 0, applied.stderr
+    done = "jsonpath={.status.phase}=Succeeded"
+    waited = kubectl(
+        cluster, "wait", "-n", namespace, f"--for={done}", "pod/oidc-client", "--timeout=180s", timeout=200
+    )
+    logs = kubectl(cluster, "logs", "-n", namespace, "pod/oidc-client").stdout
+    assert waited.returncode == 0, waited.stderr + logs
+    lines = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    return dict(zip(("dotenv", "shell", "json"), lines, strict=True))
 
 
 PLUGIN_TESTS = """
@@ -172,6 +235,6 @@ def test_what_a_user_gets_wrong_is_named_and_leaves_nothing(kbox: Sandbox, kube_
     # a registry on the node's own loopback that refuses at once: the pull never leaves the cluster's namespace
     missing = kbox.cli("up", "--image-redis", "127.0.0.1:9/no-such-image:1", timeout=600)
     assert missing.returncode == 2 and "--image-redis" in missing.stderr, missing.stderr  # as on docker
-    too_big = kbox.cli("up", "--kube-memory-mb", "900000", "--startup-timeout", "40", timeout=600)
+    too_big = kbox.cli("up", "--kube-memory-mb", "262144", "--startup-timeout", "40", timeout=600)
     assert too_big.returncode == 1 and "unschedulable" in too_big.stderr.lower(), too_big.stderr
     assert kube_leftovers(kube_images, kbox.home_label()) == []

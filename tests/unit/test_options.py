@@ -35,8 +35,9 @@ def test_every_numeric_option_has_an_upper_bound_that_says_why() -> None:
             assert option.parse.describe()[1:] in option.meaning
             with pytest.raises(UsageError, match=f"{option.flag}: .*must be from"):
                 options.resolve(cli={option.name: "99999999999999999999"}, environ={}, pyproject={})
-            with pytest.raises(UsageError, match=option.env_var):
-                options.resolve(cli={}, environ={option.env_var: "1e308"}, pyproject={})
+            for huge in ("1e308", "9" * 400, "9" * 5000):
+                with pytest.raises(UsageError, match=option.env_var):
+                    options.resolve(cli={}, environ={option.env_var: huge}, pyproject={})
 
 
 def test_derived_names() -> None:

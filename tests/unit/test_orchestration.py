@@ -44,6 +44,10 @@ class FakeBackend:
     def collect(cls, settings: Settings, *, dry_run: bool) -> list[str]:
         return []
 
+    @classmethod
+    def prune(cls, settings: Settings) -> list[str]:
+        return []
+
     def prepare(self, progress: Callable[[str], None]) -> None:
         pass
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from driveops_env import builders
 from driveops_env.backends import ready_image
-from driveops_env.option_types import Range, declare, parse_bool
+from driveops_env.option_types import READY_COPIES, declare, parse_bool
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -55,9 +55,7 @@ class MongoOptions:
         "the test's path).",
         lambda: 2,
         "2",
-        Range(
-            0, 8, "each is a whole copy of the tenant's seed per test process, kept in the data root: RAM by default"
-        ),
+        READY_COPIES,
         metavar="N",
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from driveops_env import builders
 from driveops_env.backends import ready_image
-from driveops_env.option_types import Range, declare, parse_bool, parse_optional_path
+from driveops_env.option_types import READY_COPIES, declare, parse_bool, parse_optional_path
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -50,9 +50,7 @@ class PostgresOptions:
         "test's restore is two renames (0: the clone is made on the test's path).",
         lambda: 2,
         "2",
-        Range(
-            0, 8, "each is a whole copy of the tenant's seed per test process, kept in the data root: RAM by default"
-        ),
+        READY_COPIES,
         metavar="N",
     )
     postgres_ready_image: bool = declare(
