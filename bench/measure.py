@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from driveops_env import Environment
 from driveops_env.restore import TenantCopy
 from driveops_env.services import registry
 from driveops_env.services.base import CONTAINER, Plan, Prepare, Sources
+from driveops_env.services.capabilities import Staged, seed_of
 from driveops_env.services.keycloak import admin as keycloak
 from driveops_env.services.keycloak.realm import render_realm
 from driveops_env.services.mongo import admin as mongo
@@ -42,12 +44,14 @@ def keycloak_floor(settings: Settings) -> float:
     backend = create_backend(alone.backend, alone)
     backend.prepare(lambda _: None)
     service = registry.service("keycloak", alone)
-    service.prepare(Prepare(CONTAINER, lambda _: None, Path("/tmp"), engine=backend.engine()))  # noqa: S108
+    prepared = service.prepare(Prepare(CONTAINER, lambda _: None, Path("/tmp"), engine=backend.engine()))  # noqa: S108
     ctx = StartContext(alone.name, "bench", Path("/tmp"), alone, threading.Event(), lambda r: None, PortAllocator())  # noqa: S108
     (need,) = service.needs(Tenant("acme", "x", "Acme", "acme"), "dedicated", CONTAINER)
     try:
         started = time.monotonic()
-        server = service.server(need, Plan("dedicated", CONTAINER, (), {}, lambda _: None, backend.engine()), {})
+        plan = Plan("dedicated", CONTAINER, (), {}, lambda _: None, prepared, None, backend.engine())
+        staged = service.stage(need, plan, {}) if isinstance(service, Staged) else None
+        server = service.server(need, replace(plan, staged=staged), {})
         record = backend.start(server, ctx)
         keycloak.check_admin_login(keycloak.base_url(record), record.admin_user, record.admin_password)
         return time.monotonic() - started
@@ -178,7 +182,7 @@ def reseed_times(env: Environment, rounds: int) -> list[float]:
     tenant = acme.record.as_tenant()
     services = env.services()
     sources = Sources(Path(env.state.seeds_dir), Path(env.state.realms_dir), env.settings.input_limit)
-    seeds = {name: services[name].render(tenant, sources, None) for name in ("postgres", "mongo", "redis")}
+    seeds = {name: seed_of(services[name], tenant, sources, None) for name in ("postgres", "mongo", "redis")}
     server = env.state.services[acme.postgres.service]
     admin = postgres.admin_conninfo(server)
     mongo_access: MongoAccess = services["mongo"].load(acme.record.stores["mongo"])

@@ -26,7 +26,7 @@ def secrets_of(state: EnvState, services: Mapping[str, Service[Any, Any]]) -> li
     for tenant in state.tenants.values():
         for name, raw in tenant.stores.items():
             if name in services:
-                found += services[name].secrets(services[name].load(raw))
+                found += services[name].load(raw).secrets()
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 

@@ -6,10 +6,12 @@ import re
 from collections.abc import Callable, Sequence
 
 from driveops_env.errors import DriveopsEnvError
+from driveops_env.services.servers import Explanation
 
-Explainer = Callable[[str], "tuple[str, str | None] | None"]
+Explainer = Callable[[str], "Explanation | None"]
 
-# What a failure's text means, and what to do: (pattern, what it is, hint)
+# What a failure's text means, whatever served it, and what to do: (pattern, what it is, hint).  What a
+# particular server or client library says is its service's to explain (``Service.explain``).
 NO_SPACE = "no space left on device"
 _DIAGNOSES = (
     (
@@ -18,31 +20,25 @@ _DIAGNOSES = (
         "free disk space where the servers keep their data, then try again",
     ),
     (
-        re.compile(r"password authentication failed|Authentication failed|WRONGPASS|invalid username-password", re.I),
-        "authentication failed",
-        "the credentials are not the environment's: re-read them with `driveops-env env`",
-    ),
-    (
-        re.compile(r"Connection refused|connection timed out|No servers found|Error 111|timed out", re.I),
+        re.compile(r"Connection refused|connection timed out|timed out", re.I),
         "no answer",
         "the server is down: `driveops-env status`, then `driveops-env up` heals the environment",
     ),
-    (re.compile(r"does not exist", re.I), "missing", "`driveops-env reset --tenant <slug>` re-creates it"),
 )
 
 
 def diagnose(exc: BaseException, explainers: Sequence[Explainer] = ()) -> tuple[str, str | None]:
     """A failure as one line a reader understands, and what to do.  Our own errors are already said in
-    words; a service may recognise its server's own (``explainers``: a difference from what clients
-    expect).  Long messages (FerretDB's Go stack frames) keep the part around what matched, cut at word
-    boundaries."""
+    words; a service recognises its server's and client's own (``explainers``: a refused password, a
+    difference from what clients expect).  Long messages (Go stack frames in a server's answer) keep the
+    part around what matched, cut at word boundaries."""
     if isinstance(exc, DriveopsEnvError):
         return exc.message, exc.hint
     text = " ".join(str(exc).split())
     for explain in explainers:
         said = explain(text)
         if said is not None:
-            return said
+            return said.what, said.hint
     for pattern, what, hint in _DIAGNOSES:
         core = pattern.search(text)
         if core is not None:

@@ -28,6 +28,7 @@ from driveops_env.errors import UsageError
 from driveops_env.health import CheckResult
 from driveops_env.running import load_running, running_settings, services_of
 from driveops_env.services.base import Service
+from driveops_env.services.capabilities import IssuesTokens, Seeded
 from driveops_env.settings import Settings
 from driveops_env.state import EnvState, TenantRecord
 
@@ -82,7 +83,7 @@ class TenantHandle:
                 hint=f"its stores: {', '.join(self._record.stores) or 'none'}",
             )
         service = services[name]
-        return service.endpoint(service.load(self._record.stores[name]), self._env.state.services)
+        return service.load(self._record.stores[name]).endpoint(self._env.state.services)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("connect_"):
@@ -91,11 +92,13 @@ class TenantHandle:
             raise AttributeError(name)
         return self.store(name)
 
-    def _issuer(self) -> tuple[Service[Any, Any], Any]:
+    def _issuer(self) -> tuple[IssuesTokens, Any]:
         for name, service in self._env.services().items():
-            if service.issues_tokens and name in self._record.stores:
+            if isinstance(service, IssuesTokens) and name in self._record.stores:
                 return service, service.load(self._record.stores[name])
-        raise UsageError(f"environment {self._env.name!r} runs no service that issues tokens", hint="add keycloak")
+        raise UsageError(
+            f"environment {self._env.name!r} runs no service that issues tokens", hint="add one to --services"
+        )
 
     def token(self, user: str | None = None, password: str | None = None, *, client_credentials: bool = False) -> str:
         """An access token of ``user`` (default: the first seeded user), or of the API client's account."""
@@ -110,7 +113,8 @@ class TenantHandle:
     def reset(self, stores: Iterable[str] | None = None) -> dict[str, float]:
         """Back to the seeded state in ``stores`` (default: all); the seconds each took.  Test
         processes' copies are left alone."""
-        wanted = list(self._record.stores) if stores is None else list(stores)
+        seeded = [n for n, s in self._env.services().items() if n in self._record.stores and isinstance(s, Seeded)]
+        wanted = seeded if stores is None else list(stores)
         unknown = [store for store in wanted if store not in self._record.stores]
         if unknown:
             raise UsageError(

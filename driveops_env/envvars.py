@@ -45,8 +45,8 @@ def variables(
             continue
         access, extra = service.load(tenant.stores[name]), dict[str, str]()
         if network is not None:
-            access, extra = service.inside(access, network)
-        out |= service.env(access, style) | (extra if style == "dotnet" else {})
+            access, extra = access.inside(network)
+        out |= access.env(style) | (extra if style == "dotnet" else {})
     if style == "dotnet":
         out["TenantId"] = tenant.tenant_id
     return out
@@ -75,7 +75,6 @@ def render(values: Mapping[str, str], fmt: str) -> str:
 def record_from_plain(environ: Mapping[str, str], services: Mapping[str, Service[Any, Any]]) -> TenantRecord:
     """The inverse of ``plain``: a tenant described by the variables ``env`` prints (smoke checks
     against an environment this process did not start)."""
-    from dataclasses import asdict
 
     try:
         slug = environ["DRIVEOPS_TENANT"]
@@ -85,8 +84,8 @@ def record_from_plain(environ: Mapping[str, str], services: Mapping[str, Service
             f"{exc.args[0]} is not set", hint="eval the output of `driveops-env env --format shell`"
         ) from None
     for name, service in services.items():
-        access = service.from_env(environ, slug)
+        access = service.access_type.from_env(environ, slug)
         if access is not None:
-            record.stores[name] = asdict(access)
+            record.stores[name] = access.as_dict()
             record.realm = str(getattr(access, "realm", record.realm))
     return record

@@ -13,6 +13,7 @@ from typing import Any
 from driveops_env.backends import Backend
 from driveops_env.diagnosis import diagnose
 from driveops_env.services.base import Check, Service
+from driveops_env.services.capabilities import IssuesTokens
 from driveops_env.state import EnvState, ServiceRecord, TenantRecord
 
 
@@ -45,7 +46,7 @@ class TenantView:
         """A seeded user's token of the tenant, decoded and validated: (user, claims), if any service
         issues tokens for it."""
         for name, service in self.services.items():
-            if service.issues_tokens and self.has(name):
+            if isinstance(service, IssuesTokens) and self.has(name):
                 found = self.access(name)
                 users = list(getattr(found, "users", {}) or {})
                 if users:

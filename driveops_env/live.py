@@ -37,7 +37,7 @@ def add_tenants(
         backend = backend_of(state, settings)
         with builders.using(running.cache_dir):  # no cached image pruned under the addition
             what = orchestrator.plan_input(running, tenants, backend.family)
-            orchestrator.prepare_services(what, backend, running, progress)
+            what = orchestrator.prepare_services(what, backend, running, progress)
             before = set(state.services)
             for tenant in tenants:
                 state.tenants[tenant.slug] = TenantRecord(

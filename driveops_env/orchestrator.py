@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from driveops_env import builders, envdirs, process, seeding, tasks, teardown
@@ -29,6 +29,7 @@ from driveops_env.running import backend_of, owner_alive, running_settings
 from driveops_env.secret import generate_secret
 from driveops_env.services import registry
 from driveops_env.services.base import Prepare, Sources
+from driveops_env.services.capabilities import seed_of
 from driveops_env.settings import Settings
 from driveops_env.state import EnvState, StateStore, TenantRecord
 from driveops_env.tenants import Tenant, describe_differences, load_catalogue, resolve_tenants
@@ -70,7 +71,7 @@ def plan_input(
     if not sources.seeds_dir.is_dir():
         raise TemplateError(f"the seeds directory {sources.seeds_dir} does not exist", hint="check --seeds-dir")
     stores = registry.services(settings)
-    seeds = {s.name: {t.slug: s.render(t, sources, None) for t in tenants} for s in stores}
+    seeds = {s.name: {t.slug: seed_of(s, t, sources, None) for t in tenants} for s in stores}
     what = PlanInput(tenants, stores, {s.name: s for s in stores}, seeds, settings.isolation, sources)
     needed = {need.service for need in needs_of(what, family).values()} - set(what.servers)
     servers = {**what.servers, **{name: registry.service(name, settings) for name in needed}}
@@ -79,26 +80,29 @@ def plan_input(
 
 def prepare_services(
     what: PlanInput, backend: Backend, settings: Settings, progress: Progress, *, rebuild: bool = False
-) -> dict[str, str]:
-    """Each service that describes a server checks (and, once, builds) what it needs; their versions.
-    ``rebuild`` (``up --recreate``): what a service derives per image is derived again."""
+) -> PlanInput:
+    """Each service that describes a server checks (and, once, builds) what it needs: the plan input
+    with what each found.  ``rebuild`` (``up --recreate``): what a service derives per image is derived
+    again."""
     env_dir = envdirs.env_dir(settings, settings.name)
     ctx = Prepare(backend.family, progress, env_dir, backend.run_as(), backend.engine(), rebuild=rebuild)
     registry.load_clients(what.servers.values())
-    return {name: service.prepare(ctx) for name, service in what.servers.items()}
+    return replace(what, prepared={name: service.prepare(ctx) for name, service in what.servers.items()})
 
 
-def fingerprint(prepared_with: dict[str, Any], what: PlanInput, settings: Settings) -> dict[str, Any]:
+def fingerprint(backend: str, what: PlanInput, settings: Settings) -> dict[str, Any]:
     """The parts of an environment that make two of them different (seed content is hashed apart)."""
     result: dict[str, Any] = {
         "tenants": [f"{t.slug}={t.tenant_id}/{t.realm}" for t in what.tenants],
         "isolation": settings.isolation,
         "services": [s.name for s in what.stores],
         "seeds": seeding.content_hash(settings.seeds_dir, settings.realms_dir, limit=settings.input_limit)[:16],
-        **prepared_with,
+        "backend": backend,
+        "versions": {name: found.version for name, found in sorted(what.prepared.items())},
     }
     for service in what.stores:
-        result |= service.fingerprint()
+        found = what.prepared.get(service.name)
+        result |= found.fingerprint if found is not None else {}
     return result
 
 
@@ -113,8 +117,8 @@ def prepare_start(settings: Settings, progress: Progress, *, rebuild: bool = Fal
     backend = create_backend(backend_name, settings)
     what = plan_input(settings, tenants, backend.family)  # bad seeds fail before anything is asked of it
     backend.prepare(progress)
-    versions = prepare_services(what, backend, settings, progress, rebuild=rebuild)
-    finger = fingerprint({"backend": backend_name, "versions": dict(sorted(versions.items()))}, what, settings)
+    what = prepare_services(what, backend, settings, progress, rebuild=rebuild)
+    finger = fingerprint(backend_name, what, settings)
     return Prepared(settings, backend, what, finger, hash_of(finger))
 
 
@@ -279,7 +283,8 @@ def prepare(settings: Settings, progress: Progress = _quiet) -> dict[str, str]:
     what = plan_input(settings, tenants, backend.family)
     with builders.using(settings.cache_dir):
         backend.prepare(progress)
-        return prepare_services(what, backend, settings, progress)
+        prepared = prepare_services(what, backend, settings, progress).prepared
+    return {name: found.version for name, found in prepared.items()}
 
 
 def down(settings: Settings, name: str, *, keep_data: bool = False, progress: Progress = _quiet) -> bool:

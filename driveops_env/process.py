@@ -14,10 +14,12 @@ import re
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from driveops_env import readiness
+from driveops_env.errors import ReadinessTimeoutError
 
 # Our own children, so that stopping one also reaps it (whoever stops it: the backend object that
 # started a server is often not the one that stops it).
@@ -141,16 +143,16 @@ def terminate(ref: ProcessRef, *, sig: int = signal.SIGTERM, timeout: float = 15
 
 
 def _wait_gone(ref: ProcessRef, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
+    def gone() -> None:
         _reap(ref.pid)
-        if not is_alive(ref):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+        if is_alive(ref):
+            raise ProcessLookupError(f"process {ref.pid} still runs")
+
+    try:
+        readiness.wait_until(gone, timeout=timeout, service="process", interval=0.005, max_interval=0.2)
+    except ReadinessTimeoutError:
+        return False
+    return True
 
 
 def _signal_group(ref: ProcessRef, sig: int) -> None:

@@ -47,6 +47,7 @@ from driveops_env.plugin.fixtures import (
 from driveops_env.plugin.session import SessionEnvironment, check_usage
 from driveops_env.plugin.smoke import smoke_items
 from driveops_env.services import registry
+from driveops_env.services.capabilities import ResetOnMarker
 
 __all__ = ["_driveops_copy", "_driveops_handle", "_driveops_slug", "driveops_env", "driveops_env_factory", "tenant"]
 
@@ -63,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = SessionEnvironment.from_config(config)
     services = registry.every(session.base)
     for service in services.values():
-        if service.reset_marker:
+        if isinstance(service, ResetOnMarker):
             config.addinivalue_line("markers", f"{service.reset_marker}: give the test a {service.name} store afresh")
     config.pluginmanager.register(service_fixtures(services), "driveops_env.service_fixtures")
     session.progress = _reporter(config, session.worker)
@@ -183,5 +184,5 @@ def _failure_section(item: pytest.Item, call: pytest.CallInfo[None]) -> str:
         for service in services.values():
             said = service.explain(str(call.excinfo.value))
             if said is not None:
-                lines.insert(0, f"{service.title} difference: {said[0]}; instead: {said[1]}")
+                lines.insert(0, f"{service.title} {said.what}" + (f"; what to do: {said.hint}" if said.hint else ""))
     return "\n".join(lines)

@@ -1,36 +1,28 @@
 """Readiness: poll a real request (a query, a PING, an HTTP 200) until it answers.
 
 ``wait_until`` is the one loop; probes are small functions that raise until the service is ready.
-It stops early when the process died or when start-up was cancelled, and on timeout raises
-:class:`ReadinessTimeoutError` with the probe's last error and the service's last log lines.
+It stops early when the process died, when start-up was cancelled, or when the probe's error is one
+waiting cannot change (``permanent``: the service says which, see ``Service.explain``), and on timeout
+raises :class:`ReadinessTimeoutError` with the probe's last error and the service's last log lines.
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
-from driveops_env.errors import Interrupted, ReadinessTimeoutError, StartupError
+from driveops_env.errors import Interrupted, ReadinessTimeoutError, StartupError, UsageError
 
 T = TypeVar("T")
 
 
-# Answers that waiting cannot change: a server that refuses these credentials or lacks this database
-# will keep refusing.  Anything else (connection refused, starting up, loading) is worth waiting for.
-PERMANENT = re.compile(
-    r"password authentication failed|authentication failed|WRONGPASS|invalid username-password|"
-    r"no pg_hba\.conf entry|(database|role) \"[^\"]*\" does not exist|NOPERM",
-    re.IGNORECASE,
-)
-
-
-def is_permanent(exc: BaseException) -> bool:
-    return PERMANENT.search(str(exc)) is not None
+def transient(_: BaseException) -> bool:
+    return False
 
 
 def wait_until(
@@ -44,6 +36,7 @@ def wait_until(
     cancel: threading.Event | None = None,
     interval: float = 0.02,
     max_interval: float = 0.25,
+    permanent: Callable[[BaseException], bool] = transient,
 ) -> T:
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -56,9 +49,11 @@ def wait_until(
             raise Interrupted("start-up was cancelled", service=service, tenant=tenant)
         try:
             return probe()
+        except (StartupError, UsageError):  # the probe's own verdict, said in words: final
+            raise
         except Exception as exc:  # a probe signals "not ready" by raising anything
             last_error = exc
-            if is_permanent(exc):
+            if permanent(exc):
                 refused = f"{service} refused: {' '.join(str(exc).split())[:300]}"
                 raise failed(
                     StartupError, refused, "the server answers but refuses; waiting would not change it"
@@ -72,6 +67,28 @@ def wait_until(
             raise failed(ReadinessTimeoutError, late, slow)
         time.sleep(interval)
         interval = min(interval * 1.5, max_interval)
+
+
+def ticks(interval: float, cancel: threading.Event | None = None) -> Iterator[int]:
+    """The beat of a periodic loop (a refresh, a log followed): at once, then every ``interval``
+    seconds, until ``cancel`` is set (or the caller stops)."""
+    count = 0
+    while cancel is None or not cancel.is_set():
+        yield count
+        count += 1
+        if cancel is None:
+            time.sleep(interval)
+        else:
+            cancel.wait(interval)
+
+
+async def aticks(interval: float) -> AsyncIterator[int]:
+    """:func:`ticks` for a coroutine (a page's event stream)."""
+    count = 0
+    while True:
+        yield count
+        count += 1
+        await asyncio.sleep(interval)
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bytes:

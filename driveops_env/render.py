@@ -7,7 +7,8 @@ from typing import Any
 
 from driveops_env.health import CheckResult
 from driveops_env.services.base import Service
-from driveops_env.state import EnvState
+from driveops_env.services.capabilities import HasConsole, IssuesTokens
+from driveops_env.state import EnvState, ServiceRecord
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -34,9 +35,9 @@ def endpoint_rows(state: EnvState, services: Mapping[str, Service[Any, Any]], *,
             raw = tenant.stores.get(name)
             if raw is not None:
                 access = service.load(raw)
-                rows.append([tenant.slug, name, service.describe(access, show_secrets), str(raw.get("service", ""))])
+                rows.append([tenant.slug, name, access.describe(show_secrets), str(raw.get("service", ""))])
     for record in state.services.values():
-        entry = services[record.kind].admin(record, show_secrets) if record.kind in services else None
+        entry = _console(services, record, show_secrets)
         if entry is not None:
             rows.append(
                 ["-", record.kind, f"{entry['url']} (user {entry['user']}, password {entry['password']})", record.key]
@@ -55,11 +56,11 @@ def endpoints_data(state: EnvState, services: Mapping[str, Service[Any, Any]], *
             if name in tenant.stores:
                 access = service.load(tenant.stores[name])
                 shown = {
-                    "endpoint": service.describe(access, show_secrets),
-                    "endpoint_masked": service.describe(access, False),
+                    "endpoint": access.describe(show_secrets),
+                    "endpoint_masked": access.describe(False),
                     "server": tenant.stores[name].get("service"),
                 }
-                entry[name] = service.data(access, show_secrets) | shown
+                entry[name] = access.data(show_secrets) | shown
         tenants[tenant.slug] = entry
     data: dict[str, Any] = {
         "name": state.name,
@@ -68,25 +69,35 @@ def endpoints_data(state: EnvState, services: Mapping[str, Service[Any, Any]], *
         "tenants": tenants,
     }
     for record in state.services.values():
-        admin = services[record.kind].admin(record, show_secrets) if record.kind in services else None
+        admin = _console(services, record, show_secrets)
         if admin is not None:
             data[f"{record.kind}_admin"] = admin
     return data
 
 
-def connect_hint(state: EnvState, prog: str = "driveops-env") -> str:
-    first = next(iter(state.tenants), "acme")
-    return "\n".join(
-        [
-            "How to connect:",
-            f'  eval "$({prog} env --name {state.name} --tenant {first} --format shell)"   '
-            "# PG*, DRIVEOPS_* variables with secrets",
-            '  psql "$DRIVEOPS_POSTGRES_DSN"; redis-cli -u "$DRIVEOPS_REDIS_URL"',
-            f"  {prog} env --name {state.name} --tenant {first} --format dotnet   # the API's configuration keys",
-            f"  {prog} token --name {state.name} --tenant {first}   # a seeded user's access token",
-            f"  {prog} status --name {state.name}; {prog} down --name {state.name}",
-        ]
-    )
+def _console(services: Mapping[str, Service[Any, Any]], record: ServiceRecord, show: bool) -> dict[str, str] | None:
+    """A server's administration entry point, where its service has one."""
+    service = services.get(record.kind)
+    return service.admin(record, show) if isinstance(service, HasConsole) else None
+
+
+def connect_hint(state: EnvState, services: Mapping[str, Service[Any, Any]], prog: str = "driveops-env") -> str:
+    """How to connect: the variables, each service's client fed them (its record's hint), tokens where a
+    service issues them."""
+    first = next(iter(state.tenants), "")
+    stores = state.tenants[first].stores if first else {}
+    present = [s for name, s in services.items() if name in stores]
+    clients = [s.access_type.client_hint for s in present if s.access_type.client_hint]
+    where = f"--name {state.name} --tenant {first}"
+    lines = [
+        "How to connect:",
+        f'  eval "$({prog} env {where} --format shell)"   # the variables, with secrets',
+        *([f"  {'; '.join(clients)}"] if clients else []),
+        f"  {prog} env {where} --format dotnet   # the API's configuration keys",
+    ]
+    if any(isinstance(s, IssuesTokens) for s in present):
+        lines.append(f"  {prog} token {where}   # a seeded user's access token")
+    return "\n".join([*lines, f"  {prog} status --name {state.name}; {prog} down --name {state.name}"])
 
 
 def checks_rows(results: Sequence[CheckResult]) -> list[list[str]]:

@@ -22,6 +22,7 @@ from driveops_env.errors import ServiceError, UsageError
 from driveops_env.running import services_of, sources_of, work_of
 from driveops_env.services import registry
 from driveops_env.services.base import COPY_TOKEN, Service
+from driveops_env.services.capabilities import Copied, Seeded, restored_per_test, seed_of
 from driveops_env.settings import Settings
 from driveops_env.state import EnvState, TenantRecord
 
@@ -43,18 +44,22 @@ def reset_tenant(state: EnvState, slug: str, stores: Iterable[str], settings: Se
     record = tenant_record(state, slug)
     services, sources = services_of(state, settings), sources_of(state, settings)
     wanted = [name for name in stores if name in record.stores]
+    unseeded = [name for name in wanted if not isinstance(services.get(name), Seeded)]
+    if unseeded:
+        raise UsageError(f"{', '.join(unseeded)} keep(s) no seed to go back to", hint="reset the other stores")
     _check_room(state, record, wanted)
     registry.load_clients(services[name] for name in wanted)
     jobs: dict[str, Callable[[], object]] = {}
     for name in wanted:
         service = services[name]
+        assert isinstance(service, Seeded)  # checked above, for every store at once
         access = service.load(record.stores[name])
-        work = work_of(state, record, service.render(record.as_tenant(), sources, access), sources)
+        work = work_of(state, record, seed_of(service, record.as_tenant(), sources, access), sources)
         jobs[name] = _said(name, slug, _restore(service, access, work), state.data_dir, services)
     return timing.run_timed(jobs)
 
 
-def _restore(service: Service[Any, Any], access: Any, work: Any) -> Callable[[], object]:
+def _restore(service: Seeded, access: Any, work: Any) -> Callable[[], object]:
     return lambda: service.restore(access, work)
 
 
@@ -111,7 +116,7 @@ class TenantCopy:
         self.sources = sources_of(state, settings)
         self.accesses = {n: s.load(self.original.stores[n]) for n, s in self.services.items()}
         self.seeds = {
-            n: s.render(self.original.as_tenant(), self.sources, self.accesses[n]) for n, s in self.services.items()
+            n: seed_of(s, self.original.as_tenant(), self.sources, self.accesses[n]) for n, s in self.services.items()
         }
         self.memo: dict[str, dict[str, str]] = {n: {} for n in self.services}
         self._made = False
@@ -131,17 +136,21 @@ class TenantCopy:
             return
         self._made = True
         for name, service in self.services.items():
-            self.accesses[name] = service.copy(self.accesses[name], self._work(name))
-        self.restore([n for n, s in self.services.items() if s.restored_per_test])
+            if isinstance(service, Copied):
+                self.accesses[name] = service.copy(self.accesses[name], self._work(name))
+        self.restore([n for n, s in self.services.items() if restored_per_test(s)])
 
     def restore(self, stores: Iterable[str]) -> dict[str, float]:
         """Back to the seed in ``stores``, in parallel; returns the seconds each took."""
-        jobs = {name: self._restorer(name) for name in stores if name in self.services}
+        jobs = {name: self._restorer(name) for name in stores if isinstance(self.services.get(name), Seeded)}
         return timing.run_timed(jobs)
 
     def _restorer(self, name: str) -> Callable[[], None]:
+        service = self.services[name]
+
         def run() -> None:
-            self.accesses[name] = self.services[name].restore(self.accesses[name], self._work(name))
+            if isinstance(service, Seeded):
+                self.accesses[name] = service.restore(self.accesses[name], self._work(name))
 
         return run
 
@@ -150,8 +159,9 @@ class TenantCopy:
         if not self._made:
             return
         self._made = False
-        jobs = {name: self._dropper(name) for name in self.services}
+        jobs = {name: self._dropper(name) for name, s in self.services.items() if isinstance(s, Copied)}
         timing.run_timed(jobs)
 
     def _dropper(self, name: str) -> Callable[[], None]:
-        return lambda: self.services[name].drop_copy(self.accesses[name], self._work(name))
+        service = self.services[name]
+        return lambda: service.drop_copy(self.accesses[name], self._work(name)) if isinstance(service, Copied) else None

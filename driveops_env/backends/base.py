@@ -62,16 +62,38 @@ class Started:
 
 def launch(
     ctx: StartContext,
+    server: Server,
     record_of: Callable[[int | None], Started],
-    probe: Callable[[ServiceRecord], object],
     stop: Callable[[ServiceRecord], None],
     *,
-    retry_on: Callable[[str], bool] = lambda _: False,
     attempts: int = 3,
 ) -> ServiceRecord:
-    """Start a server with ``record_of(attempt)``, record it, wait until ``probe`` answers.  A start that
-    fails with a log ``retry_on`` recognises (a port taken between choosing and binding it) is stopped
+    """Start ``server`` with the backend's ``record_of(attempt)``, record it, wait until its probe answers
+    (no longer once its service says an error is final), then its ``after_start``.  A start that fails
+    with a log its ``retry_on`` recognises (a port taken between choosing and binding it) is stopped
     and tried again."""
+    record = _started(ctx, server, record_of, stop, attempts)
+    if server.after_start is not None:
+        server.after_start(record)
+    return record
+
+
+def _final(server: Server) -> Callable[[BaseException], bool]:
+    def final(exc: BaseException) -> bool:
+        said = server.explain(str(exc))
+        return said is not None and said.permanent
+
+    return final
+
+
+def _started(
+    ctx: StartContext,
+    server: Server,
+    record_of: Callable[[int | None], Started],
+    stop: Callable[[ServiceRecord], None],
+    attempts: int,
+) -> ServiceRecord:
+    probe, retry_on = server.probe, server.retry_on
     for attempt in range(1, attempts + 1):
         if ctx.cancel.is_set():
             raise Interrupted("start-up was cancelled")
@@ -96,6 +118,7 @@ def launch(
                 cancel=ctx.cancel,
                 alive=started.alive,
                 logs=started.logs,
+                permanent=_final(server),
             )
         except StartupError as exc:
             if again(exc):

@@ -167,10 +167,7 @@ class DockerBackend:
                 command = spec.command_for(f"http://{self.addresses()[1]}:{host_port}")
             return self._start_container(ctx, base, server, command, host_port)
 
-        record = launch(ctx, start, server.probe, lambda r: self.stop(r, fast=True), retry_on=server.retry_on)
-        if server.after_start is not None:
-            server.after_start(record)
-        return record
+        return launch(ctx, server, start, lambda r: self.stop(r, fast=True))
 
     def _start_container(
         self,

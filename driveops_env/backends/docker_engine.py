@@ -15,12 +15,12 @@ import contextlib
 import ipaddress
 import os
 import socket
-import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlparse
 
-from driveops_env.errors import MissingDependencyError, UsageError
+from driveops_env import readiness
+from driveops_env.errors import MissingDependencyError, ReadinessTimeoutError, UsageError
 from driveops_env.secret import generate_secret
 
 LABEL = "org.driveops-env"
@@ -187,21 +187,21 @@ def remove_network(c: Any, network: str, names: list[str], timeout: float = 30.0
     listing no container, and refuse with "has active endpoints")."""
     import docker.errors
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def removed() -> None:
         try:
             c.api.remove_network(network)
         except docker.errors.NotFound:
             return
         except docker.errors.APIError:
-            if time.monotonic() > deadline:
-                raise
-        else:
-            return
-        attached = list((c.api.inspect_network(network).get("Containers") or {}).keys())
-        for endpoint in [*attached, *names]:
-            disconnect(c, network, endpoint)
-        time.sleep(0.2)
+            attached = list((c.api.inspect_network(network).get("Containers") or {}).keys())
+            for endpoint in [*attached, *names]:
+                disconnect(c, network, endpoint)
+            raise
+
+    try:
+        readiness.wait_until(removed, timeout=timeout, service="docker network", interval=0.2, max_interval=0.2)
+    except ReadinessTimeoutError:
+        c.api.remove_network(network)  # once more: the engine's own refusal says why
 
 
 def exec_in(c: Any, container: str, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:

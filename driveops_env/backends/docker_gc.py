@@ -13,6 +13,7 @@ from driveops_env.backends.docker_engine import LABEL
 from driveops_env.errors import DriveopsEnvError
 from driveops_env.running import owner_gone
 from driveops_env.services import registry
+from driveops_env.services.capabilities import Prunes
 from driveops_env.settings import Settings
 from driveops_env.state import STATE_LIMIT, EnvState
 
@@ -46,7 +47,8 @@ def prune(settings: Settings) -> list[str]:
     if not docker_engine.engine_answers():
         return []
     client = docker_engine.connect()
-    return [line for s in registry.every(settings).values() for line in s.collect(settings.cache_dir, client)]
+    services = registry.every(settings).values()
+    return [line for s in services if isinstance(s, Prunes) for line in s.collect(settings.cache_dir, client)]
 
 
 def _orphan(state_file: Path, *, ours: bool) -> bool:

@@ -26,11 +26,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from driveops_env import process
+from driveops_env import process, readiness
 from driveops_env.backends import kube_api
 from driveops_env.backends.base import StartContext, Started, home_label, launch
 from driveops_env.backends.docker_engine import LABEL
-from driveops_env.errors import DriveopsEnvError, MissingDependencyError, StartupError, UsageError
+from driveops_env.errors import (
+    DriveopsEnvError,
+    MissingDependencyError,
+    ReadinessTimeoutError,
+    StartupError,
+    UsageError,
+)
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import CONTAINER, ContainerSpec, Engine, Server
 from driveops_env.settings import Settings
@@ -152,10 +158,7 @@ class KubernetesBackend:
             depends_on=list(server.depends_on),
             extra=dict(server.extra),
         )
-        record = launch(ctx, lambda _: self._start_pod(ctx, base, spec), server.probe, self._discard)
-        if server.after_start is not None:
-            server.after_start(record)
-        return record
+        return launch(ctx, server, lambda _: self._start_pod(ctx, base, spec), self._discard)
 
     def _start_pod(self, ctx: StartContext, base: ServiceRecord, spec: ContainerSpec) -> Started:
         api, namespace, alias = self.api(), str(base.network), base.aliases[0]
@@ -188,17 +191,23 @@ class KubernetesBackend:
     def _wait_scheduled(self, record: ServiceRecord, spec: ContainerSpec) -> None:
         """Until the Pod's server runs; a Pod that cannot start by waiting is an error naming why."""
         started = time.monotonic()
-        deadline = started + self.settings.startup_timeout
-        while time.monotonic() < deadline:
+        patience = min(60.0, self.settings.startup_timeout / 2)  # a cluster may scale up meanwhile
+
+        def scheduled() -> None:
             pod = self._pod(record)
             if pod is not None and pod.status and pod.status.phase != "Pending":
                 return
-            patience = min(60.0, self.settings.startup_timeout / 2)  # a cluster may scale up meanwhile
             found = kube_api.pod_problem(pod, started, patience) if pod is not None else None
             if found is not None:
                 self._discard(record)
-                raise _problem(record, spec, *found)
-            time.sleep(0.25)
+                raise _problem(record, spec, *found)  # final: waiting would not change it
+            raise RuntimeError(f"pod {record.container_id} is pending")
+
+        with contextlib.suppress(ReadinessTimeoutError):  # launch's readiness wait says what came of it
+            timeout = self.settings.startup_timeout
+            readiness.wait_until(
+                scheduled, timeout=timeout, service=record.kind, tenant=record.tenant, max_interval=0.25
+            )
 
     # --- running ----------------------------------------------------------------------------------
 
@@ -354,9 +363,12 @@ def _owned(api: Any, namespace: str, env_name: str, home: str) -> bool:
 
 
 def _wait_gone(found: Callable[[], object], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while found() and time.monotonic() < deadline:
-        time.sleep(0.25)
+    def gone() -> None:
+        if found():
+            raise RuntimeError("still there")
+
+    with contextlib.suppress(ReadinessTimeoutError):
+        readiness.wait_until(gone, timeout=timeout, service="kubernetes", max_interval=0.25)
 
 
 def _reason(exc: Exception) -> str:

@@ -12,16 +12,16 @@ import os
 import pwd
 import shutil
 import signal
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from driveops_env import builders, envdirs, paths, process
+from driveops_env import builders, envdirs, paths, process, readiness
 from driveops_env.backends.base import StartContext, Started, launch
 from driveops_env.errors import MissingDependencyError, StartupError, UsageError
 from driveops_env.services import registry
 from driveops_env.services.base import PROCESS, Engine, ProcessSpec, Server
+from driveops_env.services.capabilities import KeepsBuilds, Prunes
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
 
@@ -44,13 +44,15 @@ class LocalBackend:
             return []
         removed = []
         for service in registry.every(settings).values():
-            removed += builders.sweep_folders(service.builds(settings.cache_dir), service.commands)
+            if isinstance(service, KeepsBuilds):
+                removed += builders.sweep_folders(service.builds(settings.cache_dir), service.commands)
         return removed
 
     @classmethod
     def prune(cls, settings: Settings) -> list[str]:
         """The cache's realm snapshots beyond the most recently used."""
-        return [line for s in registry.every(settings).values() for line in s.collect(settings.cache_dir, None)]
+        services = registry.every(settings).values()
+        return [line for s in services if isinstance(s, Prunes) for line in s.collect(settings.cache_dir, None)]
 
     def engine(self) -> Engine | None:
         return None
@@ -84,7 +86,8 @@ class LocalBackend:
         cache = self.settings.cache_dir
         paths.usable_dir(cache, "the cache directory", hint="set --cache-dir / DRIVEOPS_ENV_CACHE_DIR")
         for service in registry.every(self.settings).values():
-            for line in builders.sweep_folders(service.builds(cache), service.commands):
+            builds = service.builds(cache) if isinstance(service, KeepsBuilds) else []
+            for line in builders.sweep_folders(builds, service.commands):
                 progress(f"removed a {line} an interrupted run left")
 
     # --- starting ---------------------------------------------------------------------------------
@@ -113,10 +116,7 @@ class LocalBackend:
             ports={name: ctx.ports.allocate() for name in spec.ports},
         )
         start = self._spawner(ctx, base, spec, user, server.cpu_weight)
-        record = launch(ctx, start, server.probe, lambda r: self.stop(r, fast=True), retry_on=server.retry_on)
-        if server.after_start is not None:
-            server.after_start(record)
-        return record
+        return launch(ctx, server, start, lambda r: self.stop(r, fast=True))
 
     def _spawner(
         self, ctx: StartContext, base: ServiceRecord, spec: ProcessSpec, user: str | None, weight: int
@@ -224,12 +224,8 @@ class LocalBackend:
             return
         with open(path, errors="replace") as handle:
             handle.seek(0, os.SEEK_END)
-            while True:
-                line = handle.readline()
-                if line:
-                    yield line
-                else:
-                    time.sleep(0.3)
+            for _ in readiness.ticks(0.3):
+                yield from iter(handle.readline, "")
 
 
 def _write(path: Path, text: str, user: str | None) -> None:

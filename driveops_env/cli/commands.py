@@ -56,7 +56,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         render.ENDPOINT_HEADERS, render.endpoint_rows(env.state, env.services(), show_secrets=args.show_secrets)
     )
     print()
-    print(render.connect_hint(env.state, _prog()))
+    print(render.connect_hint(env.state, env.services(), _prog()))
     return 0
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from driveops_env import render
+from driveops_env import readiness, render
 from driveops_env.cli import output
 from driveops_env.environment import Environment
 
@@ -39,20 +39,19 @@ def watch(load: Callable[[], Environment], interval: float) -> int:
 
 
 def _plain(load: Callable[[], Environment], interval: float) -> None:
-    while True:
+    for _ in readiness.ticks(interval):
         title, rows = snapshot(load())
         print(title)
         print(render.table(render.CHECK_HEADERS, rows), end="\n\n", flush=True)
-        time.sleep(interval)
 
 
 def _live(load: Callable[[], Environment], interval: float) -> None:
     from rich.live import Live
 
     with Live(_view(*snapshot(load())), auto_refresh=False, screen=False) as live:
-        while True:
-            time.sleep(interval)
-            live.update(_view(*snapshot(load())), refresh=True)
+        for beat in readiness.ticks(interval):
+            if beat:  # the first view is drawn already
+                live.update(_view(*snapshot(load())), refresh=True)
 
 
 def _view(title: str, rows: Sequence[Sequence[str]]) -> Any:

@@ -7,7 +7,6 @@ strings, checked as the CLI checks its arguments (400 with the CLI's message).""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from driveops_env import readiness
 from driveops_env.dashboard import actions
 from driveops_env.dashboard.guard import Guard, policy
 from driveops_env.environment import Environment
@@ -47,10 +47,11 @@ def make_app(load: Callable[[], Environment], token: str, *, interval: float, re
 
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[str]:
-            while not await request.is_disconnected():
+            async for _ in readiness.aticks(interval):
+                if await request.is_disconnected():
+                    return
                 data = await _data_or_error(lambda: load().status_data(show_secrets=True))
                 yield f"data: {json.dumps(data)}\n\n"
-                await asyncio.sleep(interval)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 

@@ -13,6 +13,7 @@ import pytest
 from driveops_env.plugin.session import SessionEnvironment
 from driveops_env.restore import TenantCopy
 from driveops_env.services.base import Service
+from driveops_env.services.capabilities import restored_per_test
 
 
 def stores_of(fixturenames: list[str], services: Mapping[str, Service[Any, Any]]) -> tuple[str, ...]:
@@ -20,7 +21,7 @@ def stores_of(fixturenames: list[str], services: Mapping[str, Service[Any, Any]]
     reaches its store; ``tenant`` (the whole handle) every store restored per test."""
     stores: list[str] = []
     for name, service in services.items():
-        if not service.restored_per_test:
+        if not restored_per_test(service):
             continue
         own = {fixture.name for fixture in service.fixtures()} | {"tenant"}
         if own & set(fixturenames):

@@ -20,6 +20,7 @@ from driveops_env.plugin.session import SessionEnvironment
 from driveops_env.plugin.settings import Factory
 from driveops_env.restore import TenantCopy
 from driveops_env.services.base import Fixture, Service
+from driveops_env.services.capabilities import ResetOnMarker
 
 SESSION = pytest.StashKey[SessionEnvironment]()
 COPIES = pytest.StashKey[TenantCopies]()
@@ -74,7 +75,7 @@ def _driveops_copy(request: pytest.FixtureRequest, _driveops_slug: str, driveops
     fresh = tuple(
         name
         for name, service in services.items()
-        if service.reset_marker and request.node.get_closest_marker(service.reset_marker)
+        if isinstance(service, ResetOnMarker) and request.node.get_closest_marker(service.reset_marker)
     )
     return copies_of(request.config).prepare_test(_driveops_slug, stores, fresh)
 

@@ -156,7 +156,8 @@ def test_a_log_excerpt_drops_jvm_archive_noise_and_keeps_the_error() -> None:
 
 def test_failures_are_diagnosed_in_words() -> None:
     ferret = RuntimeError("[msg_saslstart.go:83] InternalError: password authentication failed for user x (code 1)")
-    detail, hint = diagnosis.diagnose(ferret)
+    services = registry.every(options.resolve(environ={}, pyproject={}))
+    detail, hint = diagnosis.diagnose(ferret, [s.explain for s in services.values()])  # its service says what it is
     assert detail.startswith("authentication failed") and hint is not None
     detail, hint = diagnosis.diagnose(ConnectionRefusedError("[Errno 111] Connection refused"))
     assert detail.startswith("no answer") and "status" in (hint or "")
@@ -169,8 +170,14 @@ def test_waits_end_at_once_on_a_permanent_refusal() -> None:
         calls.append(1)
         raise RuntimeError('FATAL:  password authentication failed for user "postgres"')
 
+    explain = registry.service("postgres", options.resolve(environ={}, pyproject={})).explain
+
+    def refused(exc: BaseException) -> bool:
+        said = explain(str(exc))
+        return said is not None and said.permanent
+
     with pytest.raises(StartupError, match="refused"):
-        readiness.wait_until(probe, timeout=600, service="postgres")
+        readiness.wait_until(probe, timeout=600, service="postgres", permanent=refused)
     assert len(calls) == 1
 
     def starting() -> None:
@@ -178,7 +185,7 @@ def test_waits_end_at_once_on_a_permanent_refusal() -> None:
         if len(calls) < 4:
             raise ConnectionRefusedError("Connection refused")
 
-    readiness.wait_until(starting, timeout=600, service="postgres", interval=0.001)
+    readiness.wait_until(starting, timeout=600, service="postgres", interval=0.001, permanent=refused)
     assert len(calls) == 4  # transient refusals are waited out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from driveops_env.plan import Launch, StartPlan
 from driveops_env.plugin.session import SessionEnvironment
 from driveops_env.plugin.settings import PluginSettings
 from driveops_env.ports import PortAllocator
-from driveops_env.services.base import Engine, Server
+from driveops_env.services.base import Engine, Preparation, Server
 from driveops_env.settings import Settings
 from driveops_env.state import EnvState, ServiceRecord, StateStore
 
@@ -92,7 +92,7 @@ def _prepared(tmp_path: Path, backend: FakeBackend, **cli: str) -> orchestrator.
 
     tenants = resolve_tenants(settings.tenants, load_catalogue(settings.seeds_dir / "tenants.json"))
     what = orchestrator.plan_input(settings, tenants, backend.family)
-    finger = orchestrator.fingerprint({"backend": backend.name}, what, settings)
+    finger = orchestrator.fingerprint(backend.name, what, settings)
     return orchestrator.Prepared(settings, backend, what, finger, orchestrator.hash_of(finger))
 
 
@@ -137,10 +137,13 @@ def test_the_start_plan_orders_servers_seeds_and_realms(tmp_path: Path, isolatio
     prepared = _prepared(tmp_path, backend, tenants="acme,beta", isolation=isolation)
     state = EnvState("x", "fake", isolation, "h", {}, str(tmp_path))
     ctx = StartContext("x", "h", tmp_path, _settings(tmp_path), threading.Event(), lambda r: None, PortAllocator())
-    plan = StartPlan(prepared.what, backend, ctx, Launch(state, StateStore(tmp_path)), lambda _: None)
+    what = replace(prepared.what, prepared={"keycloak": Preparation(step_limit=3)})  # what prepare found
+    plan = StartPlan(what, backend, ctx, Launch(state, StateStore(tmp_path)), lambda _: None)
     steps = {s.name: s for s in plan.steps()}
     pg = "postgres.acme" if isolation == "dedicated" else "postgres.shared"
-    assert steps["mongo.acme"].after == (pg,)  # FerretDB keeps its data in PostgreSQL on this backend
+    assert steps["prepare mongo.acme"].after == (pg,)  # FerretDB keeps its data in PostgreSQL on this backend
+    assert steps["mongo.acme"].after == (pg, "prepare mongo.acme")  # its database there, made first
+    assert steps["keycloak"].after == ("prepare keycloak",)  # the realms' snapshot, made first
     assert steps["seed postgres.acme"].after == (pg,) and steps["realm acme"].after == ("keycloak",)
     assert {"mongo.acme", "mongo.beta"} <= set(steps)  # a MongoDB server per tenant in both modes
     assert ("redis.beta" in steps) == (isolation == "dedicated")
@@ -149,7 +152,7 @@ def test_the_start_plan_orders_servers_seeds_and_realms(tmp_path: Path, isolatio
     container = StartPlan(
         prepared.what, FakeBackend(family="container"), ctx, Launch(state, StateStore(tmp_path)), lambda _: None
     ).steps()
-    assert next(s for s in container if s.name == "mongo.acme").after == ()  # a mongod keeps its own data
+    assert next(s for s in container if s.name == "mongo.acme").after == ("prepare mongo.acme",)  # no server before it
 
 
 def test_teardown_stops_every_server_then_removes_the_state_and_reports_what_would_not_stop(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from driveops_env import options, seeding
 from driveops_env.errors import TemplateError
 from driveops_env.services import registry
 from driveops_env.services.base import Sources
+from driveops_env.services.capabilities import seed_of
 from driveops_env.services.postgres import sql
 from driveops_env.services.redis import seeds as redis_seeds
 from driveops_env.tenants import Tenant
@@ -53,7 +54,7 @@ def test_unknown_placeholder_names_file_line_and_tenant() -> None:
 def test_shipped_seeds_render_for_a_tenant() -> None:
     sources = Sources(REPO / "seeds", REPO / "realms", 1 << 20)
     seeds = {
-        s.name: s.render(ACME, sources, None) for s in registry.services(options.resolve(environ={}, pyproject={}))
+        s.name: seed_of(s, ACME, sources, None) for s in registry.services(options.resolve(environ={}, pyproject={}))
     }
     assert [f.path.name for f in seeds["postgres"]] == ["001_schema.sql", "002_data.sql"]
     inserts = [s.text for f in seeds["postgres"] for s in f.statements if s.text.startswith("INSERT INTO tenants")]

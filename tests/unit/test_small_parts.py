@@ -141,19 +141,20 @@ def test_endpoints_table_masks_secrets() -> None:
 
 def test_no_secret_shows_in_a_repr() -> None:
     # pytest prints reprs of locals and assertion operands into CI logs
-    from driveops_env.services.keycloak.access import KeycloakAccess
-    from driveops_env.services.keycloak.endpoint import KeycloakEndpoint
+    from driveops_env.services.keycloak.access import KeycloakAccess, KeycloakEndpoint
     from driveops_env.services.postgres.access import PostgresEndpoint
     from driveops_env.services.redis.access import RedisEndpoint
     from driveops_env.state import ServiceRecord
 
-    pg = PostgresEndpoint.of(PostgresAccess("postgres.acme", "127.0.0.1", 5432, "acme", "acme", "s3cret-pg"))
-    rd = RedisEndpoint.of(RedisAccess("redis.acme", "127.0.0.1", 6379, "acme", "s3cret-rd", "acme:"))
+    pg = PostgresEndpoint(**vars(PostgresAccess("postgres.acme", "127.0.0.1", 5432, "acme", "acme", "s3cret-pg")))
+    rd = RedisEndpoint(**vars(RedisAccess("redis.acme", "127.0.0.1", 6379, "acme", "s3cret-rd", "acme:")))
     kc = KeycloakAccess("keycloak", "http://x", "acme", "driveops-api", "s3cret-kc", "web", {"u": "s3cret-user"})
     server = ServiceRecord("postgres.acme", "postgres", "acme", "127.0.0.1", 5432, "postgres", "s3cret-admin")
     stores = {"postgres": asdict(pg), "redis": asdict(rd), "keycloak": asdict(kc)}
     record = TenantRecord("acme", "id", "Acme", "acme", stores=stores)
-    shown = repr([pg, rd, KeycloakEndpoint.of(kc, "admin", "s3cret-admin"), server, record])
+    shown = repr(
+        [pg, rd, KeycloakEndpoint(**vars(kc), admin_user="admin", admin_password="s3cret-admin"), server, record]
+    )
     assert "s3cret" not in shown
     assert "postgres.acme" in shown and pg.password in pg.dsn  # the values themselves are all there
 

@@ -16,20 +16,29 @@ from driveops_env import builders
 from driveops_env.errors import UsageError
 from driveops_env.option_types import Range, declare, parse_optional_path, parse_port
 from driveops_env.secret import generate_secret, mask
-from driveops_env.services.base import CONTAINER, Fixture, Need, Plan, Prepare, Server, Service, Sources, View, Work
-from driveops_env.services.keycloak import access as access_
-from driveops_env.services.keycloak import admin, dist, image, image_snapshot, realm, server
+from driveops_env.services.base import (
+    CONTAINER,
+    Explanation,
+    Fixture,
+    Need,
+    Plan,
+    Preparation,
+    Prepare,
+    Server,
+    Service,
+    Sources,
+    View,
+    Work,
+)
+from driveops_env.services.keycloak import admin, dist, image, image_snapshot, realm, server, staging
 from driveops_env.services.keycloak import snapshot as snapshots
 from driveops_env.services.keycloak.access import API_CLIENT, WEB_CLIENT, KeycloakAccess
-from driveops_env.services.keycloak.endpoint import KeycloakEndpoint
 from driveops_env.services.keycloak.versions import DEFAULT_VERSION, KeycloakVersion
-from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant
 
 IMAGE = f"quay.io/keycloak/keycloak:{DEFAULT_VERSION}"
-DATABASE = "postgres.keycloak"  # the PostgreSQL server of ``--keycloak-db postgres``
 KeycloakDb = Literal["dev-file", "postgres"]
 C1 = "-XX:TieredStopAtLevel=1"
 
@@ -98,10 +107,9 @@ class KeycloakOptions:
         return KeycloakVersion(self.keycloak_version)
 
 
-class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak", title="Keycloak", formats=access_):
-    restored_per_test = False
-    issues_tokens = True
-    reset_marker = "keycloak_reset"
+class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak", title="Keycloak"):
+    reset_marker = "keycloak_reset"  # a test marked so gets a realm of its own, made afresh
+    step_name = "realm {realm}"
     commands = ("java", "kc.sh")
     clients = (
         "keycloak",
@@ -110,22 +118,21 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._install: dist.KeycloakInstall | None = None
-        self._optimized: tuple[str, str] | None = None  # the derived image, its template admin's password
-        self._in_snapshot: set[str] = set()  # realms Keycloak starts with: only their secrets are set
-        self._sessions: dict[str, admin.AdminSession] = {}  # the admin login the realms set up here share
+        self._sessions: dict[str, admin.AdminSession] = {}  # a cache: the admin login realms set up here share
 
     def needs(self, tenant: Tenant, isolation: str, family: str) -> list[Need]:
         own = Need(self.name, self.name, None)
         if self.own.keycloak_db != "postgres":
             return [own]
-        return [Need(DATABASE, "postgres", None), replace(own, after=(DATABASE,))]
+        database = staging.DATABASE
+        return [Need(database, database.split(".")[0], None), replace(own, after=(database,))]
 
-    def prepare(self, ctx: Prepare) -> str:
+    def prepare(self, ctx: Prepare) -> Preparation:
         o = self.own
         o.version.number  # noqa: B018 - a bad version is a usage error, before any download
+        fingerprint = {"keycloak": f"db={o.keycloak_db} port={o.keycloak_port or 'auto'}"}
         if ctx.family != CONTAINER:
-            self._install = dist.ensure_install(
+            install = dist.ensure_install(
                 self.settings.cache_dir,
                 version=o.keycloak_version,
                 db=o.keycloak_db,
@@ -134,18 +141,11 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
                 progress=ctx.progress,
                 providers=o.keycloak_providers_dir,
             )
-            return f"{o.keycloak_version}/{o.keycloak_db}"
-        if o.keycloak_db == "dev-file" and ctx.engine is not None and ctx.engine.client() is not None:
-            self._optimized = image.optimized(
-                ctx.engine.client(),
-                o.image_keycloak,
-                self.settings.cache_dir,
-                ctx.progress,
-                o.version,
-                o.keycloak_providers_dir,
-                ctx.engine.addresses(),
-            )
-        return o.image_keycloak
+            found: staging.Installed | staging.Optimized = staging.Installed(install)
+            version = f"{o.keycloak_version}/{o.keycloak_db}"
+        else:
+            found, version = staging.optimized(o, self.settings.cache_dir, ctx), o.image_keycloak
+        return Preparation(version, fingerprint, o.keycloak_realms_at_once, found)
 
     def images(self) -> dict[str, str]:
         return {"image_keycloak": self.own.image_keycloak}
@@ -164,88 +164,40 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
             removed += builders.prune_images(client, cache, kinds)
         return removed
 
-    def fingerprint(self) -> dict[str, str]:
-        return {"keycloak": f"db={self.own.keycloak_db} port={self.own.keycloak_port or 'auto'}"}
-
-    def step_limit(self) -> int | None:
-        return self.own.keycloak_realms_at_once
-
-    def step(self, tenant: Tenant) -> str:
-        return f"realm {tenant.realm}"
-
     def render(self, tenant: Tenant, sources: Sources, access: KeycloakAccess | None) -> realm.RealmSeed:
         secret = access.client_secret if access is not None else generate_secret()
         return realm.render_realm(
             sources.realms_dir, sources.seeds_dir, tenant, api_client_secret=secret, limit=sources.limit
         )
 
+    def stage(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> staging.Stage:
+        """Its database on the environment's server (``--keycloak-db postgres``), and the tenants'
+        realms in a snapshot of its data (a copy of the base data, or an image), made once per tenant set."""
+        return staging.stage(self.own, self.settings.cache_dir, plan, deps)
+
     def server(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Server:
-        o = self.own
-        database = self._database(deps, plan.family)
-        realms = [seed.representation for seed in plan.seeds.values()]
+        o, staged = self.own, staging.staged(plan)
         if plan.family == CONTAINER:
-            name, template = self._image(plan, realms)
             return server.container(
-                name,
-                template,
+                staged.image or o.image_keycloak,
+                staged.template,
                 o.version,
-                database,
+                staged.database,
                 heap_mb=o.keycloak_heap_mb,
                 jvm=o.keycloak_jvm_options,
                 port=o.keycloak_port,
                 engine=plan.engine,
                 on_login=self._adopt,
             )
-        install = self._install
-        assert install is not None, "prepare() first"
-        data = install.base_data
-        if data is not None and install.template_password is not None and realms:
-            data = snapshots.ensure(install, realms, o.keycloak_heap_mb, plan.progress, o.keycloak_jvm_options)
-            self._in_snapshot = {str(r.get("realm")) for r in realms}
         return server.process(
-            install,
-            data,
-            database,
+            staging.installed(plan),
+            staged.data,
+            staged.database,
             heap_mb=o.keycloak_heap_mb,
             jvm=o.keycloak_jvm_options,
             port=o.keycloak_port,
             on_login=self._adopt,
         )
-
-    def _image(self, plan: Plan, realms: list[dict[str, Any]]) -> tuple[str, str | None]:
-        """The optimized image, with the tenants' realms where there are (made once per tenant set)."""
-        if self._optimized is None or plan.engine is None:
-            return self.own.image_keycloak, None
-        optimized, template = self._optimized
-        if not realms:
-            return optimized, template
-        client, addresses = plan.engine.client(), plan.engine.addresses()
-        tag = image_snapshot.ensure(
-            client,
-            optimized,
-            template,
-            realms,
-            self.own.version,
-            addresses,
-            self.settings.cache_dir / "docker",
-            plan.progress,
-        )
-        self._in_snapshot = {str(r.get("realm")) for r in realms}
-        return tag, template
-
-    def _database(self, deps: Mapping[str, ServiceRecord], family: str) -> dict[str, str]:
-        """With ``--keycloak-db postgres``: Keycloak's own database and role on that server, and how it
-        reaches them (a container by the server's name on the network)."""
-        if self.own.keycloak_db != "postgres":
-            return {}
-        pg = deps[DATABASE]
-        database = admin.Database("keycloak", "keycloak", generate_secret())
-        pg_admin.create_tenant_database(
-            pg_admin.admin_conninfo(pg), role=database.user, password=database.password, database=database.name
-        )
-        if family == CONTAINER:
-            return {"KC_DB": "postgres"} | dist.database_env(database, f"{pg.aliases[0]}:{pg.container_port}")
-        return dist.database_env(database, f"{pg.host}:{pg.port}")
 
     # --- per tenant ---------------------------------------------------------------------------------
 
@@ -254,7 +206,8 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
         found = KeycloakAccess(
             record.key, admin.base_url(record), work.tenant.realm, API_CLIENT, seed.secret, WEB_CLIENT, dict(seed.users)
         )
-        if work.tenant.realm in self._in_snapshot:  # the realm is there: only this environment's secrets are new
+        in_snapshot = work.staged.realms if isinstance(work.staged, staging.Stage) else frozenset()
+        if work.tenant.realm in in_snapshot:  # the realm is there: only this environment's secrets are new
             secrets = snapshots.secrets_of(seed.representation) | {found.client_id: found.client_secret}
             snapshots.set_client_secrets(self._session(record), seed.representation, secrets)
         else:
@@ -283,13 +236,17 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
             realms.create_realm(work.seed.representation)
             return access
         own = f"{work.tenant.realm}_{work.token}"  # "_": in no tenant's realm name
-        assert work.sources is not None, "a copy's realm is rendered from the sources"
+        if work.sources is None:
+            raise ValueError("a copy's realm is rendered from the sources: give the work its sources")
         seed = self.render(replace(work.tenant, realm=own), work.sources, access)
         if work.memo.get("realm") == own:
             realms.delete_realm(own)
         realms.create_realm(seed.representation)
         work.memo["realm"] = own
         return replace(access, realm=own)
+
+    def copy(self, access: KeycloakAccess, work: Work) -> KeycloakAccess:
+        return access  # the tenant's realm, read-only, until a marked test asks for one of its own
 
     def drop_copy(self, access: KeycloakAccess, work: Work) -> None:
         if access.realm != work.tenant.realm:  # a realm of its own was made
@@ -308,29 +265,12 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
     def checks(self) -> dict[str, Any]:
         return {"keycloak": _check}
 
-    def inside(
-        self, access: KeycloakAccess, servers: Mapping[str, ServiceRecord]
-    ) -> tuple[KeycloakAccess, dict[str, str]]:
-        """The server by its name on the network; the issuer stays (its hostname is the URL clients use
-        outside, and the token and JWKS endpoints follow the host a request used)."""
-        record = servers.get(access.service)
-        if record is None or not record.aliases:
-            return access, {}
-        base = f"http://{record.aliases[0]}:{record.container_port}"
-        moved = replace(access, base_url=base, public_url=access.public_url or access.base_url)
-        return moved, {"Keycloak__MetadataAddress": moved.discovery_url}
-
-    def describe(self, access: KeycloakAccess, show_secrets: bool) -> str:
-        secret = access.client_secret if show_secrets else mask(access.client_secret)
-        return f"{access.issuer} (client {access.client_id}, secret {secret})"
+    def explain(self, error: str) -> Explanation | None:
+        return admin.explain(error)
 
     def admin(self, record: ServiceRecord, show_secrets: bool) -> dict[str, str] | None:
         password = record.admin_password if show_secrets else mask(record.admin_password)
         return {"url": f"{admin.base_url(record)}/admin/", "user": record.admin_user, "password": password}
-
-    def endpoint(self, access: KeycloakAccess, servers: Mapping[str, ServiceRecord]) -> KeycloakEndpoint:
-        record = servers.get(access.service)
-        return KeycloakEndpoint.of(access, record.admin_user if record else "", record.admin_password if record else "")
 
     def fixtures(self) -> list[Fixture]:
         return [

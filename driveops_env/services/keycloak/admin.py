@@ -10,14 +10,41 @@ import urllib.error
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from driveops_env.errors import ServiceError
-from driveops_env.services.keycloak.access import KeycloakAccess
+from driveops_env.services.servers import Explanation
 from driveops_env.state import ServiceRecord
 
 TIMEOUT = 30
 T = TypeVar("T")
+
+
+class Realm(Protocol):
+    """A tenant's realm as the functions below need it (the access record is one)."""
+
+    base_url: str
+    realm: str
+    client_id: str
+    client_secret: str
+    users: dict[str, str]
+
+    @property
+    def issuer(self) -> str: ...
+
+    @property
+    def audience(self) -> str: ...
+
+
+def explain(error: str) -> Explanation | None:
+    """What Keycloak's refusals mean, as python-keycloak says them (not final while it starts: an
+    administrator Keycloak 23 makes after it says it is ready is refused until then)."""
+    if "invalid_grant" in error or "Invalid user credentials" in error:
+        return Explanation(
+            "authentication failed: Keycloak refused the user or its password",
+            "the credentials are not the environment's: re-read them with `driveops-env env`",
+        )
+    return None
 
 
 def not_answering(what: str, exc: BaseException, tenant: str | None = None) -> ServiceError:
@@ -209,7 +236,7 @@ def realm_exists(base_url: str, realm: str) -> bool:
     return True
 
 
-def openid(access: KeycloakAccess) -> Any:
+def openid(access: Realm) -> Any:
     """python-keycloak's ``KeycloakOpenID`` for the tenant's API client."""
     from keycloak import KeycloakOpenID
 
@@ -222,7 +249,7 @@ def openid(access: KeycloakAccess) -> Any:
     )
 
 
-def user_token(access: KeycloakAccess, username: str, password: str | None = None) -> dict[str, Any]:
+def user_token(access: Realm, username: str, password: str | None = None) -> dict[str, Any]:
     """A token response for a user of the tenant's realm (password grant on the API client)."""
     if password is None:
         password = access.users.get(username)
@@ -240,14 +267,14 @@ def user_token(access: KeycloakAccess, username: str, password: str | None = Non
     return response
 
 
-def service_token(access: KeycloakAccess) -> dict[str, Any]:
+def service_token(access: Realm) -> dict[str, Any]:
     """A token of the API client's service account (client credentials grant)."""
     with refusals(f"Keycloak refused a client-credentials token in realm {access.realm!r}"):
         response: dict[str, Any] = openid(access).token(grant_type="client_credentials")
     return response
 
 
-def validated_claims(access: KeycloakAccess, token: str) -> dict[str, Any]:
+def validated_claims(access: Realm, token: str) -> dict[str, Any]:
     """The claims of ``token`` once validated the way an API's JWT bearer handler does: signature by
     the realm's keys (JWKS), issuer, audience (the API client) and expiry."""
     check = {"iss": access.issuer, "aud": access.audience, "exp": None}
@@ -283,7 +310,7 @@ class Database:
     password: str
 
 
-def verify_tenant_token(access: KeycloakAccess, username: str, *, tenant_id: str, slug: str) -> dict[str, Any]:
+def verify_tenant_token(access: Realm, username: str, *, tenant_id: str, slug: str) -> dict[str, Any]:
     """Tenant-level readiness: ``username`` obtains a token that validates (signature, issuer,
     audience) and whose claims name the tenant."""
     token = user_token(access, username)["access_token"]

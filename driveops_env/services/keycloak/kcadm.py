@@ -5,10 +5,9 @@ private range.  The admin's password goes to kcadm on its standard input, never 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-from driveops_env.errors import StartupError
+from driveops_env import readiness
 
 KCADM = "/opt/keycloak/bin/kcadm.sh"
 CONFIG = ["--config", "/tmp/kcadm.config"]  # noqa: S108 - inside the container
@@ -17,16 +16,16 @@ Run = Callable[[list[str], bytes | None], tuple[int, str]]  # argv, stdin -> exi
 
 def plain_http(run: Run, user: str, password: str) -> None:
     login = [KCADM, "config", "credentials", "--server", "http://localhost:8080", "--realm", "master"]
-    _until_done(run, [*login, "--user", user, *CONFIG], (password + "\n").encode(), attempts=60)
-    _until_done(run, [KCADM, "update", "realms/master", "-s", "sslRequired=NONE", *CONFIG], None, attempts=5)
+    _until_done(run, [*login, "--user", user, *CONFIG], (password + "\n").encode(), timeout=60)
+    _until_done(run, [KCADM, "update", "realms/master", "-s", "sslRequired=NONE", *CONFIG], None, timeout=5)
 
 
-def _until_done(run: Run, argv: list[str], stdin: bytes | None, *, attempts: int) -> None:
+def _until_done(run: Run, argv: list[str], stdin: bytes | None, *, timeout: float) -> None:
     """Tried again for a while: before 25 the admin appears just after Keycloak reports ready."""
-    output = ""
-    for _ in range(attempts):
+
+    def done() -> None:
         code, output = run(argv, stdin)
-        if code == 0:
-            return
-        time.sleep(1)
-    raise StartupError(f"kcadm.sh {argv[1]} failed: {output[-500:]}", service="keycloak")
+        if code != 0:
+            raise RuntimeError(f"kcadm.sh {argv[1]} exited {code}: {output[-500:]}")
+
+    readiness.wait_until(done, timeout=timeout, service="keycloak", interval=1, max_interval=1)

@@ -17,9 +17,11 @@ from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
     PROCESS,
+    Explanation,
     Fixture,
     Need,
     Plan,
+    Preparation,
     Prepare,
     Server,
     Service,
@@ -27,9 +29,8 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.mongo import access as access_
 from driveops_env.services.mongo import admin, differences, ferretdb, pool, seeds, server
-from driveops_env.services.mongo.access import MongoAccess, MongoEndpoint
+from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
@@ -60,33 +61,29 @@ class MongoOptions:
     )
 
 
-class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="MongoDB", formats=access_):
-    endpoint_type = MongoEndpoint
+class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="MongoDB"):
     commands = ("ferretdb",)
     clients = ("pymongo",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._binary: Path | None = None
-        self._users: dict[str, admin.MongoUser] = {}  # made with the server, handed to the tenant
-        self._ready: ready_image.Ready | None = None  # the initialised image (engines that build)
         self._pools: dict[str, pool.DatabasePool] = {}  # a test process's copies: ready databases, by token
 
     def needs(self, tenant: Tenant, isolation: str, family: str) -> list[Need]:
-        own = Need(f"mongo.{tenant.slug}", self.name, tenant.slug)
+        own = Need(f"{self.name}.{tenant.slug}", self.name, tenant.slug)
         if family != PROCESS:
             return [own]
         owner = tenant.slug if isolation == "dedicated" else None
         pg = Need(f"postgres.{owner or 'shared'}", "postgres", owner)
         return [pg, replace(own, after=(pg.key,))]
 
-    def prepare(self, ctx: Prepare) -> str:
+    def prepare(self, ctx: Prepare) -> Preparation:
         if ctx.family == CONTAINER:
             recipe = server.ready_recipe(self.own.image_mongo)
-            self._ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.mongo_ready_image)
-            return self.own.image_mongo
-        self._binary = ferretdb.build(self.settings.cache_dir, ferretdb.DEFAULT_VERSION, ctx.progress)
-        return f"FerretDB {ferretdb.DEFAULT_VERSION}"
+            ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.mongo_ready_image)
+            return Preparation(self.own.image_mongo, found=ready)  # the initialised image, or None
+        binary = ferretdb.build(self.settings.cache_dir, ferretdb.DEFAULT_VERSION, ctx.progress)
+        return Preparation(f"FerretDB {ferretdb.DEFAULT_VERSION}", found=binary)
 
     def images(self) -> dict[str, str]:
         return {"image_mongo": self.own.image_mongo}
@@ -102,21 +99,29 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
     def render(self, tenant: Tenant, sources: Sources, access: MongoAccess | None) -> Any:
         return seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)
 
+    def stage(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> server.Storage | None:
+        """Locally, the tenant's user (a PostgreSQL role FerretDB passes logins through to) and
+        FerretDB's database on the tenant's PostgreSQL server, made before FerretDB starts over it."""
+        if plan.family == CONTAINER:
+            return None  # the image's own server: its administrator makes the user at the set-up
+        return server.ferret_storage(str(need.tenant), deps[need.after[0]])
+
     def server(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Server:
         slug = str(need.tenant)
         if plan.family == CONTAINER:
-            return server.container(need.key, slug, self.own.image_mongo, self._ready)
-        assert self._binary is not None, "prepare() first"
-        user = self._user(slug)
-        return server.ferret(need.key, slug, self._binary, deps[need.after[0]], user)
-
-    def _user(self, slug: str) -> admin.MongoUser:
-        name = database_name(slug)
-        return self._users.setdefault(slug, admin.MongoUser(f"{name}_mongo", generate_secret(), name))
+            ready: ready_image.Ready | None = plan.prepared.found
+            return server.container(need.key, slug, self.own.image_mongo, ready)
+        binary: Path = plan.prepared.found
+        storage: server.Storage = plan.staged
+        return server.ferret(need.key, slug, binary, deps[need.after[0]], storage)
 
     def setup(self, work: Work, record: ServiceRecord) -> MongoAccess:
-        user = self._user(work.tenant.slug)
-        if record.extra.get("mechanism") != "PLAIN":  # a mongod: its user is made by its administrator
+        storage: server.Storage | None = work.staged
+        if storage is not None:
+            user = storage.owner
+        else:  # a mongod: its user is made by its administrator
+            name = database_name(work.tenant.slug)
+            user = admin.MongoUser(f"{name}_mongo", generate_secret(), name)
             admin.create_user(admin.admin_access(record), user)
         found = admin.tenant_access(record, user)
         admin.seed(found, work.seed, tenant=work.tenant.slug)
@@ -190,14 +195,14 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
     def checks(self) -> dict[str, Any]:
         return {"mongodb": _check}
 
-    def explain(self, error: str) -> tuple[str, str | None] | None:
+    def explain(self, error: str) -> Explanation | None:
         difference = differences.explain(error)
-        if difference is None:
-            return None
-        return f"FerretDB (the MongoDB server here) does not support {difference.what}", difference.instead
-
-    def describe(self, access: MongoAccess, show_secrets: bool) -> str:
-        return str(access_.data(access, show_secrets)["uri"])
+        if difference is not None:
+            return Explanation(
+                f"difference: FerretDB (the MongoDB server here) does not support {difference.what}",
+                difference.instead,
+            )
+        return admin.explain(error)
 
     def fixtures(self) -> list[Fixture]:
         return [

@@ -9,19 +9,37 @@ How users log in depends on the server, and its service records it in the server
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from driveops_env.errors import SeedError, ServiceError
 from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.mongo.seeds import MongoCollection
+from driveops_env.services.servers import Explanation
 from driveops_env.state import ServiceRecord
 
 # MongoDB error codes FerretDB answers for what it does not implement
 NOT_IMPLEMENTED = 238
 COMMAND_NOT_FOUND = 59
 UNSUPPORTED = (NOT_IMPLEMENTED, COMMAND_NOT_FOUND)
+
+
+def explain(error: str) -> Explanation | None:
+    """What a refused login (FerretDB reports it as an InternalError) or a server that is not found
+    means, as pymongo says it."""
+    if "authentication failed" in error.lower():
+        return Explanation(
+            "authentication failed: the server refused the user or its password",
+            "the credentials are not the environment's: re-read them with `driveops-env env`",
+            permanent=True,
+        )
+    if "No servers found" in error or "ServerSelectionTimeoutError" in error:
+        return Explanation(
+            "no answer: the server was not reached",
+            "the server is down: `driveops-env status`, then `driveops-env up` heals the environment",
+        )
+    return None
 
 
 def client(access: MongoAccess) -> Any:
@@ -33,8 +51,8 @@ def client(access: MongoAccess) -> Any:
 @dataclass(frozen=True)
 class MongoUser:
     name: str
-    password: str
-    database: str  # the tenant's database, where a real mongod keeps the user
+    password: str = field(repr=False)
+    database: str = ""  # the tenant's database, where a real mongod keeps the user
 
 
 def create_user(admin: MongoAccess, user: MongoUser) -> None:

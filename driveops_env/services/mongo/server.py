@@ -4,7 +4,7 @@ over a PostgreSQL database of the tenant's own, on the tenant's (or the shared) 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from driveops_env.services.mongo import admin, ferretdb
 from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.state import ServiceRecord
+from driveops_env.tenants import database_name
 
 PORT = 27017
 READY_DATA = "/var/lib/driveops-ready/db"  # the initialised image's data: no VOLUME over it
@@ -71,17 +72,34 @@ def _root(host: str, port: int, password: str) -> MongoAccess:
     return MongoAccess("mongo", host, port, "admin", ADMIN, password, None, "admin")
 
 
-def ferret(key: str, tenant: str, binary: Path, pg: ServiceRecord, owner: admin.MongoUser) -> Server:
-    """FerretDB over ``ferretdb_<slug>`` of ``pg``, owned by the tenant's user (a PostgreSQL role, which
-    FerretDB passes the client's credentials through to); a probe role that may only connect."""
-    probe_user, probe_password = ferretdb.probe_role(tenant), generate_secret()
-    database = ferretdb.pg_database(tenant)
+@dataclass(frozen=True)
+class Storage:
+    """What a local FerretDB keeps its data in: a PostgreSQL database of the tenant's own, owned by the
+    tenant's user (a PostgreSQL role FerretDB passes the client's login through to), and a role that
+    may only connect (its probe)."""
+
+    owner: admin.MongoUser
+    probe_user: str
+    probe_password: str = field(repr=False)
+
+
+def ferret_storage(tenant: str, pg: ServiceRecord) -> Storage:
+    """The tenant's user and FerretDB's database on ``pg``, made before FerretDB starts over it."""
+    name = database_name(tenant)
+    owner = admin.MongoUser(f"{name}_mongo", generate_secret(), name)
+    storage = Storage(owner, ferretdb.probe_role(tenant), generate_secret())
     ferretdb.prepare_postgres(
         pg_admin.admin_conninfo(pg),
-        database=database,
+        database=ferretdb.pg_database(tenant),
         owner=(owner.name, owner.password),
-        probe=(probe_user, probe_password),
+        probe=(storage.probe_user, storage.probe_password),
     )
+    return storage
+
+
+def ferret(key: str, tenant: str, binary: Path, pg: ServiceRecord, storage: Storage) -> Server:
+    """FerretDB over the tenant's database of ``pg`` (see :func:`ferret_storage`)."""
+    database = ferretdb.pg_database(tenant)
 
     def argv(_: Path, port: int, __: object) -> list[str]:
         return ferretdb.server_argv(binary, port=port, pg_host=pg.host, pg_port=pg.port, database=database)
@@ -90,8 +108,8 @@ def ferret(key: str, tenant: str, binary: Path, pg: ServiceRecord, owner: admin.
         key,
         "mongo",
         tenant,
-        probe_user,
-        probe_password,
+        storage.probe_user,
+        storage.probe_password,
         probe=lambda record: admin.probe(admin.admin_access(record)),
         process=ProcessSpec(argv=argv),
         retry_on=lambda log: "address already in use" in log.lower(),

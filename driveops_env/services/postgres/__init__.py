@@ -5,7 +5,7 @@ milliseconds; a test process's copy is another clone, owned by the tenant's role
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,11 @@ from driveops_env.option_types import READY_COPIES, declare, parse_bool, parse_o
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
+    Explanation,
     Fixture,
     Need,
     Plan,
+    Preparation,
     Prepare,
     Server,
     Service,
@@ -25,9 +27,8 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.postgres import access as access_
 from driveops_env.services.postgres import admin, local, pool, server, sql
-from driveops_env.services.postgres.access import PostgresAccess, PostgresEndpoint
+from driveops_env.services.postgres.access import PostgresAccess
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant, database_name
@@ -63,27 +64,35 @@ class PostgresOptions:
     )
 
 
-class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres", title="PostgreSQL", formats=access_):
-    endpoint_type = PostgresEndpoint
+@dataclass(frozen=True)
+class Local:
+    """What ``prepare`` found locally: the binaries, the initialised template cluster, the
+    environment's directory and the user servers run as (on a container engine: the initialised
+    image, or None)."""
+
+    bin_dir: Path
+    template: Path
+    env_dir: Path
+    user: str | None
+
+
+class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres", title="PostgreSQL"):
     commands = ("postgres",)
     clients = ("psycopg",)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._local: tuple[Path, Path, Path, str | None] | None = None  # bin, template, env dir, user
         self._pools: dict[str, pool.ClonePool] = {}  # a test process's copies: ready clones, by database
-        self._ready: ready_image.Ready | None = None  # the initialised image (engines that build)
 
-    def prepare(self, ctx: Prepare) -> str:
+    def prepare(self, ctx: Prepare) -> Preparation:
         if ctx.family == CONTAINER:
             recipe = server.ready_recipe(self.own.image_postgres)
-            self._ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.postgres_ready_image)
-            return self.own.image_postgres
+            ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.postgres_ready_image)
+            return Preparation(self.own.image_postgres, found=ready)
         local.check_socket_path(ctx.env_dir)
         bin_dir = local.find_bin_dir(self.own.postgres_bin)
         template = local.ensure_template(bin_dir, self.settings.cache_dir, ctx.env_dir.parent, user=ctx.run_as)
-        self._local = (bin_dir, template, ctx.env_dir, ctx.run_as)
-        return local.server_version(bin_dir)
+        return Preparation(local.server_version(bin_dir), found=Local(bin_dir, template, ctx.env_dir, ctx.run_as))
 
     def images(self) -> dict[str, str]:
         return {"image_postgres": self.own.image_postgres}
@@ -101,10 +110,10 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
 
     def server(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Server:
         if plan.family == CONTAINER:
-            return server.container(need.key, need.tenant, self.own.image_postgres, self._ready)
-        assert self._local is not None, "prepare() first"
-        bin_dir, template, env_dir, user = self._local
-        return server.process(need.key, need.tenant, bin_dir, template, env_dir, user)
+            ready: ready_image.Ready | None = plan.prepared.found
+            return server.container(need.key, need.tenant, self.own.image_postgres, ready)
+        found: Local = plan.prepared.found
+        return server.process(need.key, need.tenant, found.bin_dir, found.template, found.env_dir, found.user)
 
     def setup(self, work: Work, record: ServiceRecord) -> PostgresAccess:
         name = database_name(work.tenant.slug)
@@ -129,8 +138,6 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         return access
 
     def copy(self, access: PostgresAccess, work: Work) -> PostgresAccess:
-        from dataclasses import replace
-
         return replace(access, database=f"{access.database}_{work.token}")
 
     def drop_copy(self, access: PostgresAccess, work: Work) -> None:
@@ -149,8 +156,8 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
     def checks(self) -> dict[str, Any]:
         return {"postgres": _check_database, "tenant-validation": _check_tenant_row}
 
-    def describe(self, access: PostgresAccess, show_secrets: bool) -> str:
-        return str(access_.data(access, show_secrets)["dsn"])
+    def explain(self, error: str) -> Explanation | None:
+        return admin.explain(error)
 
     def fixtures(self) -> list[Fixture]:
         return [

@@ -8,14 +8,37 @@ mode the other tenants' servers do not even know the role.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
+from driveops_env.services.servers import Explanation
 from driveops_env.state import ServiceRecord
 
 if TYPE_CHECKING:
     import psycopg
 
 SUPERUSER = "postgres"
+
+
+_REFUSED = re.compile(r"password authentication failed|no pg_hba\.conf entry", re.I)
+_MISSING = re.compile(r"(database|role) \"[^\"]*\" does not exist", re.I)
+
+
+def explain(error: str) -> Explanation | None:
+    """What the server's (or psycopg's) error means: a refused login or a missing database or role,
+    which no wait changes."""
+    if _REFUSED.search(error):
+        return Explanation(
+            "authentication failed: the server refused the user or its password",
+            "the credentials are not the environment's: re-read them with `driveops-env env`",
+            permanent=True,
+        )
+    missing = _MISSING.search(error)
+    if missing is not None:
+        return Explanation(
+            f"missing: {missing.group(0)}", "`driveops-env reset --tenant <slug>` re-creates it", permanent=True
+        )
+    return None
 
 
 def conninfo(host: str, port: int, user: str, password: str | None, dbname: str) -> str:

@@ -17,14 +17,16 @@ from typing import Any
 
 from driveops_env import process
 from driveops_env.option_types import Range, declare
-from driveops_env.secret import generate_secret, hide
+from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
     COPY_TOKEN,
     ContainerSpec,
+    Explanation,
     Fixture,
     Need,
     Plan,
+    Preparation,
     Prepare,
     ProcessSpec,
     Server,
@@ -33,9 +35,8 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.redis import access as access_
 from driveops_env.services.redis import admin, pool, seeds
-from driveops_env.services.redis.access import RedisAccess, RedisEndpoint
+from driveops_env.services.redis.access import RedisAccess
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant, database_name
@@ -62,8 +63,7 @@ class RedisOptions:
     )
 
 
-class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redis", formats=access_):
-    endpoint_type = RedisEndpoint
+class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redis"):
     commands = ("redis-server",)
     clients = ("redis",)
 
@@ -71,13 +71,13 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
         super().__init__(settings)
         self._pools: dict[str, pool.SwapPool] = {}  # a test process's copies: ready databases, by token
 
-    def prepare(self, ctx: Prepare) -> str:
+    def prepare(self, ctx: Prepare) -> Preparation:
         if ctx.family == CONTAINER:
-            return self.own.image_redis
+            return Preparation(self.own.image_redis)
         found = admin.find_server(self.own.redis_server)
         out = subprocess.run([found, "--version"], capture_output=True, text=True, check=False)
         match = re.search(r"v=(\S+)", out.stdout)
-        return match.group(1) if match else "unknown"
+        return Preparation(match.group(1) if match else "unknown", found=found)
 
     def images(self) -> dict[str, str]:
         return {"image_redis": self.own.image_redis}
@@ -99,7 +99,7 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
                 data_dirs=("/data",),
             )
             return base
-        binary = admin.find_server(self.own.redis_server)
+        binary: str = plan.prepared.found
 
         def config(data_dir: Path, port: int) -> dict[str, str]:
             return {"redis.conf": admin.config_text(port=port, data_dir=data_dir, admin_password=password)}
@@ -184,8 +184,8 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
     def checks(self) -> dict[str, Any]:
         return {"redis": _check}
 
-    def describe(self, access: RedisAccess, show_secrets: bool) -> str:
-        return f"{hide(access.url, access.password, show_secrets)} (keys {access.key_prefix}*)"
+    def explain(self, error: str) -> Explanation | None:
+        return admin.explain(error)
 
     def fixtures(self) -> list[Fixture]:
         return [

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from driveops_env.errors import MissingDependencyError
+from driveops_env.services.servers import Explanation
 
 # A tenant's user in shared mode.  Denied: what reaches other tenants' data or state - @dangerous and
 # @admin (FLUSHALL, KEYS, CONFIG, CLIENT LIST, SLOWLOG, INFO ...), listing or counting every key (SCAN,
@@ -44,6 +45,24 @@ class AclUser:
     name: str
     password: str
     key_prefix: str
+
+
+def explain(error: str) -> Explanation | None:
+    """What the server's refusals mean, as redis-py says them."""
+    if "WRONGPASS" in error or "invalid username-password" in error:
+        return Explanation(
+            "authentication failed: the server refused the user or its password",
+            "the credentials are not the environment's: re-read them with `driveops-env env`",
+            permanent=True,
+        )
+    if "NOPERM" in error:
+        return Explanation("refused: the user may not run that command or reach that key", None, permanent=True)
+    if "Error 111" in error:
+        return Explanation(
+            "no answer: the server was not reached",
+            "the server is down: `driveops-env status`, then `driveops-env up` heals the environment",
+        )
+    return None
 
 
 def client(host: str, port: int, username: str | None, password: str, db: int = 0) -> Any:

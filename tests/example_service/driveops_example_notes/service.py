@@ -28,10 +28,12 @@ from driveops_env.secret import generate_secret, hide
 from driveops_env.seeding import load_json_template, tenant_context
 from driveops_env.services.base import (
     CONTAINER,
+    AccessRecord,
     ContainerSpec,
     Fixture,
     Need,
     Plan,
+    Preparation,
     Prepare,
     ProcessSpec,
     Server,
@@ -54,7 +56,10 @@ class NotesOptions:
 
 
 @dataclass
-class NotesAccess:
+class NotesAccess(AccessRecord):
+    """A tenant's namespace on the notes server, with its own token: what `env` prints of it, what
+    status shows, what `TenantHandle.notes` hands out."""
+
     service: str
     host: str
     port: int
@@ -64,6 +69,24 @@ class NotesAccess:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def env(self, style: str) -> dict[str, str]:
+        if style == "dotnet":
+            return {"Notes__Url": self.url, "Notes__Namespace": self.namespace, "Notes__Token": self.token}
+        return {
+            "DRIVEOPS_NOTES_URL": self.url,
+            "DRIVEOPS_NOTES_NAMESPACE": self.namespace,
+            "DRIVEOPS_NOTES_TOKEN": self.token,
+        }
+
+    def describe(self, show_secrets: bool) -> str:
+        return f"{self.url}/ns/{self.namespace} (token {hide(self.token, self.token, show_secrets)})"
+
+    def data(self, show_secrets: bool) -> dict[str, Any]:
+        return {"url": self.url, "namespace": self.namespace, "token": hide(self.token, self.token, show_secrets)}
+
+    def endpoint(self, servers: Mapping[str, ServiceRecord]) -> NotesClient:
+        return NotesClient(self)
 
 
 def call(url: str, token: str, method: str = "GET", body: Any = None) -> Any:
@@ -95,8 +118,8 @@ class NotesService(Service[NotesAccess, NotesOptions], name="notes", title="Note
     default = False  # runs when `services` names it
     commands = ("python",)
 
-    def prepare(self, ctx: Prepare) -> str:
-        return self.own.image_notes if ctx.family == CONTAINER else f"python {sys.version.split()[0]}"
+    def prepare(self, ctx: Prepare) -> Preparation:
+        return Preparation(self.own.image_notes if ctx.family == CONTAINER else f"python {sys.version.split()[0]}")
 
     def images(self) -> dict[str, str]:
         return {"image_notes": self.own.image_notes}
@@ -156,28 +179,6 @@ class NotesService(Service[NotesAccess, NotesOptions], name="notes", title="Note
 
     def checks(self) -> dict[str, Any]:
         return {"notes": _check}
-
-    def env(self, access: NotesAccess, style: str) -> dict[str, str]:
-        if style == "dotnet":
-            return {"Notes__Url": access.url, "Notes__Namespace": access.namespace, "Notes__Token": access.token}
-        return {
-            "DRIVEOPS_NOTES_URL": access.url,
-            "DRIVEOPS_NOTES_NAMESPACE": access.namespace,
-            "DRIVEOPS_NOTES_TOKEN": access.token,
-        }
-
-    def describe(self, access: NotesAccess, show_secrets: bool) -> str:
-        return f"{access.url}/ns/{access.namespace} (token {hide(access.token, access.token, show_secrets)})"
-
-    def data(self, access: NotesAccess, show_secrets: bool) -> dict[str, Any]:
-        return {
-            "url": access.url,
-            "namespace": access.namespace,
-            "token": hide(access.token, access.token, show_secrets),
-        }
-
-    def endpoint(self, access: NotesAccess, servers: Mapping[str, ServiceRecord]) -> NotesClient:
-        return NotesClient(access)
 
     def fixtures(self) -> list[Fixture]:
         return [Fixture("tenant_notes", "A client of the tenant's notes namespace, on its own copy.", _client)]
