@@ -20,14 +20,15 @@ import contextlib
 import os
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from driveops_env import builders, process
-from driveops_env.backends import docker_engine
+from driveops_env.backends import docker_derive, docker_engine
 from driveops_env.backends.base import StartContext, Started, home_label, launch
 from driveops_env.backends.docker_engine import LABEL, sweep
 from driveops_env.errors import MissingDependencyError, StartupError
+from driveops_env.images.derivation import Derivation
 from driveops_env.ports import PortAllocator
 from driveops_env.secret import generate_secret
 from driveops_env.services import registry
@@ -90,6 +91,23 @@ class DockerBackend:
 
     def engine(self) -> Engine | None:
         return self
+
+    builds = True  # images are derived on the engine itself
+
+    def identity(self) -> str:
+        return str(self.client().info().get("ID", ""))
+
+    def image_id(self, reference: str) -> str | None:
+        return docker_derive.image_id(self.client(), reference)
+
+    def build(self, context: bytes, tag: str, labels: Mapping[str, str]) -> str:
+        return docker_derive.build(self.client(), context, tag, labels)
+
+    def derive(self, derivation: Derivation) -> str:
+        return docker_derive.derive(self.client(), self.addresses(), derivation)
+
+    def remove_image(self, reference: str) -> None:
+        docker_derive.remove_image(self.client(), reference)
 
     def run_as(self) -> str | None:
         return None

@@ -22,12 +22,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 from driveops_env import process, readiness
-from driveops_env.backends import kube_api
+from driveops_env.backends import kube_api, kube_namespaces
 from driveops_env.backends.base import StartContext, Started, home_label, launch
 from driveops_env.backends.docker_engine import LABEL
 from driveops_env.errors import (
@@ -37,6 +37,7 @@ from driveops_env.errors import (
     StartupError,
     UsageError,
 )
+from driveops_env.images.derivation import Derivation
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import CONTAINER, ContainerSpec, Engine, Server
 from driveops_env.settings import Settings
@@ -90,14 +91,31 @@ class KubernetesBackend:
     def addresses(self) -> tuple[str, str]:
         """(where ports are published, where clients reach them): the node address, both."""
         if not self._address:
-            self._address = _node_address(self.api())
+            self._address = kube_namespaces.node_address(self.api())
         return self._address, self._address
 
     def engine(self) -> Engine | None:
         return self
 
+    builds = False  # the cluster pulls the configured images; it derives none
+
     def client(self) -> Any:
-        return None  # images are not built here: the cluster pulls the configured ones
+        return None
+
+    def identity(self) -> str:
+        return self.url
+
+    def image_id(self, reference: str) -> str | None:
+        return None
+
+    def build(self, context: bytes, tag: str, labels: Mapping[str, str]) -> str:
+        raise UsageError("the kubernetes backend builds no image", hint="use the docker backend to derive images")
+
+    def derive(self, derivation: Derivation) -> str:
+        raise UsageError("the kubernetes backend derives no image", hint="use the docker backend to derive images")
+
+    def remove_image(self, reference: str) -> None:
+        pass
 
     def run_as(self) -> str | None:
         return None
@@ -118,7 +136,7 @@ class KubernetesBackend:
             api.list_node(limit=1)
         except Exception as exc:
             raise MissingDependencyError(
-                f"the cluster of kubeconfig context {self.url!r} does not answer: {_reason(exc)}",
+                f"the cluster of kubeconfig context {self.url!r} does not answer: {kube_namespaces.reason(exc)}",
                 hint="check `kubectl --context <context> get nodes`; scripts/local-cluster up starts one here",
             ) from None
         progress(f"kubernetes: context {self.url}, clients reach the node ports at {self.addresses()[1]}")
@@ -129,10 +147,10 @@ class KubernetesBackend:
             if name in self._namespaces:
                 return name
             if self.settings.kube_namespace:
-                _check_named(self.api(), name)
+                kube_namespaces.check_named(self.api(), name)
             else:
                 labels = self._labels(ctx.env_name, **{kube_api.OWNED_LABEL: "true"})
-                _create_namespace(self.api(), name, labels)
+                kube_namespaces.create_namespace(self.api(), name, labels)
             self._namespaces.add(name)
         return name
 
@@ -246,7 +264,7 @@ class KubernetesBackend:
         for service in api.list_namespaced_service(namespace, label_selector=selector).items:
             with contextlib.suppress(Exception):
                 api.delete_namespaced_service(service.metadata.name, namespace)
-        _wait_gone(lambda: api.list_namespaced_service(namespace, label_selector=selector).items)
+        kube_namespaces.wait_gone(lambda: api.list_namespaced_service(namespace, label_selector=selector).items)
 
     def logs(self, record: ServiceRecord, lines: int | None) -> str:
         if self._pod(record) is None:
@@ -286,7 +304,8 @@ class KubernetesBackend:
             raise
         except Exception as exc:
             raise StartupError(
-                f"cannot remove environment {env_name!r} from the cluster: {_reason(exc)}", hint=_permission(exc)
+                f"cannot remove environment {env_name!r} from the cluster: {kube_namespaces.reason(exc)}",
+                hint=kube_namespaces.permission(exc),
             ) from None
 
     def cleanup_in(self, namespace: str, env_name: str) -> list[str]:
@@ -298,87 +317,11 @@ class KubernetesBackend:
                 with contextlib.suppress(Exception):
                     getattr(api, f"delete_namespaced_{kind}")(item.metadata.name, namespace, grace_period_seconds=0)
                 removed.append(f"{kind} {namespace}/{item.metadata.name}")
-        if _owned(api, namespace, env_name, home_label(self.settings)):
+        if kube_namespaces.owned(api, namespace, env_name, home_label(self.settings)):
             api.delete_namespace(namespace, grace_period_seconds=0)
-            _wait_gone(lambda: _exists(api, namespace), timeout=120)
+            kube_namespaces.wait_gone(lambda: kube_namespaces.exists(api, namespace), timeout=120)
             removed.append(f"namespace {namespace}")
         return removed
-
-
-def _node_address(api: Any) -> str:
-    for node in api.list_node().items:
-        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-        internal = [a.address for a in node.status.addresses or [] if a.type == "InternalIP"]
-        if ready and internal:
-            return str(internal[0])
-    raise MissingDependencyError(
-        "no ready node of the cluster has an InternalIP for clients to reach the node ports at",
-        hint="name the address with --kube-address",
-    )
-
-
-def _create_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
-    _wait_gone(lambda: _terminating(api, name), timeout=120)  # an earlier environment's, being removed
-    try:
-        api.create_namespace({"metadata": {"name": name, "labels": labels}})
-    except Exception as exc:
-        if getattr(exc, "status", None) != 409:
-            hint = _permission(exc)
-            raise StartupError(f"cannot create the namespace {name}: {_reason(exc)}", hint=hint) from None
-        found = api.read_namespace(name).metadata.labels or {}
-        if any(found.get(k) != v for k, v in labels.items()):  # another state directory's, or not ours
-            raise UsageError(
-                f"namespace {name} exists and is not this environment's",
-                hint="choose another --name, or name a namespace of your own with --kube-namespace",
-            ) from None
-
-
-def _check_named(api: Any, name: str) -> None:
-    if not _exists(api, name):
-        raise UsageError(f"namespace {name!r} (--kube-namespace) does not exist", hint="ask for it, or leave it unset")
-
-
-def _exists(api: Any, name: str) -> bool:
-    try:
-        api.read_namespace(name)
-    except Exception:
-        return False
-    return True
-
-
-def _terminating(api: Any, name: str) -> bool:
-    try:
-        return bool(api.read_namespace(name).status.phase == "Terminating")
-    except Exception:
-        return False
-
-
-def _owned(api: Any, namespace: str, env_name: str, home: str) -> bool:
-    try:
-        labels = api.read_namespace(namespace).metadata.labels or {}
-    except Exception:
-        return False
-    wanted = {kube_api.OWNED_LABEL: "true", f"{LABEL}.env": env_name, f"{LABEL}.home": home}
-    return all(labels.get(k) == v for k, v in wanted.items())
-
-
-def _wait_gone(found: Callable[[], object], timeout: float = 60) -> None:
-    def gone() -> None:
-        if found():
-            raise RuntimeError("still there")
-
-    with contextlib.suppress(ReadinessTimeoutError):
-        readiness.wait_until(gone, timeout=timeout, service="kubernetes", max_interval=0.25)
-
-
-def _reason(exc: Exception) -> str:
-    return str(getattr(exc, "reason", "") or exc)[:300]
-
-
-def _permission(exc: Exception) -> str:
-    if getattr(exc, "status", None) == 403:
-        return "your kubeconfig's user may not do this: it needs namespaces, pods, services and secrets"
-    return "check the cluster (kubectl get nodes) and your permissions there"
 
 
 def _problem(record: ServiceRecord, spec: ContainerSpec, what: str, kind: str) -> Exception:

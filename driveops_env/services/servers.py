@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from driveops_env.images.derivation import Derivation
 from driveops_env.state import ServiceRecord
 from driveops_env.tenants import Tenant
 
@@ -111,14 +112,34 @@ class Server:
 
 
 class Engine(Protocol):
-    """What a container backend offers a service: the engine's client (deriving images), where ports are
-    published and reached, and a command run inside a server's container (a secret on its stdin)."""
+    """What a container backend offers a service: where ports are published and reached, a command run
+    inside a server's container (a secret on its stdin), and, where it ``builds``, images: one derived
+    from a recipe with one call (``derive``), one built from a Dockerfile, what an image is, and its
+    removal.  ``client`` is the engine's own client (``gc``'s pruning)."""
+
+    builds: bool
 
     def client(self) -> Any: ...
 
     def addresses(self) -> tuple[str, str]: ...
 
     def exec(self, record: ServiceRecord, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]: ...
+
+    def identity(self) -> str:
+        """What tells this engine from another (derived images are kept per engine)."""
+        ...
+
+    def image_id(self, reference: str) -> str | None: ...
+
+    def build(self, context: bytes, tag: str, labels: Mapping[str, str]) -> str:
+        """An image built from a tar ``context`` holding a Dockerfile; its id."""
+        ...
+
+    def derive(self, derivation: Derivation) -> str:
+        """The image ``derivation`` says, made (see :mod:`driveops_env.images.derivation`); its id."""
+        ...
+
+    def remove_image(self, reference: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -15,33 +15,32 @@ never in the image's configuration) is replaced by the environment's generated o
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 
-from driveops_env import builders, process, readiness
-from driveops_env.backends import docker_engine, ready_image
+from driveops_env import builders, readiness
 from driveops_env.errors import StartupError
+from driveops_env.images import ready
+from driveops_env.images.derivation import Builder, Derivation
 from driveops_env.secret import generate_secret
 from driveops_env.services.keycloak import admin as keycloak
 from driveops_env.services.keycloak import kcadm
 from driveops_env.services.keycloak.dist import TEMPLATE_ADMIN, providers_digest
 from driveops_env.services.keycloak.versions import KeycloakVersion
+from driveops_env.services.servers import Engine
 
 RECIPE = "v9"  # v7: no template password in the image's configuration; v8: its hashing cheap; v9: full admin tokens
 REPOSITORY = "driveops-env/keycloak-optimized"
 
 
-def _context(base: str, providers: Path | None) -> io.BytesIO:
+def _context(base: str, providers: Path | None) -> bytes:
     """The build context: a Dockerfile, and the extensions and themes when given."""
     lines = [f"FROM {base}"]
     buffer = io.BytesIO()
@@ -59,135 +58,109 @@ def _context(base: str, providers: Path | None) -> io.BytesIO:
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(dockerfile)
         tar.addfile(info, io.BytesIO(dockerfile))
-    buffer.seek(0)
-    return buffer
+    return buffer.getvalue()
 
 
 def optimized(
-    client: Any,
+    engine: Engine,
     base: str,
     cache: Path,
     progress: Callable[[str], None],
     version: KeycloakVersion,
     providers: Path | None = None,
-    addresses: tuple[str, str] = ("127.0.0.1", "127.0.0.1"),
 ) -> tuple[str, str]:
-    """``addresses``: where the engine publishes ports, and where this machine reaches them."""
     """The optimized image's tag and its template admin's password (built once per base image)."""
-    base_id = client.images.get(base).id
-    build_digest = hashlib.sha256(f"{base_id} {RECIPE} {providers_digest(providers)}".encode()).hexdigest()[:12]
+    build_digest = hashlib.sha256(
+        f"{engine.image_id(base)} {RECIPE} {providers_digest(providers)}".encode()
+    ).hexdigest()[:12]
     # the initialised image holds a template admin whose password only this cache knows: one per cache
     # and engine (another cache, another user of the engine, or another engine used from this cache
     # gets its own, and never overwrites this one)
-    engine = client.info().get("ID", "")
-    digest = hashlib.sha256(f"{build_digest} {cache.resolve()} {engine}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(f"{build_digest} {cache.resolve()} {engine.identity()}".encode()).hexdigest()[:12]
     tag = f"{REPOSITORY}:{digest}"
     secrets = cache / "docker" / f"keycloak-optimized-{digest}.json"
     secrets.parent.mkdir(parents=True, exist_ok=True)
     lock = secrets.with_suffix(".lock")
     with FileLock(str(lock)):
-        known = ready_image.known_password(client, tag, secrets)
+        known = ready.known_password(engine, tag, secrets)
         if known is not None:
             builders.used(secrets)  # `gc` keeps the most recently used
             return tag, known
         progress(f"deriving an optimized Keycloak image from {base} (once, about 1 min)")
+        intermediate = f"{REPOSITORY}:{build_digest}-build"
         try:
-            built, _ = client.images.build(
-                fileobj=_context(base, providers),
-                custom_context=True,
-                tag=f"{REPOSITORY}:{build_digest}-build",
-                rm=True,
-                labels={"org.driveops-env.recipe": build_digest},
-            )
+            built = engine.build(_context(base, providers), intermediate, {"org.driveops-env.recipe": build_digest})
         except Exception as exc:
             raise StartupError(
                 f"building the optimized Keycloak image from {base} failed: {exc}", service="keycloak"
             ) from exc
         password = generate_secret()
         labels = {"org.driveops-env.recipe": digest, "org.driveops-env.cache": str(cache.resolve())}
-        _initialise(client, built, tag, labels, version, password, addresses, lock)
-        with contextlib.suppress(Exception):  # the intermediate tag: its layers live on in ``tag``
-            client.images.remove(f"{REPOSITORY}:{build_digest}-build")
-        fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        made = engine.derive(_initialised(built, tag, labels, version, password, lock))
+        engine.remove_image(intermediate)  # its layers live on in ``tag``
+        fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"username": TEMPLATE_ADMIN, "password": password, "image": client.images.get(tag).id}, handle)
+            json.dump({"username": TEMPLATE_ADMIN, "password": password, "image": made}, handle)
     return tag, password
 
 
-def _initialise(
-    client: Any,
-    built: Any,
-    tag: str,
-    labels: dict[str, str],
-    version: KeycloakVersion,
-    password: str,
-    addresses: tuple[str, str],
-    lock: Path,
-) -> None:
-    """Start the built image once (schema, master realm, template admin), stop it, commit it.  The
-    container carries the builder labels: if this process dies, the next ``up`` or ``gc`` removes it."""
-    running = builder_container(
-        client,
-        built.id,
+def _initialised(
+    built: str, tag: str, labels: dict[str, str], version: KeycloakVersion, password: str, lock: Path
+) -> Derivation:
+    """The built image started once (schema, master realm, template admin), told to answer plain HTTP,
+    its template admin's password hashed cheaply (each ``up`` logs in), stopped and committed."""
+
+    def work(builder: Builder) -> None:
+        url = builder.url("http")
+        kcadm.plain_http(builder.exec, TEMPLATE_ADMIN, password)
+        keycloak.wait_for_admin(url, TEMPLATE_ADMIN, password)
+        keycloak.set_admin_password(url, TEMPLATE_ADMIN, password, password, template=True)
+
+    environment = version.bootstrap_admin_env(TEMPLATE_ADMIN, password)
+    return builder_derivation(
+        built,
+        tag,
+        "the optimized Keycloak image",
         version,
-        addresses,
-        labels | builders.labels("keycloak-optimized", lock),
-        version.bootstrap_admin_env(TEMPLATE_ADMIN, password),
+        labels,
+        builders.labels("keycloak-optimized", lock),
+        work,
+        environment,
     )
-    try:
-        with running as (container, url):
-            kcadm.plain_http(partial(docker_engine.exec_in, client, container.id), TEMPLATE_ADMIN, password)
-            keycloak.wait_for_admin(url, TEMPLATE_ADMIN, password)
-            keycloak.set_admin_password(url, TEMPLATE_ADMIN, password, password, template=True)  # each up logs in
-            commit(client, container, built.id, tag, labels)
-    except Exception as exc:
-        raise StartupError(f"deriving the optimized Keycloak image failed: {exc}", service="keycloak") from exc
 
 
-@contextlib.contextmanager
-def builder_container(
-    client: Any,
-    image: str,
+def builder_derivation(
+    base: str,
+    tag: str,
+    what: str,
     version: KeycloakVersion,
-    addresses: tuple[str, str],
     labels: dict[str, str],
+    builder: dict[str, str],
+    work: Callable[[Builder], object],
     environment: dict[str, str] | None = None,
-) -> Iterator[tuple[Any, str]]:
-    """A builder's Keycloak container of ``image``, ready, until the block ends (then removed with its
-    volumes): the container and its base URL.  ``addresses``: where the engine publishes ports, and
-    where this machine reaches them."""
+) -> Derivation:
+    """A Keycloak builder of ``base`` (the optimized image's command), ready when its health answers,
+    then ``work``, committed as ``tag``.  ``environment``'s passwords are committed with values nobody keeps."""
     ports = version.container_ports
-    published = {f"{p}/tcp": (addresses[0], None) for p in ports.values()}
-    command = optimized_command(version)
-    container = client.containers.run(
-        image, command=command, detach=True, labels=labels, ports=published, environment=environment
+
+    def ready(b: Builder) -> None:
+        readiness.http_ok(version.health_url(b.host, b.ports["http"], b.ports.get("management")))
+
+    env = environment or {}
+    return Derivation(
+        base,
+        tag,
+        what,
+        "keycloak",
+        ready,
+        labels=labels,
+        builder_labels=builder,
+        environment=env,
+        secret_env=tuple(k for k in env if "PASSWORD" in k),
+        ports=dict(ports),
+        command=optimized_command(version),
+        work=work,
     )
-    try:
-        container.reload()
-        found = container.attrs["NetworkSettings"]["Ports"]
-        bound = {name: int(found[f"{p}/tcp"][0]["HostPort"]) for name, p in ports.items()}
-        health = version.health_url(addresses[1], bound["http"], bound.get("management"))
-        readiness.wait_until(
-            lambda: readiness.http_ok(health),
-            timeout=300,
-            service="keycloak",
-            alive=lambda: docker_engine.running(container),
-            logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
-        )
-        yield container, f"http://{addresses[1]}:{bound['http']}"
-    finally:
-        container.remove(force=True, v=True)
-
-
-def commit(client: Any, container: Any, source: str, tag: str, labels: dict[str, str]) -> None:
-    """Stop the container gracefully and commit it as ``tag`` with the configuration of the image it
-    ran (``source``): the environment it was started with (the template password) stays out."""
-    container.stop(timeout=60)
-    config = client.images.get(source).attrs["Config"]
-    conf = {k: config.get(k) for k in ("Cmd", "Entrypoint", "User")}
-    secrets = [e.split("=", 1)[0] for e in container.attrs["Config"].get("Env") or [] if "PASSWORD=" in e]
-    conf |= {"Env": docker_engine.commit_env(container, secrets), "Labels": labels}
-    container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1], conf=conf)
 
 
 def optimized_command(version: KeycloakVersion) -> list[str]:

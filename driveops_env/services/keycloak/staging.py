@@ -51,16 +51,10 @@ class Stage:
 
 def optimized(own: Any, cache: Path, ctx: Prepare) -> Optimized:
     """The optimized image of the configured one, derived once (``own``: Keycloak's options)."""
-    if own.keycloak_db != "dev-file" or ctx.engine is None or ctx.engine.client() is None:
+    if own.keycloak_db != "dev-file" or ctx.engine is None or not ctx.engine.builds:
         return Optimized()
     tag, template = image.optimized(
-        ctx.engine.client(),
-        own.image_keycloak,
-        cache,
-        ctx.progress,
-        own.version,
-        own.keycloak_providers_dir,
-        ctx.engine.addresses(),
+        ctx.engine, own.image_keycloak, cache, ctx.progress, own.version, own.keycloak_providers_dir
     )
     return Optimized(tag, template)
 
@@ -88,14 +82,7 @@ def stage(own: Any, cache: Path, plan: Plan, deps: Mapping[str, ServiceRecord]) 
         if realms:
             engine = plan.engine
             tag = image_snapshot.ensure(
-                engine.client(),
-                tag,
-                found.template,
-                realms,
-                own.version,
-                engine.addresses(),
-                cache / "docker",
-                plan.progress,
+                engine, tag, found.template, realms, own.version, cache / "docker", plan.progress
             )
         return Stage(base.database, image=tag, template=found.template, realms=names if realms else frozenset())
     install = installed(plan)

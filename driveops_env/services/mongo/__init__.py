@@ -10,8 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from driveops_env import builders
-from driveops_env.backends import ready_image
+from driveops_env.images import ready as ready_image
 from driveops_env.option_types import READY_COPIES, declare, parse_bool
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
@@ -90,11 +89,7 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
 
     def collect(self, cache: Path, client: Any | None) -> list[str]:
         """Initialised images beyond the most recently used, and those ``up --recreate`` replaced."""
-        if client is None:
-            return []
-        return builders.prune_images(client, cache, ready_image.kinds(self.name)) + builders.prune_untagged(
-            client, cache
-        )
+        return [] if client is None else ready_image.collect(client, cache, self.name)
 
     def render(self, tenant: Tenant, sources: Sources, access: MongoAccess | None) -> Any:
         return seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-from driveops_env.backends import ready_image
+from driveops_env.images import ready as ready_image
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import ContainerSpec, ProcessSpec, Server
 from driveops_env.services.mongo import admin, ferretdb

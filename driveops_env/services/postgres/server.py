@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from driveops_env import paths
-from driveops_env.backends import ready_image
+from driveops_env.images import ready as ready_image
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import ContainerSpec, ProcessSpec, Server
 from driveops_env.services.postgres import admin, local

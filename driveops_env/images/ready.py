@@ -22,7 +22,6 @@ a rebuilt stand-in) or another recipe derives again.  ``gc`` keeps the 3 most re
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -33,11 +32,10 @@ from typing import Any
 
 from filelock import FileLock
 
-from driveops_env import builders, process, readiness
-from driveops_env.backends import docker_engine
-from driveops_env.errors import StartupError
+from driveops_env import builders
+from driveops_env.images.derivation import Derivation
 from driveops_env.secret import generate_secret
-from driveops_env.services.base import ContainerSpec, Prepare
+from driveops_env.services.servers import ContainerSpec, Engine, Prepare
 
 RECIPE = "v5"  # v5: the builder makes the kept directory (mongod wants it to exist)
 
@@ -77,99 +75,75 @@ class Ready:
 
 def for_service(ctx: Prepare, recipe: Recipe, cache: Path, wanted: bool) -> Ready | None:
     """A unit's ``prepare``: its initialised image when ``wanted`` and the engine builds, else None."""
-    client = ctx.engine.client() if ctx.engine is not None else None
-    if not wanted or client is None or ctx.engine is None:
+    if not wanted or ctx.engine is None or not ctx.engine.builds:
         return None
-    return ensure(client, recipe, cache, ctx.progress, ctx.engine.addresses(), ctx.rebuild)
+    return ensure(ctx.engine, recipe, cache, ctx.progress, ctx.rebuild)
 
 
 def ensure(
-    client: Any,
-    recipe: Recipe,
-    cache: Path,
-    progress: Callable[[str], None],
-    addresses: tuple[str, str],
-    rebuild: bool = False,
+    engine: Engine, recipe: Recipe, cache: Path, progress: Callable[[str], None], rebuild: bool = False
 ) -> Ready:
     """The initialised image of ``recipe``, derived once, or again with ``rebuild`` (``up --recreate``;
-    the image it replaces is removed when no container uses it).  ``addresses``: where the engine
-    publishes ports, and where this machine reaches them."""
+    the image it replaces is removed when no container uses it)."""
     base = recipe.spec.image
     how = [recipe.data_env, recipe.kept, recipe.command or recipe.spec.command]
-    content = json.dumps([client.images.get(base).id, RECIPE, how], sort_keys=True)
-    engine = client.info().get("ID", "")
-    digest = hashlib.sha256(f"{content} {cache.resolve()} {engine}".encode()).hexdigest()[:12]
+    content = json.dumps([engine.image_id(base), RECIPE, how], sort_keys=True)
+    digest = hashlib.sha256(f"{content} {cache.resolve()} {engine.identity()}".encode()).hexdigest()[:12]
     ((repository, use_file),) = kinds(recipe.service)
     tag = f"{repository}:{digest}"
     secrets = cache / "docker" / use_file.format(digest)
     secrets.parent.mkdir(parents=True, exist_ok=True)
     lock = secrets.with_suffix(".lock")
     with FileLock(str(lock)):
-        known = known_password(client, tag, secrets)
+        known = known_password(engine, tag, secrets)
         if known is not None and not rebuild:
             builders.used(secrets)
             return Ready(tag, known)
-        replaced = client.images.get(tag).id if known is not None else None
+        replaced = engine.image_id(tag) if known is not None else None
         progress(f"deriving an initialised {recipe.service} image from {base} (once)")
         password = generate_secret()
         labels = {"org.driveops-env.recipe": digest, "org.driveops-env.cache": str(cache.resolve())}
-        _derive(client, recipe, tag, password, labels | builders.labels(f"{recipe.service}-ready", lock), addresses)
-        _write_secret(secrets, {"password": password, "image": client.images.get(tag).id})
+        made = engine.derive(
+            _derivation(recipe, tag, password, labels, builders.labels(f"{recipe.service}-ready", lock))
+        )
+        _write_secret(secrets, {"password": password, "image": made})
         if replaced is not None:
-            with contextlib.suppress(Exception):  # still used by a container: `gc` removes it later
-                client.images.remove(replaced)
+            engine.remove_image(replaced)  # still used by a container: `gc` removes it later
     return Ready(tag, password)
 
 
-def known_password(client: Any, tag: str, secrets: Path) -> str | None:
+def known_password(engine: Engine, tag: str, secrets: Path) -> str | None:
     """The template password, if the file was written for the image the tag names now (an image
     derived again or replaced under the same tag makes the password unknown: derive again)."""
     try:
         recorded = json.loads(secrets.read_text())
-        current = client.images.get(tag).id
-    except Exception:  # no file, an unreadable one, or no image
+    except (OSError, ValueError):  # no file, or an unreadable one
         return None
-    return str(recorded["password"]) if recorded.get("image") == current else None
+    current = engine.image_id(tag)
+    return str(recorded["password"]) if current is not None and recorded.get("image") == current else None
 
 
-def _derive(
-    client: Any, recipe: Recipe, tag: str, password: str, labels: dict[str, str], addresses: tuple[str, str]
-) -> None:
+def _derivation(recipe: Recipe, tag: str, password: str, labels: dict[str, str], builder: dict[str, str]) -> Derivation:
+    """The builder runs the configured image with the template password, its data kept outside the
+    image's VOLUMEs; the image copies that data into the container's data directory at each start."""
     spec = recipe.spec
-    environment = spec.env | {k: password for k in spec.secret_env} | recipe.data_env
-    config = client.images.get(spec.image).attrs["Config"]
-    container = client.containers.run(
+    return Derivation(
         spec.image,
-        entrypoint=[*_make_kept(recipe), *(config.get("Entrypoint") or [])],
-        command=recipe.command or spec.command or config.get("Cmd"),
-        environment=environment,
+        tag,
+        f"an initialised {recipe.service} image",
+        recipe.service,
+        ready=lambda b: recipe.probe(b.host, b.ports["main"], password),
         labels=labels,
-        ports={f"{spec.port}/tcp": (addresses[0], None)},
-        detach=True,
+        builder_labels=builder,
+        environment=spec.env | {k: password for k in spec.secret_env} | recipe.data_env,
+        secret_env=spec.secret_env,
+        reset_env=tuple(recipe.data_env),
+        ports={"main": spec.port},
+        command=recipe.command or spec.command or None,
+        wrap_builder=["/bin/sh", "-c", MAKE, "ready-make", recipe.kept, spec.data_dirs[0]],
+        wrap_image=["/bin/sh", "-c", COPY, "ready-copy", recipe.kept, spec.data_dirs[0]],
+        hint=f"check {spec.image_option}; `driveops-env gc` removes what a failed derivation left",
     )
-    try:
-        container.reload()
-        port = int(container.attrs["NetworkSettings"]["Ports"][f"{spec.port}/tcp"][0]["HostPort"])
-        readiness.wait_until(
-            lambda: recipe.probe(addresses[1], port, password),
-            timeout=300,
-            service=recipe.service,
-            alive=lambda: docker_engine.running(container),
-            logs=lambda: process.excerpt(container.logs(tail=400).decode(errors="replace")),
-        )
-        container.stop(timeout=60)
-        repository, name = tag.split(":")
-        container.commit(repository=repository, tag=name, conf=_config(client, container, recipe, labels))
-    except StartupError:
-        raise
-    except Exception as exc:
-        raise StartupError(
-            f"deriving an initialised image from {spec.image} failed: {exc}",
-            service=recipe.service,
-            hint=f"check {spec.image_option}; `driveops-env gc` removes what a failed derivation left",
-        ) from exc
-    finally:
-        container.remove(force=True, v=True)
 
 
 # the builder's: the kept directory made with the owner and mode of the image's data directory (a
@@ -177,31 +151,8 @@ def _derive(
 MAKE = 'mkdir -p "$1" && chown "$(stat -c %u:%g "$2")" "$1" && chmod "$(stat -c %a "$2")" "$1"; shift 2; exec "$@"'
 
 
-def _make_kept(recipe: Recipe) -> list[str]:
-    return ["/bin/sh", "-c", MAKE, "ready-make", recipe.kept, recipe.spec.data_dirs[0]]
-
-
 # copies the kept data into the (empty) data directory, then runs the image's own entry point
 COPY = '[ -n "$(ls -A "$2" 2>/dev/null)" ] || cp -a "$1/." "$2/" || exit 1; shift 2; exec "$@"'
-
-
-def _config(client: Any, container: Any, recipe: Recipe, labels: dict[str, str]) -> dict[str, Any]:
-    """The configuration of the image the builder ran, its entry point wrapped in the copy."""
-    config = client.images.get(recipe.spec.image).attrs["Config"]
-    entrypoint = list(config.get("Entrypoint") or [])
-    copy = ["/bin/sh", "-c", COPY, "ready-copy", recipe.kept, recipe.spec.data_dirs[0]]
-    conf = {k: config.get(k) for k in ("Cmd", "User", "WorkingDir", "ExposedPorts", "StopSignal")}
-    base = dict(e.partition("=")[::2] for e in config.get("Env") or [])  # the data's place: the image's own
-    env = [
-        f"{k}={base.get(k, '')}" if k in recipe.data_env else f"{k}={v}"
-        for k, _, v in (e.partition("=") for e in docker_engine.commit_env(container, recipe.spec.secret_env))
-    ]
-    return conf | {"Env": env, "Entrypoint": copy + entrypoint, "Labels": _without(labels)}
-
-
-def _without(labels: dict[str, str]) -> dict[str, str]:
-    """The image's labels: not the builder's (a container of it is no builder)."""
-    return {k: v for k, v in labels.items() if k not in (builders.BUILDER, builders.BUILDER_LOCK)}
 
 
 def _write_secret(path: Path, content: dict[str, str]) -> None:
