@@ -1,4 +1,5 @@
-"""driveops_env: local DriveOps environments (one Keycloak, per-tenant PostgreSQL, MongoDB, Redis).
+"""driveops_env: local DriveOps environments (one identity server with a realm per tenant, and per
+tenant its own stores).
 
 Importing the package starts nothing and reads nothing from the environment.
 """

@@ -1,5 +1,5 @@
-"""Builders: a server started once to make something the cache keeps (Keycloak's initialised data, a
-realm snapshot): a process in a ``*.partial`` folder of the cache, or a container of the engine.
+"""Builders: a server started once to make something the cache keeps (a server's initialised data, a
+snapshot of the tenants' data): a process in a ``*.partial`` folder of the cache, or a container of the engine.
 Each runs while its maker holds a lock file; a builder whose lock is free has lost its maker (a killed
 ``up``) and is removed by the next ``up`` and by ``gc``: its process or container, and its half-made
 folder.  And what is kept: the most recently used few of each kind of snapshot; none is pruned while an

@@ -5,12 +5,11 @@ environment) and :class:`TenantHandle`.
 
     with Environment.up(tenants=["acme", "beta"], backend="local") as env:
         acme = env.tenant("acme")
-        with acme.postgres.connect() as conn:
-            conn.execute("SELECT name FROM garages").fetchall()
+        acme.env_vars()  # what `driveops-env env` prints
 
-A tenant's store of a service is ``handle.<service>`` (``acme.postgres``, ``acme.redis``,
-``acme.mongo``, ``acme.keycloak``, a plugged-in one by its name): its values and ``connect()``;
-``handle.connect_<service>()`` is a shortcut.  Properties never do I/O; methods do.  Leaving a
+A tenant's store of a service is ``handle.<service>`` (a built-in one or a plugged-in one by its
+name): its values and ``connect()``; ``handle.connect_<service>()`` is a shortcut (the README shows
+each service's).  Properties never do I/O; methods do.  Leaving a
 ``with`` block stops the environment only if this ``up`` started it.
 """
 

@@ -231,7 +231,7 @@ def run_plan(
 
 
 def _said(exc: Exception, what: PlanInput) -> StartupError:
-    """A server library's error in a step (psycopg, redis, docker...) as one of ours, naming the step."""
+    """A server's client library's error in a step as one of ours, naming the step."""
     detail, hint = diagnose(exc, [s.explain for s in what.servers.values()])
     where = next((n for n in getattr(exc, "__notes__", ()) if n.startswith("in step ")), "during start-up")
     return StartupError(

@@ -26,8 +26,8 @@ def default_cache_dir() -> Path:
 
 def default_data_dir() -> Path:
     """RAM-backed when /dev/shm is there: development data is throwaway, and creating files is what a
-    server's start costs (copying a PostgreSQL cluster: ~0.85 s on this kind's disk, ~0.05 s in RAM).
-    Otherwise a directory the PostgreSQL user can enter when we are root (/root is 0700)."""
+    server's start costs (copying a database cluster: ~0.85 s on this kind's disk, ~0.05 s in RAM).
+    Otherwise a directory the servers' user can enter when we are root (/root is 0700)."""
     shm = Path("/dev/shm")  # noqa: S108 - the local backend refuses a root it does not own
     if shm.is_dir() and os.access(shm, os.W_OK):
         return shm / f"driveops-env-{os.geteuid()}"
@@ -111,7 +111,7 @@ def is_within(path: Path | str, root: Path) -> bool:
 
 def blocking_dir(path: Path, user: str) -> Path | None:
     """The first folder on the way to ``path`` (``path`` included) that ``user`` may not enter, or None:
-    servers run as that user (PostgreSQL as root's ``--local-user``) must reach their data directory."""
+    servers run as that user (as root: ``--local-user``) must reach their data directory."""
     import grp
     import pwd
 

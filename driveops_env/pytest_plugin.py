@@ -1,16 +1,13 @@
 """pytest plugin of driveops-env (entry point ``pytest11``): tenant fixtures for service repositories.
 
 Fixtures: ``driveops_env`` (session, an ``Environment``), ``tenant`` (a ``TenantHandle`` on this test
-process's own copies of the tenant's stores), and each service's own: ``tenant_pg`` (psycopg
-connection), ``tenant_mongo`` (pymongo ``Database``), ``tenant_redis`` (redis-py client),
-``tenant_keycloak`` (python-keycloak admin of the realm), ``tenant_token`` (user -> access token); async
-variants ``tenant_pg_async``, ``tenant_redis_async``, ``tenant_mongo_async`` for pytest-asyncio or anyio
-tests; a plugged-in service's fixtures likewise.
+process's own copies of the tenant's stores), and each service's own (connections, tokens, their async
+variants for pytest-asyncio or anyio tests; the README's table lists the built-in ones), a plugged-in
+service's likewise.
 
 Markers: ``@pytest.mark.tenant("beta")`` picks the tenant (default: the first configured tenant, else
 the catalogue's first), ``@pytest.mark.all_tenants`` runs the test once per tenant, and a service's
-reset marker (``@pytest.mark.keycloak_reset``) gives the test a store of this process's own, made
-afresh.
+reset marker gives the test a store of this process's own, made afresh.
 
 Every test sees the seeded state of the stores it uses (see :mod:`driveops_env.restore`).  The parts:
 :mod:`driveops_env.plugin.settings` (options), :mod:`~driveops_env.plugin.session` (the environment),

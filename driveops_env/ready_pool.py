@@ -1,6 +1,6 @@
 """Copies of a seed kept ready ahead of a test process's restores, made by one background thread.
 
-A service's pool (a PostgreSQL clone, a MongoDB database, a Redis logical database) gives ``make``,
+A service's pool (a cloned database, a logical database: whatever its copies are) gives ``make``,
 which makes one ready copy and returns what names it, and hands a ready copy over on the test's path
 (:meth:`ReadyPool.take`); what the hand-over leaves behind (the used database) is cleaned up on the
 same thread (:meth:`ReadyPool.later`), so the test's path never waits for a copy or a drop unless the

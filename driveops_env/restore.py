@@ -88,7 +88,7 @@ def _said(
 
 def _check_room(state: EnvState, record: TenantRecord, stores: Iterable[str]) -> None:
     """Refuse a reset (touching nothing) while a server that keeps its data on this machine has less
-    than ROOM free: on a full disk, PostgreSQL cannot even write the WAL of a failed clone."""
+    than ROOM free: on a full disk, a server may not even write the log of a failed copy."""
     for store in stores:
         server = state.services.get(str(record.stores[store].get("service", "")))
         folder = server.data_dir if server is not None else None

@@ -4,7 +4,7 @@ Reading and rendering happen before anything starts, so a broken file is reporte
 exit 2) while nothing runs yet.  Placeholders are ``{{ name }}`` (``tenant_id``, ``tenant_slug``,
 ``tenant_name``, ``realm``, ``database``, and what a service adds); a service decides how a value is
 quoted where it lands (SQL literals, JSON strings).  Each service reads its own files of the seeds
-directory (``postgres/*.sql``, ``redis/*.json``, ...): see its unit.
+directory (``<service>/...``): see its unit.
 """
 
 from __future__ import annotations

@@ -52,14 +52,14 @@ class Settings:
     )
     isolation: Isolation = declare(
         "dedicated: a server per tenant per store; shared: one server per store with a database, role "
-        "and Redis ACL user per tenant.",
+        "and user per tenant.",
         lambda: "dedicated",
         "dedicated",
     )
     services: tuple[str, ...] = declare(
         "Comma-separated services to run (a TOML array in pyproject.toml): a subset of the registered "
-        "ones (built in: keycloak, postgres, mongo, redis; more through the driveops_env.services entry "
-        "point).",
+        "ones (the built-in ones, and more through the driveops_env.services entry point; an unknown name "
+        "is refused naming them).",
         lambda: (),
         "the built-in services",
         parse_names,
@@ -67,8 +67,8 @@ class Settings:
         list_valued=True,
     )
     seeds_dir: Path = declare(
-        "Directory with tenants.json and each service's seed files (postgres/*.sql, redis/*.json, "
-        "mongo/*.json, users.json).",
+        "Directory with tenants.json and each service's seed files (a folder or file named after the "
+        "service: see its section of the README).",
         paths.default_seeds_dir,
         "the seeds/ shipped with driveops-env",
         parse_path,
@@ -140,7 +140,7 @@ class Settings:
     )
     kube_memory_mb: int = declare(
         "Memory limit of a server's container on the kubernetes backend when its service names none "
-        "(Keycloak's is its heap plus 512); the request is a quarter of the limit.",
+        "(an identity server's is its heap plus 512); the request is a quarter of the limit.",
         lambda: 512,
         "512",
         Range(1, 262144, "256 GiB: a larger limit is more than a node gives one server"),
@@ -155,7 +155,7 @@ class Settings:
     )
     parallel_starts: int = declare(
         "Servers started at once: on 2 cores, forty at once time out; a service may limit its own steps "
-        "further (Keycloak creates realms one after another anyway).",
+        "further (an identity server creates realms one after another anyway).",
         lambda: 12,
         "12",
         Range(1, 64, "more servers at once only contend for the same cores"),
@@ -170,9 +170,10 @@ class Settings:
         metavar="MB",
     )
     local_user: str = unset(
-        "Unprivileged user the local backend's servers run as when driveops-env runs as root (PostgreSQL "
-        "refuses to run as root); '' is the account Debian's postgresql package makes.",
-        "the postgres account",
+        "Unprivileged user the local backend's servers run as when driveops-env runs as root (a database "
+        "server may refuse to run as root); '' is the account the services name (Debian's database "
+        "server package makes it).",
+        "the services' account",
         "USER",
     )
     extra: Mapping[str, Any] = field(default_factory=dict)  # the services' own options, by name

@@ -63,7 +63,7 @@ def remove_tenants(
     keep_servers: set[str],
 ) -> None:
     """Remove tenants from a running environment: each store goes from the servers that stay (their
-    service's ``drop_tenant``: a database and role, a Redis user and keys, a realm), then the servers of
+    service's ``drop_tenant``: a database and role, a user and its keys, a realm), then the servers of
     their own are stopped and their files removed.  Best effort: a server may be gone already."""
     from driveops_env.running import work_of
 

@@ -28,7 +28,7 @@ TENANT_NAMESPACE = uuid.UUID("6f1b2c1e-8d4a-5f3e-9b7c-0d2e4f6a8b10")
 
 @dataclass(frozen=True)
 class Tenant:
-    """One tenant of the platform: a slug, a stable GUID, a display name and its Keycloak realm."""
+    """One tenant of the platform: a slug, a stable GUID, a display name and its realm."""
 
     slug: str
     tenant_id: str
@@ -44,7 +44,7 @@ class CatalogueEntry:
 
 
 def database_name(slug: str) -> str:
-    """A tenant's name in its stores: its database (and role) in PostgreSQL and MongoDB."""
+    """A tenant's name in its stores: its database (and role) in each store."""
     return f"driveops_{slug}"
 
 
@@ -52,7 +52,7 @@ def validate_slug(slug: str) -> str:
     """Return ``slug`` if it is a valid tenant slug, else raise :class:`UsageError`."""
     if slug in RESERVED_SLUGS:
         raise UsageError(
-            f"tenant name {slug!r} is reserved (Keycloak's own realm)",
+            f"tenant name {slug!r} is reserved (the identity server's own realm)",
             hint="choose another tenant name",
         )
     if len(slug) > 31:

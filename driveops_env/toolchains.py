@@ -1,10 +1,11 @@
 """The build and runtime tools driveops-env needs on the local backend, found where they usually live
 (not only on PATH), with one message that says what to install when none will do.
 
-- Go (builds FerretDB once): 1.24+; a Go of 1.21-1.23 switches itself to the toolchain FerretDB's
-  ``go.mod`` names through the module proxy (``GOTOOLCHAIN=auto``); older ones cannot.
-- Java (runs Keycloak): 17+ (Keycloak 26.6+ also runs on 25).
-- Maven (fetches Keycloak from Maven Central once): any 3.x.
+- Go (builds a server from the Go module proxy once): 1.24+; a Go of 1.21-1.23 switches itself to
+  the toolchain the module's ``go.mod`` names through the proxy (``GOTOOLCHAIN=auto``); older ones cannot.
+- Java (runs a server): 17+, or what the service asks for.
+- Maven (fetches a server's distribution from Maven Central once): any 3.x.
+The service that needs a tool says what for, and what else to install.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def java_major(java: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def find_java(java_home: Path | None, service: str, minimum: int = 17) -> str:
+def find_java(java_home: Path | None, service: str, minimum: int = 17, hint: str = "") -> str:
     """The JDK/JRE that runs ``service``: ``--java-home``, ``$JAVA_HOME``, PATH, then /usr/lib/jvm."""
     places = [str(java_home / "bin" / "java")] if java_home else []
     if os.environ.get("JAVA_HOME") and not java_home:
@@ -96,7 +97,7 @@ def find_java(java_home: Path | None, service: str, minimum: int = 17) -> str:
     raise MissingDependencyError(
         f"{service} needs Java {minimum} or newer; " + (f"found only: {', '.join(seen)}" if seen else "none was found"),
         service=service,
-        hint="install one (Debian: openjdk-17-jre-headless; Keycloak 26.6+ also runs on 25) or set --java-home",
+        hint=f"install one (Debian: openjdk-{minimum}-jre-headless{hint}) or set --java-home",
     )
 
 

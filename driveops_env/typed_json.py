@@ -1,7 +1,7 @@
 """Build dataclasses from parsed JSON, checking every value against its field's type.
 
 A state file or descriptor is input like any other: a string where a pid belongs, or a number where a
-path belongs, is refused with the field's path (``services.postgres.acme.pid``) instead of surfacing as
+path belongs, is refused with the field's path (``services.<server>.pid``) instead of surfacing as
 a traceback later, far from the file.
 """
 

@@ -6,9 +6,9 @@ from its service's container description; no service is named here.
 - The engine may be local or remote (see :mod:`.docker_engine`); ports are published on the publish
   address only (127.0.0.1 for a local engine), and every endpoint names the address clients use.
 - One user-defined network per environment; every container has a stable name on it (the server's
-  key: ``postgres-acme``, ``keycloak``), so a service in a container of that network reaches the
-  stores by name.  A server whose command names its public URL (Keycloak's hostname) gets its host
-  port chosen before it starts.
+  key with a dash: ``<service>-<tenant>``), so a service in a container of that network reaches the
+  stores by name.  A server whose command names its public URL (an identity server's issuer) gets
+  its host port chosen before it starts.
 - Every container and network carries labels: environment name, the state directory it belongs to,
   spec hash, tenant, service.  Cleanup works by label and needs no reaper image (testcontainers' Ryuk
   is off unless you turn it on).

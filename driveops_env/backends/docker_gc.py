@@ -1,7 +1,8 @@
 """What ``gc`` removes from a Docker engine: environments whose owner is gone (found by label, whether
-or not a state file knows them), builders an interrupted run left, and this cache's old realm and
-optimized Keycloak images.  Resources of another state directory (another user's, another machine's
-on a shared engine) are removed only when their state file is readable here and names a dead owner."""
+or not a state file knows them), and builders an interrupted run left; the cache's old derived images
+are pruned apart (:func:`prune`).  Resources of another state directory (another user's, another
+machine's on a shared engine) are removed only when their state file is readable here and names a dead
+owner."""
 
 from __future__ import annotations
 

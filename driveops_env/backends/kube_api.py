@@ -75,7 +75,7 @@ def secret_manifest(name: str, labels: dict[str, str], data: dict[str, str]) -> 
 
 
 def service_manifest(name: str, labels: dict[str, str], spec: ContainerSpec) -> dict[str, Any]:
-    """A NodePort Service named like the server's alias on docker (``postgres-acme``): in the cluster it
+    """A NodePort Service named like the server's alias on docker (``<service>-<tenant>``): in the cluster it
     answers on the container's ports by that name, outside on the node ports."""
     ports = [{"name": "main", "port": spec.port, "targetPort": spec.port}]
     if spec.host_port:

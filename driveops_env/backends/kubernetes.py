@@ -6,7 +6,7 @@ named here.
   it; or one the user names (``--kube-namespace``), which must exist and is only emptied of what
   driveops-env made there.
 - Per server: a Secret (its generated passwords and files: never in the Pod spec or a log), a NodePort
-  Service named like the server's alias on docker (``postgres-acme``, ``keycloak``: in the cluster the
+  Service named like the server's alias on docker (``<service>-<tenant>``: in the cluster the
   stores answer by those names on their own ports), and a Pod (the image of the service's setting,
   pulled if not present; data directories in memory; requests and limits; never restarted: a server
   that dies is reported by ``status`` and recreated by ``up``).

@@ -1,6 +1,7 @@
 """The local backend: every server is a process on this machine, bound to 127.0.0.1.
 
-As root, servers that ask for it (PostgreSQL refuses to run as root) run as ``--local-user``.  Each
+As root, servers that ask for it (some refuse to run as root) run as ``--local-user``, by default the
+account a service names (``Service.local_user``).  Each
 server gets its own directory under ``<data_dir>/<env>/<server key>``, runs in it, and logs to
 ``logs/<key>.log``.  A process is stopped only if it is demonstrably the server that was started:
 same pid and start time, running in its data directory under this data root, same program.
@@ -61,13 +62,15 @@ class LocalBackend:
         """The unprivileged user servers run as when we are root, else None (ourselves)."""
         if os.geteuid() != 0:
             return None
-        user = self.settings.local_user or registry.LOCAL_USER
+        named = [(s.title, s.local_user) for s in registry.every(self.settings).values() if s.local_user]
+        user = self.settings.local_user or (named[0][1] if named else "nobody")
         try:
             pwd.getpwnam(user)
         except KeyError:
+            wanted = f" ({named[0][0]}'s)" if named and not self.settings.local_user else ""
             raise MissingDependencyError(
-                f"the local user {user!r} does not exist; as root, servers such as PostgreSQL run as another user",
-                hint="run scripts/provision (it installs the postgres user), or set --local-user",
+                f"the local user {user!r}{wanted} does not exist; as root, servers run as another user",
+                hint="run scripts/provision (it installs the servers and their accounts), or set --local-user",
             ) from None
         return user
 

@@ -61,11 +61,14 @@ def add_from(parser: argparse.ArgumentParser) -> None:
 def build_parser(table: Sequence[Option], stores: Sequence[str]) -> argparse.ArgumentParser:
     from driveops_env import __version__
 
-    parser = Parser(prog="driveops-env", description="Local DriveOps environments: one Keycloak, per-tenant stores.")
+    parser = Parser(
+        prog="driveops-env", description="Local DriveOps environments: one identity server, per-tenant stores."
+    )
     parser.add_argument("--version", action="version", version=f"driveops-env {__version__}")
     commands = Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser), table)
     _lifecycle(commands)
     _inspection(commands, stores)
+    _dashboard(commands)
     _tenant(commands, stores)
     return parser
 
@@ -112,7 +115,11 @@ def _inspection(commands: Commands, stores: Sequence[str]) -> None:
     )
     add_from(p)
     p = commands.add("logs", "print a server's log, or bundle every log with status and checks")
-    p.add_argument("service", nargs="?", help=f"{', '.join(stores)} or a server key such as postgres.acme")
+    p.add_argument(
+        "service",
+        nargs="?",
+        help=f"{', '.join(stores)} or a server key such as {stores[0] if stores else 'service'}.acme",
+    )
     p.add_argument("--tenant", help="tenant slug, when each tenant has its own server")
     p.add_argument(
         "--lines", type=_checked(LINES), default=None, metavar="N", help=f"only the last N lines, {LINES.describe()}"
@@ -134,6 +141,9 @@ def _inspection(commands: Commands, stores: Sequence[str]) -> None:
     add_from(p)
     p = commands.add("export", "write a descriptor of a running environment for other machines (mode 0600)")
     p.add_argument("--output", "-o", metavar="FILE", help="write it to FILE (default: stdout)")
+
+
+def _dashboard(commands: Commands) -> None:
     p = commands.add("dashboard", "a live view in the browser, on 127.0.0.1 behind a random token, until Ctrl-C")
     p.add_argument("--port", type=_checked(parse_port), default=0, help="the port to serve on (default: 0, a free one)")
     p.add_argument("--open", action="store_true", help="open the page in a browser")

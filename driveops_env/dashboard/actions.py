@@ -15,7 +15,7 @@ from driveops_env.tenants import validate_slug
 
 CHANGING = frozenset({"reset", "add", "remove"})
 FIELDS = ("tenant", "store", "user")  # what an action's body may say, each a string (its size: guard.py)
-EXAMPLE = 'send a JSON object such as {"tenant": "acme", "store": "postgres"}'
+EXAMPLE = 'send a JSON object such as {"tenant": "acme", "store": "<a store of the tenant>"}'
 
 
 def parse_body(raw: bytes) -> dict[str, str]:

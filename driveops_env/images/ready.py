@@ -1,8 +1,8 @@
 """Store images that start initialised (container engines that build: docker, a remote engine).
 
-A store's image initialises its data at a container's first start (PostgreSQL's ``initdb``, its users),
-at every ``up``, on the cores Keycloak starts on.  As Keycloak's optimized image is, an image whose data
-is initialised is derived once per configured image, cache and engine:
+A store's image initialises its data at a container's first start (a new cluster, its users), at every
+``up``, on the cores the identity server starts on.  So an image whose data is initialised is derived
+once per configured image, cache and engine:
 
 1. a builder container of the configured image runs with the service's environment, a template
    password in its secret values, and its data kept (``data_env``) outside the image's VOLUMEs, until

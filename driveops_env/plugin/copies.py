@@ -51,7 +51,7 @@ class TenantCopies:
 
     def prepare_test(self, slug: str, stores: tuple[str, ...], fresh: tuple[str, ...]) -> TenantCopy:
         """Undo what earlier tests wrote in the stores this test uses; ``fresh``: stores the test asked
-        to get made again whatever happened before (a marker such as ``keycloak_reset``)."""
+        to get made again whatever happened before (a service's reset marker)."""
         copy = self.copy(slug)
         stale = tuple(s for s in stores if (slug, s) in self.dirty) + fresh
         if stale:

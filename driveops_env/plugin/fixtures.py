@@ -1,7 +1,7 @@
 """The fixtures: ``driveops_env`` (the session's environment), ``tenant`` (a handle on this process's
-copies of the tenant's stores), and what each service hands out (``tenant_pg``, ``tenant_redis``,
-``tenant_mongo``, ``tenant_keycloak``, ``tenant_token``, async variants, a plugged-in service's own),
-built from the registry when the session is configured.  A conftest's ``driveops_env_factory(...)``
+copies of the tenant's stores), and what each service hands out (its ``fixtures``: connections,
+tokens, async variants; a plugged-in service's own likewise), built from the registry when the session
+is configured.  A conftest's ``driveops_env_factory(...)``
 returns a ``driveops_env`` fixture that carries its own options."""
 
 from __future__ import annotations

@@ -131,6 +131,7 @@ class Service(Generic[A, P]):
     default: ClassVar[bool] = True  # runs when ``services`` is not set
     step_name: ClassVar[str] = "seed {service}.{slug}"  # a tenant's set-up step ({slug}, {realm})
     commands: ClassVar[tuple[str, ...]] = ()  # its local processes' command names (found when a state is lost)
+    local_user: ClassVar[str | None] = None  # the account its local processes run as, as root (its package's)
     # the client libraries its steps import, imported before the steps run in parallel threads (the first
     # import of a package with import cycles, such as requests, from two threads at once can fail)
     clients: ClassVar[tuple[str, ...]] = ()

@@ -18,7 +18,6 @@ from driveops_env.services.base import Service
 from driveops_env.settings import Settings
 
 ENTRY_POINTS = "driveops_env.services"
-LOCAL_USER = "postgres"  # as root, local servers run as the account Debian's postgresql package makes
 # the built-in services, in the order everything lists them
 BUILT_IN = (
     "driveops_env.services.keycloak:KeycloakService",

@@ -43,7 +43,7 @@ def unexplained(_: str) -> Explanation | None:
 @dataclass(frozen=True)
 class Need:
     """A server a tenant's store needs: its key, the service that describes it, its owner (None when
-    shared), and the keys of servers that must run before it (FerretDB's PostgreSQL)."""
+    shared), and the keys of servers that must run before it (one its server keeps its data in)."""
 
     key: str
     service: str

@@ -1,5 +1,7 @@
 """The shape the project holds itself to (how we write code): small modules, short functions, no import
-cycles, formatting left to the formatter, and services named only in their own units and the registry."""
+cycles, formatting left to the formatter, services named only in their own units and the registry (in
+code and in every string), a small service core with capabilities apart, no service importing a
+backend, units that keep no call order, and one way to wait."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "driveops_env"
 SERVICES = ("postgres", "redis", "mongo", "keycloak", "ferretdb")
+# what particular servers and their clients say, and their client programs: their units' to know
+SERVER_WORDS = ("psql", "wrongpass", "noperm", "pg_hba", "psycopg", "invalid_grant")
 # where a service may be named: its own unit, and the registry's table
 UNITS = ("services/postgres/", "services/redis/", "services/mongo/", "services/keycloak/", "services/registry.py")
 
@@ -79,17 +83,11 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 
 def _code_words(path: Path) -> set[str]:
-    """Names and literal strings of a module's code: not its comments, docstrings or prose (a string
-    with a space in it is a message or help text, where naming a service is fine)."""
+    """Names and every string of a module (docstrings, messages, help texts included), not comments."""
     words: set[str] = set()
-    tokens = list(tokenize.generate_tokens(io.StringIO(path.read_text()).readline))
-    for index, token in enumerate(tokens):
-        if token.type == tokenize.NAME:
+    for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if token.type in (tokenize.NAME, tokenize.STRING):
             words.add(token.string.lower())
-        elif token.type == tokenize.STRING and " " not in token.string:
-            before = tokens[index - 1].type if index else tokenize.NEWLINE
-            if before not in (tokenize.INDENT, tokenize.NEWLINE, tokenize.NL):  # not a docstring
-                words.add(token.string.strip("'\"bfru").lower())
     return words
 
 
@@ -100,10 +98,52 @@ def test_only_the_units_and_the_registry_name_a_service() -> None:
         if relative.startswith(UNITS):
             continue
         words = _code_words(path)
-        named = sorted(s for s in SERVICES if any(s in word for word in words))
+        named = sorted(s for s in (*SERVICES, *SERVER_WORDS) if any(s in word for word in words))
         if named:
             naming[relative] = named
     assert naming == {}
+
+
+def test_the_service_core_is_small_and_capabilities_are_apart() -> None:
+    from driveops_env.services.base import Service
+
+    base = PACKAGE / "services" / "base.py"
+    assert len(base.read_text().splitlines()) < 250
+    hooks = [n for n, v in vars(Service).items() if callable(v) and not n.startswith("_")]
+    assert len(hooks) <= 12, hooks
+
+
+def test_no_service_imports_a_backend() -> None:
+    modules = _modules()
+    found = {
+        name: sorted(t for t in _imports(name, path, modules) if t.startswith("driveops_env.backends"))
+        for name, path in modules.items()
+        if name.startswith(("driveops_env.services", "driveops_env.images"))
+    }
+    assert {name: targets for name, targets in found.items() if targets} == {}
+
+
+def _calls_and_asserts(path: Path) -> tuple[list[str], list[str]]:
+    """A module's calls of a ``sleep``, and the messages of its assertions that speak of an order."""
+    sleeps, orders = [], []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            if name == "sleep":
+                sleeps.append(f"{path.name}:{node.lineno}")
+        if isinstance(node, ast.Assert) and node.msg is not None and "first" in ast.unparse(node.msg):
+            orders.append(f"{path.name}:{node.lineno}")
+    return sleeps, orders
+
+
+def test_one_way_to_wait_and_no_call_order_assumed() -> None:
+    sleeps, orders = [], []
+    for path in _modules().values():
+        found = _calls_and_asserts(path)
+        sleeps += found[0] if path.name != "readiness.py" else []
+        orders += found[1]
+    assert sleeps == [], "poll with readiness.wait_until, beat with readiness.ticks"
+    assert orders == [], "a unit's hooks get what they need as arguments, in any order"
 
 
 def test_the_formatter_formats() -> None:

@@ -98,7 +98,7 @@ def database_env(database: Database, host_port: str) -> dict[str, str]:
 
 
 def find_java(java_home: Path | None) -> str:
-    return toolchains.find_java(java_home, "keycloak")
+    return toolchains.find_java(java_home, "keycloak", hint="; Keycloak 26.6+ also runs on 25")
 
 
 def _zip_path(cache: Path, version: str) -> Path:

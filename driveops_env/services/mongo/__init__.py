@@ -155,9 +155,9 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         if token not in self._pools:
             record = work.servers[access.service]
             server_admin = access if access.auth_mechanism == "PLAIN" else admin.admin_access(record)
-            found = pool.DatabasePool(access, server_admin, work.seed, _reader(access, work))
-            found.start(self.own.mongo_restore_pool, work.tenant.slug)
-            self._pools[token] = found
+            self._pools[token] = pool.DatabasePool(
+                access, server_admin, work.seed, _reader(access, work), self.own.mongo_restore_pool, work.tenant.slug
+            )
         return self._pools[token]
 
     def copy(self, access: MongoAccess, work: Work) -> MongoAccess:

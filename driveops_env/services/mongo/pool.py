@@ -28,17 +28,15 @@ class DatabasePool:
         server_admin: MongoAccess,
         seed: Sequence[MongoCollection],
         reader: ferretdb.Reader | None,  # tells what a database holds, where that is cheap (FerretDB)
+        size: int,
+        tenant: str,
     ) -> None:
         self.base, self.server_admin, self.seed, self.reader = base, server_admin, seed, reader
         self._made = itertools.count()
-        self._pool: ReadyPool[tuple[str, str | None]] | None = None
-
-    def start(self, size: int, tenant: str) -> None:
         self._pool = ReadyPool(self.base.database, lambda: self._make(tenant), size, self._sweep)
 
     def take(self, used: str) -> tuple[str, str | None]:
         """The name of a database holding the seed (and what it holds); ``used`` is dropped later."""
-        assert self._pool is not None, "start() first"
         ready = self._pool.take(lambda made: made)
         self._pool.later(lambda: self._drop(used))
         return ready
@@ -46,8 +44,7 @@ class DatabasePool:
     def close(self) -> None:
         """The thread stopped, the pool's databases and the copy's first one dropped (as the server's
         administrator: a mongod's readWrite role drops no database)."""
-        if self._pool is not None:
-            self._pool.close()
+        self._pool.close()
         if self.reader is not None:
             self.reader.close()
         self._drop(self.base.database)

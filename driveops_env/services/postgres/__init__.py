@@ -77,6 +77,7 @@ class Local:
 
 class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres", title="PostgreSQL"):
     commands = ("postgres",)
+    local_user = "postgres"  # it refuses to run as root; Debian's postgresql package makes this account
     clients = ("psycopg",)
 
     def __init__(self, settings: Settings) -> None:

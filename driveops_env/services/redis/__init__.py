@@ -144,9 +144,10 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
         token = str(work.token)
         if token not in self._pools:
             server = work.servers[access.service]
-            found = pool.SwapPool(partial(_admin_client, server), access.db, work.seed, access.key_prefix)
-            found.start(self.own.redis_restore_pool, lease_owner(token), lease_is_stale)
-            self._pools[token] = found
+            lease = (self.own.redis_restore_pool, lease_owner(token), lease_is_stale)
+            self._pools[token] = pool.SwapPool(
+                partial(_admin_client, server), access.db, work.seed, access.key_prefix, lease
+            )
         return self._pools[token]
 
     def copy(self, access: RedisAccess, work: Work) -> RedisAccess:

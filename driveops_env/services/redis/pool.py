@@ -35,41 +35,48 @@ return 0
 class SwapPool:
     """``size`` logical databases holding ``seed`` under ``prefix``, swapped into ``target``."""
 
-    def __init__(self, client: Client, target: int, seed: Sequence[RedisEntry], prefix: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        target: int,
+        seed: Sequence[RedisEntry],
+        prefix: str,
+        lease: tuple[int, str, Callable[[str], bool]],
+    ) -> None:
+        """``lease``: how many ready databases, their holder, and how to tell a holder that is gone.  The
+        databases are leased and the pristine one seeded here (once per process, as a restore without a
+        pool); on a failure, whatever was leased is released."""
         self.client, self.target, self.seed, self.prefix = client, target, seed, prefix
         self.numbers: list[int] = []  # the leased ones: the pristine first
         self._free: deque[int] = deque()
-        self._pool: ReadyPool[int] | None = None
         self._path: Any = None  # the test path's client (the thread has its own)
         self._copies = True  # the server copies keys (COPY): the ready databases are filled by it
-
-    def start(self, size: int, owner: str, stale: Callable[[str], bool]) -> None:
-        """Lease the databases and seed the pristine one (once per process, as a restore without pool);
-        on a failure, whatever was leased is released."""
+        size, owner, stale = lease
         leases = self.client(admin.LEASE_DB)
         try:
             for _ in range(size + 1):
                 self.numbers.append(admin.claim_database(leases, owner, stale))
             self._run(self.numbers[0], self._fill_pristine)
         except BaseException:
-            leases.close()
-            self.close(owner)
+            self._release(owner)
             raise
-        leases.close()
+        finally:
+            leases.close()
         self._free.extend(self.numbers[1:])
         self._pool = ReadyPool(f"redis-{self.target}", self._make, size, lambda: None)
 
     def take(self) -> None:
         """``target`` swapped with a ready database (waited for if it is being filled)."""
-        assert self._pool is not None, "start() first"
         self._pool.take(self._swap)
 
     def close(self, owner: str) -> None:
         """The thread stopped, the pool's databases emptied and their leases released."""
-        if self._pool is not None:
-            self._pool.close()
+        self._pool.close()
         if self._path is not None:
             self._path.close()
+        self._release(owner)
+
+    def _release(self, owner: str) -> None:
         leases = self.client(admin.LEASE_DB)
         try:
             for number in self.numbers:
