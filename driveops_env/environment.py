@@ -238,6 +238,14 @@ class Environment:
         """Whether this object started the environment (and ``down()`` on leaving ``with`` is ours)."""
         return self._owned
 
+    def docker_network(self) -> Any:
+        """The environment's docker network as testcontainers' ``Network`` (for your own containers:
+        ``DockerContainer(image).with_network(env.docker_network())``; ``env_vars(network=True)`` are
+        the values that reach the stores from there).  The docker backend only."""
+        from driveops_env import network
+
+        return network.of(self._state)
+
     def services(self) -> dict[str, Service[Any, Any]]:
         """Every registered service by name (what the environment's records name)."""
         if self._services is None:

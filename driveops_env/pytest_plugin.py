@@ -35,6 +35,7 @@ from driveops_env.plugin.fixtures import (
     copies_of,
     driveops_env,
     driveops_env_factory,
+    driveops_network,
     factory_of,
     marked_slug,
     service_fixtures,
@@ -46,7 +47,15 @@ from driveops_env.plugin.smoke import smoke_items
 from driveops_env.services import registry
 from driveops_env.services.capabilities import ResetOnMarker
 
-__all__ = ["_driveops_copy", "_driveops_handle", "_driveops_slug", "driveops_env", "driveops_env_factory", "tenant"]
+__all__ = [
+    "_driveops_copy",
+    "_driveops_handle",
+    "_driveops_slug",
+    "driveops_env",
+    "driveops_env_factory",
+    "driveops_network",
+    "tenant",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -59,6 +59,14 @@ def driveops_env(request: pytest.FixtureRequest) -> Environment:
     return session_of(request.config).environment()
 
 
+@pytest.fixture(scope="session")
+def driveops_network(driveops_env: Environment) -> Any:
+    """The environment's docker network as testcontainers' ``Network``: your own containers join it with
+    ``DockerContainer(image).with_network(driveops_network)`` and reach the stores by their names there
+    (``tenant.env_vars(network=True)``).  The docker backend only."""
+    return driveops_env.docker_network()
+
+
 @pytest.fixture
 def _driveops_slug(request: pytest.FixtureRequest, driveops_env: Environment) -> str:
     """The test's tenant, resolved once: parametrized, marked, or the default tenant."""

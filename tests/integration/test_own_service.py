@@ -76,3 +76,48 @@ def test_the_plugged_in_service_lives_outside_the_package() -> None:
     assert named == []  # nothing in driveops_env names it
     found: Any = __import__("driveops_env.services.registry", fromlist=["names"])
     assert "notes" in found.names() and "notes" not in found.default_names()
+
+
+NETWORK_TESTS = """
+import json
+
+from testcontainers.core.container import DockerContainer
+
+FETCH = (
+    "import json, os, urllib.request as u; "
+    "r = u.Request(os.environ['DRIVEOPS_NOTES_URL'] + '/ns/' + os.environ['DRIVEOPS_NOTES_NAMESPACE'] + '/notes', "
+    "headers={'Authorization': 'Bearer ' + os.environ['DRIVEOPS_NOTES_TOKEN']}); "
+    "print(json.dumps(json.load(u.urlopen(r, timeout=30))))"
+)
+
+
+def test_my_api_in_a_container_reaches_the_tenants_store_by_name(tenant, driveops_network):
+    values = tenant.env_vars(network=True)
+    assert values["DRIVEOPS_NOTES_URL"].startswith("http://notes-acme:")  # the store's name on the network
+    api = DockerContainer(IMAGE).with_network(driveops_network).with_network_aliases("my-api")
+    for key, value in values.items():
+        api.with_env(key, value)
+    api.with_command(["python3", "-c", FETCH])
+    api.start()
+    try:
+        assert api.get_wrapped_container().wait(timeout=60)["StatusCode"] == 0
+        out, err = api.get_logs()
+        assert json.loads(out)["welcome"] == "Hello Acme Garage", err
+    finally:
+        api.stop()
+"""
+
+
+@pytest.mark.docker
+def test_a_service_repositorys_own_container_joins_the_network_through_testcontainers(
+    pytester: pytest.Pytester, notes_box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if notes_box.backend != "docker":
+        pytest.fail("run with DRIVEOPS_TEST_BACKEND=docker (the docker pass of scripts/test does)")
+    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")  # no reaper image here (the README says so)
+    pytester.makepyfile(test_api=f"IMAGE = {build_image(docker_client())!r}\n" + NETWORK_TESTS)
+    result = run(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    networks = docker_client().networks.list(filters={"label": f"org.driveops-env.home={notes_box.home_label()}"})
+    assert networks == []  # the session's down removed the environment's network; joining made none
+    assert notes_box.leftovers() == []

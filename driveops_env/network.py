@@ -1,0 +1,40 @@
+"""The environment's docker network as testcontainers' ``Network``, for a service repository's own
+containers (the API under test): ``DockerContainer("my-api").with_network(env.docker_network())`` joins
+it, and the values ``env --network`` prints (``env_vars(network=True)``) reach the stores by their names
+there.  The network is the environment's: joining it creates nothing, and leaving it removes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from testcontainers.core.network import Network
+
+from driveops_env.errors import UsageError
+from driveops_env.state import EnvState
+
+
+class EnvironmentNetwork(Network):
+    """A network that exists already: ``create`` and ``remove`` (and the ``with`` block) leave it be."""
+
+    def __init__(self, name: str, docker_client_kw: dict[str, Any] | None = None) -> None:
+        super().__init__(docker_client_kw=docker_client_kw)
+        self.name = name
+        self._network = self._docker.client.networks.get(name)
+
+    def create(self) -> Self:
+        return self
+
+    def remove(self) -> None:
+        """The environment's ``down`` removes it."""
+
+
+def of(state: EnvState) -> EnvironmentNetwork:
+    """The network of a running environment of the docker backend (its engine's, local or remote)."""
+    names = sorted({r.network for r in state.services.values() if r.network and r.aliases})
+    if state.backend != "docker" or not names:
+        raise UsageError(
+            f"environment {state.name!r} runs on the {state.backend} backend: it has no docker network",
+            hint="start it with --backend docker",
+        )
+    return EnvironmentNetwork(names[0], {"base_url": state.engine} if state.engine else None)
