@@ -125,7 +125,7 @@ def reset_times(
     copy = TenantCopy(env.state, "acme", "main", sized)
     copy.make()
     server = env.state.services.get("postgres.acme")
-    pid = server.pid if server is not None else None
+    pid = server.process.pid if server is not None and server.process is not None else None
     times = []
     cpu_before = server_cpu_s(pid)
     try:

@@ -150,8 +150,8 @@ def tenant_add_targets(backend: str, add: float, floor: float) -> list[Target]:
 
 def memory_targets(ten: Environment, rows: list[tuple[str, str]]) -> list[Target]:
     kc = ten.state.services["keycloak"]
-    keycloak_mb = rss_mb([kc.pid or 0])
-    acme = [r.pid for r in ten.state.services.values() if r.tenant == "acme" and r.pid]
+    keycloak_mb = rss_mb([kc.process.pid if kc.process else 0])
+    acme = [r.process.pid for r in ten.state.services.values() if r.tenant == "acme" and r.process]
     stores_mb = rss_mb(acme)
     rows.append(("local: resident memory of Keycloak, 10 realms", f"{keycloak_mb:.0f} MB"))
     rows.append(

@@ -21,16 +21,7 @@ from driveops_env.errors import UsageError
 from driveops_env.state import EnvState, ServiceRecord, TenantRecord
 
 FORMAT = "driveops-env/descriptor-1"
-LOCAL_FIELDS = (
-    "log_path",
-    "data_dir",
-    "pid",
-    "pid_start",
-    "argv0",
-    "container_id",
-    "container_name",
-    "network",
-)
+LOCAL_FIELDS = ("process", "container", "pod")  # each backend's own part: this machine's, or its engine's
 
 
 def _files(directory: Path) -> dict[str, str]:

@@ -31,7 +31,7 @@ class EnvironmentNetwork(Network):
 
 def of(state: EnvState) -> EnvironmentNetwork:
     """The network of a running environment of the docker backend (its engine's, local or remote)."""
-    names = sorted({r.network for r in state.services.values() if r.network and r.aliases})
+    names = sorted({r.container.network for r in state.services.values() if r.container is not None})
     if state.backend != "docker" or not names:
         raise UsageError(
             f"environment {state.name!r} runs on the {state.backend} backend: it has no docker network",

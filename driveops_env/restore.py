@@ -91,7 +91,7 @@ def _check_room(state: EnvState, record: TenantRecord, stores: Iterable[str]) ->
     than ROOM free: on a full disk, a server may not even write the log of a failed copy."""
     for store in stores:
         server = state.services.get(str(record.stores[store].get("service", "")))
-        folder = server.data_dir if server is not None else None
+        folder = server.process.data_dir if server is not None and server.process is not None else None
         if folder and os.path.isdir(folder) and shutil.disk_usage(folder).free < ROOM:
             free = shutil.disk_usage(folder).free // (1024 * 1024)
             raise ServiceError(

@@ -23,7 +23,7 @@ from driveops_env import files, paths, typed_json
 from driveops_env.errors import Interrupted, StateError, UnsafePathError
 from driveops_env.tenants import Tenant
 
-STATE_VERSION = 3
+STATE_VERSION = 4  # 4: a backend's own fields in a part of their own (3 is read and upgraded)
 STATE_LIMIT = 16 * 1024 * 1024  # bytes: a state file of a hundred tenants is well under 1 MB
 
 
@@ -34,31 +34,56 @@ class UnreadableStateError(StateError):
 
 
 @dataclass
-class ServiceRecord:
-    """One running server: a process (local), a container (docker) or a pod (kubernetes)."""
+class ProcessPart:
+    """The local backend's: the server's process (its pid and start time tell it from a reused pid), the
+    program it started (checked before a stop), its directory and log, how to stop it."""
 
-    key: str  # "postgres.acme", "redis.shared", "keycloak"
-    kind: str  # the service that describes it: postgres | redis | mongo | keycloak | a plugged-in one
+    pid: int
+    pid_start: int
+    argv0: str
+    data_dir: str
+    log_path: str
+    stop_signals: list[int] = field(default_factory=lambda: [15, 9])  # graceful, fast
+
+
+@dataclass
+class ContainerPart:
+    """The docker backend's: the container, its name, its image, the environment's network."""
+
+    id: str
+    name: str
+    image: str
+    network: str
+
+
+@dataclass
+class PodPart:
+    """The kubernetes backend's: the Pod, its namespace, its image."""
+
+    name: str
+    namespace: str
+    image: str
+
+
+@dataclass
+class ServiceRecord:
+    """One running server: what every backend's server has, and the part of its own backend."""
+
+    key: str  # "<service>.<tenant>", "<service>.shared", "<service>"
+    kind: str  # the service that describes it
     tenant: str | None
     host: str
     port: int
     admin_user: str
     admin_password: str = field(repr=False)  # never in a repr: pytest prints reprs into CI logs
-    log_path: str | None = None
-    data_dir: str | None = None
-    pid: int | None = None
-    pid_start: int | None = None
-    argv0: str | None = None  # the program the local backend started (checked before a stop)
-    container_id: str | None = None
-    container_name: str | None = None
-    image: str | None = None
-    network: str | None = None
-    aliases: list[str] = field(default_factory=list)  # names on the environment's network
-    container_port: int | None = None
+    aliases: list[str] = field(default_factory=list)  # names on the environment's network (containers)
+    container_port: int | None = None  # its main port there
     ports: dict[str, int] = field(default_factory=dict)
-    stop_signals: list[int] = field(default_factory=lambda: [15, 9])  # graceful, fast
     depends_on: list[str] = field(default_factory=list)  # servers it keeps its data in
     extra: dict[str, str] = field(default_factory=dict)  # what its service records about it
+    process: ProcessPart | None = None
+    container: ContainerPart | None = None
+    pod: PodPart | None = None
 
 
 @dataclass
@@ -106,6 +131,47 @@ class EnvState:
     def from_dict(cls, raw: dict[str, Any]) -> EnvState:
         """Built from parsed JSON with every field's type checked (raises ``ShapeError``)."""
         return typed_json.build(cls, raw)
+
+
+def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version 3 state (every backend's fields side by side) as version 4 (each backend's in its part):
+    an environment started before the upgrade is still found, attached to and stopped."""
+    services = {}
+    for key, old in (raw.get("services") or {}).items():
+        if not isinstance(old, dict):
+            return raw  # not a state this can upgrade: refused as it is
+        record = {k: v for k, v in old.items() if k in _COMMON}
+        if old.get("pid") is not None:
+            names = ("pid", "pid_start", "argv0", "data_dir", "log_path", "stop_signals")
+            record["process"] = {name: old.get(name) for name in names if old.get(name) is not None}
+        elif old.get("container_id") and raw.get("backend") == "kubernetes":
+            record["pod"] = {
+                "name": old["container_id"],
+                "namespace": old.get("network") or "",
+                "image": old.get("image") or "",
+            }
+        elif old.get("container_id"):
+            fields = ("container_id", "container_name", "image", "network")
+            values = (str(old.get(f) or "") for f in fields)
+            record["container"] = dict(zip(("id", "name", "image", "network"), values, strict=True))
+        services[key] = record
+    return raw | {"services": services, "version": STATE_VERSION}
+
+
+_COMMON = (
+    "key",
+    "kind",
+    "tenant",
+    "host",
+    "port",
+    "admin_user",
+    "admin_password",
+    "aliases",
+    "container_port",
+    "ports",
+    "depends_on",
+    "extra",
+)
 
 
 class StateStore:
@@ -170,6 +236,8 @@ class StateStore:
         except ValueError as exc:
             raise self._corrupted(path, name, exc) from exc
         try:
+            if isinstance(raw, dict) and raw.get("version") == STATE_VERSION - 1:
+                raw = upgraded(raw)
             if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
                 version = raw.get("version") if isinstance(raw, dict) else None
                 raise ValueError(f"unknown state version {version!r} (this driveops-env writes {STATE_VERSION})")

@@ -59,6 +59,18 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def pid_of(record: dict[str, Any]) -> int | None:
+    """A state file's server: its process's pid (the local backend's part), if it has one."""
+    found = (record.get("process") or {}).get("pid")
+    return int(found) if found is not None else None
+
+
+def container_of(record: dict[str, Any]) -> str | None:
+    """A state file's server: its container's id (the docker backend's part), if it has one."""
+    found = (record.get("container") or {}).get("id")
+    return str(found) if found else None
+
+
 def backend_under_test() -> str:
     """The backend the integration tests run on: scripts/test runs them once per backend."""
     return os.environ.get("DRIVEOPS_TEST_BACKEND", "local")
@@ -180,19 +192,19 @@ class Sandbox:
     def kill_server(self, key: str) -> None:
         """Kill one server of the running environment the hard way (SIGKILL); returns once it is dead."""
         record = self.state()["services"][key]
-        if record.get("container_id"):
-            docker_client().containers.get(record["container_id"]).kill()
+        if container_of(record):
+            docker_client().containers.get(container_of(record)).kill()
         else:
-            os.killpg(record["pid"], signal.SIGKILL)  # each server leads its process group (kc.sh -> java)
+            os.killpg(int(pid_of(record) or 0), signal.SIGKILL)  # each server leads its process group
         wait_for(lambda: not self.server_alive(record), 30, f"the death of {key}")
 
     def server_alive(self, record: dict[str, Any]) -> bool:
-        if record.get("container_id"):
+        if container_of(record):
             try:
-                return bool(docker_client().containers.get(record["container_id"]).status == "running")
+                return bool(docker_client().containers.get(container_of(record)).status == "running")
             except Exception:
                 return False
-        stat = Path(f"/proc/{record['pid']}/stat")
+        stat = Path(f"/proc/{pid_of(record)}/stat")
         return stat.exists() and stat.read_text().split(") ")[1][0] not in "ZX"
 
 

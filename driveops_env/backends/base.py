@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from driveops_env import readiness
 from driveops_env.errors import Interrupted, StartupError
@@ -58,6 +58,23 @@ class Started:
     record: ServiceRecord
     alive: Callable[[], bool]
     logs: Callable[[], str]  # the lines that matter, for an error
+
+
+def record_of(server: Server, host: str, **common: Any) -> ServiceRecord:
+    """The record every backend starts from: the server's identity, its administrator, what it depends
+    on and what its service records about it (``common``: its ports, aliases, port on the network)."""
+    return ServiceRecord(
+        server.key,
+        server.service,
+        server.tenant,
+        host,
+        0,
+        server.admin_user,
+        server.admin_password,
+        depends_on=list(server.depends_on),
+        extra=dict(server.extra),
+        **common,
+    )
 
 
 def launch(

@@ -25,7 +25,7 @@ from typing import Any
 
 from driveops_env import builders, process
 from driveops_env.backends import docker_derive, docker_engine
-from driveops_env.backends.base import StartContext, Started, home_label, launch
+from driveops_env.backends.base import StartContext, Started, home_label, launch, record_of
 from driveops_env.backends.docker_engine import LABEL, sweep
 from driveops_env.errors import MissingDependencyError, StartupError
 from driveops_env.images.derivation import Derivation
@@ -34,7 +34,7 @@ from driveops_env.secret import generate_secret
 from driveops_env.services import registry
 from driveops_env.services.base import CONTAINER, ContainerSpec, Engine, Server
 from driveops_env.settings import Settings
-from driveops_env.state import ServiceRecord
+from driveops_env.state import ContainerPart, ServiceRecord
 
 __all__ = ["LABEL", "DockerBackend", "home_label", "sweep"]
 
@@ -113,7 +113,7 @@ class DockerBackend:
         return None
 
     def exec(self, record: ServiceRecord, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
-        return docker_engine.exec_in(self.client(), str(record.container_id), argv, stdin)
+        return docker_engine.exec_in(self.client(), record.container.id if record.container else "", argv, stdin)
 
     def _labels(self, env_name: str, **extra: str) -> dict[str, str]:
         return {
@@ -162,21 +162,7 @@ class DockerBackend:
         spec = server.container
         if spec is None:
             raise StartupError(f"{server.service} describes no container", service=server.service)
-        base = ServiceRecord(
-            server.key,
-            server.service,
-            server.tenant,
-            "",
-            0,
-            server.admin_user,
-            server.admin_password,
-            image=spec.image,
-            aliases=[server.alias],
-            container_port=spec.port,
-            ports=dict(spec.ports),
-            depends_on=list(server.depends_on),
-            extra=dict(server.extra),
-        )
+        base = record_of(server, "", aliases=[server.alias], container_port=spec.port, ports=dict(spec.ports))
 
         def start(_: int | None) -> Started:
             host_port = spec.host_port or (self._host_port() if spec.command_for is not None else None)
@@ -212,7 +198,7 @@ class DockerBackend:
             container.start()
         except Exception as exc:
             self._remove_named(name)
-            raise _refused(base, str(exc)) from None
+            raise _refused(base, spec.image, str(exc)) from None
         wrapped = container.get_wrapped_container()
         wrapped.reload()
         mapping = wrapped.attrs["NetworkSettings"]["Ports"]
@@ -225,9 +211,7 @@ class DockerBackend:
             base,
             host=client_host,
             port=bound(spec.port),
-            container_id=wrapped.id,
-            container_name=name,
-            network=network,
+            container=ContainerPart(wrapped.id, name, spec.image, network),
             ports={n: bound(p) for n, p in spec.ports.items()},
         )
         return Started(record, lambda: _alive(wrapped), lambda: _logs(wrapped))
@@ -281,10 +265,10 @@ class DockerBackend:
     # --- running ----------------------------------------------------------------------------------
 
     def _container(self, record: ServiceRecord) -> Any:
-        if not record.container_id:
+        if record.container is None:
             return None
         try:
-            return self.client().containers.get(record.container_id)
+            return self.client().containers.get(record.container.id)
         except Exception:  # gone
             return None
 
@@ -295,8 +279,9 @@ class DockerBackend:
         try:
             if not fast:
                 container.stop(timeout=20)
-            if record.network:  # off the network first: removing many attached containers at once can leave
-                docker_engine.disconnect(self.client(), record.network, container.id)  # stale endpoints
+            if record.container is not None:  # off the network first: removing many attached containers at
+                docker_engine.disconnect(self.client(), record.container.network, container.id)  # once can
+                # leave stale endpoints
             container.remove(force=True, v=True)
         except Exception as exc:  # already being removed
             if "No such container" not in str(exc) and "is already in progress" not in str(exc):
@@ -337,10 +322,10 @@ def _clash(text: str) -> bool:
     return "already in use" in text or "already allocated" in text or "address already" in text
 
 
-def _refused(base: ServiceRecord, text: str) -> StartupError:
+def _refused(base: ServiceRecord, image: str, text: str) -> StartupError:
     clash = _clash(text)
     return StartupError(
-        f"cannot start a container of {base.image}: {text[:800]}",
+        f"cannot start a container of {image}: {text[:800]}",
         service=base.kind,
         tenant=base.tenant,
         hint="the host port is taken: choose another (0 picks a free one)"

@@ -28,7 +28,7 @@ from typing import Any
 
 from driveops_env import process, readiness
 from driveops_env.backends import kube_api, kube_namespaces
-from driveops_env.backends.base import StartContext, Started, home_label, launch
+from driveops_env.backends.base import StartContext, Started, home_label, launch, record_of
 from driveops_env.backends.docker_engine import LABEL
 from driveops_env.errors import (
     DriveopsEnvError,
@@ -41,7 +41,7 @@ from driveops_env.images.derivation import Derivation
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import CONTAINER, ContainerSpec, Engine, Server
 from driveops_env.settings import Settings
-from driveops_env.state import ServiceRecord
+from driveops_env.state import PodPart, ServiceRecord
 
 
 class KubernetesBackend:
@@ -121,7 +121,7 @@ class KubernetesBackend:
         return None
 
     def exec(self, record: ServiceRecord, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
-        return kube_api.exec_in(self.api(), str(record.network), str(record.container_id), argv, stdin)
+        return kube_api.exec_in(self.api(), _namespace(record), _pod_name(record), argv, stdin)
 
     def namespace(self, env_name: str) -> str:
         return self.settings.kube_namespace or kube_api.namespace_name(env_name)
@@ -161,25 +161,17 @@ class KubernetesBackend:
         if spec is None:
             raise StartupError(f"{server.service} describes no container", service=server.service)
         namespace = self._ensure_namespace(ctx)
-        base = ServiceRecord(
-            server.key,
-            server.service,
-            server.tenant,
+        base = record_of(
+            server,
             self.addresses()[1],
-            0,
-            server.admin_user,
-            server.admin_password,
-            image=spec.image,
             aliases=[server.alias],
             container_port=spec.port,
-            network=namespace,
-            depends_on=list(server.depends_on),
-            extra=dict(server.extra),
+            pod=PodPart("", namespace, spec.image),  # its name once it is made
         )
         return launch(ctx, server, lambda _: self._start_pod(ctx, base, spec), self._discard)
 
     def _start_pod(self, ctx: StartContext, base: ServiceRecord, spec: ContainerSpec) -> Started:
-        api, namespace, alias = self.api(), str(base.network), base.aliases[0]
+        api, namespace, alias = self.api(), _namespace(base), base.aliases[0]
         labels = self._labels(
             ctx.env_name,
             **{f"{LABEL}.spec": ctx.spec_hash, f"{LABEL}.service": base.key, f"{LABEL}.tenant": base.tenant or ""},
@@ -199,8 +191,7 @@ class KubernetesBackend:
         record = replace(
             base,
             port=node_ports["main"],
-            container_id=pod,
-            container_name=pod,
+            pod=PodPart(pod, namespace, spec.image),
             ports={n: p for n, p in node_ports.items() if n != "main"},
         )
         self._wait_scheduled(record, spec)
@@ -219,7 +210,7 @@ class KubernetesBackend:
             if found is not None:
                 self._discard(record)
                 raise _problem(record, spec, *found)  # final: waiting would not change it
-            raise RuntimeError(f"pod {record.container_id} is pending")
+            raise RuntimeError(f"pod {_pod_name(record)} is pending")
 
         with contextlib.suppress(ReadinessTimeoutError):  # launch's readiness wait says what came of it
             timeout = self.settings.startup_timeout
@@ -230,10 +221,10 @@ class KubernetesBackend:
     # --- running ----------------------------------------------------------------------------------
 
     def _pod(self, record: ServiceRecord) -> Any:
-        if not record.container_id or not record.network:
+        if record.pod is None or not record.pod.name:
             return None
         try:
-            pod = self.api().read_namespaced_pod(record.container_id, record.network)
+            pod = self.api().read_namespaced_pod(record.pod.name, record.pod.namespace)
         except Exception:  # gone
             return None
         labels = pod.metadata.labels or {}
@@ -253,7 +244,7 @@ class KubernetesBackend:
 
     def _discard(self, record: ServiceRecord, grace: int = 0) -> None:
         """The server's Pod, Secret and Service gone (whichever exist)."""
-        api, namespace = self.api(), str(record.network)
+        api, namespace = self.api(), _namespace(record)
         selector = f"{LABEL}.service={record.key},{LABEL}.home={home_label(self.settings)}"
         for pod in api.list_namespaced_pod(namespace, label_selector=selector).items:
             with contextlib.suppress(Exception):
@@ -271,7 +262,7 @@ class KubernetesBackend:
             return ""
         kwargs: dict[str, Any] = {"tail_lines": lines} if lines else {}
         found = self.api().read_namespaced_pod_log(
-            record.container_id, record.network, container=kube_api.CONTAINER, **kwargs
+            _pod_name(record), _namespace(record), container=kube_api.CONTAINER, **kwargs
         )
         return str(found)
 
@@ -279,8 +270,8 @@ class KubernetesBackend:
         if self._pod(record) is None:
             return
         response = self.api().read_namespaced_pod_log(
-            record.container_id,
-            record.network,
+            _pod_name(record),
+            _namespace(record),
             container=kube_api.CONTAINER,
             follow=True,
             tail_lines=0,
@@ -322,6 +313,14 @@ class KubernetesBackend:
             kube_namespaces.wait_gone(lambda: kube_namespaces.exists(api, namespace), timeout=120)
             removed.append(f"namespace {namespace}")
         return removed
+
+
+def _namespace(record: ServiceRecord) -> str:
+    return record.pod.namespace if record.pod else ""
+
+
+def _pod_name(record: ServiceRecord) -> str:
+    return record.pod.name if record.pod else ""
 
 
 def _problem(record: ServiceRecord, spec: ContainerSpec, what: str, kind: str) -> Exception:

@@ -18,13 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from driveops_env import builders, envdirs, paths, process, readiness
-from driveops_env.backends.base import StartContext, Started, launch
+from driveops_env.backends.base import StartContext, Started, launch, record_of
 from driveops_env.errors import MissingDependencyError, StartupError, UsageError
 from driveops_env.services import registry
 from driveops_env.services.base import PROCESS, Engine, ProcessSpec, Server
 from driveops_env.services.capabilities import KeepsBuilds, Prunes
 from driveops_env.settings import Settings
-from driveops_env.state import ServiceRecord
+from driveops_env.state import ProcessPart, ServiceRecord
 
 
 class LocalBackend:
@@ -62,7 +62,7 @@ class LocalBackend:
         """The unprivileged user servers run as when we are root, else None (ourselves)."""
         if os.geteuid() != 0:
             return None
-        named = [(s.title, s.local_user) for s in registry.every(self.settings).values() if s.local_user]
+        named = [(cls.title, cls.local_user) for cls in registry.classes() if cls.local_user]
         user = self.settings.local_user or (named[0][1] if named else "nobody")
         try:
             pwd.getpwnam(user)
@@ -104,30 +104,18 @@ class LocalBackend:
         if spec.setup is not None:
             spec.setup(data_dir)
         paths.own_dir(data_dir, 0o700, user)
-        base = ServiceRecord(
-            server.key,
-            server.service,
-            server.tenant,
-            "127.0.0.1",
-            0,
-            server.admin_user,
-            server.admin_password,
-            data_dir=str(data_dir),
-            stop_signals=list(spec.stop_signals),
-            depends_on=list(server.depends_on),
-            extra=dict(server.extra),
-            ports={name: ctx.ports.allocate() for name in spec.ports},
-        )
-        start = self._spawner(ctx, base, spec, user, server.cpu_weight)
+        base = record_of(server, "127.0.0.1", ports={name: ctx.ports.allocate() for name in spec.ports})
+        start = self._spawner(ctx, base, spec, (data_dir, user), server.cpu_weight)
         return launch(ctx, server, start, lambda r: self.stop(r, fast=True))
 
     def _spawner(
-        self, ctx: StartContext, base: ServiceRecord, spec: ProcessSpec, user: str | None, weight: int
+        self, ctx: StartContext, base: ServiceRecord, spec: ProcessSpec, place: tuple[Path, str | None], weight: int
     ) -> Callable[[int | None], Started]:
         """How :func:`launch` starts this server: a fresh port each attempt (unless fixed), its files
-        written, the process in its data directory, the record filled with what identifies it."""
+        written, the process in its data directory (``place``: and the user it runs as), the record
+        filled with what identifies it."""
         log_path = envdirs.log_path(ctx.env_dir, base.key)
-        data_dir = Path(str(base.data_dir))
+        data_dir, user = place
 
         def start(_: int | None) -> Started:
             port = spec.fixed_port or ctx.ports.allocate()
@@ -144,15 +132,9 @@ class LocalBackend:
                     hint="check the binary and its permissions (scripts/provision installs them)",
                 ) from exc
             process.weigh(ref.pid, weight)
-            record = replace(
-                base,
-                port=port,
-                pid=ref.pid,
-                pid_start=ref.start_time,
-                argv0=argv[0],
-                log_path=str(log_path),
-                ports=dict(base.ports),
-            )
+            signals = list(spec.stop_signals)
+            found = ProcessPart(ref.pid, ref.start_time, argv[0], str(data_dir), str(log_path), signals)
+            record = replace(base, port=port, ports=dict(base.ports), process=found)
             return Started(record, lambda: process.is_alive(ref), lambda: process.log_excerpt(log_path))
 
         return start
@@ -162,24 +144,24 @@ class LocalBackend:
     def _ref(self, record: ServiceRecord) -> process.ProcessRef | None:
         """The server's process, if the record's pid is demonstrably it: same start time, running in
         the record's data directory, which lies under this data root, same program."""
-        if record.pid is None or record.pid_start is None or record.data_dir is None or record.argv0 is None:
+        found = record.process
+        if found is None or not paths.is_within(found.data_dir, self.settings.data_dir):
             return None
-        if not paths.is_within(record.data_dir, self.settings.data_dir):
-            return None
-        ref = process.ProcessRef(record.pid, record.pid_start)
-        return ref if process.runs(ref, cwd=record.data_dir, program=record.argv0) else None
+        ref = process.ProcessRef(found.pid, found.pid_start)
+        return ref if process.runs(ref, cwd=found.data_dir, program=found.argv0) else None
 
     def stop(self, record: ServiceRecord, *, fast: bool = False) -> None:
         """Stop a server: gracefully, or ``fast`` when its data is about to be removed anyway."""
         ref = self._ref(record)
         if ref is not None:
-            process.terminate(ref, sig=record.stop_signals[1 if fast else 0])
+            signals = record.process.stop_signals if record.process else [15, 9]
+            process.terminate(ref, sig=signals[1 if fast else 0])
 
     def remove(self, record: ServiceRecord) -> None:
         """Stopped, and its directories (its data, and those its service listed in ``extra["local_dirs"]``, a
         socket folder) removed, if they lie inside this data root."""
         self.stop(record, fast=True)
-        dirs = [record.data_dir or "", *record.extra.get("local_dirs", "").split(",")]
+        dirs = [record.process.data_dir if record.process else "", *record.extra.get("local_dirs", "").split(",")]
         for folder in (Path(d) for d in dirs if d):
             inside = paths.is_within(folder, self.settings.data_dir) and folder != self.settings.data_dir
             if inside and not folder.is_symlink():
@@ -200,9 +182,9 @@ class LocalBackend:
 
     def _own_log(self, record: ServiceRecord) -> Path | None:
         """The record's log file, only if it is one of this data root's logs (not a link)."""
-        if record.log_path is None:
+        if record.process is None:
             return None
-        path = Path(record.log_path)
+        path = Path(record.process.log_path)
         if path.parent.name != "logs" or path.is_symlink() or not paths.is_within(path, self.settings.data_dir):
             raise UsageError(
                 f"the log file {path} recorded for {record.key} is not a log of this data directory",

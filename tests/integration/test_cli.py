@@ -201,7 +201,7 @@ def test_an_environment_is_found_by_its_name_alone(sandbox: Sandbox, tmp_path: P
     added = sandbox.cli("tenant", "add", "beta")
     assert added.returncode == 0, added.stderr
     if sandbox.backend == "local":  # its servers' files under dd (a container's are the engine's)
-        assert sandbox.state()["services"]["postgres.beta"]["data_dir"].startswith(str(dd))
+        assert sandbox.state()["services"]["postgres.beta"]["process"]["data_dir"].startswith(str(dd))
     again = sandbox.cli("tenant", "add", "beta")
     assert again.returncode == 0 and "already part of environment" in again.stderr and "added in" not in again.stderr
     wrong = sandbox.cli("down", "--data-dir", str(tmp_path / "elsewhere"))

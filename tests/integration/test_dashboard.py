@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from tests.browser import chromium, click, dashboard, text_of
-from tests.helpers import Sandbox, make_sandbox, wait_for
+from tests.helpers import Sandbox, make_sandbox, pid_of, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.backend_independent, pytest.mark.xdist_group("dashboard")]
 INTERVAL = 0.5
@@ -159,7 +159,7 @@ def test_a_killed_server_turns_its_row_red_within_the_interval(url: str, browser
     browser.get(url)
     wait_for(lambda: "all healthy" in text_of(browser, "summary"), timeout=30)
     server = json.loads((box.state_dir / f"{box.name}.json").read_text())["services"]["redis.beta"]
-    os.kill(server["pid"], signal.SIGKILL)
+    os.kill(int(pid_of(server) or 0), signal.SIGKILL)
     wait_for(lambda: text_of(browser, "health-beta/redis") == "FAILING", timeout=INTERVAL * 3 + 10, what="red row")
     assert text_of(browser, "health-acme/redis") == "healthy"  # the other tenant's row stays
     click(browser, "run-checks")

@@ -20,7 +20,7 @@ import pytest
 from filelock import FileLock
 
 from driveops_env import Environment, builders, gc
-from tests.helpers import Sandbox, docker_client, make_sandbox, wait_for
+from tests.helpers import Sandbox, container_of, docker_client, make_sandbox, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -59,8 +59,8 @@ def test_whole_model_ports_labels_and_down(tmp_path: Path) -> None:
 
             again = Environment.up(settings=box.settings(tenants="acme,beta"))
             # attached: the same containers (how fast it is belongs to bench/, not to a test)
-            assert {k: r.container_id for k, r in again.state.services.items()} == {
-                k: r.container_id for k, r in env.state.services.items()
+            assert {k: r.container for k, r in again.state.services.items()} == {
+                k: r.container for k, r in env.state.services.items()
             }
         finally:
             env.down()
@@ -387,7 +387,7 @@ def test_stores_start_from_initialised_images_whose_template_passwords_are_repla
     env = Environment.up(settings=dbox.settings(tenants="acme"))
     try:
         record = env.state.services["postgres.acme"]
-        container = client.containers.get(record.container_id)
+        container = client.containers.get(record.container.id if record.container else "")
         image = container.attrs["Config"]["Image"]
         assert image.startswith("driveops-env/postgres-ready:"), image
         assert "Skipping initialization" in container.logs().decode()  # no initdb at this start
@@ -415,7 +415,7 @@ def test_stores_start_from_initialised_images_whose_template_passwords_are_repla
         for option, expected in (("true", "driveops-env/postgres-ready:"), ("false", other)):
             up = dbox.cli("up", "--tenants", "acme", "--image-postgres", other, "--postgres-ready-image", option)
             assert up.returncode == 0, up.stderr
-            started = client.containers.get(dbox.state()["services"]["postgres.acme"]["container_id"])
+            started = client.containers.get(container_of(dbox.state()["services"]["postgres.acme"]))
             assert started.attrs["Config"]["Image"].startswith(expected) and started.attrs["Config"]["Image"] != image
             old_id = started.attrs["Image"]
             if option == "true":  # --recreate derives it again (the same spec: the environment stays)
@@ -436,7 +436,7 @@ def _mongo_started_initialised(env: Environment, box: Sandbox) -> None:
     import pymongo.errors
 
     record = env.state.services["mongo.acme"]
-    image = docker_client().containers.get(record.container_id).attrs["Config"]["Image"]
+    image = docker_client().containers.get(record.container.id if record.container else "").attrs["Config"]["Image"]
     assert image.startswith("driveops-env/mongo-ready:"), image
     secrets = box.settings().cache_dir / "docker" / f"mongo-ready-{image.split(':')[1]}.json"
     template = json.loads(secrets.read_text())["password"]

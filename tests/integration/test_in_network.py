@@ -75,7 +75,7 @@ def test_a_container_on_the_network_uses_names_and_the_same_issuer(tmp_path: Pat
             assert inside["DRIVEOPS_KEYCLOAK_URL"] == "http://keycloak:8080"
             assert inside["DRIVEOPS_KEYCLOAK_DISCOVERY_URL"].startswith(inside["DRIVEOPS_KEYCLOAK_URL"] + "/realms/")
             assert inside["DRIVEOPS_KEYCLOAK_ISSUER"] == host_side["DRIVEOPS_KEYCLOAK_ISSUER"]
-            network = box.state()["services"]["postgres.acme"]["network"]
+            network = box.state()["services"]["postgres.acme"]["container"]["network"]
             (tmp_path / "acme.env").write_text(box.cli("env", "--tenant", "acme", "--network").stdout + "\n")
             query = _run(
                 network,

@@ -19,6 +19,7 @@ from jwcrypto.common import JWKeyNotFound
 from driveops_env import Environment, options
 from driveops_env.errors import ServiceError
 from driveops_env.services.keycloak import admin as keycloak
+from driveops_env.state import ServiceRecord
 from tests.helpers import REPO, Sandbox, make_sandbox, userinfo_status
 
 pytestmark = pytest.mark.integration
@@ -313,5 +314,8 @@ def test_keycloak_weighs_more_than_the_stores_while_they_contend(env: Environmen
     def nice(pid: int | None) -> int:
         return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])  # "/autogroup-12 nice -6"
 
-    assert nice(env.state.services["keycloak"].pid) == (-16 if os.geteuid() == 0 else 0)  # only root raises it
-    assert {nice(r.pid) for r in env.state.services.values() if r.key != "keycloak"} == {0}
+    def pid(record: ServiceRecord) -> int | None:
+        return record.process.pid if record.process else None
+
+    assert nice(pid(env.state.services["keycloak"])) == (-16 if os.geteuid() == 0 else 0)  # only root raises it
+    assert {nice(pid(r)) for r in env.state.services.values() if r.key != "keycloak"} == {0}

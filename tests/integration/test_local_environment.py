@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from driveops_env import Environment
-from tests.helpers import Sandbox
+from tests.helpers import Sandbox, container_of, pid_of
 
 pytestmark = pytest.mark.integration
 
@@ -129,9 +129,7 @@ def test_a_killed_owner_is_swept_by_the_next_up(sandbox: Sandbox) -> None:
     assert not any(sandbox.server_alive(r) for r in old)
     new = list(sandbox.state()["services"].values())
     assert all(sandbox.server_alive(r) for r in new)
-    assert {r.get("pid") or r.get("container_id") for r in new}.isdisjoint(
-        {r.get("pid") or r.get("container_id") for r in old}
-    )
+    assert {pid_of(r) or container_of(r) for r in new}.isdisjoint({pid_of(r) or container_of(r) for r in old})
     # the environment beside it was not touched
     assert all(result.ok for result in other.status())
     other.down()

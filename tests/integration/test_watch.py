@@ -45,7 +45,7 @@ def _showing(socket: str, text: str) -> str:
 
 def _kill_postgres(box: Sandbox) -> None:
     state = json.loads((box.state_dir / f"{box.name}.json").read_text())
-    pid = state["services"]["postgres.acme"]["pid"]
+    pid = state["services"]["postgres.acme"]["process"]["pid"]
     os.kill(pid, signal.SIGKILL)
 
 

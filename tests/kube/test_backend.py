@@ -69,7 +69,7 @@ def test_the_cli_end_to_end_on_a_cluster(kbox: Sandbox, kube_images: Cluster) ->
     up = kbox.cli("up", "--tenants", "acme,beta", timeout=900)
     assert up.returncode == 0, up.stderr
     namespace = f"driveops-{kbox.name}"
-    assert kbox.state()["services"]["postgres.acme"]["network"] == namespace
+    assert kbox.state()["services"]["postgres.acme"]["pod"]["namespace"] == namespace
     names = kubectl(kube_images, "get", "services", "-n", namespace, "-o", "name").stdout.split()
     assert "service/postgres-acme" in names and "service/keycloak" in names  # named like docker's aliases
     spec = kubectl(kube_images, "get", "pods", "-n", namespace, "-o", "json").stdout
@@ -109,7 +109,7 @@ def test_the_cli_end_to_end_on_a_cluster(kbox: Sandbox, kube_images: Cluster) ->
     assert logs.returncode == 0 and "database system is ready" in logs.stdout, logs.stderr
 
     # a Pod deleted behind its back: reported, and healed by up
-    pod = kbox.state()["services"]["redis.beta"]["container_id"]
+    pod = kbox.state()["services"]["redis.beta"]["pod"]["name"]
     assert kubectl(kube_images, "delete", "pod", pod, "-n", namespace, "--wait=true").returncode == 0
     status = kbox.cli("status")
     assert status.returncode == 1 and re.search(r"redis\.beta.*FAIL", status.stdout), status.stdout

@@ -76,7 +76,7 @@ def test_nothing_listens_beyond_loopback(full_env: tuple[Sandbox, Environment]) 
             for bindings in container.attrs["NetworkSettings"]["Ports"].values():
                 assert all(b["HostIp"] == "127.0.0.1" for b in bindings or []), container.name
         return
-    leaders = {r.pid for r in env.state.services.values() if r.pid}
+    leaders = {r.process.pid for r in env.state.services.values() if r.process}
     addresses = _listening_sockets(_group_pids(leaders))
     assert addresses, "the servers should listen somewhere"
     assert set(addresses) <= LOOPBACK, addresses

@@ -86,7 +86,7 @@ def test_what_a_state_file_says_is_checked_before_it_is_acted_on(sandbox: Sandbo
     stat = Path(f"/proc/{victim.pid}/stat").read_text()
     start = int(stat[stat.rindex(")") + 2 :].split()[19])
     redis_key = next(k for k in forged["services"] if k.startswith("redis"))
-    forged["services"][redis_key] |= {"pid": victim.pid, "pid_start": start, "log_path": "/etc/shadow"}
+    forged["services"][redis_key]["process"] |= {"pid": victim.pid, "pid_start": start, "log_path": "/etc/shadow"}
     forged["data_dir"] = str(precious)
     path.write_text(json.dumps(forged))
     try:

@@ -312,12 +312,12 @@ def test_a_state_file_of_the_wrong_shape_is_refused(change: tuple[str, ...], fra
                 "port": 1,
                 "admin_user": "u",
                 "admin_password": "p",
-                "pid": 3,
+                "process": {"pid": 3, "pid_start": 1, "argv0": "a", "data_dir": "/tmp/x/p", "log_path": "/tmp/x/l"},
             }
         },
     }
     if change == ("services", "pid"):
-        raw["services"]["p"]["pid"] = "1; rm -rf /"  # type: ignore[index]
+        raw["services"]["p"]["process"]["pid"] = "1; rm -rf /"  # type: ignore[index]
     else:
         raw["data_dir"] = 42
     with pytest.raises(typed_json.ShapeError, match=fragment):

@@ -235,3 +235,28 @@ def test_files_refuse_what_is_not_a_bounded_regular_file(tmp_path: Path) -> None
     with pytest.raises(TemplateError, match="nests deeper"):
         files.load_json(deep)
     assert files.json_depth({"a": [{"b": 1}]}) == 3
+
+
+def test_a_state_file_of_the_previous_version_is_read_with_each_backend_part(tmp_path: Path) -> None:
+    from driveops_env.state import STATE_VERSION, StateStore
+
+    common = {"kind": "redis", "tenant": "acme", "host": "h", "port": 1, "admin_user": "u", "admin_password": "p"}
+    local = {"key": "a", **common, "pid": 9, "pid_start": 7, "argv0": "r", "data_dir": "/d/a", "log_path": "/d/l"}
+    docker = {"key": "b", **common, "container_id": "c1", "container_name": "n1", "image": "i", "network": "net"}
+    kube = {"key": "c", **common, "container_id": "pod1", "container_name": "pod1", "image": "i", "network": "ns"}
+    for backend, record in (("local", local), ("docker", docker), ("kubernetes", kube)):
+        store = StateStore(tmp_path / backend)
+        store.state_dir.mkdir(mode=0o700)
+        raw = {"name": "x", "backend": backend, "isolation": "dedicated", "spec_hash": "h", "fingerprint": {}}
+        raw |= {"data_dir": "/d", "services": {str(record["key"]): record}, "version": STATE_VERSION - 1}
+        (store.state_dir / "x.json").write_text(json.dumps(raw))
+        (store.state_dir / "x.json").chmod(0o600)
+        state = store.load("x")
+        assert state is not None
+        (found,) = state.services.values()
+        if backend == "local":
+            assert found.process is not None and (found.process.pid, found.process.data_dir) == (9, "/d/a")
+        elif backend == "docker":
+            assert found.container is not None and (found.container.id, found.container.network) == ("c1", "net")
+        else:
+            assert found.pod is not None and (found.pod.name, found.pod.namespace) == ("pod1", "ns")
