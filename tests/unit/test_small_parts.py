@@ -247,7 +247,8 @@ def test_a_state_file_of_the_previous_version_is_read_with_each_backend_part(tmp
     for backend, record in (("local", local), ("docker", docker), ("kubernetes", kube)):
         store = StateStore(tmp_path / backend)
         store.state_dir.mkdir(mode=0o700)
-        raw = {"name": "x", "backend": backend, "isolation": "dedicated", "spec_hash": "h", "fingerprint": {}}
+        raw: dict[str, object] = {"name": "x", "backend": backend, "isolation": "dedicated", "spec_hash": "h"}
+        raw["fingerprint"] = {}
         raw |= {"data_dir": "/d", "services": {str(record["key"]): record}, "version": STATE_VERSION - 1}
         (store.state_dir / "x.json").write_text(json.dumps(raw))
         (store.state_dir / "x.json").chmod(0o600)
