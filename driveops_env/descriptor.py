@@ -79,6 +79,16 @@ def _materialise(files: dict[str, str], target: Path) -> Path:
     return target
 
 
+def _current(record: Any) -> Any:
+    """A server as an earlier driveops-env exported it (its image and stop signals beside the rest: a
+    backend's own fields, which a descriptor no longer carries)."""
+    old = ("image", "stop_signals", *LOCAL_V3)
+    return {k: v for k, v in record.items() if k not in old} if isinstance(record, dict) else record
+
+
+LOCAL_V3 = ("log_path", "data_dir", "pid", "pid_start", "argv0", "container_id", "container_name", "network")
+
+
 def load(path: Path, cache_dir: Path) -> EnvState:
     raw = files.load_json(path, "descriptor")
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -88,7 +98,9 @@ def load(path: Path, cache_dir: Path) -> EnvState:
     digest = hashlib.sha256(json.dumps([raw.get("seeds"), raw.get("realms")], sort_keys=True).encode()).hexdigest()[:16]
     root = cache_dir / "descriptors" / digest
     try:
-        services = {k: typed_json.build(ServiceRecord, v, f"services.{k}") for k, v in raw["services"].items()}
+        services = {
+            k: typed_json.build(ServiceRecord, _current(v), f"services.{k}") for k, v in raw["services"].items()
+        }
         tenants = {k: typed_json.build(TenantRecord, v, f"tenants.{k}") for k, v in raw["tenants"].items()}
         seeds = _materialise(dict(raw.get("seeds") or {}), root / "seeds")
         realms = _materialise(dict(raw.get("realms") or {}), root / "realms")

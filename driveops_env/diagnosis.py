@@ -24,6 +24,7 @@ _DIAGNOSES = (
         "no answer",
         "the server is down: `driveops-env status`, then `driveops-env up` heals the environment",
     ),
+    (re.compile(r"does not exist", re.I), "missing", "`driveops-env reset --tenant <slug>` re-creates it"),
 )
 
 
@@ -37,8 +38,8 @@ def diagnose(exc: BaseException, explainers: Sequence[Explainer] = ()) -> tuple[
     text = " ".join(str(exc).split())
     for explain in explainers:
         said = explain(text)
-        if said is not None:
-            return said.what, said.hint
+        if said is not None:  # what it means, and what the server said
+            return f"{said[0]} ({around(text, 0, 0, before=0, after=160)})", said[1]
     for pattern, what, hint in _DIAGNOSES:
         core = pattern.search(text)
         if core is not None:

@@ -95,7 +95,9 @@ class StartPlan:
     def steps(self) -> list[Step]:
         for need in needs_of(self.what, self.backend.family).values():
             after = need.after
-            if isinstance(self.what.servers[need.service], Staged) and need.key not in self.launch.state.services:
+            service = self.what.servers[need.service]
+            staged = isinstance(service, Staged) and self.backend.family in service.stages
+            if staged and need.key not in self.launch.state.services:
                 self._add(f"prepare {need.key}", partial(self._stage, need), after=after, group="server")
                 after = (*after, f"prepare {need.key}")
             self._add(need.key, partial(self._start, need), after=after, group="server")

@@ -133,11 +133,23 @@ class EnvState:
         return typed_json.build(cls, raw)
 
 
+def parse(raw: Any) -> EnvState:
+    """A state file's content (upgraded from the previous version); ``ValueError`` (a ``ShapeError``)
+    names what is wrong with it."""
+    if isinstance(raw, dict) and raw.get("version") == STATE_VERSION - 1:
+        raw = upgraded(raw)
+    if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
+        version = raw.get("version") if isinstance(raw, dict) else None
+        raise ValueError(f"unknown state version {version!r} (this driveops-env writes {STATE_VERSION})")
+    return EnvState.from_dict(raw)
+
+
 def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
     """A version 3 state (every backend's fields side by side) as version 4 (each backend's in its part):
     an environment started before the upgrade is still found, attached to and stopped."""
     services = {}
-    for key, old in (raw.get("services") or {}).items():
+    found = raw.get("services") or {}
+    for key, old in found.items() if isinstance(found, dict) else ():
         if not isinstance(old, dict):
             return raw  # not a state this can upgrade: refused as it is
         record = {k: v for k, v in old.items() if k in _COMMON}
@@ -236,12 +248,7 @@ class StateStore:
         except ValueError as exc:
             raise self._corrupted(path, name, exc) from exc
         try:
-            if isinstance(raw, dict) and raw.get("version") == STATE_VERSION - 1:
-                raw = upgraded(raw)
-            if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
-                version = raw.get("version") if isinstance(raw, dict) else None
-                raise ValueError(f"unknown state version {version!r} (this driveops-env writes {STATE_VERSION})")
-            return EnvState.from_dict(raw)
+            return parse(raw)
         except ValueError as exc:
             raise self._corrupted(path, name, exc) from exc
 

@@ -98,7 +98,7 @@ def launch(
 def _final(server: Server) -> Callable[[BaseException], bool]:
     def final(exc: BaseException) -> bool:
         said = server.explain(str(exc))
-        return said is not None and said.permanent
+        return said is not None and bool(getattr(said, "permanent", False))  # a (what, hint) pair: transient
 
     return final
 

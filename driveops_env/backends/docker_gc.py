@@ -16,7 +16,7 @@ from driveops_env.running import owner_gone
 from driveops_env.services import registry
 from driveops_env.services.capabilities import Prunes
 from driveops_env.settings import Settings
-from driveops_env.state import STATE_LIMIT, EnvState
+from driveops_env.state import STATE_LIMIT, parse
 
 
 def collect(settings: Settings, home: str, *, dry_run: bool) -> list[str]:
@@ -58,7 +58,7 @@ def _orphan(state_file: Path, *, ours: bool) -> bool:
     lives on another machine (a shared engine) or is another user's: its resources are left alone."""
     try:
         raw = files.load_json(state_file, "state file", limit=STATE_LIMIT)
-        state = EnvState.from_dict(raw)
+        state = parse(raw)  # a previous version's file too
     except (DriveopsEnvError, ValueError, TypeError, KeyError):
         return ours
     return owner_gone(state)

@@ -117,10 +117,11 @@ def known_password(engine: Engine, tag: str, secrets: Path) -> str | None:
     derived again or replaced under the same tag makes the password unknown: derive again)."""
     try:
         recorded = json.loads(secrets.read_text())
-    except (OSError, ValueError):  # no file, or an unreadable one
+        password, image = str(recorded["password"]), recorded.get("image")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # no file, or not one of ours
         return None
     current = engine.image_id(tag)
-    return str(recorded["password"]) if current is not None and recorded.get("image") == current else None
+    return password if current is not None and image == current else None
 
 
 def _derivation(recipe: Recipe, tag: str, password: str, labels: dict[str, str], builder: dict[str, str]) -> Derivation:

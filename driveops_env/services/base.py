@@ -67,6 +67,9 @@ P = TypeVar("P")  # a dataclass of the service's own options (option_types.decla
 # names a test process's copy: ``main`` (a session without xdist) or the xdist worker (``gw0``), then
 # ``_<session id>`` when other sessions share the environment; a slug cannot contain "_"
 COPY_TOKEN = re.compile(r"(main|gw\d+)(_[0-9a-f]{6})?")
+# hooks of earlier versions, now the access record's (env ... secrets) or a prepared value's (fingerprint,
+# step_limit), a capability, or a class attribute (step_name): a unit that still has them is told so
+MOVED = ("env", "from_env", "describe", "data", "endpoint", "inside", "secrets", "fingerprint", "step", "step_limit")
 
 
 @dataclass(frozen=True)
@@ -141,9 +144,17 @@ class Service(Generic[A, P]):
         arguments = [get_args(b) for b in getattr(cls, "__orig_bases__", ()) if get_origin(b) is Service]
         if not name or not arguments:
             raise TypeError(f"{cls.__name__}: declare it as Service[Access, Options] with name= and title=")
+        moved = sorted(hook for hook in MOVED if hook in vars(cls))
+        access = arguments[0][0]
+        if moved or not (isinstance(access, type) and issubclass(access, AccessRecord)):
+            raise TypeError(
+                f"{cls.__name__}: the access record must derive from AccessRecord, which formats its own values "
+                f"(env, describe, data, endpoint); {', '.join(moved) or 'no hook'} moved there, to what prepare "
+                "returns, or to a capability (see the README's 'Your own service')"
+            )
         cls.name = name
         cls.title = title or name
-        cls.access_type = arguments[0][0]
+        cls.access_type = access
         cls.options = None if arguments[0][1] is type(None) else arguments[0][1]
 
     def __init__(self, settings: Settings) -> None:

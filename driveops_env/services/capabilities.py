@@ -78,6 +78,8 @@ class IssuesTokens(Protocol):
 
 @runtime_checkable
 class Staged(Protocol):
+    stages: tuple[str, ...]  # the backend families its servers need a stage step on
+
     def stage(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Any:
         """Before the server of ``need`` starts, as a step of its own: what its description needs made
         (a database on a server it depends on, a snapshot of the tenants' data); given to ``server`` as

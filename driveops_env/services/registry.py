@@ -41,7 +41,7 @@ def _plugged(entry: importlib.metadata.EntryPoint) -> type[Service[Any, Any]]:
     """A service of the entry point group; one whose package is gone or broken is named, not a traceback."""
     try:
         return _load(entry.value)
-    except ImportError as exc:
+    except (ImportError, TypeError) as exc:  # gone, broken, or written for an earlier driveops-env
         package = entry.dist.name if entry.dist is not None else "its package"
         raise UsageError(
             f"the service plugged in as {entry.name!r} ({entry.value}) cannot be imported: {exc}",

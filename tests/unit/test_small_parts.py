@@ -261,3 +261,38 @@ def test_a_state_file_of_the_previous_version_is_read_with_each_backend_part(tmp
             assert found.container is not None and (found.container.id, found.container.network) == ("c1", "net")
         else:
             assert found.pod is not None and (found.pod.name, found.pod.namespace) == ("pod1", "ns")
+
+
+def test_a_descriptor_of_the_previous_version_loads() -> None:
+    from driveops_env import descriptor, typed_json
+    from driveops_env.state import ServiceRecord
+
+    old: dict[str, object] = {"key": "a", "kind": "redis", "tenant": None, "host": "h", "port": 1, "admin_user": "u"}
+    old |= {"admin_password": "p", "image": "redis:7", "stop_signals": [15, 9], "aliases": ["redis-shared"]}
+    record = typed_json.build(ServiceRecord, descriptor._current(old))
+    assert record.aliases == ["redis-shared"] and record.container is None
+
+
+def test_a_unit_written_for_the_earlier_core_is_told_what_moved() -> None:
+    from dataclasses import dataclass
+
+    from driveops_env.services.base import AccessRecord, Service
+
+    @dataclass
+    class Plain:
+        service: str
+
+    @dataclass
+    class Record(AccessRecord):
+        service: str
+
+    with pytest.raises(TypeError, match="AccessRecord"):
+
+        class Old(Service[Plain, None], name="old"):  # type: ignore[type-var] - mypy refuses it too
+            pass
+
+    with pytest.raises(TypeError, match="env moved"):
+
+        class Older(Service[Record, None], name="older"):
+            def env(self, access: Record, style: str) -> dict[str, str]:  # a hook of the earlier core
+                return {}

@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from driveops_env.errors import StartupError
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import CONTAINER, Plan, Prepare
 from driveops_env.services.keycloak import admin, dist, image, image_snapshot
 from driveops_env.services.keycloak import snapshot as snapshots
+from driveops_env.services.keycloak.options import KeycloakOptions
 from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.state import ServiceRecord
 
@@ -49,7 +50,7 @@ class Stage:
     realms: frozenset[str] = frozenset()
 
 
-def optimized(own: Any, cache: Path, ctx: Prepare) -> Optimized:
+def optimized(own: KeycloakOptions, cache: Path, ctx: Prepare) -> Optimized:
     """The optimized image of the configured one, derived once (``own``: Keycloak's options)."""
     if own.keycloak_db != "dev-file" or ctx.engine is None or not ctx.engine.builds:
         return Optimized()
@@ -60,23 +61,30 @@ def optimized(own: Any, cache: Path, ctx: Prepare) -> Optimized:
 
 
 def installed(plan: Plan) -> dist.KeycloakInstall:
-    found: Installed = plan.prepared.found
+    found = plan.prepared.found
+    if not isinstance(found, Installed):
+        raise StartupError("Keycloak was not prepared for local processes", service="keycloak", hint=_ORDER)
     return found.install
 
 
 def staged(plan: Plan) -> Stage:
-    found: Stage = plan.staged
+    found = plan.staged
+    if not isinstance(found, Stage):
+        raise StartupError("Keycloak's stage step made nothing", service="keycloak", hint=_ORDER)
     return found
 
 
-def stage(own: Any, cache: Path, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Stage:
+_ORDER = "describe its server with the plan of its prepare and stage steps (driveops_env.plan does)"
+
+
+def stage(own: KeycloakOptions, cache: Path, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Stage:
     """The stage step: the database, then the realms' snapshot where the tenants have realms."""
     base = Stage(database(own, deps, plan.family))
     realms = [seed.representation for seed in plan.seeds.values()]
     names = frozenset(str(r.get("realm")) for r in realms)
     if plan.family == CONTAINER:
-        found: Optimized = plan.prepared.found
-        if found.image is None or found.template is None or plan.engine is None:
+        found = plan.prepared.found
+        if not isinstance(found, Optimized) or found.image is None or found.template is None or plan.engine is None:
             return base
         tag = found.image
         if realms:
@@ -92,7 +100,7 @@ def stage(own: Any, cache: Path, plan: Plan, deps: Mapping[str, ServiceRecord]) 
     return Stage(base.database, data=data, realms=names)
 
 
-def database(own: Any, deps: Mapping[str, ServiceRecord], family: str) -> dict[str, str]:
+def database(own: KeycloakOptions, deps: Mapping[str, ServiceRecord], family: str) -> dict[str, str]:
     """With ``--keycloak-db postgres``: Keycloak's own database and role on that server, and how it
     reaches them (a container by the server's name on the network)."""
     if own.keycloak_db != "postgres":

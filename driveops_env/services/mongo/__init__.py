@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from driveops_env.errors import StartupError
 from driveops_env.images import ready as ready_image
 from driveops_env.option_types import READY_COPIES, declare, parse_bool
 from driveops_env.secret import generate_secret
@@ -62,6 +63,7 @@ class MongoOptions:
 
 class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="MongoDB"):
     commands = ("ferretdb",)
+    stages = (PROCESS,)  # FerretDB's database on the tenant's PostgreSQL, made before it starts
     clients = ("pymongo",)
 
     def __init__(self, settings: Settings) -> None:
@@ -94,11 +96,9 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
     def render(self, tenant: Tenant, sources: Sources, access: MongoAccess | None) -> Any:
         return seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)
 
-    def stage(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> server.Storage | None:
+    def stage(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> server.Storage:
         """Locally, the tenant's user (a PostgreSQL role FerretDB passes logins through to) and
         FerretDB's database on the tenant's PostgreSQL server, made before FerretDB starts over it."""
-        if plan.family == CONTAINER:
-            return None  # the image's own server: its administrator makes the user at the set-up
         return server.ferret_storage(str(need.tenant), deps[need.after[0]])
 
     def server(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Server:
@@ -106,8 +106,14 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         if plan.family == CONTAINER:
             ready: ready_image.Ready | None = plan.prepared.found
             return server.container(need.key, slug, self.own.image_mongo, ready)
-        binary: Path = plan.prepared.found
-        storage: server.Storage = plan.staged
+        binary, storage = plan.prepared.found, plan.staged
+        if not isinstance(binary, Path) or not isinstance(storage, server.Storage):
+            raise StartupError(
+                "FerretDB was not prepared or its storage not staged",
+                service=self.name,
+                tenant=slug,
+                hint="describe its server with the plan of its prepare and stage steps (driveops_env.plan does)",
+            )
         return server.ferret(need.key, slug, binary, deps[need.after[0]], storage)
 
     def setup(self, work: Work, record: ServiceRecord) -> MongoAccess:

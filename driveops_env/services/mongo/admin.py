@@ -28,7 +28,7 @@ UNSUPPORTED = (NOT_IMPLEMENTED, COMMAND_NOT_FOUND)
 def explain(error: str) -> Explanation | None:
     """What a refused login (FerretDB reports it as an InternalError) or a server that is not found
     means, as pymongo says it."""
-    if "authentication failed" in error.lower():
+    if "Authentication failed" in error or ("InternalError" in error and "authentication failed" in error):
         return Explanation(
             "authentication failed: the server refused the user or its password",
             "the credentials are not the environment's: re-read them with `driveops-env env`",
