@@ -288,7 +288,7 @@ def test_a_unit_written_for_the_earlier_core_is_told_what_moved() -> None:
 
     with pytest.raises(TypeError, match="AccessRecord"):
 
-        class Old(Service[Plain, None], name="old"):  # type: ignore[type-var] - mypy refuses it too
+        class Old(Service[Plain, None], name="old"):  # type: ignore[type-var]
             pass
 
     with pytest.raises(TypeError, match="env moved"):
