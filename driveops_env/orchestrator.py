@@ -90,13 +90,14 @@ def prepare_services(
     return replace(what, prepared={name: service.prepare(ctx) for name, service in what.servers.items()})
 
 
-def fingerprint(backend: str, what: PlanInput, settings: Settings) -> dict[str, Any]:
-    """The parts of an environment that make two of them different (seed content is hashed apart)."""
+def fingerprint(backend: str, what: PlanInput) -> dict[str, Any]:
+    """The parts of an environment that make two of them different (seed content is hashed apart): all
+    of them in the plan input, not in the settings."""
     result: dict[str, Any] = {
         "tenants": [f"{t.slug}={t.tenant_id}/{t.realm}" for t in what.tenants],
-        "isolation": settings.isolation,
+        "isolation": what.isolation,
         "services": [s.name for s in what.stores],
-        "seeds": seeding.content_hash(settings.seeds_dir, settings.realms_dir, limit=settings.input_limit)[:16],
+        "seeds": seeding.content_hash(what.sources.seeds_dir, what.sources.realms_dir, limit=what.sources.limit)[:16],
         "backend": backend,
         "versions": {name: found.version for name, found in sorted(what.prepared.items())},
     }
@@ -118,7 +119,7 @@ def prepare_start(settings: Settings, progress: Progress, *, rebuild: bool = Fal
     what = plan_input(settings, tenants, backend.family)  # bad seeds fail before anything is asked of it
     backend.prepare(progress)
     what = prepare_services(what, backend, settings, progress, rebuild=rebuild)
-    finger = fingerprint(backend_name, what, settings)
+    finger = fingerprint(backend_name, what)
     return Prepared(settings, backend, what, finger, hash_of(finger))
 
 

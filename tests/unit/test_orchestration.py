@@ -92,7 +92,7 @@ def _prepared(tmp_path: Path, backend: FakeBackend, **cli: str) -> orchestrator.
 
     tenants = resolve_tenants(settings.tenants, load_catalogue(settings.seeds_dir / "tenants.json"))
     what = orchestrator.plan_input(settings, tenants, backend.family)
-    finger = orchestrator.fingerprint(backend.name, what, settings)
+    finger = orchestrator.fingerprint(backend.name, what)
     return orchestrator.Prepared(settings, backend, what, finger, orchestrator.hash_of(finger))
 
 
