@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -28,15 +29,21 @@ def _listening(port: int) -> bool:
 
 def _sandbox_listens(port: int, sandbox: Sandbox) -> bool:
     """Whether a process of this sandbox (working in its data directory) listens on ``port``: a port
-    freed by ``down`` may meanwhile be given to another test's server."""
-    if not _listening(port):
-        return False
-    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
-    for pid in re.findall(r"pid=(\d+)", out):
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{pid}/cwd").startswith(str(sandbox.data_dir)):
-                return True
-    return not out.strip()  # listening, but nobody to name: counted as ours
+    freed by ``down`` may meanwhile be given to another test's server, and a connection to a free
+    port of the ephemeral range may meet itself or a server that stops before ``ss`` looks. A
+    listener nobody can be named for counts as ours only while it keeps answering for 1.5 s."""
+    for _ in range(3):
+        if not _listening(port):
+            return False
+        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+        for pid in re.findall(r"pid=(\d+)", out):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/cwd").startswith(str(sandbox.data_dir)):
+                    return True
+        if out.strip():
+            return False  # another process's listener
+        time.sleep(0.5)
+    return True
 
 
 def test_twenty_up_down_cycles_leak_nothing(sandbox: Sandbox) -> None:
