@@ -39,6 +39,8 @@ def create_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
     try:
         api.create_namespace({"metadata": {"name": name, "labels": labels}})
     except Exception as exc:
+        if getattr(exc, "status", None) == 403:
+            raise  # the caller's answered() says what the account may not do
         if getattr(exc, "status", None) != 409:
             hint = permission(exc)
             raise StartupError(f"cannot create the namespace {name}: {reason(exc)}", hint=hint) from None
