@@ -348,6 +348,8 @@ class KubernetesBackend:
         except DriveopsEnvError:
             raise
         except Exception as exc:
+            if getattr(exc, "status", None) == 403 and not self.settings.kube_namespace:
+                return []  # may not even list in the namespace of its own: it made nothing there (up's create says)
             raise StartupError(
                 f"cannot remove environment {env_name!r} from the cluster: {kube_namespaces.reason(exc)}",
                 hint=kube_namespaces.permission(exc),

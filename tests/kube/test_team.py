@@ -124,8 +124,8 @@ def test_a_namespace_handed_out_with_the_readmes_permissions_runs_every_command(
         assert box.cli("gc").returncode == 0 and box.cli("status").returncode == 0  # gc touched nothing live
         down = box.cli("down", timeout=300)
         assert down.returncode == 0, down.stderr
-        kinds = "serviceaccount/dev,role/driveops,rolebinding/driveops,resourcequota/team-quota,limitrange/team-limits"
-        kept = kubectl(team.cluster, "get", kinds, "-n", team.namespace)
+        kinds = ["serviceaccount/dev", "role/driveops", "rolebinding/driveops", "resourcequota/team-quota"]
+        kept = kubectl(team.cluster, "get", *kinds, "limitrange/team-limits", "-n", team.namespace)
         assert kept.returncode == 0, kept.stderr  # the namespace's own objects stay, ours are gone (the box checks)
 
 
