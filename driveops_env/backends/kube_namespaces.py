@@ -146,7 +146,7 @@ def refusal(exc: Exception, what: str) -> DriveopsEnvError | None:
     if "LimitRange" in text or "per Container" in text or "per Pod" in text:
         return StartupError(
             f"{what}: the namespace's LimitRange refused it ({text[:300]})",
-            hint="set --kube-memory-mb and --kube-cpu-request (and --keycloak-heap-mb) within its limits",
+            hint="set --kube-memory-mb and --kube-cpu-request (and a server's own heap option) within its limits",
         )
     denied = _DENIED.search(text)
     where = f"in {denied.group('namespace')}" if denied and denied.group("namespace") else "on the cluster"
