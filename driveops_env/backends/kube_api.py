@@ -124,6 +124,18 @@ def pod_manifest(
     }
 
 
+def locator_manifest(name: str, labels: dict[str, str], image: str, resources: Resources) -> dict[str, Any]:
+    """A Pod that only has to be placed on a node (its ``status.hostIP`` is the address wanted): the
+    image's own command, removed as soon as it is placed."""
+    spec = ContainerSpec(image, "", 0)
+    container: dict[str, Any] = {"name": CONTAINER, "image": image, "imagePullPolicy": "IfNotPresent"}
+    container["resources"] = _resources(spec, resources)
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False, "containers": [container]},
+    }
+
+
 def secret_data(spec: ContainerSpec) -> dict[str, str]:
     """What goes into the server's Secret: its secret variables, and its files (``file-<n>``)."""
     data = {f"env-{var}": spec.env[var] for var in spec.secret_env}

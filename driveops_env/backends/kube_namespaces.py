@@ -5,13 +5,21 @@ clients reach node ports at."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from driveops_env import readiness
 from driveops_env.backends import kube_api
 from driveops_env.backends.docker_engine import LABEL
-from driveops_env.errors import MissingDependencyError, ReadinessTimeoutError, StartupError, UsageError
+from driveops_env.errors import (
+    DriveopsEnvError,
+    MissingDependencyError,
+    ReadinessTimeoutError,
+    StartupError,
+    UsageError,
+)
 
 
 def node_address(api: Any) -> str:
@@ -31,6 +39,8 @@ def create_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
     try:
         api.create_namespace({"metadata": {"name": name, "labels": labels}})
     except Exception as exc:
+        if getattr(exc, "status", None) == 403:
+            raise  # the caller's answered() says what the account may not do
         if getattr(exc, "status", None) != 409:
             hint = permission(exc)
             raise StartupError(f"cannot create the namespace {name}: {reason(exc)}", hint=hint) from None
@@ -43,8 +53,31 @@ def create_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
 
 
 def check_named(api: Any, name: str) -> None:
-    if not exists(api, name):
-        raise UsageError(f"namespace {name!r} (--kube-namespace) does not exist", hint="ask for it, or leave it unset")
+    """A namespace handed out is there (an account that may not read namespaces cannot tell: the objects
+    it makes there say so)."""
+    try:
+        api.read_namespace(name)
+    except Exception as exc:
+        if getattr(exc, "status", None) == 404:
+            raise UsageError(
+                f"namespace {name!r} (--kube-namespace) does not exist", hint="ask for it, or leave it unset"
+            ) from None
+        if getattr(exc, "status", None) != 403:
+            raise
+
+
+@contextlib.contextmanager
+def answered(what: str) -> Iterator[None]:
+    """A cluster's refusal of ``what`` said as what it is (:func:`refusal`); other errors pass."""
+    try:
+        yield
+    except DriveopsEnvError:
+        raise
+    except Exception as exc:
+        found = refusal(exc, what)
+        if found is None:
+            raise
+        raise found from None
 
 
 def exists(api: Any, name: str) -> bool:
@@ -88,3 +121,46 @@ def permission(exc: Exception) -> str:
     if getattr(exc, "status", None) == 403:
         return "your kubeconfig's user may not do this: it needs namespaces, pods, services and secrets"
     return "check the cluster (kubectl get nodes) and your permissions there"
+
+
+_DENIED = re.compile(
+    r'User "(?P<user>[^"]+)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)"'
+    r'(?: in API group "[^"]*")?(?: in the namespace "(?P<namespace>[^"]+)"| at the cluster scope)?'
+)
+_QUOTA = re.compile(r"exceeded quota: (?P<quota>[^,]+), (?P<detail>requested: .*)")
+
+
+def refusal(exc: Exception, what: str) -> DriveopsEnvError | None:
+    """A cluster's 403 as what it is: the account may not do ``what`` (exit 2, naming the verb, resource,
+    namespace and account), or a namespace's quota or LimitRange refused an object (exit 1, naming the
+    quota and what was asked); None for any other error."""
+    if getattr(exc, "status", None) != 403:
+        return None
+    text = _message(exc)
+    quota = _QUOTA.search(text)
+    if quota is not None:
+        return StartupError(
+            f"{what}: the namespace's quota {quota.group('quota')!r} refused it ({quota.group('detail')[:300]})",
+            hint="lower --kube-memory-mb or --kube-cpu-request, run fewer tenants, or ask for a larger quota",
+        )
+    if "LimitRange" in text or "per Container" in text or "per Pod" in text:
+        return StartupError(
+            f"{what}: the namespace's LimitRange refused it ({text[:300]})",
+            hint="set --kube-memory-mb and --kube-cpu-request (and a server's own heap option) within its limits",
+        )
+    denied = _DENIED.search(text)
+    where = f"in {denied.group('namespace')}" if denied and denied.group("namespace") else "on the cluster"
+    said = f"{denied.group('verb')} {denied.group('resource')} {where} for {denied.group('user')}" if denied else text
+    return UsageError(
+        f"forbidden: {said[:300]} ({what})",
+        hint="the README's Permissions (Kubernetes) lists what an account needs; ask for it, or give "
+        "--kube-namespace and --kube-address to need less",
+    )
+
+
+def _message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    try:
+        return str(json.loads(str(body)).get("message", body))
+    except (TypeError, ValueError, AttributeError):
+        return str(body or exc)

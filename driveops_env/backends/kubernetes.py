@@ -39,6 +39,7 @@ from driveops_env.errors import (
 )
 from driveops_env.images.derivation import Derivation
 from driveops_env.secret import generate_secret
+from driveops_env.services import registry
 from driveops_env.services.base import CONTAINER, ContainerSpec, Engine, Server
 from driveops_env.settings import Settings
 from driveops_env.state import PodPart, ServiceRecord
@@ -54,6 +55,7 @@ class KubernetesBackend:
         self._api: Any = None
         self._address = settings.kube_address
         self._namespace_lock = threading.Lock()
+        self._address_lock = threading.Lock()
         self._namespaces: set[str] = set()
 
     @classmethod
@@ -67,10 +69,14 @@ class KubernetesBackend:
     @classmethod
     def collect(cls, settings: Settings, *, dry_run: bool) -> list[str]:
         """Namespaces (and objects) of this home's environments that have no state file any more."""
+        selector = f"{LABEL}.home={home_label(settings)}"
         try:
             backend = cls(settings)
-            pods = backend.api().list_pod_for_all_namespaces(label_selector=f"{LABEL}.home={home_label(settings)}")
-        except Exception:  # no cluster configured, or it does not answer: nothing of ours to find there
+            if settings.kube_namespace:  # an account handed a namespace may list pods there only
+                pods = backend.api().list_namespaced_pod(settings.kube_namespace, label_selector=selector)
+            else:
+                pods = backend.api().list_pod_for_all_namespaces(label_selector=selector)
+        except Exception:  # no cluster configured, it does not answer, or it refuses: nothing to find there
             return []
         removed = []
         for pod in pods.items:
@@ -89,10 +95,44 @@ class KubernetesBackend:
         return self._api
 
     def addresses(self) -> tuple[str, str]:
-        """(where ports are published, where clients reach them): the node address, both."""
+        """(where ports are published, where clients reach them): the node address, both: the one given,
+        else the first ready node's, else (an account that may not list nodes) the address of the node a
+        Pod of ours lands on."""
+        with self._address_lock:  # the parallel starts share one answer
+            return self._addresses()
+
+    def _addresses(self) -> tuple[str, str]:
         if not self._address:
-            self._address = kube_namespaces.node_address(self.api())
+            try:
+                self._address = kube_namespaces.node_address(self.api())
+            except Exception as exc:
+                if getattr(exc, "status", None) != 403 or not self.settings.kube_namespace:
+                    said = kube_namespaces.refusal(exc, "list nodes, for their address (or give --kube-address)")
+                    raise said or exc from None
+                self._address = self._locate(self.settings.kube_namespace)
         return self._address, self._address
+
+    def _locate(self, namespace: str) -> str:
+        """The address of the node a Pod lands on (``status.hostIP``, which a namespaced account may read):
+        a Pod of the first image the services run, removed as soon as it is placed."""
+        api, name = self.api(), f"driveops-locate-{generate_secret(6).lower()}"
+        image = next(image for s in registry.services(self.settings) for image in s.images().values())
+        labels = self._labels(self.settings.name, **{f"{LABEL}.service": "locate"})
+        resources = kube_api.Resources(self.settings.kube_cpu_request, self.settings.kube_memory_mb)
+        with kube_namespaces.answered(f"create a Pod in {namespace}, to find a node's address"):
+            api.create_namespaced_pod(namespace, kube_api.locator_manifest(name, labels, image, resources))
+
+        def placed() -> str:
+            pod = api.read_namespaced_pod(name, namespace)
+            if pod.status is None or not pod.status.host_ip:
+                raise RuntimeError(f"Pod {name} is not placed on a node yet")
+            return str(pod.status.host_ip)
+
+        try:
+            return readiness.wait_until(placed, timeout=self.settings.startup_timeout, service="kubernetes")
+        finally:
+            with contextlib.suppress(Exception):
+                api.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
 
     def engine(self) -> Engine | None:
         return self
@@ -121,7 +161,8 @@ class KubernetesBackend:
         return None
 
     def exec(self, record: ServiceRecord, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
-        return kube_api.exec_in(self.api(), _namespace(record), _pod_name(record), argv, stdin)
+        with kube_namespaces.answered(f"running a command in {record.key}'s Pod (pods/exec)"):
+            return kube_api.exec_in(self.api(), _namespace(record), _pod_name(record), argv, stdin)
 
     def namespace(self, env_name: str) -> str:
         return self.settings.kube_namespace or kube_api.namespace_name(env_name)
@@ -130,16 +171,24 @@ class KubernetesBackend:
         return {f"{LABEL}.env": env_name, f"{LABEL}.home": home_label(self.settings), **extra}
 
     def prepare(self, progress: Callable[[str], None]) -> None:
-        """The cluster answers, and the nodes have an address for clients."""
+        """The cluster answers, and the account may work in the namespace handed out (when one is): no
+        request of the cluster's scope is made for that."""
         api = self.api()
         try:
-            api.list_node(limit=1)
+            api.get_api_resources()  # what any account may ask
         except Exception as exc:
-            raise MissingDependencyError(
+            raise kube_namespaces.refusal(exc, "reach the API") or MissingDependencyError(
                 f"the cluster of kubeconfig context {self.url!r} does not answer: {kube_namespaces.reason(exc)}",
                 hint="check `kubectl --context <context> get nodes`; scripts/local-cluster up starts one here",
             ) from None
-        progress(f"kubernetes: context {self.url}, clients reach the node ports at {self.addresses()[1]}")
+        namespace = self.settings.kube_namespace
+        if namespace:
+            with kube_namespaces.answered(f"list pods in {namespace}"):
+                api.list_namespaced_pod(namespace, limit=1)
+        where = self._address or "the address of a node (found at the first start)"
+        progress(
+            f"kubernetes: context {self.url}, namespace {self.namespace(self.settings.name)}; node ports at {where}"
+        )
 
     def _ensure_namespace(self, ctx: StartContext) -> str:
         name = self.namespace(ctx.env_name)
@@ -150,7 +199,8 @@ class KubernetesBackend:
                 kube_namespaces.check_named(self.api(), name)
             else:
                 labels = self._labels(ctx.env_name, **{kube_api.OWNED_LABEL: "true"})
-                kube_namespaces.create_namespace(self.api(), name, labels)
+                with kube_namespaces.answered(f"create the namespace {name} (or give --kube-namespace)"):
+                    kube_namespaces.create_namespace(self.api(), name, labels)
             self._namespaces.add(name)
         return name
 
@@ -178,16 +228,19 @@ class KubernetesBackend:
         )
         pod = f"{alias}-{generate_secret(6).lower()}"
         annotations = {kube_api.STATE_FILE: str(self.settings.state_dir / f"{ctx.env_name}.json")}
-        self._discard(base)  # a server of an earlier run of this name (its Service name is fixed)
-        api.create_namespaced_secret(namespace, kube_api.secret_manifest(pod, labels, kube_api.secret_data(spec)))
-        service = api.create_namespaced_service(namespace, kube_api.service_manifest(alias, labels, spec))
-        node_ports = {p.name: int(p.node_port) for p in service.spec.ports}
-        command = spec.command_for(f"http://{base.host}:{node_ports['main']}") if spec.command_for else spec.command
         resources = kube_api.Resources(self.settings.kube_cpu_request, self.settings.kube_memory_mb)
-        manifest = kube_api.pod_manifest(
-            pod, labels | {kube_api.SERVER_LABEL: alias}, annotations, spec, command, pod, resources
-        )
-        api.create_namespaced_pod(namespace, manifest)
+        with kube_namespaces.answered(f"starting {base.key} in namespace {namespace}"):
+            self._discard(base)  # a server of an earlier run of this name (its Service name is fixed)
+            secret = kube_api.secret_manifest(pod, labels, kube_api.secret_data(spec))
+            api.create_namespaced_secret(namespace, secret)
+            service = api.create_namespaced_service(namespace, kube_api.service_manifest(alias, labels, spec))
+            node_ports = {p.name: int(p.node_port) for p in service.spec.ports}
+            url = f"http://{base.host}:{node_ports['main']}"
+            command = spec.command_for(url) if spec.command_for else spec.command
+            server_labels = labels | {kube_api.SERVER_LABEL: alias}
+            api.create_namespaced_pod(
+                namespace, kube_api.pod_manifest(pod, server_labels, annotations, spec, command, pod, resources)
+            )
         record = replace(
             base,
             port=node_ports["main"],
@@ -261,9 +314,10 @@ class KubernetesBackend:
         if self._pod(record) is None:
             return ""
         kwargs: dict[str, Any] = {"tail_lines": lines} if lines else {}
-        found = self.api().read_namespaced_pod_log(
-            _pod_name(record), _namespace(record), container=kube_api.CONTAINER, **kwargs
-        )
+        with kube_namespaces.answered(f"reading {record.key}'s log (pods/log)"):
+            found = self.api().read_namespaced_pod_log(
+                _pod_name(record), _namespace(record), container=kube_api.CONTAINER, **kwargs
+            )
         return str(found)
 
     def follow(self, record: ServiceRecord) -> Iterator[str]:
@@ -294,6 +348,8 @@ class KubernetesBackend:
         except DriveopsEnvError:
             raise
         except Exception as exc:
+            if getattr(exc, "status", None) == 403 and not self.settings.kube_namespace:
+                return []  # may not even list in the namespace of its own: it made nothing there (up's create says)
             raise StartupError(
                 f"cannot remove environment {env_name!r} from the cluster: {kube_namespaces.reason(exc)}",
                 hint=kube_namespaces.permission(exc),
