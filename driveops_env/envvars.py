@@ -16,6 +16,7 @@ from driveops_env import dotenv_lines
 from driveops_env.errors import UsageError
 from driveops_env.services.base import Service
 from driveops_env.state import ServiceRecord, TenantRecord
+from driveops_env.tenants import Tenant
 
 FORMATS = ("dotenv", "json", "shell", "dotnet")
 STYLES = ("plain", "dotnet")
@@ -34,12 +35,7 @@ def variables(
         raise UsageError(f"unknown env var style {style!r}", hint="use 'plain' or 'dotnet'")
     out: dict[str, str] = {}
     if style == "plain":
-        out = {
-            "DRIVEOPS_ENV_NAME": env_name,
-            "DRIVEOPS_TENANT": tenant.slug,
-            "DRIVEOPS_TENANT_ID": tenant.tenant_id,
-            "DRIVEOPS_TENANT_NAME": tenant.display_name,
-        }
+        out = identity(env_name, tenant)
     for name, service in services.items():  # the registry's order
         if name not in tenant.stores:
             continue
@@ -50,6 +46,16 @@ def variables(
     if style == "dotnet":
         out["TenantId"] = tenant.tenant_id
     return out
+
+
+def identity(env_name: str, tenant: TenantRecord | Tenant) -> dict[str, str]:
+    """The environment's and the tenant's names and id, as ``env`` prints them."""
+    return {
+        "DRIVEOPS_ENV_NAME": env_name,
+        "DRIVEOPS_TENANT": tenant.slug,
+        "DRIVEOPS_TENANT_ID": tenant.tenant_id,
+        "DRIVEOPS_TENANT_NAME": tenant.display_name,
+    }
 
 
 def render(values: Mapping[str, str], fmt: str) -> str:

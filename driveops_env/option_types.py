@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -97,6 +98,8 @@ class Option:
 
     def convert(self, raw: Any, source: str, base: Path | None = None) -> Any:
         """The typed value of ``raw`` (text, or a TOML value); relative paths are joined to ``base``."""
+        if isinstance(raw, list | tuple) and self.parse is parse_argv:  # a command as an argv list
+            raw = shlex.join(str(item) for item in raw)
         if isinstance(raw, list | tuple):
             if not self.list_valued:
                 raise UsageError(f"{self.describe(source)}: a list is not valid here", hint="give one value")
@@ -114,8 +117,10 @@ class Option:
             raise
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{self.describe(source)}: {text!r} is not valid: {exc}") from exc
-        if isinstance(value, Path) and not value.is_absolute():
-            value = Path(os.path.abspath((base or Path.cwd()) / value))
+        if isinstance(value, Path):
+            return _anchored(value, base)
+        if isinstance(value, tuple) and value and all(isinstance(item, Path) for item in value):
+            return tuple(_anchored(item, base) for item in value)
         return value
 
     def describe(self, source: str) -> str:
@@ -151,6 +156,11 @@ def table(cls: type) -> tuple[Option, ...]:
             )
         )
     return tuple(result)
+
+
+def _anchored(path: Path, base: Path | None) -> Path:
+    """A relative path joined to the folder of the file that gave it (the current directory else)."""
+    return path if path.is_absolute() else Path(os.path.abspath((base or Path.cwd()) / path))
 
 
 def parse_text(value: str) -> str:
@@ -214,6 +224,17 @@ def parse_bool(value: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("use true or false")
+
+
+def parse_argv(value: str) -> tuple[str, ...]:
+    """A command as a shell would split it (never run through one; a TOML list is taken as it is);
+    '' is no command."""
+    return tuple(shlex.split(value))
+
+
+def parse_paths(value: str) -> tuple[Path, ...]:
+    """Comma-separated paths (a TOML array in pyproject.toml); '' is none."""
+    return tuple(Path(part.strip()).expanduser() for part in value.split(",") if part.strip())
 
 
 def parse_names(value: str) -> tuple[str, ...]:

@@ -16,6 +16,12 @@ def _xdg(variable: str, fallback: str) -> Path:
     return Path(value) if value else Path.home() / fallback
 
 
+def project_dir() -> Path:
+    """The folder of the nearest pyproject.toml at or above the current directory, else the current one."""
+    here = Path.cwd()
+    return next((folder for folder in (here, *here.parents) if (folder / "pyproject.toml").is_file()), here)
+
+
 def default_state_dir() -> Path:
     return _xdg("XDG_STATE_HOME", ".local/state") / "driveops-env"
 

@@ -15,6 +15,7 @@ from driveops_env.option_types import (
     declare,
     parse_names,
     parse_path,
+    parse_paths,
     unset,
 )
 from driveops_env.tenants import parse_tenant_list, validate_env_name, validate_realm_pattern
@@ -145,6 +146,23 @@ class Settings:
         "512",
         Range(1, 262144, "256 GiB: a larger limit is more than a node gives one server"),
         metavar="MB",
+    )
+    migrate_dir: Path = declare(
+        "Folder a store's migration command (migrate_<service>) runs in.",
+        paths.project_dir,
+        "the folder of the nearest pyproject.toml, else the current directory",
+        parse_path,
+        metavar="DIR",
+    )
+    migrate_inputs: tuple[Path, ...] = declare(
+        "Files and folders whose content, with the command, decides whether the migrations changed "
+        "(comma-separated; a TOML array in pyproject.toml, relative to it): a change starts the "
+        "environment again at the next up, none runs no migration twice.",
+        lambda: (),
+        "none: only the command is compared",
+        parse_paths,
+        metavar="PATHS",
+        list_valued=True,
     )
     startup_timeout: float = declare(
         "Seconds a service may take to become ready.",

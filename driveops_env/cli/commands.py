@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from driveops_env import envvars, gc, options, render
+from driveops_env import envvars, gc, options, process, render
 from driveops_env.cli import output, watch
 from driveops_env.environment import Environment, TenantHandle
 from driveops_env.errors import UsageError
@@ -126,6 +126,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 0
     if not args.service:
         raise UsageError("say which server's log", hint=f"one of: {', '.join(env.state.services)}; or --bundle FILE")
+    if args.service == "migrate":
+        sys.stdout.write(_migration_logs(env, _tenant(env, args.tenant).slug, args.lines))
+        return 0
     record = _find_server(env.state.services, args.service, args.tenant)
     sys.stdout.write(env.logs(record.key, args.lines))
     sys.stdout.flush()
@@ -134,6 +137,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
     return 0
+
+
+def _migration_logs(env: Environment, tenant: str, lines: int | None) -> str:
+    """Each store's migration output for ``tenant`` (its last ``lines``), each under its name."""
+    found = sorted((Path(env.state.data_dir) / "logs").glob(f"migrate.*.{tenant}.log"))
+    if not found:
+        raise UsageError(f"no migration ran for tenant {tenant!r}", hint="set a store's migrate option (see `options`)")
+    texts = [path.read_text(errors="replace") if lines is None else process.tail(path, lines) for path in found]
+    return "".join(f"==> {path.name} <==\n{text}" for path, text in zip(found, texts, strict=True))
 
 
 def cmd_check(args: argparse.Namespace) -> int:

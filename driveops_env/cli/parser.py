@@ -118,7 +118,8 @@ def _inspection(commands: Commands, stores: Sequence[str]) -> None:
     p.add_argument(
         "service",
         nargs="?",
-        help=f"{', '.join(stores)} or a server key such as {stores[0] if stores else 'service'}.acme",
+        help=f"{', '.join(stores)} or a server key such as {stores[0] if stores else 'service'}.acme; "
+        "migrate: the tenant's migration output",
     )
     p.add_argument("--tenant", help="tenant slug, when each tenant has its own server")
     p.add_argument(

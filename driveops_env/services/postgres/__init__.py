@@ -9,8 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from driveops_env import envvars, migrate
 from driveops_env.images import ready as ready_image
-from driveops_env.option_types import READY_COPIES, declare, parse_bool, parse_optional_path
+from driveops_env.option_types import READY_COPIES, declare, parse_argv, parse_bool, parse_optional_path
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -53,6 +54,16 @@ class PostgresOptions:
         READY_COPIES,
         metavar="N",
     )
+    migrate_postgres: tuple[str, ...] = declare(
+        "Command that migrates a tenant's database (an argv list in pyproject.toml; a flag or variable "
+        "is split as a shell would, never run by one): run in migrate_dir for each tenant after its "
+        "database exists and before the seed's data, with the PG* variables and DSN `env` prints, as "
+        "the tenant's role.",
+        lambda: (),
+        "none",
+        parse_argv,
+        metavar="COMMAND",
+    )
     postgres_ready_image: bool = declare(
         "Derive once an image of image_postgres whose data is initialised, and start containers of it "
         "(an engine that builds: docker): initdb runs once, not at every up (false: the image as it is).",
@@ -85,14 +96,24 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         self._pools: dict[str, pool.ClonePool] = {}  # a test process's copies: ready clones, by database
 
     def prepare(self, ctx: Prepare) -> Preparation:
+        finger = self._migration_key()
         if ctx.family == CONTAINER:
             recipe = server.ready_recipe(self.own.image_postgres)
             ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.postgres_ready_image)
-            return Preparation(self.own.image_postgres, found=ready)
+            return Preparation(self.own.image_postgres, finger, found=ready)
         local.check_socket_path(ctx.env_dir)
         bin_dir = local.find_bin_dir(self.own.postgres_bin)
         template = local.ensure_template(bin_dir, self.settings.cache_dir, ctx.env_dir.parent, user=ctx.run_as)
-        return Preparation(local.server_version(bin_dir), found=Local(bin_dir, template, ctx.env_dir, ctx.run_as))
+        found = Local(bin_dir, template, ctx.env_dir, ctx.run_as)
+        return Preparation(local.server_version(bin_dir), finger, found=found)
+
+    def _migration_key(self) -> dict[str, str]:
+        """The migrations' key in the environment's fingerprint (a change starts it again); checked."""
+        if not self.own.migrate_postgres:
+            return {}
+        migration = migrate.of(self.settings, self.own.migrate_postgres)
+        migrate.check(migration, "migrate_postgres")
+        return {"migrate-postgres": migrate.key(migration)}
 
     def images(self) -> dict[str, str]:
         return {"image_postgres": self.own.image_postgres}
@@ -116,6 +137,11 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         found = PostgresAccess(record.key, record.host, record.port, name, name, generate_secret())
         info = admin.admin_conninfo(record)
         admin.create_tenant_database(info, role=found.user, password=found.password, database=found.database)
+        if self.own.migrate_postgres:
+            values = envvars.identity(self.settings.name, work.tenant) | found.env("plain")
+            log = migrate.log_of(self.settings, self.name, work.tenant.slug)
+            migration = migrate.of(self.settings, self.own.migrate_postgres)
+            migrate.run(migration, values, log, service=self.name, tenant=work.tenant.slug)
         sql.apply_sql(found.conninfo, work.seed, tenant=work.tenant.slug)
         admin.save_seed_template(info, found.database)
         return found

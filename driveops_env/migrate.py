@@ -1,0 +1,138 @@
+"""A team's migrations: a command (an argv list, never a shell string) a store's unit runs for a
+tenant after the tenant's database exists and before the seed's data, with the store's values in the
+environment, its output kept in a log of the environment's directory.
+
+What decides whether the migrations changed is the content of ``migrate_inputs`` and the command: the
+key :func:`key` returns is part of the environment's fingerprint, so an ``up`` with unchanged
+migrations reuses the running environment and a changed file starts it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from driveops_env import envdirs, process
+from driveops_env.errors import StartupError, UsageError
+from driveops_env.settings import Settings
+
+# what the command does not inherit: the tool's own options (a migration has no business with them)
+_DROPPED_PREFIX = "DRIVEOPS_ENV_"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A store's migration command, where it runs, what decides its key and how long it may take."""
+
+    argv: tuple[str, ...]
+    cwd: Path
+    inputs: tuple[Path, ...]
+    timeout: float
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+
+def of(settings: Settings, argv: tuple[str, ...]) -> Migration:
+    """The migration a store's option names, with the environment's folder, inputs and time bound."""
+    return Migration(argv, settings.migrate_dir, settings.migrate_inputs, settings.startup_timeout)
+
+
+def log_of(settings: Settings, service: str, tenant: str) -> Path:
+    """Where a tenant's migration of ``service`` writes: ``<env dir>/logs/migrate.<service>.<tenant>.log``."""
+    return envdirs.log_path(envdirs.env_dir(settings, settings.name), f"migrate.{service}.{tenant}")
+
+
+def check(migration: Migration, option: str) -> None:
+    """Bad input said before anything starts (exit 2): a folder or an input that is not there."""
+    if not migration.cwd.is_dir():
+        raise UsageError(f"{option}: the folder it runs in, {migration.cwd}, does not exist", hint="set migrate_dir")
+    for path in migration.inputs:
+        if not path.exists():
+            raise UsageError(
+                f"migrate_inputs: {path} does not exist",
+                hint="name the files and folders of your migration history, relative to where the option is set",
+            )
+
+
+def key(migration: Migration) -> str:
+    """The content hash of the command and of every file under ``inputs`` (names and bytes)."""
+    digest = hashlib.sha256(migration.command.encode())
+    for root in migration.inputs:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            digest.update(str(path.relative_to(migration.cwd) if path.is_relative_to(migration.cwd) else path).encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def environment(values: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment without the tool's own options, and the store's values over it."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIX)}
+    return inherited | dict(values)
+
+
+def run(migration: Migration, values: Mapping[str, str], log: Path, *, service: str, tenant: str) -> float:
+    """Run the command for one tenant's store; its output goes to ``log`` (0600, a link refused).
+    Returns how long it took; a command that is not there, fails or runs past its time is an error
+    naming the tenant, the command, its exit code and its last lines."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    fd = os.open(log, flags, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        try:
+            child = subprocess.Popen(
+                list(migration.argv),
+                cwd=migration.cwd,
+                env=environment(values),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its children end with it
+            )
+        except OSError as exc:
+            raise StartupError(
+                f"the migration command {migration.command!r} cannot run: {exc.strerror}",
+                service=service,
+                tenant=tenant,
+                hint="install it, or give its path (migrate options take an argv list)",
+            ) from None
+        return _wait(child, migration, log, service=service, tenant=tenant)
+
+
+def _wait(child: subprocess.Popen[bytes], migration: Migration, log: Path, *, service: str, tenant: str) -> float:
+    started = time.monotonic()
+    try:
+        code = child.wait(timeout=migration.timeout)
+    except subprocess.TimeoutExpired:
+        _kill(child)
+        raise StartupError(
+            f"the migration {migration.command!r} did not end within {migration.timeout:g} s",
+            service=service,
+            tenant=tenant,
+            hint="raise --startup-timeout, or look for a migration that waits on a lock",
+            log_tail=process.log_excerpt(log),
+        ) from None
+    if code != 0:
+        raise StartupError(
+            f"the migration {migration.command!r} exited with {code}",
+            service=service,
+            tenant=tenant,
+            hint=f"fix the migration and run up again (its whole output: {log})",
+            log_tail=process.log_excerpt(log),
+        )
+    return time.monotonic() - started
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()

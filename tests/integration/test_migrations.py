@@ -1,0 +1,227 @@
+"""A service repository's migrations, written from the README's "Migrations" section: Alembic (PyPI)
+upgrading each tenant's database before the seed's data, its output in `logs migrate`, an unchanged
+history running nothing again, a changed one named, and what a broken migration says."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from driveops_env import paths
+from tests.helpers import Sandbox, processes_mentioning, run
+
+pytestmark = pytest.mark.integration
+
+ENV_PY = """\
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import create_engine
+
+fileConfig(context.config.config_file_name)  # alembic.ini's loggers: what it ran, in `logs migrate`
+
+with open("runs.txt", "a") as runs:  # the test counts the runs
+    runs.write(os.environ["DRIVEOPS_TENANT"] + "\\n")
+url = os.environ["DRIVEOPS_POSTGRES_DSN"].replace("postgresql://", "postgresql+psycopg://", 1)
+with create_engine(url).connect() as connection:
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
+ALEMBIC_INI = """\
+[alembic]
+script_location = migrations
+
+[loggers]
+keys = root,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+"""
+
+REVISION = """\
+from alembic import op
+import sqlalchemy as sa
+
+revision = {revision!r}
+down_revision = {down!r}
+
+
+def upgrade():
+{body}
+"""
+
+FIRST = """\
+    op.create_table(
+        "work_orders",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("tenant", sa.Text, nullable=False),
+        sa.Column("title", sa.Text),
+    )"""
+
+
+def _revision(repo: Path, revision: str, down: str | None, body: str) -> None:
+    text = REVISION.format(revision=revision, down=down, body=body)
+    (repo / "migrations" / "versions" / f"{revision}.py").write_text(text)
+
+
+def service_repository(repo: Path) -> Path:
+    """Alembic's layout, the README's pyproject keys, and a seed that fills the migrated table."""
+    (repo / "migrations" / "versions").mkdir(parents=True)
+    (repo / "migrations" / "env.py").write_text(ENV_PY)
+    (repo / "alembic.ini").write_text(ALEMBIC_INI)
+    _revision(repo, "0001", None, FIRST)
+    seeds = repo / "seeds"
+    (seeds / "postgres").mkdir(parents=True)
+    shutil.copy(paths.default_seeds_dir() / "tenants.json", seeds / "tenants.json")
+    (seeds / "postgres" / "01_orders.sql").write_text(
+        "insert into work_orders (tenant, title) values ({{ tenant_slug }}, 'brake pads');\n"
+    )
+    command = json.dumps([sys.executable, "-m", "alembic", "upgrade", "head"])
+    (repo / "pyproject.toml").write_text(
+        "[tool.driveops-env]\n"
+        f"migrate-postgres = {command}\n"
+        'migrate-inputs = ["migrations", "alembic.ini"]\n'
+        'seeds-dir = "seeds"\n'
+    )
+    return repo
+
+
+def _values(box: Sandbox, tenant: str) -> dict[str, Any]:
+    printed = box.cli("env", "--tenant", tenant, "--format", "json")
+    assert printed.returncode == 0, printed.stderr
+    return dict(json.loads(printed.stdout))
+
+
+def _query(values: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(values["DRIVEOPS_POSTGRES_DSN"]) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+def _runs(repo: Path) -> list[str]:
+    return sorted((repo / "runs.txt").read_text().split())
+
+
+def test_alembic_upgrades_each_tenant_before_its_seed_and_once(sandbox: Sandbox, tmp_path: Path) -> None:
+    repo = service_repository(tmp_path)  # the CLI runs in the sandbox's folder: the repository's
+    sandbox.services = "postgres"
+    up = sandbox.cli("up", "--tenants", "acme,beta")
+    assert up.returncode == 0, up.stderr
+    assert _runs(repo) == ["acme", "beta"]
+    for tenant in ("acme", "beta"):
+        values = _values(sandbox, tenant)
+        assert _query(values, "select version_num from alembic_version") == [("0001",)]
+        assert _query(values, "select tenant, title from work_orders") == [(tenant, "brake pads")]  # seed after
+        owner = _query(values, "select tableowner from pg_tables where tablename = 'work_orders'")
+        assert owner == [(values["PGUSER"],)]  # as the tenant's role
+    logs = sandbox.cli("logs", "migrate", "--tenant", "beta")
+    assert logs.returncode == 0 and "Running upgrade  -> 0001" in logs.stdout, logs.stdout + logs.stderr
+
+    assert sandbox.cli("up", "--tenants", "acme,beta").returncode == 0  # unchanged: attached, nothing ran
+    acme = _values(sandbox, "acme")
+    with psycopg.connect(acme["DRIVEOPS_POSTGRES_DSN"], autocommit=True) as conn:
+        conn.execute("insert into work_orders (tenant, title) values ('acme', 'written by a test')")
+    assert sandbox.cli("reset", "--tenant", "acme").returncode == 0
+    assert _query(acme, "select title from work_orders") == [("brake pads",)]  # the migrated and seeded state
+    assert _runs(repo) == ["acme", "beta"]
+
+    _revision(repo, "0002", "0001", '    op.add_column("work_orders", sa.Column("mileage", sa.Integer))')
+    changed = sandbox.cli("up", "--tenants", "acme,beta")
+    assert changed.returncode == 2 and "migrate-postgres" in changed.stderr, changed.stderr
+    again = sandbox.cli("up", "--tenants", "acme,beta", "--recreate")
+    assert again.returncode == 0, again.stderr
+    assert _runs(repo) == ["acme", "acme", "beta", "beta"]
+    beta = _values(sandbox, "beta")
+    assert _query(beta, "select version_num from alembic_version") == [("0002",)]
+    assert _query(beta, "select tenant, mileage from work_orders") == [("beta", None)]
+    assert sandbox.cli("down").returncode == 0
+
+
+PER_TEST = """
+import pytest
+
+@pytest.mark.parametrize("n", range(20))
+def test_each_sees_the_migrated_seed(n, tenant_pg):
+    assert tenant_pg.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+    assert tenant_pg.execute("select count(*) from work_orders").fetchone() == (1,)
+    tenant_pg.execute("insert into work_orders (tenant, title) values ('acme', 'test %d')" % n)
+    tenant_pg.commit()
+"""
+
+
+@pytest.mark.local_only
+def test_each_test_of_two_processes_gets_the_migrated_seed(
+    pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin's restores clone the migrated and seeded database: the migration runs once per
+    tenant for the session, never per test or per process."""
+    repo = service_repository(pytester.path)
+    pytester.makepyfile(test_orders=PER_TEST)
+    monkeypatch.setenv("DRIVEOPS_ENV_SERVICES", "postgres")
+    box.services = "postgres"
+    result = run(pytester, "-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=20)
+    assert _runs(repo) == ["acme"]
+
+
+@pytest.mark.local_only
+def test_what_a_broken_migration_says_and_leaves(sandbox: Sandbox, tmp_path: Path) -> None:
+    repo = service_repository(tmp_path)
+    sandbox.services = "postgres"
+    (repo / "pyproject.toml").write_text(
+        (repo / "pyproject.toml").read_text().replace('"alembic.ini"', '"alembic.cfg"')
+    )
+    missing = sandbox.cli("up", "--tenants", "acme")
+    assert missing.returncode == 2 and "alembic.cfg does not exist" in missing.stderr, missing.stderr
+    assert sandbox.leftovers() == [] and not (repo / "runs.txt").exists()  # nothing started
+
+    no_inputs = ("--migrate-inputs", "")
+    nowhere = sandbox.cli("up", "--tenants", "acme", "--migrate-postgres", "no-such-migrator up", *no_inputs)
+    assert nowhere.returncode == 1, nowhere.stderr
+    assert "'no-such-migrator up' cannot run" in nowhere.stderr and "tenant acme" in nowhere.stderr
+    assert sandbox.leftovers() == []
+
+    halfway = textwrap.indent(
+        'op.create_table("parts", sa.Column("id", sa.Integer))\nraise RuntimeError("bad data")', "    "
+    )
+    _revision(repo, "0002", "0001", halfway)
+    failed = sandbox.cli("up", "--tenants", "acme", *no_inputs)
+    assert failed.returncode == 1, failed.stderr
+    assert "exited with 1" in failed.stderr and "tenant acme" in failed.stderr, failed.stderr
+    assert "RuntimeError: bad data" in failed.stderr  # its last lines
+    assert sandbox.leftovers() == []
+
+    _revision(repo, "0002", "0001", "    import time\n    time.sleep(600)")
+    endless = sandbox.cli("up", "--tenants", "acme", *no_inputs, "--startup-timeout", "8")
+    assert endless.returncode == 1 and "did not end within 8 s" in endless.stderr, endless.stderr
+    assert sandbox.leftovers() == []
+    assert not [p for p in processes_mentioning("alembic") if str(repo) in p or "upgrade head" in p]
