@@ -26,6 +26,9 @@ from driveops_env.settings import Settings
 
 # what the command does not inherit: the tool's own options (a migration has no business with them)
 _DROPPED_PREFIX = "DRIVEOPS_ENV_"
+# what a migration tool writes beside the history when it runs it: not part of the key
+_CACHE_DIR = "__pycache__"
+_CACHED_SUFFIXES = (".pyc", ".pyo")
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,19 @@ def check(migration: Migration, option: str) -> None:
 
 
 def key(migration: Migration) -> str:
-    """The content hash of the command and of every file under ``inputs`` (names and bytes)."""
+    """The content hash of the command and of every file under ``inputs`` (names and bytes), but what
+    tools write beside a history when they run it (Python's byte code: Alembic imports the revisions)."""
     digest = hashlib.sha256(migration.command.encode())
     for root in migration.inputs:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in files:
+        for path in filter(_written_by_hand, files):
             digest.update(str(path.relative_to(migration.cwd) if path.is_relative_to(migration.cwd) else path).encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
+
+
+def _written_by_hand(path: Path) -> bool:
+    return path.suffix not in _CACHED_SUFFIXES and _CACHE_DIR not in path.parts
 
 
 def environment(values: Mapping[str, str]) -> dict[str, str]:
