@@ -1,9 +1,10 @@
-"""What the benchmark measures beyond `up`: the Keycloak floor of a container backend, the plain way,
+"""What the benchmark measures beyond `up`: the Keycloak floor of each backend, the plain way,
 resets and re-seeds, memory."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -12,10 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from driveops_env import Environment
+from driveops_env import Environment, envdirs
 from driveops_env.restore import TenantCopy
 from driveops_env.services import registry
-from driveops_env.services.base import CONTAINER, Plan, Prepare, Sources
+from driveops_env.services.base import Plan, Prepare, Sources
 from driveops_env.services.capabilities import Staged, seed_of
 from driveops_env.services.keycloak import admin as keycloak
 from driveops_env.services.keycloak.realm import render_realm
@@ -35,28 +36,42 @@ def _timed(action: Callable[[], Any]) -> float:
 
 
 def keycloak_floor(settings: Settings) -> float:
-    """The Keycloak container alone, started as the settings' container backend (docker, kubernetes)
-    starts it, to the first admin login."""
+    """Keycloak alone, started as the settings' backend starts it in ``up`` (the unit's server
+    description, the backend's launch; local processes, docker or kubernetes), to the first admin
+    login: the floor every backend's cold ``up`` is compared with."""
     from driveops_env.backends import StartContext, create_backend
     from driveops_env.ports import PortAllocator
 
     alone = settings.replace(services=("keycloak",), name=f"bench-kcfloor-{uuid.uuid4().hex[:6]}", tenants=("acme",))
     backend = create_backend(alone.backend, alone)
     backend.prepare(lambda _: None)
+    env_dir = _floor_dir(alone)
     service = registry.service("keycloak", alone)
-    prepared = service.prepare(Prepare(CONTAINER, lambda _: None, Path("/tmp"), engine=backend.engine()))  # noqa: S108
-    ctx = StartContext(alone.name, "bench", Path("/tmp"), alone, threading.Event(), lambda r: None, PortAllocator())  # noqa: S108
-    (need,) = service.needs(Tenant("acme", "x", "Acme", "acme"), "dedicated", CONTAINER)
+    prepared = service.prepare(Prepare(backend.family, lambda _: None, env_dir, backend.run_as(), backend.engine()))
+    ctx = StartContext(alone.name, "bench", env_dir, alone, threading.Event(), lambda r: None, PortAllocator())
+    (need,) = service.needs(Tenant("acme", "x", "Acme", "acme"), "dedicated", backend.family)
+    record = None
     try:
         started = time.monotonic()
-        plan = Plan("dedicated", CONTAINER, (), {}, lambda _: None, prepared, None, backend.engine())
+        plan = Plan("dedicated", backend.family, (), {}, lambda _: None, prepared, None, backend.engine())
         staged = service.stage(need, plan, {}) if isinstance(service, Staged) else None
         server = service.server(need, replace(plan, staged=staged), {})
         record = backend.start(server, ctx)
         keycloak.check_admin_login(keycloak.base_url(record), record.admin_user, record.admin_password)
         return time.monotonic() - started
     finally:
+        if record is not None:
+            backend.stop(record, fast=True)
         backend.cleanup(alone.name)
+        shutil.rmtree(env_dir, ignore_errors=True)
+
+
+def _floor_dir(settings: Settings) -> Path:
+    """The environment's directory under the checked data root, as ``up`` makes it (0711 as root)."""
+    target = envdirs.env_dir(settings, settings.name)
+    envdirs.data_root(settings)
+    target.mkdir(mode=0o711)
+    return target
 
 
 def plain_way(count: int, settings: Settings) -> float:

@@ -237,18 +237,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]], timelines: list[Timeline]) -> list[Target]:
-    settings = options.resolve(environ={}, pyproject={})
-    install = keycloak_dist.ensure_install(
-        settings.cache_dir,
-        version=str(settings.value("keycloak_version")),
-        db="dev-file",
-        java_home=None,
-        heap_mb=512,
-        progress=log,
-    )
-    floor = statistics.median(
-        kc_bench.first_token(install, str(settings.value("keycloak_jvm_options"))) for _ in range(3)
-    )
+    floor = statistics.median(keycloak_floor(settings_for("local", "acme", "x")) for _ in range(3))
     rows.append(("local: Keycloak alone (as up starts it), to the first token", f"{floor:.2f} s"))
     ups, ten = startups("local", counts, rows, timelines)
     targets = local_targets(floor, ups, rows)
