@@ -123,6 +123,15 @@ class Option:
             return tuple(_anchored(item, base) for item in value)
         return value
 
+    def text(self, value: Any) -> str:
+        """``value`` as the command line would give it, so that :meth:`convert` reads it back: a
+        command as a shell would write it, a list comma-separated."""
+        if value is None:
+            return ""
+        if isinstance(value, tuple | list):
+            return shlex.join(map(str, value)) if self.parse is parse_argv else ",".join(map(str, value))
+        return str(value)
+
     def describe(self, source: str) -> str:
         where = {
             "cli": self.flag,

@@ -20,18 +20,9 @@ EXPLICIT = ("cli", "python")  # sources a user typed for this very command
 CHECKED = ("data_dir", "cache_dir", "backend", "realm_pattern")
 
 
-def as_text(value: Any) -> str:
-    """An option's value as the command line would give it."""
-    if value is None:
-        return ""
-    if isinstance(value, tuple | list):
-        return ",".join(str(item) for item in value)
-    return str(value)
-
-
 def recorded(settings: Settings, backend: str) -> dict[str, str]:
     """The options an environment runs with, for its state file (``backend``: the one ``auto`` chose)."""
-    values = {o.name: as_text(settings.value(o.name)) for o in registry.options() if o.name not in LOCATORS}
+    values = {o.name: o.text(settings.value(o.name)) for o in registry.options() if o.name not in LOCATORS}
     return values | {"backend": backend}
 
 
@@ -51,7 +42,7 @@ def for_environment(settings: Settings, name: str, state_options: Mapping[str, s
         explicit = key in CHECKED and settings.sources.get(key) in EXPLICIT
         if explicit and given != value and not (key == "backend" and given == "auto"):
             raise UsageError(
-                f"environment {name!r} runs with {option.flag} {text!r}; this command says {as_text(given)!r}",
+                f"environment {name!r} runs with {option.flag} {text!r}; this command says {option.text(given)!r}",
                 hint=f"leave {option.flag} out (the environment's own value is used), or `down` the environment "
                 "and `up` it again with the new value",
             )

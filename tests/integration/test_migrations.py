@@ -167,6 +167,10 @@ def test_alembic_upgrades_each_tenant_before_its_seed_and_once(sandbox: Sandbox,
     beta = _values(sandbox, "beta")
     assert _query(beta, "select version_num from alembic_version") == [("0002",)]
     assert _query(beta, "select tenant, mileage from work_orders") == [("beta", None)]
+    added = sandbox.cli("tenant", "add", "gamma")  # the command and its folder as the environment recorded them
+    assert added.returncode == 0, added.stderr
+    assert _runs(repo) == ["acme", "acme", "beta", "beta", "gamma"]
+    assert _query(_values(sandbox, "gamma"), "select version_num from alembic_version") == [("0002",)]
     assert sandbox.cli("down").returncode == 0
 
 

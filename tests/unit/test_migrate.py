@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from driveops_env import migrate, options
+from driveops_env.recorded import for_environment, recorded
 
 
 def test_a_command_is_an_argv_list_in_pyproject_and_split_as_a_shell_would_elsewhere(tmp_path: Path) -> None:
@@ -20,6 +21,9 @@ def test_a_command_is_an_argv_list_in_pyproject_and_split_as_a_shell_would_elsew
     flag = options.resolve(cli={"migrate_postgres": "alembic -x 'note=a, b' upgrade head"}, environ={}, pyproject={})
     assert flag.value("migrate_postgres") == tuple(written)
     assert options.resolve(environ={}, pyproject={}).value("migrate_postgres") == ()
+    later = for_environment(options.resolve(environ={}, pyproject={}), "default", recorded(s, "local"))
+    assert later.value("migrate_postgres") == tuple(written)  # what `tenant add` runs, from the state file
+    assert later.migrate_inputs == s.migrate_inputs
 
 
 def test_the_key_follows_the_history_and_the_command_not_the_byte_code(tmp_path: Path) -> None:
