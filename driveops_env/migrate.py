@@ -20,12 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from driveops_env import envdirs, process
+from driveops_env import envdirs, files, process
 from driveops_env.errors import StartupError, UsageError
 from driveops_env.settings import Settings
 
-# what the command does not inherit: the tool's own options (a migration has no business with them)
-_DROPPED_PREFIX = "DRIVEOPS_ENV_"
+# what the command does not inherit: the tool's own options and values, and whatever would point a
+# client at another database (libpq's PG* variables, a DATABASE_URL): the store's values stand alone
+_DROPPED_PREFIXES = ("DRIVEOPS_", "PG")
+_DROPPED = ("DATABASE_URL",)
 # what a migration tool writes beside the history when it runs it: not part of the key
 _CACHE_DIR = "__pycache__"
 _CACHED_SUFFIXES = (".pyc", ".pyo")
@@ -39,6 +41,7 @@ class Migration:
     cwd: Path
     inputs: tuple[Path, ...]
     timeout: float
+    limit: int = files.limit_bytes()  # the largest input file read for the key
 
     @property
     def command(self) -> str:
@@ -47,7 +50,9 @@ class Migration:
 
 def of(settings: Settings, argv: tuple[str, ...]) -> Migration:
     """The migration a store's option names, with the environment's folder, inputs and time bound."""
-    return Migration(argv, settings.migrate_dir, settings.migrate_inputs, settings.startup_timeout)
+    return Migration(
+        argv, settings.migrate_dir, settings.migrate_inputs, settings.startup_timeout, settings.input_limit
+    )
 
 
 def log_of(settings: Settings, service: str, tenant: str) -> Path:
@@ -69,13 +74,14 @@ def check(migration: Migration, option: str) -> None:
 
 def key(migration: Migration) -> str:
     """The content hash of the command and of every file under ``inputs`` (names and bytes), but what
-    tools write beside a history when they run it (Python's byte code: Alembic imports the revisions)."""
+    tools write beside a history when they run it (Python's byte code: Alembic imports the revisions).
+    Regular files only, each at most the input limit (exit 2 otherwise)."""
     digest = hashlib.sha256(migration.command.encode())
     for root in migration.inputs:
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in filter(_written_by_hand, files):
+        found = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in filter(_written_by_hand, found):
             digest.update(str(path.relative_to(migration.cwd) if path.is_relative_to(migration.cwd) else path).encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            digest.update(hashlib.sha256(files.read_bytes(path, "migration input", limit=migration.limit)).digest())
     return digest.hexdigest()[:16]
 
 
@@ -83,16 +89,19 @@ def _written_by_hand(path: Path) -> bool:
     return path.suffix not in _CACHED_SUFFIXES and _CACHE_DIR not in path.parts
 
 
-def environment(values: Mapping[str, str]) -> dict[str, str]:
-    """The caller's environment without the tool's own options, and the store's values over it."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_PREFIX)}
-    return inherited | dict(values)
+def environment(values: Mapping[str, str], inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment (``inherited``: os.environ) without what could point the command
+    elsewhere, and the store's values over it."""
+    found = os.environ if inherited is None else inherited
+    kept = {k: v for k, v in found.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
+    return kept | dict(values)
 
 
-def run(migration: Migration, values: Mapping[str, str], log: Path, *, service: str, tenant: str) -> float:
+def run(migration: Migration, values: Mapping[str, str], log: Path, *, service: str, tenant: str, secret: str) -> float:
     """Run the command for one tenant's store; its output goes to ``log`` (0600, a link refused).
     Returns how long it took; a command that is not there, fails or runs past its time is an error
-    naming the tenant, the command, its exit code and its last lines."""
+    naming the tenant, the command, its exit code and its last lines (``secret`` masked there).
+    Whatever it left running in its process group is ended with it."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
     fd = os.open(log, flags, 0o600)
     with os.fdopen(fd, "wb") as out:
@@ -113,34 +122,44 @@ def run(migration: Migration, values: Mapping[str, str], log: Path, *, service: 
                 tenant=tenant,
                 hint="install it, or give its path (migrate options take an argv list)",
             ) from None
-        return _wait(child, migration, log, service=service, tenant=tenant)
+        try:
+            return _wait(child, migration, log, service=service, tenant=tenant, secret=secret)
+        finally:
+            _kill(child)
 
 
-def _wait(child: subprocess.Popen[bytes], migration: Migration, log: Path, *, service: str, tenant: str) -> float:
+def _wait(
+    child: subprocess.Popen[bytes], migration: Migration, log: Path, *, service: str, tenant: str, secret: str
+) -> float:
     started = time.monotonic()
     try:
         code = child.wait(timeout=migration.timeout)
     except subprocess.TimeoutExpired:
-        _kill(child)
         raise StartupError(
             f"the migration {migration.command!r} did not end within {migration.timeout:g} s",
             service=service,
             tenant=tenant,
             hint="raise --startup-timeout, or look for a migration that waits on a lock",
-            log_tail=process.log_excerpt(log),
+            log_tail=_masked(process.log_excerpt(log), secret),
         ) from None
     if code != 0:
         raise StartupError(
             f"the migration {migration.command!r} exited with {code}",
             service=service,
             tenant=tenant,
-            hint=f"fix the migration and run up again (its whole output: {log})",
-            log_tail=process.log_excerpt(log),
+            hint="fix the migration and run up again (its last lines are below; the environment's logs go with it)",
+            log_tail=_masked(process.log_excerpt(log), secret),
         )
     return time.monotonic() - started
 
 
+def _masked(text: str, secret: str) -> str:
+    return text.replace(secret, "****") if secret else text
+
+
 def _kill(child: subprocess.Popen[bytes]) -> None:
+    """The command's process group ended: its own process (past its time) and what it left behind (a
+    group outlives its leader only while a member runs, so its id is still the command's)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()

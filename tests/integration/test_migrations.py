@@ -30,6 +30,7 @@ fileConfig(context.config.config_file_name)  # alembic.ini's loggers: what it ra
 
 with open("runs.txt", "a") as runs:  # the test counts the runs
     runs.write(os.environ["DRIVEOPS_TENANT"] + "\\n")
+assert os.environ["DATABASE_URL"] == os.environ["DRIVEOPS_POSTGRES_DSN"]  # not the caller's
 url = os.environ["DRIVEOPS_POSTGRES_DSN"].replace("postgresql://", "postgresql+psycopg://", 1)
 with create_engine(url).connect() as connection:
     context.configure(connection=connection)
@@ -134,6 +135,7 @@ def _runs(repo: Path) -> list[str]:
 def test_alembic_upgrades_each_tenant_before_its_seed_and_once(sandbox: Sandbox, tmp_path: Path) -> None:
     repo = service_repository(tmp_path)  # the CLI runs in the sandbox's folder: the repository's
     sandbox.services = "postgres"
+    sandbox.extra_env["DATABASE_URL"] = "postgresql://app@198.18.0.1/app"  # the developer's own, not passed on
     up = sandbox.cli("up", "--tenants", "acme,beta")
     assert up.returncode == 0, up.stderr
     assert _runs(repo) == ["acme", "beta"]
@@ -219,14 +221,19 @@ def test_what_a_broken_migration_says_and_leaves(sandbox: Sandbox, tmp_path: Pat
     assert sandbox.leftovers() == []
 
     halfway = textwrap.indent(
-        'op.create_table("parts", sa.Column("id", sa.Integer))\nraise RuntimeError("bad data")', "    "
+        "import os, subprocess\n"
+        'subprocess.Popen(["sleep", "1200"])  # left running\n'
+        'op.create_table("parts", sa.Column("id", sa.Integer))\n'
+        'raise RuntimeError("bad data for " + os.environ["PGPASSWORD"])  # a tool that tells its secret\n',
+        "    ",
     )
     _revision(repo, "0002", "0001", halfway)
     failed = sandbox.cli("up", "--tenants", "acme", *no_inputs)
     assert failed.returncode == 1, failed.stderr
     assert "exited with 1" in failed.stderr and "tenant acme" in failed.stderr, failed.stderr
-    assert "RuntimeError: bad data" in failed.stderr  # its last lines
+    assert "RuntimeError: bad data for ****" in failed.stderr  # its last lines, the password masked
     assert sandbox.leftovers() == []
+    assert not [p for p in processes_mentioning("sleep 1200")], "what the migration left running"
 
     _revision(repo, "0002", "0001", "    import time\n    time.sleep(600)")
     endless = sandbox.cli("up", "--tenants", "acme", *no_inputs, "--startup-timeout", "8")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
 from driveops_env import migrate, options
+from driveops_env.errors import UsageError
 from driveops_env.recorded import for_environment, recorded
 
 
@@ -45,3 +49,26 @@ def test_the_key_follows_the_history_and_the_command_not_the_byte_code(tmp_path:
     assert edited not in (key, grown)
     (versions / "0002.py").rename(versions / "0003.py")  # the same bytes under another name
     assert migrate.key(first) not in (key, grown, edited)
+
+
+def test_nothing_inherited_points_the_command_at_another_database() -> None:
+    inherited = {
+        "PATH": "/usr/bin",
+        "PGSERVICE": "production",
+        "PGHOSTADDR": "198.18.0.1",
+        "DATABASE_URL": "postgresql://app@198.18.0.1/app",
+        "DRIVEOPS_POSTGRES_DSN": "postgresql://acme@127.0.0.1/acme",  # an `eval` of another tenant's values
+        "DRIVEOPS_ENV_NAME": "other",
+    }
+    ours = {"PGHOST": "127.0.0.1", "DATABASE_URL": "postgresql://beta@127.0.0.1/beta", "DRIVEOPS_TENANT": "beta"}
+    assert migrate.environment(ours, inherited) == {"PATH": "/usr/bin", **ours}
+
+
+def test_an_input_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    migration = migrate.Migration(("true",), tmp_path, (tmp_path / "pipe",), 60)
+    with pytest.raises(UsageError, match="not a regular file"):
+        migrate.key(migration)
+    (tmp_path / "big").write_bytes(b"x" * 2048)
+    with pytest.raises(UsageError, match="limit"):
+        migrate.key(migrate.Migration(("true",), tmp_path, (tmp_path / "big",), 60, limit=1024))

@@ -139,9 +139,10 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         admin.create_tenant_database(info, role=found.user, password=found.password, database=found.database)
         if self.own.migrate_postgres:
             values = envvars.identity(self.settings.name, work.tenant) | found.env("plain")
+            values["DATABASE_URL"] = found.dsn  # what dbmate, node-pg-migrate and Prisma read
             log = migrate.log_of(self.settings, self.name, work.tenant.slug)
             migration = migrate.of(self.settings, self.own.migrate_postgres)
-            migrate.run(migration, values, log, service=self.name, tenant=work.tenant.slug)
+            migrate.run(migration, values, log, service=self.name, tenant=work.tenant.slug, secret=found.password)
         sql.apply_sql(found.conninfo, work.seed, tenant=work.tenant.slug)
         admin.save_seed_template(info, found.database)
         return found
