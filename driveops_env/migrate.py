@@ -76,13 +76,27 @@ def key(migration: Migration) -> str:
     """The content hash of the command and of every file under ``inputs`` (names and bytes), but what
     tools write beside a history when they run it (Python's byte code: Alembic imports the revisions).
     Regular files only, each at most the input limit (exit 2 otherwise)."""
-    digest = hashlib.sha256(migration.command.encode())
-    for root in migration.inputs:
-        found = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in filter(_written_by_hand, found):
-            digest.update(str(path.relative_to(migration.cwd) if path.is_relative_to(migration.cwd) else path).encode())
-            digest.update(hashlib.sha256(files.read_bytes(path, "migration input", limit=migration.limit)).digest())
+    return key_of(migration.command, files_of(migration))
+
+
+def key_of(command: str, found: Mapping[str, str]) -> str:
+    """The key of a command and its inputs' hashes (:func:`files_of`)."""
+    digest = hashlib.sha256(command.encode())
+    for name, sha in sorted(found.items()):
+        digest.update(name.encode())
+        digest.update(bytes.fromhex(sha))
     return digest.hexdigest()[:16]
+
+
+def files_of(migration: Migration) -> dict[str, str]:
+    """Every input file's name (relative to where the command runs, when it is inside) and SHA-256."""
+    found: dict[str, str] = {}
+    for root in migration.inputs:
+        paths = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in filter(_written_by_hand, paths):
+            name = str(path.relative_to(migration.cwd) if path.is_relative_to(migration.cwd) else path)
+            found[name] = hashlib.sha256(files.read_bytes(path, "migration input", limit=migration.limit)).hexdigest()
+    return found
 
 
 def _written_by_hand(path: Path) -> bool:
@@ -163,3 +177,10 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()
+
+
+def note(log: Path, text: str) -> None:
+    """A line of driveops-env's own at the end of a tenant's migration log (0600, a link refused)."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "a") as out:
+        out.write(f"driveops-env: {text}\n")

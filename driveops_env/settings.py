@@ -13,6 +13,7 @@ from driveops_env import files, paths
 from driveops_env.option_types import (
     Range,
     declare,
+    parse_bool,
     parse_names,
     parse_path,
     parse_paths,
@@ -163,6 +164,15 @@ class Settings:
         parse_paths,
         metavar="PATHS",
         list_valued=True,
+    )
+    migrate_per_tenant: bool = declare(
+        "Run the migration command for every tenant (in parallel) instead of once per change of "
+        "migrate_inputs, its state then loaded into every tenant: for migrations that read the tenant's "
+        "values (DRIVEOPS_TENANT_ID).",
+        lambda: False,
+        "false",
+        parse_bool,
+        metavar="BOOL",
     )
     startup_timeout: float = declare(
         "Seconds a service may take to become ready.",

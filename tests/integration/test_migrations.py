@@ -98,7 +98,8 @@ def _revision(repo: Path, revision: str, down: str | None, body: str) -> None:
 def service_repository(repo: Path) -> Path:
     """Alembic's layout, the README's pyproject keys, and a seed that fills the migrated table."""
     (repo / "migrations" / "versions").mkdir(parents=True)
-    (repo / "migrations" / "env.py").write_text(ENV_PY)
+    # a history of its own: the migrated state of the same history is shared through the cache
+    (repo / "migrations" / "env.py").write_text(f"# {repo}\n{ENV_PY}")
     (repo / "alembic.ini").write_text(ALEMBIC_INI)
     _revision(repo, "0001", None, FIRST)
     seeds = repo / "seeds"
@@ -132,21 +133,25 @@ def _runs(repo: Path) -> list[str]:
     return sorted((repo / "runs.txt").read_text().split())
 
 
-def test_alembic_upgrades_each_tenant_before_its_seed_and_once(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_alembic_runs_once_per_history_and_every_tenant_gets_it(sandbox: Sandbox, tmp_path: Path) -> None:
     repo = service_repository(tmp_path)  # the CLI runs in the sandbox's folder: the repository's
     sandbox.services = "postgres"
     sandbox.extra_env["DATABASE_URL"] = "postgresql://app@198.18.0.1/app"  # the developer's own, not passed on
     up = sandbox.cli("up", "--tenants", "acme,beta")
     assert up.returncode == 0, up.stderr
-    assert _runs(repo) == ["acme", "beta"]
+    (ran,) = _runs(repo)  # once for the two tenants; the other loaded its state
     for tenant in ("acme", "beta"):
         values = _values(sandbox, tenant)
         assert _query(values, "select version_num from alembic_version") == [("0001",)]
         assert _query(values, "select tenant, title from work_orders") == [(tenant, "brake pads")]  # seed after
         owner = _query(values, "select tableowner from pg_tables where tablename = 'work_orders'")
-        assert owner == [(values["PGUSER"],)]  # as the tenant's role
-    logs = sandbox.cli("logs", "migrate", "--tenant", "beta")
+        assert owner == [(values["PGUSER"],)]  # as the tenant's role, loaded or migrated
+    other = "beta" if ran == "acme" else "acme"
+    logs = sandbox.cli("logs", "migrate", "--tenant", ran)
     assert logs.returncode == 0 and "Running upgrade  -> 0001" in logs.stdout, logs.stdout + logs.stderr
+    assert "the command ran once for key" in logs.stdout and "from an empty database" in logs.stdout
+    loaded = sandbox.cli("logs", "migrate", "--tenant", other)
+    assert "loaded from" in loaded.stdout and "Running upgrade" not in loaded.stdout, loaded.stdout
 
     cached = repo / "migrations" / "versions" / "__pycache__"  # Python's byte code, when it may write it
     cached.mkdir(exist_ok=True)
@@ -158,21 +163,34 @@ def test_alembic_upgrades_each_tenant_before_its_seed_and_once(sandbox: Sandbox,
         conn.execute("insert into work_orders (tenant, title) values ('acme', 'written by a test')")
     assert sandbox.cli("reset", "--tenant", "acme").returncode == 0
     assert _query(acme, "select title from work_orders") == [("brake pads",)]  # the migrated and seeded state
-    assert _runs(repo) == ["acme", "beta"]
+    assert len(_runs(repo)) == 1
 
     _revision(repo, "0002", "0001", '    op.add_column("work_orders", sa.Column("mileage", sa.Integer))')
     changed = sandbox.cli("up", "--tenants", "acme,beta")
     assert changed.returncode == 2 and "migrate-postgres" in changed.stderr, changed.stderr
     again = sandbox.cli("up", "--tenants", "acme,beta", "--recreate")
     assert again.returncode == 0, again.stderr
-    assert _runs(repo) == ["acme", "acme", "beta", "beta"]
+    runs = (tmp_path / "runs.txt").read_text().split()
+    assert len(runs) == 2, runs  # the grown history ran once more, for one tenant
+    pending = sandbox.cli("logs", "migrate", "--tenant", runs[1]).stdout
+    assert "Running upgrade 0001 -> 0002" in pending and "Running upgrade  -> 0001" not in pending, pending
+    assert "pending migrations only" in pending, pending
     beta = _values(sandbox, "beta")
     assert _query(beta, "select version_num from alembic_version") == [("0002",)]
     assert _query(beta, "select tenant, mileage from work_orders") == [("beta", None)]
     added = sandbox.cli("tenant", "add", "gamma")  # the command and its folder as the environment recorded them
     assert added.returncode == 0, added.stderr
-    assert _runs(repo) == ["acme", "acme", "beta", "beta", "gamma"]
     assert _query(_values(sandbox, "gamma"), "select version_num from alembic_version") == [("0002",)]
+    assert sandbox.cli("down").returncode == 0
+
+    cold = sandbox.cli("up", "--tenants", "acme,beta")  # a new environment of a known history: no run at all
+    assert cold.returncode == 0, cold.stderr
+    assert len(_runs(repo)) == 2
+    assert _query(_values(sandbox, "acme"), "select version_num from alembic_version") == [("0002",)]
+    assert sandbox.cli("down").returncode == 0
+    per_tenant = sandbox.cli("up", "--tenants", "acme,beta", "--migrate-per-tenant", "true")
+    assert per_tenant.returncode == 0, per_tenant.stderr
+    assert len(_runs(repo)) == 4  # migrations that read the tenant's values opt out: one run each
     assert sandbox.cli("down").returncode == 0
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from driveops_env import envvars, migrate
+from driveops_env import migrate, migrated
 from driveops_env.images import ready as ready_image
 from driveops_env.option_types import READY_COPIES, declare, parse_argv, parse_bool, parse_optional_path
 from driveops_env.secret import generate_secret
@@ -27,7 +27,7 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.postgres import admin, local, pool, server, sql
+from driveops_env.services.postgres import admin, dump, local, migration, pool, server, sql
 from driveops_env.services.postgres.access import PostgresAccess
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
@@ -119,8 +119,10 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         return {"image_postgres": self.own.image_postgres}
 
     def collect(self, cache: Path, client: Any | None) -> list[str]:
-        """Initialised images beyond the most recently used, and those ``up --recreate`` replaced."""
-        return [] if client is None else ready_image.collect(client, cache, self.name)
+        """Initialised images beyond the most recently used, and those ``up --recreate`` replaced; the
+        migrated states beyond the most recently used of each repository."""
+        images = [] if client is None else ready_image.collect(client, cache, self.name)
+        return images + migrated.prune(migrated.folder(cache, self.name), dump.SUFFIX)
 
     def render(self, tenant: Tenant, sources: Sources, access: PostgresAccess | None) -> Any:
         return sql.render_sql_files(sources.seeds_dir, tenant, limit=sources.limit)
@@ -138,11 +140,7 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         info = admin.admin_conninfo(record)
         admin.create_tenant_database(info, role=found.user, password=found.password, database=found.database)
         if self.own.migrate_postgres:
-            values = envvars.identity(self.settings.name, work.tenant) | found.env("plain")
-            values["DATABASE_URL"] = found.dsn  # what dbmate, node-pg-migrate and Prisma read
-            log = migrate.log_of(self.settings, self.name, work.tenant.slug)
-            migration = migrate.of(self.settings, self.own.migrate_postgres)
-            migrate.run(migration, values, log, service=self.name, tenant=work.tenant.slug, secret=found.password)
+            migration.run(self.settings, self.own.migrate_postgres, work, found, self.own.postgres_bin)
         sql.apply_sql(found.conninfo, work.seed, tenant=work.tenant.slug)
         admin.save_seed_template(info, found.database)
         return found

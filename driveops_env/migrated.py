@@ -1,0 +1,132 @@
+"""The state a team's migrations built, kept in the cache by key: the command ran once per key (for
+the first tenant that needed it), every other tenant, test copy and later ``up`` starts from what it
+built.  A store's unit says how its state is saved and loaded (a dump of the database, say);
+this module keeps the files: ``<cache>/migrations/<service>/<key>.<suffix>`` with a manifest beside
+it (the command, the folder it ran in, each input's hash), a lock per key, and which earlier key a
+grown history starts from.
+
+A history *grew* when the command and its folder are the same and every input the earlier key hashed
+is still there with the same bytes (files were only added): its state plus the pending migrations is
+the new key's state.  Anything else (a revision edited or removed, another command) runs from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from driveops_env import builders, files
+from driveops_env.errors import StartupError
+
+KEEP = 3  # states kept per repository (the folder a command runs in), the most recently used
+MANIFEST = ".json"
+
+
+def folder(cache: Path, service: str) -> Path:
+    """Where a service's migrated states are kept."""
+    return cache / "migrations" / service
+
+
+@dataclass(frozen=True)
+class Kept:
+    """One key's state in the cache: the file a unit saves and loads, its manifest, its lock."""
+
+    folder: Path
+    key: str
+    suffix: str
+
+    @property
+    def state(self) -> Path:
+        return self.folder / f"{self.key}{self.suffix}"
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / f"{self.key}{MANIFEST}"
+
+    def ready(self) -> bool:
+        return self.state.is_file() and self.manifest.is_file()
+
+    @contextlib.contextmanager
+    def building(self, timeout: float, *, service: str, tenant: str) -> Iterator[None]:
+        """Held while one tenant runs the command and saves its state; the others wait here, then load it."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        guard = FileLock(str(builders.lock_of(self.state)))
+        try:
+            guard.acquire(timeout=timeout)
+        except Timeout:
+            raise StartupError(
+                f"another run has been migrating key {self.key} for {timeout:g} s",
+                service=service,
+                tenant=tenant,
+                hint=f"wait for it, or remove {builders.lock_of(self.state)} if no driveops-env runs",
+            ) from None
+        try:
+            yield
+        finally:
+            guard.release()
+
+    def save(self, manifest: Mapping[str, Any]) -> None:
+        """The manifest written last: a state without one (a run killed while saving) is not ready."""
+        files.write_private(self.manifest, json.dumps(dict(manifest), indent=1, sort_keys=True).encode())
+
+    def used(self) -> None:
+        builders.used(self.state)
+
+
+def manifest_of(command: str, cwd: Path, found: Mapping[str, str]) -> dict[str, Any]:
+    return {"command": command, "cwd": str(cwd), "files": dict(found)}
+
+
+def grown_from(kept: Kept, manifest: Mapping[str, Any]) -> Kept | None:
+    """The most recently used earlier state whose history the new one only adds to, if any."""
+    candidates = []
+    for path in kept.folder.glob(f"*{MANIFEST}"):
+        other = Kept(kept.folder, path.name.removesuffix(MANIFEST), kept.suffix)
+        earlier = _read(path)
+        if other.key == kept.key or earlier is None or not other.ready():
+            continue
+        if _grew(earlier, manifest):
+            candidates.append((other.state.stat().st_mtime, other))
+    return max(candidates, key=lambda pair: pair[0])[1] if candidates else None
+
+
+def _grew(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    if (earlier.get("command"), earlier.get("cwd")) != (now["command"], now["cwd"]):
+        return False
+    before, after = earlier.get("files"), now["files"]
+    return isinstance(before, dict) and len(after) > len(before) and all(after.get(k) == v for k, v in before.items())
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    with contextlib.suppress(OSError, ValueError):
+        found = json.loads(path.read_text())
+        return found if isinstance(found, dict) else None
+    return None
+
+
+def prune(folder: Path, suffix: str, keep: int = KEEP) -> list[str]:
+    """States beyond the ``keep`` most recently used of each repository (what ``gc`` removes); one
+    being built (its lock held) stays."""
+    by_repository: dict[str, list[tuple[float, Kept]]] = {}
+    for path in folder.glob(f"*{MANIFEST}") if folder.is_dir() else ():
+        kept = Kept(folder, path.name.removesuffix(MANIFEST), suffix)
+        with contextlib.suppress(OSError):
+            used = kept.state.stat().st_mtime
+            by_repository.setdefault(str((_read(path) or {}).get("cwd")), []).append((used, kept))
+    removed = []
+    for states in by_repository.values():
+        for _, old in sorted(states, key=lambda pair: pair[0])[: max(0, len(states) - keep)]:
+            with builders.abandoned(builders.lock_of(old.state)) as free:
+                if free:
+                    for path in (old.manifest, old.state):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(path)
+                    removed.append(f"migrated state {old.state}")
+    return removed

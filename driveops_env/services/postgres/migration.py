@@ -1,0 +1,81 @@
+"""A tenant's migrations, once per change: the first tenant that needs a key runs the command and its
+database is saved in the cache (:mod:`driveops_env.migrated`); every other tenant, ``tenant add`` and
+the next ``up`` load that state instead of running the command.  When the history only grew, the
+command starts from the previous key's state (the pending migrations only).  The command runs for
+each tenant instead with ``migrate_per_tenant``, or when no pg_dump is new enough for the server."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from driveops_env import envvars, migrate, migrated
+from driveops_env.services.base import Work
+from driveops_env.services.postgres import dump
+from driveops_env.services.postgres.access import PostgresAccess
+from driveops_env.settings import Settings
+
+SERVICE = "postgres"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One tenant's database to migrate: the command, the tenant, its access, its log."""
+
+    migration: migrate.Migration
+    env_name: str
+    work: Work
+    found: PostgresAccess
+    log: Path
+
+    @property
+    def tenant(self) -> str:
+        return self.work.tenant.slug
+
+    def command(self) -> float:
+        values = envvars.identity(self.env_name, self.work.tenant) | self.found.env("plain")
+        values["DATABASE_URL"] = self.found.dsn  # what dbmate, node-pg-migrate and Prisma read
+        secret = self.found.password
+        return migrate.run(self.migration, values, self.log, service=SERVICE, tenant=self.tenant, secret=secret)
+
+
+def run(settings: Settings, argv: tuple[str, ...], work: Work, found: PostgresAccess, tools: Path | None) -> None:
+    """``found``'s database migrated: from the cache, by the command once per key, or per tenant.
+    ``tools``: the configured server binaries' folder (pg_dump's is looked for there first)."""
+    migration = migrate.of(settings, argv)
+    job = Job(migration, settings.name, work, found, migrate.log_of(settings, SERVICE, work.tenant.slug))
+    major = dump.server_major(found.conninfo)
+    folder = None if settings.migrate_per_tenant else dump.tools(tools, major)
+    if folder is None:
+        job.command()
+        why = "migrate_per_tenant" if settings.migrate_per_tenant else f"no pg_dump {major} or newer was found"
+        migrate.note(job.log, f"the command ran for this tenant ({why})")
+        return
+    inputs = migrate.files_of(migration)
+    key = f"{migrate.key_of(migration.command, inputs)}-pg{major}"
+    kept = migrated.Kept(migrated.folder(settings.cache_dir, SERVICE), key, dump.SUFFIX)
+    if not kept.ready():
+        with kept.building(settings.startup_timeout, service=SERVICE, tenant=job.tenant):
+            if not kept.ready():
+                _build(kept, migrated.manifest_of(migration.command, migration.cwd, inputs), folder, job)
+                return
+    started = time.monotonic()
+    dump.load(folder, found, kept.state, tenant=job.tenant)
+    kept.used()
+    took = time.monotonic() - started
+    migrate.note(job.log, f"key {key} loaded from {kept.state} in {took:.2f} s: the command did not run")
+
+
+def _build(kept: migrated.Kept, manifest: dict[str, Any], folder: Path, job: Job) -> None:
+    """The command run once for ``kept``'s key (from a grown history's earlier state when there is
+    one), the result saved for every other tenant."""
+    base = migrated.grown_from(kept, manifest)
+    if base is not None:
+        dump.load(folder, job.found, base.state, tenant=job.tenant)
+    took = job.command()
+    dump.save(folder, job.found, kept.state, tenant=job.tenant)
+    kept.save(manifest)
+    start = f"from key {base.key}'s state (pending migrations only)" if base else "from an empty database"
+    migrate.note(job.log, f"the command ran once for key {kept.key}, {start}, in {took:.2f} s; saved to {kept.state}")
