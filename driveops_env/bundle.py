@@ -53,6 +53,8 @@ def write(
         except Exception as exc:  # a log that cannot be read is said in the bundle, not fatal
             text = f"(log not available: {exc})\n"
         members[f"logs/{record.key}.log"] = text
+    for path in sorted((Path(state.data_dir) / "logs").glob("migrate.*.log")):  # the team's migrations
+        members[f"logs/{path.name}"] = files.read_text(path, "migration log", limit=files.limit_bytes())
     status_data = render.endpoints_data(state, services, show_secrets=False) | {"services": [asdict(r) for r in status]}
     members["status.json"] = json.dumps(status_data, indent=2)
     members["check.json"] = json.dumps([asdict(r) for r in checks], indent=2)

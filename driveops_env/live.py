@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from driveops_env import builders, orchestrator, teardown
 from driveops_env.errors import UsageError
+from driveops_env.plan import PlanInput
 from driveops_env.running import backend_of, load_running, running_settings, services_of, sources_of
 from driveops_env.settings import Settings
 from driveops_env.state import EnvState, StateStore, TenantRecord
@@ -38,6 +39,7 @@ def add_tenants(
         with builders.using(running.cache_dir):  # no cached image pruned under the addition
             what = orchestrator.plan_input(running, tenants, backend.family)
             what = orchestrator.prepare_services(what, backend, running, progress)
+            _same_spec(state, what)
             before = set(state.services)
             for tenant in tenants:
                 state.tenants[tenant.slug] = TenantRecord(
@@ -79,6 +81,19 @@ def remove_tenant(settings: Settings, name: str, slug: str, *, progress: Progres
         _refingerprint(state)
         store.save(state)
         return state
+
+
+def _same_spec(state: EnvState, what: PlanInput) -> None:
+    """A tenant added with what a service's preparation decides now (its migrations' key, say) where
+    the running tenants have another is refused: the new tenant would differ from the others."""
+    now = {k: v for found in what.prepared.values() for k, v in found.fingerprint.items()}
+    changed = sorted(k for k, v in now.items() if state.fingerprint.get(k) != v)
+    if changed:
+        raise UsageError(
+            f"{', '.join(changed)} changed since environment {state.name!r} started: a tenant added now "
+            "would not be like the others",
+            hint="`driveops-env up --recreate` starts every tenant on what is there now",
+        )
 
 
 def _refingerprint(state: EnvState) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,12 @@ def _query(values: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
         return list(conn.execute(sql).fetchall())
 
 
+def _tenants(box: Sandbox) -> list[str]:
+    printed = box.cli("status", "--json")
+    assert printed.returncode == 0, printed.stderr
+    return list(json.loads(printed.stdout)["tenants"])
+
+
 def _runs(repo: Path) -> list[str]:
     return sorted((repo / "runs.txt").read_text().split())
 
@@ -181,9 +188,20 @@ def test_alembic_runs_once_per_history_and_every_tenant_gets_it(sandbox: Sandbox
     added = sandbox.cli("tenant", "add", "gamma")  # the command and its folder as the environment recorded them
     assert added.returncode == 0, added.stderr
     assert _query(_values(sandbox, "gamma"), "select version_num from alembic_version") == [("0002",)]
+    _revision(repo, "0003", "0002", '    op.add_column("work_orders", sa.Column("plate", sa.Text))')
+    newer = sandbox.cli("tenant", "add", "delta")  # it would be at 0003, the others at 0002
+    assert newer.returncode == 2 and "migrate-postgres changed" in newer.stderr, newer.stderr
+    assert "delta" not in _tenants(sandbox)
+    (repo / "migrations" / "versions" / "0003.py").unlink()
+    bundle = tmp_path / "evidence.tar.gz"
+    assert sandbox.cli("logs", "--bundle", str(bundle)).returncode == 0
+    with tarfile.open(bundle) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(f"migrate.postgres.{runs[1]}.log"))
+        assert b"0001 -> 0002" in tar.extractfile(member).read()  # type: ignore[union-attr]
     assert sandbox.cli("down").returncode == 0
 
-    cold = sandbox.cli("up", "--tenants", "acme,beta")  # a new environment of a known history: no run at all
+    # a new environment of a known history, shared servers this time: no run at all
+    cold = sandbox.cli("up", "--tenants", "acme,beta", "--isolation", "shared")
     assert cold.returncode == 0, cold.stderr
     assert len(_runs(repo)) == 2
     assert _query(_values(sandbox, "acme"), "select version_num from alembic_version") == [("0002",)]
