@@ -21,7 +21,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from driveops_env import bundle, descriptor, envvars, gc, health, live, options, orchestrator, render, restore, running
+from driveops_env import (
+    bundle,
+    descriptor,
+    envvars,
+    gc,
+    health,
+    live,
+    migrating,
+    options,
+    orchestrator,
+    render,
+    restore,
+    running,
+)
 from driveops_env.backends import Backend, create_backend
 from driveops_env.errors import UsageError
 from driveops_env.health import CheckResult
@@ -275,6 +288,12 @@ class Environment:
         """Add tenants to the running environment without touching the others; those this call added."""
         self._state, added = live.add_tenants(self._settings, self.name, slugs, progress=progress or _quiet)
         return added
+
+    def migrate(self, *, progress: Progress | None = None) -> list[migrating.Applied]:
+        """The pending migrations applied to every tenant and the seeds they are restored to (``driveops-env
+        migrate``): what ran, per tenant and store; [] when the history did not change."""
+        self._state, applied = migrating.migrate(self._settings, self.name, progress=progress or _quiet)
+        return applied
 
     def remove_tenant(self, slug: str, *, progress: Progress | None = None) -> None:
         self._state = live.remove_tenant(self._settings, self.name, slug, progress=progress or _quiet)

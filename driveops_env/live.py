@@ -92,7 +92,7 @@ def _same_spec(state: EnvState, what: PlanInput) -> None:
         raise UsageError(
             f"{', '.join(changed)} changed since environment {state.name!r} started: a tenant added now "
             "would not be like the others",
-            hint="`driveops-env up --recreate` starts every tenant on what is there now",
+            hint="`driveops-env migrate` brings the running tenants to it first (or `up --recreate` starts them again)",
         )
 
 

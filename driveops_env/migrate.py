@@ -111,12 +111,22 @@ def environment(values: Mapping[str, str], inherited: Mapping[str, str] | None =
     return kept | dict(values)
 
 
-def run(migration: Migration, values: Mapping[str, str], log: Path, *, service: str, tenant: str, secret: str) -> float:
-    """Run the command for one tenant's store; its output goes to ``log`` (0600, a link refused).
+def run(
+    migration: Migration,
+    values: Mapping[str, str],
+    log: Path,
+    *,
+    service: str,
+    tenant: str,
+    secret: str,
+    append: bool = False,
+) -> float:
+    """Run the command for one tenant's store; its output goes to ``log`` (0600, a link refused;
+    ``append``: after what is there).
     Returns how long it took; a command that is not there, fails or runs past its time is an error
     naming the tenant, the command, its exit code and its last lines (``secret`` masked there).
     Whatever it left running in its process group is ended with it."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | os.O_NOFOLLOW
     fd = os.open(log, flags, 0o600)
     with os.fdopen(fd, "wb") as out:
         try:

@@ -255,9 +255,15 @@ def _reuse(existing: EnvState, prepared: Prepared, running: Backend, recreate: b
             progress(f"environment {existing.name!r} runs with a different spec: recreating it")
             return False
         differences = describe_differences(existing.fingerprint, prepared.finger) + moved
+        migrated = all(d.startswith("migrate-") for d in differences)  # only a history that changed
         raise SpecMismatchError(
             f"environment {existing.name!r} is running with a different spec:\n    " + "\n    ".join(differences),
-            hint=f"add --recreate to replace it, or use another --name, or `driveops-env down --name {existing.name}`",
+            hint=(
+                f"`driveops-env migrate --name {existing.name}` applies the new migrations to it; or "
+                if migrated
+                else ""
+            )
+            + f"add --recreate to replace it, or use another --name, or `driveops-env down --name {existing.name}`",
         )
     dead = [r.key for r in existing.services.values() if not running.is_running(r)]
     if dead:

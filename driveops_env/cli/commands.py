@@ -187,6 +187,17 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    env = environment(args)
+    started = time.monotonic()
+    applied = env.migrate(progress=output.progress)
+    for done in applied:
+        output.progress(f"  ok  {done.tenant:<12} {done.store:<10} {done.seconds:6.2f}s")
+    if applied:
+        output.progress(f"migrated {len(applied)} store(s) in {time.monotonic() - started:.2f}s")
+    return 0
+
+
 def cmd_tenant(args: argparse.Namespace) -> int:
     env = environment(args)
     started = time.monotonic()
@@ -254,6 +265,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "token": cmd_token,
     "reset": cmd_reset,
     "tenant": cmd_tenant,
+    "migrate": cmd_migrate,
     "export": cmd_export,
     "dashboard": cmd_dashboard,
     "gc": cmd_gc,

@@ -179,6 +179,7 @@ def _tenant(commands: Commands, stores: Sequence[str]) -> None:
     p = commands.add("reset", "bring a tenant back to its seeded state (data, keys, realm)")
     p.add_argument("--tenant", required=True, help="tenant slug")
     p.add_argument("--only", help=f"comma-separated stores to reset (default: all): {', '.join(stores)}")
+    commands.add("migrate", "apply the pending migrations to a running environment's tenants and their seeds")
     p = commands.add("tenant", "add or remove a tenant on a running environment", [*LOCATORS, "realm_pattern"])
     p.add_argument("action", choices=("add", "remove"))
     p.add_argument("slugs", nargs="+", metavar="SLUG", help="tenant slug(s)")

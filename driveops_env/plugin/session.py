@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from driveops_env import migrating
 from driveops_env.environment import Environment
 from driveops_env.errors import DriveopsEnvError, UsageError
 from driveops_env.plugin import settings as plugin_settings
@@ -142,11 +143,18 @@ class SessionEnvironment:
                 env = Environment.attach(settings.name, settings=settings)
             except DriveopsEnvError:
                 return Environment.up(settings=settings, detach=True, progress=self._report)
+            self._migrate(env, settings)
             self._check_tenants(env, settings.tenants)
             return env
         if settings.name.startswith(self.own_prefix()):  # what dead sessions of this checkout left
             Environment.sweep_dead(settings, prefix=self.own_prefix(), progress=self._report)
         return Environment.up(settings=settings, owner_pid=self.owner_pid, progress=self._report)
+
+    def _migrate(self, env: Environment, settings: Settings) -> None:
+        """A reused environment whose migrations changed since it started gets the pending ones (every
+        tenant and its seed, said in the session's output), not a recreate."""
+        if migrating.pending(env.state, settings):
+            env.migrate(progress=self._report)
 
     def _check_tenants(self, env: Environment, wanted: tuple[str, ...]) -> None:
         missing = [t for t in wanted if t not in env.tenants]

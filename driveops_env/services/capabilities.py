@@ -11,6 +11,7 @@ plugin, the dashboard and the CLI ask ``isinstance(unit, Capability)`` for the o
 | ``KeepsBuilds`` | builds in the cache under a lock (one a killed run left is removed) | gc, up |
 | ``Prunes`` | what ``gc`` prunes of what it keeps in the cache (and on an engine) | gc |
 | ``HasConsole`` | an administration entry point worth printing | up, status |
+| ``Migrates`` | runs a team's migrations; applies pending ones to a running tenant | up, migrate, the plugin |
 """
 
 from __future__ import annotations
@@ -107,4 +108,16 @@ class Prunes(Protocol):
 class HasConsole(Protocol):
     def admin(self, record: ServiceRecord, show_secrets: bool) -> dict[str, str] | None:
         """A server's administration entry point: ``url``, ``user``, ``password``."""
+        ...
+
+
+@runtime_checkable
+class Migrates(Protocol):
+    def migration_key(self) -> dict[str, str]:
+        """The fingerprint entries of the store's migrations as its inputs are now ({}: none set)."""
+        ...
+
+    def migrate(self, access: Any, work: Work) -> float:
+        """The pending migrations applied to a running tenant's store and to the seed it is restored
+        to (its data kept); the seconds it took."""
         ...

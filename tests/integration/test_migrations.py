@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import tarfile
 import textwrap
@@ -175,6 +176,7 @@ def test_alembic_runs_once_per_history_and_every_tenant_gets_it(sandbox: Sandbox
     _revision(repo, "0002", "0001", '    op.add_column("work_orders", sa.Column("mileage", sa.Integer))')
     changed = sandbox.cli("up", "--tenants", "acme,beta")
     assert changed.returncode == 2 and "migrate-postgres" in changed.stderr, changed.stderr
+    assert "driveops-env migrate --name" in changed.stderr  # the way without a recreate
     again = sandbox.cli("up", "--tenants", "acme,beta", "--recreate")
     assert again.returncode == 0, again.stderr
     runs = (tmp_path / "runs.txt").read_text().split()
@@ -276,3 +278,70 @@ def test_what_a_broken_migration_says_and_leaves(sandbox: Sandbox, tmp_path: Pat
     assert endless.returncode == 1 and "did not end within 8 s" in endless.stderr, endless.stderr
     assert sandbox.leftovers() == []
     assert not [p for p in processes_mentioning("alembic") if str(repo) in p or "upgrade head" in p]
+
+
+@pytest.mark.local_only
+def test_migrate_applies_a_new_revision_to_a_running_environment(sandbox: Sandbox, tmp_path: Path) -> None:
+    """`driveops-env migrate`: every tenant's database migrated in place (what a developer wrote in it
+    kept), the seed template too (a reset gets the new schema), then `up` attaches."""
+    repo = service_repository(tmp_path)
+    sandbox.services = "postgres"
+    assert sandbox.cli("up", "--tenants", "acme,beta").returncode == 0
+    nothing = sandbox.cli("migrate")
+    assert nothing.returncode == 0 and "nothing to apply" in nothing.stderr + nothing.stdout, nothing.stderr
+    acme = _values(sandbox, "acme")
+    with psycopg.connect(acme["DRIVEOPS_POSTGRES_DSN"], autocommit=True) as conn:
+        conn.execute("insert into work_orders (tenant, title) values ('acme', 'written by hand')")
+
+    _revision(repo, "0002", "0001", '    op.add_column("work_orders", sa.Column("mileage", sa.Integer))')
+    migrated = sandbox.cli("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    said = migrated.stdout + migrated.stderr
+    assert "acme" in said and "beta" in said and "migrated 2 store(s)" in said, said
+    assert len(_runs(repo)) == 1 + 4  # the first up's one run; each tenant's database and its seed
+    titles = _query(acme, "select title, mileage from work_orders order by id")
+    assert titles == [("brake pads", None), ("written by hand", None)]  # migrated in place, data kept
+    assert sandbox.cli("reset", "--tenant", "beta").returncode == 0
+    beta = _values(sandbox, "beta")
+    assert _query(beta, "select version_num from alembic_version") == [("0002",)]  # the seed migrated too
+    assert _query(beta, "select title, mileage from work_orders") == [("brake pads", None)]
+    log = sandbox.cli("logs", "migrate", "--tenant", "beta").stdout
+    assert "Running upgrade 0001 -> 0002" in log and "pending migrations applied" in log, log
+
+    attached = sandbox.cli("up", "--tenants", "acme,beta")  # the environment says the new history now
+    assert attached.returncode == 0, attached.stderr
+    assert len(_runs(repo)) == 5
+    assert sandbox.cli("down").returncode == 0
+    assert sandbox.leftovers() == []
+
+
+REUSED = """
+def test_sees_the_new_revision(tenant_pg):
+    assert tenant_pg.execute("select version_num from alembic_version").fetchall() == [("0002",)]
+    assert tenant_pg.execute("select title, mileage from work_orders").fetchall() == [("brake pads", None)]
+"""
+
+
+@pytest.mark.local_only
+def test_a_reused_environment_gets_the_pending_migrations(
+    pytester: pytest.Pytester, box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pytest --driveops-reuse` on an environment `up` started before a revision was added: the
+    session applies it (and says so) instead of refusing the changed spec."""
+    repo = service_repository(pytester.path)
+    monkeypatch.setenv("DRIVEOPS_ENV_SERVICES", "postgres")
+    box.services = "postgres"
+    cli = [sys.executable, "-m", "driveops_env.cli"]
+    up = subprocess.run([*cli, "up", "--tenants", "acme"], cwd=repo, env=box.env(), capture_output=True, text=True)
+    assert up.returncode == 0, up.stderr
+    _revision(repo, "0002", "0001", '    op.add_column("work_orders", sa.Column("mileage", sa.Integer))')
+    pytester.makepyfile(test_reused=REUSED)
+    result = run(pytester, "--driveops-reuse", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines([r".*applying the pending migrations \(migrate-postgres\).*"])
+    assert len(_runs(repo)) == 1 + 2  # the up's run; the tenant's database and its seed
+    again = run(pytester, "--driveops-reuse", "-p", "no:randomly")  # migrated once: nothing more
+    again.assert_outcomes(passed=1)
+    assert len(_runs(repo)) == 3
+    down = subprocess.run([*cli, "down"], cwd=repo, env=box.env(), capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr

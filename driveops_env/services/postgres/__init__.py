@@ -96,7 +96,7 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         self._pools: dict[str, pool.ClonePool] = {}  # a test process's copies: ready clones, by database
 
     def prepare(self, ctx: Prepare) -> Preparation:
-        finger = self._migration_key()
+        finger = self.migration_key()
         if ctx.family == CONTAINER:
             recipe = server.ready_recipe(self.own.image_postgres)
             ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.postgres_ready_image)
@@ -107,7 +107,7 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         found = Local(bin_dir, template, ctx.env_dir, ctx.run_as)
         return Preparation(local.server_version(bin_dir), finger, found=found)
 
-    def _migration_key(self) -> dict[str, str]:
+    def migration_key(self) -> dict[str, str]:
         """The migrations' key in the environment's fingerprint (a change starts it again); checked."""
         if not self.own.migrate_postgres:
             return {}
@@ -144,6 +144,22 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         sql.apply_sql(found.conninfo, work.seed, tenant=work.tenant.slug)
         admin.save_seed_template(info, found.database)
         return found
+
+    def migrate(self, access: PostgresAccess, work: Work) -> float:
+        """The tenant's database migrated in place (its data kept), then its seed template: a clone of
+        it migrated and saved as the template, so a reset or a test's restore gets the new schema."""
+        info = admin.admin_conninfo(work.servers[access.service])
+        argv = self.own.migrate_postgres
+        took = migration.apply(self.settings, argv, work, access, append=False)
+        staging = f"{access.database}__migrating"
+        template = admin.seed_template_name(access.database)
+        admin.create_clone(info, template=template, name=staging, owner=access.user)
+        try:
+            took += migration.apply(self.settings, argv, work, replace(access, database=staging), append=True)
+            admin.save_seed_template(info, access.database, source=staging)
+        finally:
+            admin.drop_database(info, staging)
+        return took
 
     def restore(self, access: PostgresAccess, work: Work) -> PostgresAccess:
         template = admin.seed_template_name(database_name(work.tenant.slug))

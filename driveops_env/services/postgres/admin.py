@@ -91,14 +91,17 @@ def seed_template_name(database: str) -> str:
     return f"{database}__seed"
 
 
-def save_seed_template(admin_info: str, database: str) -> None:
-    """Keep the freshly seeded database as a template: ``reset`` (and per-test isolation) clone it back
-    with ``CREATE DATABASE ... TEMPLATE``, which costs milliseconds instead of a re-seed."""
+def save_seed_template(admin_info: str, database: str, source: str | None = None) -> None:
+    """Keep the freshly seeded database (or ``source``, a migrated clone of its template) as its
+    template: ``reset`` (and per-test isolation) clone it back with ``CREATE DATABASE ... TEMPLATE``,
+    which costs milliseconds instead of a re-seed."""
     import psycopg
     from psycopg import sql
 
-    template = seed_template_name(database)
+    template, database = seed_template_name(database), source or database
     with psycopg.connect(admin_info, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone():
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(template)))
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(template)))
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(template), sql.Identifier(database))

@@ -34,11 +34,25 @@ class Job:
     def tenant(self) -> str:
         return self.work.tenant.slug
 
-    def command(self) -> float:
+    def command(self, *, append: bool = False) -> float:
         values = envvars.identity(self.env_name, self.work.tenant) | self.found.env("plain")
         values["DATABASE_URL"] = self.found.dsn  # what dbmate, node-pg-migrate and Prisma read
-        secret = self.found.password
-        return migrate.run(self.migration, values, self.log, service=SERVICE, tenant=self.tenant, secret=secret)
+        secret, tenant = self.found.password, self.tenant
+        return migrate.run(
+            self.migration, values, self.log, service=SERVICE, tenant=tenant, secret=secret, append=append
+        )
+
+
+def apply(settings: Settings, argv: tuple[str, ...], work: Work, found: PostgresAccess, *, append: bool) -> float:
+    """The command run against a running tenant's database ``found`` (the tool applies what is
+    pending there); its output after what the log holds with ``append``."""
+    migration = migrate.of(settings, argv)
+    job = Job(migration, settings.name, work, found, migrate.log_of(settings, SERVICE, work.tenant.slug))
+    if append:
+        migrate.note(job.log, f"driveops-env migrate: database {found.database}")
+    took = job.command(append=append)
+    migrate.note(job.log, f"pending migrations applied to {found.database} in {took:.2f} s")
+    return took
 
 
 def run(settings: Settings, argv: tuple[str, ...], work: Work, found: PostgresAccess, tools: Path | None) -> None:
