@@ -250,6 +250,19 @@ def run_local(counts: list[int], rounds: int, rows: list[tuple[str, str]], timel
     return targets + all_stores_targets(rounds, rows) + large_targets(rounds, rows)
 
 
+def run_migrations(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
+    from bench import migrations
+
+    found = migrations.measure(sys.modules[__name__], rows, rounds)
+    plain = found["plain"]
+    return [
+        ratio("migrate.cold_over_plain", found["cold"], plain, "<= 1.3", lambda v: v <= 1.3),
+        ratio("migrate.cached_over_plain", found["cached"], plain, "<= 1.05", lambda v: v <= 1.05),
+        Target("migrate.restore_p50_ms", found["restore_ms"], "<= 10 ms", found["restore_ms"] <= 10, "", "ms"),
+        ratio("migrate.pending_over_single", found["pending"], found["single"], "<= 3", lambda v: v <= 3),
+    ]
+
+
 def run_docker(counts: list[int], rows: list[tuple[str, str]], timelines: list[Timeline], remote: bool) -> list[Target]:
     warm("docker", 1)
     floor = keycloak_floor(settings_for("docker", "acme", "x"))
@@ -318,7 +331,7 @@ def run_kubernetes(rows: list[tuple[str, str]], timelines: list[Timeline]) -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--backends", default="local,docker,kubernetes")
+    parser.add_argument("--backends", default="local,migrate,docker,kubernetes", help="the parts to run")
     parser.add_argument("--counts", default="1,2,10")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of the bench)")
     parser.add_argument("--no-remote", action="store_true", help="skip the remote engine (needs root)")
@@ -333,6 +346,7 @@ def main() -> None:
         "local": lambda: run_local(counts, 10 if args.quick else 40, rows, timelines),
         "docker": lambda: run_docker(counts, rows, timelines, remote=not args.no_remote),
         "kubernetes": lambda: run_kubernetes(rows, timelines),
+        "migrate": lambda: run_migrations(10 if args.quick else 40, rows),
     }
     failed: list[str] = []
     for name, part in parts.items():

@@ -112,8 +112,8 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def prune(folder: Path, suffix: str, keep: int = KEEP) -> list[str]:
-    """States beyond the ``keep`` most recently used of each repository (what ``gc`` removes); one
-    being built (its lock held) stays."""
+    """States beyond the ``keep`` most recently used of each repository, and every state of a
+    repository whose folder is gone (what ``gc`` removes); one being built (its lock held) stays."""
     by_repository: dict[str, list[tuple[float, Kept]]] = {}
     for path in folder.glob(f"*{MANIFEST}") if folder.is_dir() else ():
         kept = Kept(folder, path.name.removesuffix(MANIFEST), suffix)
@@ -121,8 +121,9 @@ def prune(folder: Path, suffix: str, keep: int = KEEP) -> list[str]:
             used = kept.state.stat().st_mtime
             by_repository.setdefault(str((_read(path) or {}).get("cwd")), []).append((used, kept))
     removed = []
-    for states in by_repository.values():
-        for _, old in sorted(states, key=lambda pair: pair[0])[: max(0, len(states) - keep)]:
+    for repository, states in by_repository.items():
+        kept = keep if Path(repository).is_dir() else 0
+        for _, old in sorted(states, key=lambda pair: pair[0])[: max(0, len(states) - kept)]:
             with builders.abandoned(builders.lock_of(old.state)) as free:
                 if free:
                     for path in (old.manifest, old.state):
