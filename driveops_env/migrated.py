@@ -122,8 +122,8 @@ def prune(folder: Path, suffix: str, keep: int = KEEP) -> list[str]:
             by_repository.setdefault(str((_read(path) or {}).get("cwd")), []).append((used, kept))
     removed = []
     for repository, states in by_repository.items():
-        kept = keep if Path(repository).is_dir() else 0
-        for _, old in sorted(states, key=lambda pair: pair[0])[: max(0, len(states) - kept)]:
+        most = keep if Path(repository).is_dir() else 0
+        for _, old in sorted(states, key=lambda pair: pair[0])[: max(0, len(states) - most)]:
             with builders.abandoned(builders.lock_of(old.state)) as free:
                 if free:
                     for path in (old.manifest, old.state):
