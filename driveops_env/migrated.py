@@ -15,14 +15,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
-from driveops_env import builders, files
+from driveops_env import builders, files, migrate
 from driveops_env.errors import StartupError
 
 KEEP = 3  # states kept per repository (the folder a command runs in), the most recently used
@@ -78,6 +79,46 @@ class Kept:
 
     def used(self) -> None:
         builders.used(self.state)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One tenant's store as :func:`once` works on it: its unit's way to run the command on it, and to
+    save and load its state (a file), and the tenant's migration log."""
+
+    slug: str
+    command: Callable[[], float]
+    save: Callable[[Path], None]
+    load: Callable[[Path], None]
+    log: Path
+
+
+def once(kept: Kept, manifest: Mapping[str, Any], store: Tenant, *, service: str, timeout: float) -> None:
+    """``store`` brought to ``kept``'s state: loaded when another tenant (or an earlier ``up``) built
+    it, else built here, holding the key's lock (the other tenants wait for it, then load it)."""
+    if not kept.ready():
+        with kept.building(timeout, service=service, tenant=store.slug):
+            if not kept.ready():
+                _build(kept, manifest, store)
+                return
+    started = time.monotonic()
+    store.load(kept.state)
+    kept.used()
+    took = time.monotonic() - started
+    migrate.note(store.log, f"key {kept.key} loaded from {kept.state} in {took:.2f} s: the command did not run")
+
+
+def _build(kept: Kept, manifest: Mapping[str, Any], store: Tenant) -> None:
+    """The command run once for ``kept``'s key (from a grown history's earlier state when there is
+    one), the result saved for every other tenant."""
+    base = grown_from(kept, manifest)
+    if base is not None:
+        store.load(base.state)
+    took = store.command()
+    store.save(kept.state)
+    kept.save(manifest)
+    start = f"from key {base.key}'s state (pending migrations only)" if base else "from an empty store"
+    migrate.note(store.log, f"the command ran once for key {kept.key}, {start}, in {took:.2f} s; saved to {kept.state}")
 
 
 def manifest_of(command: str, cwd: Path, found: Mapping[str, str]) -> dict[str, Any]:

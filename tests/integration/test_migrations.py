@@ -157,7 +157,7 @@ def test_alembic_runs_once_per_history_and_every_tenant_gets_it(sandbox: Sandbox
     other = "beta" if ran == "acme" else "acme"
     logs = sandbox.cli("logs", "migrate", "--tenant", ran)
     assert logs.returncode == 0 and "Running upgrade  -> 0001" in logs.stdout, logs.stdout + logs.stderr
-    assert "the command ran once for key" in logs.stdout and "from an empty database" in logs.stdout
+    assert "the command ran once for key" in logs.stdout and "from an empty store" in logs.stdout
     loaded = sandbox.cli("logs", "migrate", "--tenant", other)
     assert "loaded from" in loaded.stdout and "Running upgrade" not in loaded.stdout, loaded.stdout
 

@@ -6,10 +6,8 @@ each tenant instead with ``migrate_per_tenant``, or when no pg_dump is new enoug
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from driveops_env import envvars, migrate, migrated
 from driveops_env.services.base import Work
@@ -70,26 +68,12 @@ def run(settings: Settings, argv: tuple[str, ...], work: Work, found: PostgresAc
     inputs = migrate.files_of(migration)
     key = f"{migrate.key_of(migration.command, inputs)}-pg{major}"
     kept = migrated.Kept(migrated.folder(settings.cache_dir, SERVICE), key, dump.SUFFIX)
-    if not kept.ready():
-        with kept.building(settings.startup_timeout, service=SERVICE, tenant=job.tenant):
-            if not kept.ready():
-                _build(kept, migrated.manifest_of(migration.command, migration.cwd, inputs), folder, job)
-                return
-    started = time.monotonic()
-    dump.load(folder, found, kept.state, tenant=job.tenant)
-    kept.used()
-    took = time.monotonic() - started
-    migrate.note(job.log, f"key {key} loaded from {kept.state} in {took:.2f} s: the command did not run")
-
-
-def _build(kept: migrated.Kept, manifest: dict[str, Any], folder: Path, job: Job) -> None:
-    """The command run once for ``kept``'s key (from a grown history's earlier state when there is
-    one), the result saved for every other tenant."""
-    base = migrated.grown_from(kept, manifest)
-    if base is not None:
-        dump.load(folder, job.found, base.state, tenant=job.tenant)
-    took = job.command()
-    dump.save(folder, job.found, kept.state, tenant=job.tenant)
-    kept.save(manifest)
-    start = f"from key {base.key}'s state (pending migrations only)" if base else "from an empty database"
-    migrate.note(job.log, f"the command ran once for key {kept.key}, {start}, in {took:.2f} s; saved to {kept.state}")
+    store = migrated.Tenant(
+        job.tenant,
+        job.command,
+        lambda target: dump.save(folder, found, target, tenant=job.tenant),
+        lambda source: dump.load(folder, found, source, tenant=job.tenant),
+        job.log,
+    )
+    manifest = migrated.manifest_of(migration.command, migration.cwd, inputs)
+    migrated.once(kept, manifest, store, service=SERVICE, timeout=settings.startup_timeout)
