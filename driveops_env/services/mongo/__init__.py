@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from driveops_env import migrate
 from driveops_env.errors import StartupError
 from driveops_env.images import ready as ready_image
-from driveops_env.option_types import READY_COPIES, declare, parse_bool
+from driveops_env.option_types import READY_COPIES, declare, parse_argv, parse_bool
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
     CONTAINER,
@@ -29,7 +30,7 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.mongo import admin, differences, ferretdb, pool, seeds, server
+from driveops_env.services.mongo import admin, differences, ferretdb, migration, pool, seeds, server
 from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.settings import Settings
@@ -49,6 +50,16 @@ class MongoOptions:
         "true",
         parse_bool,
         metavar="BOOL",
+    )
+    migrate_mongo: tuple[str, ...] = declare(
+        "Command that migrates a tenant's MongoDB database (an argv list in pyproject.toml; a flag or "
+        "variable is split as a shell would, never run by one): run in migrate_dir once per change of "
+        "migrate_inputs, after the tenant's user exists and before the seed, with DRIVEOPS_MONGO_URI "
+        "and DRIVEOPS_MONGO_DATABASE; what it made is loaded into every other tenant.",
+        lambda: (),
+        "none",
+        parse_argv,
+        metavar="COMMAND",
     )
     mongo_restore_pool: int = declare(
         "Ready databases holding a tenant's seed each test process keeps ahead, made in the background, "
@@ -82,9 +93,29 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         if ctx.family == CONTAINER:
             recipe = server.ready_recipe(self.own.image_mongo)
             ready = ready_image.for_service(ctx, recipe, self.settings.cache_dir, self.own.mongo_ready_image)
-            return Preparation(self.own.image_mongo, found=ready)  # the initialised image, or None
+            return Preparation(self.own.image_mongo, self.migration_key(), found=ready)  # the initialised image
         binary = ferretdb.build(self.settings.cache_dir, ferretdb.DEFAULT_VERSION, ctx.progress)
-        return Preparation(f"FerretDB {ferretdb.DEFAULT_VERSION}", found=binary)
+        return Preparation(f"FerretDB {ferretdb.DEFAULT_VERSION}", self.migration_key(), found=binary)
+
+    def migration_key(self) -> dict[str, str]:
+        """The migrations' key in the environment's fingerprint (a change starts it again); checked."""
+        if not self.own.migrate_mongo:
+            return {}
+        found = migrate.of(self.settings, self.own.migrate_mongo)
+        migrate.check(found, "migrate_mongo")
+        return {"migrate-mongo": migrate.key(found)}
+
+    def migrate(self, access: MongoAccess, work: Work) -> float:
+        """The tenant's database migrated in place (its data kept); the new history's state built in a
+        scratch database for the seed a restore refills."""
+        record = work.servers[access.service]
+        scratch = replace(access, database=f"{access.database}__migrating")
+        server_admin = access if access.auth_mechanism == "PLAIN" else admin.admin_access(record)  # as the pools
+        admin.grant_database(server_admin, access, scratch.database)
+        try:
+            return migration.apply(self.settings, self.own.migrate_mongo, work, access, scratch)
+        finally:
+            admin.drop_database(server_admin, scratch.database)
 
     def images(self) -> dict[str, str]:
         return {"image_mongo": self.own.image_mongo}
@@ -94,7 +125,10 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         return [] if client is None else ready_image.collect(client, cache, self.name)
 
     def render(self, tenant: Tenant, sources: Sources, access: MongoAccess | None) -> Any:
-        return seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)
+        collections = seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)
+        if not self.own.migrate_mongo:
+            return collections
+        return migration.seed(self.settings, self.own.migrate_mongo, tenant.slug, collections)
 
     def stage(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> server.Storage:
         """Locally, the tenant's user (a PostgreSQL role FerretDB passes logins through to) and
@@ -125,7 +159,11 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
             user = admin.MongoUser(f"{name}_mongo", generate_secret(), name)
             admin.create_user(admin.admin_access(record), user)
         found = admin.tenant_access(record, user)
-        admin.seed(found, work.seed, tenant=work.tenant.slug)
+        collections = work.seed
+        if self.own.migrate_mongo and work.sources is not None:  # the seed files on what the migrations made
+            migration.run(self.settings, self.own.migrate_mongo, work, found)
+            collections = seeds.render_mongo_collections(work.sources.seeds_dir, work.tenant, limit=work.sources.limit)
+        admin.seed(found, collections, tenant=work.tenant.slug)
         return found
 
     def restore(self, access: MongoAccess, work: Work) -> MongoAccess:

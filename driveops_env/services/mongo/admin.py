@@ -212,3 +212,11 @@ def drop_all(access: MongoAccess) -> None:
             database.drop_collection(name)
     finally:
         conn.close()
+
+
+def drop_database(admin: MongoAccess, database: str) -> None:
+    conn = client(admin)
+    try:
+        conn.drop_database(database)
+    finally:
+        conn.close()
