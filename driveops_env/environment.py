@@ -27,6 +27,7 @@ from driveops_env import (
     envvars,
     gc,
     health,
+    kept,
     live,
     migrating,
     options,
@@ -294,6 +295,14 @@ class Environment:
         migrate``): what ran, per tenant and store; [] when the history did not change."""
         self._state, applied = migrating.migrate(self._settings, self.name, progress=progress or _quiet)
         return applied
+
+    def kept_copies(self) -> list[kept.KeptCopy]:
+        """The copies failed tests left (``pytest --driveops-keep-failed``), oldest first."""
+        return kept.records(kept.folder_of(self._state))
+
+    def kept_copy(self, copy_id: str) -> TenantHandle:
+        """A handle on a kept copy: the tenant as the failed test saw it."""
+        return TenantHandle(self, kept.find(kept.folder_of(self._state), copy_id).record(self._state))
 
     def remove_tenant(self, slug: str, *, progress: Progress | None = None) -> None:
         self._state = live.remove_tenant(self._settings, self.name, slug, progress=progress or _quiet)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from driveops_env import builders, envdirs, orchestrator
+from driveops_env import builders, envdirs, kept, orchestrator
 from driveops_env.backends import CHOOSABLE, backend_class
 from driveops_env.errors import DriveopsEnvError, StateError
-from driveops_env.running import owner_gone
+from driveops_env.running import owner_gone, running_settings
 from driveops_env.settings import Settings
-from driveops_env.state import StateStore
+from driveops_env.state import EnvState, StateStore
 
 
 def collect(settings: Settings, *, dry_run: bool = False, progress: Callable[[str], None] = print) -> list[str]:
@@ -30,7 +30,10 @@ def collect(settings: Settings, *, dry_run: bool = False, progress: Callable[[st
                 _remove_unknown(settings, name)
                 store.delete(name)
             continue
-        if state is None or not owner_gone(state):
+        if state is None:
+            continue
+        if not owner_gone(state):
+            removed += _expired_copies(settings, state, dry_run=dry_run)
             continue
         removed.append(f"environment {name!r} ({state.backend}): owner gone")
         if not dry_run:
@@ -63,6 +66,22 @@ def _prune(settings: Settings, progress: Callable[[str], None]) -> list[str]:
     if pruned is None:
         progress(f"kept the cache's images and snapshots: an `up` used the cache for over {builders.PRUNE_WAIT:.0f} s")
     return pruned or []
+
+
+def _expired_copies(settings: Settings, state: EnvState, *, dry_run: bool) -> list[str]:
+    """A running environment's kept copies (``--driveops-keep-failed``) past their time, dropped; the
+    environment itself when a session kept it only for them and none is left."""
+    folder = kept.folder_of(state)
+    removed = [f"kept copy {c.id} of environment {state.name!r} (expired)" for c in kept.expired(folder)]
+    if dry_run or not removed:
+        return removed
+    running = running_settings(settings, state, check=False)
+    for copy in kept.expired(folder):
+        kept.drop(state, running, folder, copy)
+    if kept.only_for_copies(folder) and not kept.records(folder):
+        removed.append(f"environment {state.name!r} ({state.backend}): kept for copies that expired")
+        orchestrator.down(settings, state.name)
+    return removed
 
 
 def _remove_unknown(settings: Settings, name: str) -> None:

@@ -19,11 +19,13 @@ with ``-p no:driveops_env``.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
+from driveops_env.kept import KeptCopy
 from driveops_env.plugin import settings as plugin_settings
 from driveops_env.plugin.copies import TenantCopies, stores_of
 from driveops_env.plugin.fixtures import (
@@ -167,8 +169,33 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     if report.failed and call.when in ("setup", "call") and "_driveops_copy" in getattr(item, "fixturenames", ()):
-        report.sections.append(("driveops-env", _failure_section(item, call)))
+        kept = _keep(item)
+        report.sections.append(("driveops-env", "\n".join([*_kept_lines(item, kept), _failure_section(item, call)])))
+    if call.when == "teardown" and COPIES in item.config.stash:
+        copies_of(item.config).next_test()
     return report
+
+
+def _keep(item: pytest.Item) -> list[KeptCopy]:
+    """With --driveops-keep-failed, the copies the failed test used, kept (not restored)."""
+    session = session_of(item.config)
+    if not session.plugin.keep_failed or COPIES not in item.config.stash:
+        return []
+    try:
+        return copies_of(item.config).keep(item.nodeid)
+    except Exception as exc:  # the failure is reported whatever became of its copies
+        return [KeptCopy(f"(not kept: {exc})", "", "", item.nodeid, 0.0, 0.0)]
+
+
+def _kept_lines(item: pytest.Item, copies: list[KeptCopy]) -> list[str]:
+    session = session_of(item.config)
+    name = session.env.name if session.env else session.settings.name
+    lines = []
+    for copy in copies:
+        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(copy.expires))
+        how = f"driveops-env env --name {name} --copy {copy.id}"
+        lines.append(f"kept copy {copy.id} of tenant {copy.tenant!r} until {until}: {how}")
+    return lines
 
 
 def _failure_section(item: pytest.Item, call: pytest.CallInfo[None]) -> str:

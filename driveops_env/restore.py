@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -19,10 +20,11 @@ from typing import Any
 from driveops_env import timing
 from driveops_env.diagnosis import NO_SPACE, diagnose
 from driveops_env.errors import ServiceError, UsageError
+from driveops_env.kept import KeptCopy
 from driveops_env.running import services_of, sources_of, work_of
 from driveops_env.services import registry
 from driveops_env.services.base import COPY_TOKEN, Service
-from driveops_env.services.capabilities import Copied, Seeded, restored_per_test, seed_of
+from driveops_env.services.capabilities import Copied, KeepsCopies, Seeded, restored_per_test, seed_of
 from driveops_env.settings import Settings
 from driveops_env.state import EnvState, TenantRecord
 
@@ -153,6 +155,27 @@ class TenantCopy:
                 self.accesses[name] = service.restore(self.accesses[name], self._work(name))
 
         return run
+
+    def keep(self, test: str, hours: float) -> KeptCopy:
+        """The copies left as they are for ``hours`` (a failed test's): no longer this process's (never
+        restored or dropped by it); what its stores hold for them released."""
+        for name, service in self.services.items():
+            if isinstance(service, KeepsCopies):
+                service.keep_copy(self.accesses[name], self._work(name))
+        self._made = False
+        now = time.time()
+        stores = {n: asdict(a) for n, a in self.accesses.items()}
+        memo = {n: dict(m) for n, m in self.memo.items() if m}
+        return KeptCopy(
+            f"{self.original.slug}-{self.token}",
+            self.original.slug,
+            self.token,
+            test,
+            now,
+            now + hours * 3600,
+            stores,
+            memo,
+        )
 
     def drop(self) -> None:
         """Remove the copies (the environment outlives this process); one failing does not keep the others."""

@@ -174,6 +174,13 @@ class Settings:
         parse_bool,
         metavar="BOOL",
     )
+    keep_failed_hours: float = declare(
+        "Hours the copies a failed test used stay, with pytest --driveops-keep-failed, before gc drops them.",
+        lambda: 24.0,
+        "24",
+        Range(0, 8760, "a year: a copy kept longer is not a failed test's evidence any more", fraction=True),
+        metavar="HOURS",
+    )
     startup_timeout: float = declare(
         "Seconds a service may take to become ready.",
         lambda: 180.0,

@@ -101,8 +101,26 @@ def _tenant(env: Environment, slug: str | None) -> TenantHandle:
 def cmd_env(args: argparse.Namespace) -> int:
     env = environment(args)
     style = "dotnet" if args.format == "dotnet" else "plain"
-    print(envvars.render(_tenant(env, args.tenant).env_vars(style, network=args.network), args.format))
+    handle = env.kept_copy(args.copy) if args.copy else _tenant(env, args.tenant)
+    print(envvars.render(handle.env_vars(style, network=args.network), args.format))
     return 0
+
+
+def cmd_copies(args: argparse.Namespace) -> int:
+    copies = environment(args).kept_copies()
+    rows = [
+        [c.id, c.tenant, c.test, time.strftime("%Y-%m-%d %H:%M", time.localtime(c.created)), _until(c.expires)]
+        for c in copies
+    ]
+    output.table(("copy", "tenant", "failed test", "kept since", "until"), rows)
+    if not copies:
+        output.progress("no kept copy (pytest --driveops-keep-failed keeps those of failed tests)")
+    return 0
+
+
+def _until(moment: float) -> str:
+    said = time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
+    return f"{said} (expired: gc drops it)" if moment <= time.time() else said
 
 
 def _find_server(services: dict[str, ServiceRecord], name: str, tenant: str | None) -> ServiceRecord:
@@ -266,6 +284,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reset": cmd_reset,
     "tenant": cmd_tenant,
     "migrate": cmd_migrate,
+    "copies": cmd_copies,
     "export": cmd_export,
     "dashboard": cmd_dashboard,
     "gc": cmd_gc,

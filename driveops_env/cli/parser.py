@@ -168,7 +168,9 @@ def _tenant(commands: Commands, stores: Sequence[str]) -> None:
         help="dotenv (docker --env-file, $GITHUB_ENV), shell (eval), json, dotnet (the API's keys)",
     )
     p.add_argument("--network", action="store_true", help="the values a container on the environment's network uses")
+    p.add_argument("--copy", metavar="ID", help="the values of a copy a failed test left (see `copies`)")
     add_from(p)
+    commands.add("copies", "the copies failed tests left (pytest --driveops-keep-failed), until gc drops them")
     p = commands.add("token", "an access token of a tenant's user, alone on stdout")
     p.add_argument("--tenant", help="tenant slug (default: the first tenant)")
     p.add_argument("--user", help="user name (default: the first seeded user, e.g. admin@acme.test)")

@@ -3,6 +3,7 @@ that uses a store an earlier test dirtied, dropped at the end when the environme
 
 from __future__ import annotations
 
+import secrets
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,9 +11,11 @@ from typing import Any, NoReturn
 
 import pytest
 
+from driveops_env import kept
+from driveops_env.kept import KeptCopy
 from driveops_env.plugin.session import SessionEnvironment
 from driveops_env.restore import TenantCopy
-from driveops_env.services.base import Service
+from driveops_env.services.base import COPY_TOKEN, Service
 from driveops_env.services.capabilities import restored_per_test
 
 
@@ -35,13 +38,16 @@ class TenantCopies:
     copies: dict[str, TenantCopy] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
     restore_times: dict[str, list[float]] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # a new copy's name after one was kept
+    used: set[str] = field(default_factory=set)  # the tenants whose copies the current test uses
 
     def copy(self, slug: str) -> TenantCopy:
         env = self.session.environment()
         if slug not in env.tenants:
             env.add_tenants([slug], progress=self.session.progress)
         if slug not in self.copies:
-            copy = TenantCopy(env.state, slug, self.session.copy_token(), env.settings)
+            token = self.tokens.get(slug) or self.session.copy_token()
+            copy = TenantCopy(env.state, slug, token, env.settings)
             try:
                 copy.make()
             except Exception as exc:
@@ -53,6 +59,7 @@ class TenantCopies:
         """Undo what earlier tests wrote in the stores this test uses; ``fresh``: stores the test asked
         to get made again whatever happened before (a service's reset marker)."""
         copy = self.copy(slug)
+        self.used.add(slug)
         stale = tuple(s for s in stores if (slug, s) in self.dirty) + fresh
         if stale:
             try:
@@ -63,6 +70,26 @@ class TenantCopies:
                 self.restore_times.setdefault(store, []).append(seconds)
         self.dirty.update((slug, s) for s in stores)
         return copy
+
+    def keep(self, test: str) -> list[KeptCopy]:
+        """The copies the current test used, kept for later (it failed): recorded in the environment's
+        directory, no longer this process's; its next test of a tenant gets a new copy."""
+        env = self.session.environment()
+        found = []
+        for slug in sorted(self.used):
+            copy = self.copies.pop(slug, None)
+            if copy is None:
+                continue
+            kept_copy = copy.keep(test, env.settings.keep_failed_hours)
+            kept.save(kept.folder_of(env.state), kept_copy)
+            found.append(kept_copy)
+            worker = COPY_TOKEN.fullmatch(copy.token)
+            self.tokens[slug] = f"{worker.group(1) if worker else 'main'}_{secrets.token_hex(3)}"
+            self.dirty = {(s, store) for s, store in self.dirty if s != slug}
+        return found
+
+    def next_test(self) -> None:
+        self.used.clear()
 
     def fail_with_servers(self, slug: str, what: str) -> NoReturn:
         """Fail the test naming the tenant, the servers that are down and how to heal them."""
@@ -80,7 +107,7 @@ class TenantCopies:
 
     def drop(self) -> None:
         """Remove the copies when the environment outlives this process (shared, kept or reused)."""
-        keeps_running = not self.session.exclusive() or self.session.plugin.keep
+        keeps_running = not self.session.exclusive() or self.session.plugin.keep or bool(self.tokens)
         if not keeps_running:
             return
         for slug, copy in self.copies.items():

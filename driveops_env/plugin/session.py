@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from driveops_env import migrating
+from driveops_env import kept, migrating
 from driveops_env.environment import Environment
 from driveops_env.errors import DriveopsEnvError, UsageError
 from driveops_env.plugin import settings as plugin_settings
@@ -179,8 +179,23 @@ class SessionEnvironment:
         if self.plugin.keep:
             env.release()
             self._report(f"environment {env.name!r} kept running (driveops-env down --name {env.name})")
-        else:
+        elif not self._kept_for_copies(env):
             env.down()
+
+    def _kept_for_copies(self, env: Environment) -> bool:
+        """An environment that holds copies a failed test used stays up for them (``keep_failed``), until
+        ``gc`` drops the last one."""
+        folder = kept.folder_of(env.state)
+        if not self.plugin.keep_failed or not kept.records(folder):
+            return False
+        env.release()
+        kept.mark_only_for_copies(folder)
+        count = len(kept.records(folder))
+        self._report(
+            f"environment {env.name!r} kept running for {count} failed test(s)' copies: "
+            f"driveops-env copies --name {env.name}; gc stops it when they expire"
+        )
+        return True
 
     def controller_finish(self) -> None:
         """After every worker is done: down the environment the workers started for us (or keep it)."""
@@ -194,7 +209,7 @@ class SessionEnvironment:
             return
         if self.plugin.keep:
             env.release()
-        else:
+        elif not self._kept_for_copies(env):
             env.down()
 
     def _report(self, message: str) -> None:

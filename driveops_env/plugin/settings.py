@@ -34,6 +34,11 @@ class PluginSettings:
     keep: bool = option_types.switch(
         "Leave the environment running after the session (to inspect it, or to reuse it).",
     )
+    keep_failed: bool = option_types.switch(
+        "Keep the copies a failed test used (every store and its realm) instead of restoring them: the "
+        "failure's report says how to reach them, `driveops-env copies` lists them, gc drops them after "
+        "keep_failed_hours; an environment the session started stays up for them.",
+    )
     smoke: bool = option_types.switch(
         "Run the `driveops-env check` health checks as the session's tests, against the environment "
         "`driveops-env up` runs (same lookup as --driveops-reuse), the one --driveops-from describes, the "

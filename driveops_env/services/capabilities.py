@@ -11,6 +11,7 @@ plugin, the dashboard and the CLI ask ``isinstance(unit, Capability)`` for the o
 | ``KeepsBuilds`` | builds in the cache under a lock (one a killed run left is removed) | gc, up |
 | ``Prunes`` | what ``gc`` prunes of what it keeps in the cache (and on an engine) | gc |
 | ``HasConsole`` | an administration entry point worth printing | up, status |
+| ``KeepsCopies`` | leaves a test process's copy as it is for later (a failed test's) | the plugin |
 | ``Migrates`` | runs a team's migrations; applies pending ones to a running tenant | up, migrate, the plugin |
 """
 
@@ -120,4 +121,13 @@ class Migrates(Protocol):
     def migrate(self, access: Any, work: Work) -> float:
         """The pending migrations applied to a running tenant's store and to the seed it is restored
         to (its data kept); the seconds it took."""
+        ...
+
+
+@runtime_checkable
+class KeepsCopies(Protocol):
+    def keep_copy(self, access: Any, work: Work) -> None:
+        """A test process's copy left as it is, for later (a failed test's): what the process holds
+        for it (ready copies ahead) released, not the copy; what dropping it later needs noted in
+        ``work.memo`` (kept with it)."""
         ...

@@ -168,7 +168,7 @@ def test_teardown_stops_every_server_then_removes_the_state_and_reports_what_wou
     assert store.load("x") is None  # the state file goes: the next up sweeps by label and directory
 
 
-PLUGIN = PluginSettings(reuse=False, keep=False, smoke=False, from_file=None)
+PLUGIN = PluginSettings(reuse=False, keep=False, keep_failed=False, smoke=False, from_file=None)
 
 
 def _session(tmp_path: Path, worker: str | None = None, **cli: str) -> SessionEnvironment:

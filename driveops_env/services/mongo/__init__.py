@@ -210,6 +210,11 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
             admin.grant_database(admin.admin_access(work.servers[access.service]), copied, copied.database)
         return copied
 
+    def keep_copy(self, access: MongoAccess, work: Work) -> None:
+        found = self._pools.pop(str(work.token), None)  # its ready databases go; the one in use stays
+        if found is not None:
+            found.close(keep=access.database)
+
     def drop_copy(self, access: MongoAccess, work: Work) -> None:
         found = self._pools.pop(str(work.token), None)
         if found is not None:

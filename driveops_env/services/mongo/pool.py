@@ -33,6 +33,7 @@ class DatabasePool:
     ) -> None:
         self.base, self.server_admin, self.seed, self.reader = base, server_admin, seed, reader
         self._made = itertools.count()
+        self._kept: str | None = None  # the database in use, left as it is when the pool closes
         self._pool = ReadyPool(self.base.database, lambda: self._make(tenant), size, self._sweep)
 
     def take(self, used: str) -> tuple[str, str | None]:
@@ -41,13 +42,16 @@ class DatabasePool:
         self._pool.later(lambda: self._drop(used))
         return ready
 
-    def close(self) -> None:
+    def close(self, keep: str | None = None) -> None:
         """The thread stopped, the pool's databases and the copy's first one dropped (as the server's
-        administrator: a mongod's readWrite role drops no database)."""
+        administrator: a mongod's readWrite role drops no database); ``keep``: but that one (a failed
+        test's, kept)."""
+        self._kept = keep
         self._pool.close()
         if self.reader is not None:
             self.reader.close()
-        self._drop(self.base.database)
+        if self.base.database != keep:
+            self._drop(self.base.database)
 
     def _make(self, tenant: str) -> tuple[str, str | None]:
         name = f"{self.base.database}__r{next(self._made)}"
@@ -67,7 +71,8 @@ class DatabasePool:
     def _sweep(self) -> None:
         conn = admin.client(self.server_admin)
         try:
-            names = [n for n in conn.list_database_names() if n.startswith(f"{self.base.database}__")]
+            prefix = f"{self.base.database}__"
+            names = [n for n in conn.list_database_names() if n.startswith(prefix) and n != self._kept]
         finally:
             conn.close()
         for name in names:

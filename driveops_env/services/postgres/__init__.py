@@ -177,6 +177,11 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
     def copy(self, access: PostgresAccess, work: Work) -> PostgresAccess:
         return replace(access, database=f"{access.database}_{work.token}")
 
+    def keep_copy(self, access: PostgresAccess, work: Work) -> None:
+        found = self._pools.pop(access.database, None)  # its ready clones go; the copy stays
+        if found is not None:
+            found.close()
+
     def drop_copy(self, access: PostgresAccess, work: Work) -> None:
         found = self._pools.pop(access.database, None)
         if found is not None:

@@ -160,15 +160,28 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
             admin.set_acl_user(client, user)
         return replace(access, username=user.name, password=user.password, key_prefix=user.key_prefix)
 
+    def keep_copy(self, access: RedisAccess, work: Work) -> None:
+        """Its ready database released; its own leased to a holder no process is (``kept <token>``:
+        never taken over as stale), so it outlives this process until it is dropped."""
+        found = self._pools.pop(str(work.token), None)
+        if found is not None:
+            found.close(lease_owner(str(work.token)))
+        if access.username is None:
+            holder = f"kept {work.token}"
+            with AdminClient(work.servers[access.service], admin.LEASE_DB) as leases:
+                admin.hand_over_lease(leases, access.db, lease_owner(str(work.token)), holder)
+            work.memo["lease"] = holder
+
     def drop_copy(self, access: RedisAccess, work: Work) -> None:
         server = work.servers[access.service]
         found = self._pools.pop(str(work.token), None)
         if found is not None:
             found.close(lease_owner(str(work.token)))
         if access.username is None:
+            owner = work.memo.get("lease") or lease_owner(str(work.token))
             with AdminClient(server, access.db) as data, AdminClient(server, admin.LEASE_DB) as leases:
                 data.flushdb()
-                admin.release_database(leases, access.db, lease_owner(str(work.token)))
+                admin.release_database(leases, access.db, owner)
             return
         self.drop_tenant(access, work)
 

@@ -147,6 +147,13 @@ def claim_database(admin: Any, owner: str, stale: Callable[[str], bool]) -> int:
     raise ConnectionError(f"all {LEASE_DB - 1} logical databases of the Redis server are leased")
 
 
+def hand_over_lease(admin: Any, number: int, owner: str, holder: str) -> None:
+    """Database ``number``, leased by ``owner``, leased by ``holder`` from now on."""
+    key = f"driveops-env:lease:{number}"
+    if admin.get(key) == owner:
+        admin.set(key, holder)
+
+
 def release_database(admin: Any, number: int, owner: str) -> None:
     key = f"driveops-env:lease:{number}"
     if admin.get(key) == owner:
