@@ -42,12 +42,17 @@ def _copy_values(box: Sandbox, copy_id: str) -> dict[str, Any]:
     return dict(json.loads(printed.stdout))
 
 
-def test_a_failed_tests_copies_are_kept_then_dropped_by_gc(pytester: pytest.Pytester, box: Sandbox) -> None:
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_a_failed_tests_copies_are_kept_then_dropped_by_gc(
+    pytester: pytest.Pytester, box: Sandbox, workers: tuple[str, ...]
+) -> None:
     pytester.makepyfile(test_keep=TESTS)
-    result = run(pytester, "-p", "no:randomly", "--driveops-keep-failed", "--driveops-keep-failed-hours", "0")
+    options = ("--driveops-keep-failed", "--driveops-keep-failed-hours", "0")
+    result = run(pytester, "-p", "no:randomly", *workers, *options)
     result.assert_outcomes(passed=1, failed=1)
     said = "\n".join(result.outlines)
     found = re.search(r"kept copy (\S+) of tenant 'acme' until .*: driveops-env env --name \S+ --copy (\S+)", said)
+    assert said.count("kept copy ") == 1, said
     assert found is not None and found.group(1) == found.group(2), said
     copy_id = found.group(1)
     assert re.search(r"kept running for 1 failed test\(s\)' copies", said), said

@@ -217,7 +217,7 @@ def test_alembic_runs_once_per_history_and_every_tenant_gets_it(sandbox: Sandbox
 PER_TEST = """
 import pytest
 
-@pytest.mark.parametrize("n", range(20))
+@pytest.mark.parametrize("n", range(100))
 def test_each_sees_the_migrated_seed(n, tenant_pg):
     assert tenant_pg.execute("select version_num from alembic_version").fetchall() == [("0001",)]
     assert tenant_pg.execute("select count(*) from work_orders").fetchone() == (1,)
@@ -237,7 +237,7 @@ def test_each_test_of_two_processes_gets_the_migrated_seed(
     monkeypatch.setenv("DRIVEOPS_ENV_SERVICES", "postgres")
     box.services = "postgres"
     result = run(pytester, "-n", "2", "-p", "no:randomly")
-    result.assert_outcomes(passed=20)
+    result.assert_outcomes(passed=100)
     assert _runs(repo) == ["acme"]
 
 

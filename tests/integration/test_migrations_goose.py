@@ -16,7 +16,7 @@ import pytest
 from filelock import FileLock
 
 from driveops_env import paths, toolchains
-from tests.helpers import Sandbox
+from tests.helpers import Sandbox, run
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +114,28 @@ def test_goose_runs_once_for_two_tenants_and_only_the_added_file_later(
     with psycopg.connect(_dsn(sandbox, "beta")) as conn:
         assert conn.execute("select tenant, mileage from work_orders").fetchall() == [("beta", None)]
     assert sandbox.cli("down").returncode == 0
+
+
+PER_TEST = """
+import pytest
+
+@pytest.mark.parametrize("n", range(100))
+def test_each_sees_the_migrated_seed(n, tenant_pg):
+    assert tenant_pg.execute("select max(version_id) from goose_db_version").fetchone() == (1,)
+    assert tenant_pg.execute("select count(*) from work_orders").fetchone() == (1,)
+    tenant_pg.execute("insert into work_orders (tenant, title) values ('acme', 'test %d')" % n)
+    tenant_pg.execute("drop index work_orders_tenant")
+    tenant_pg.commit()
+"""
+
+
+@pytest.mark.local_only
+def test_a_hundred_tests_of_two_processes_each_get_the_goose_schema(
+    pytester: pytest.Pytester, box: Sandbox, goose: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _repository(pytester.path, goose)
+    pytester.makepyfile(test_orders=PER_TEST)
+    monkeypatch.setenv("DRIVEOPS_ENV_SERVICES", "postgres")
+    box.services = "postgres"
+    result = run(pytester, "-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=100)

@@ -142,7 +142,7 @@ def test_migrate_mongo_runs_once_and_every_restore_keeps_what_it_made(
 PER_TEST = """
 import pytest
 
-@pytest.mark.parametrize("n", range(6))
+@pytest.mark.parametrize("n", range(100))
 def test_each_sees_the_migrated_seed(n, tenant_mongo):
     assert tenant_mongo.changelog.count_documents({}) == 1
     assert "by_tenant" in tenant_mongo.work_orders.index_information()
@@ -161,4 +161,4 @@ def test_each_test_gets_the_migrated_mongo_seed(
     monkeypatch.setenv("DRIVEOPS_ENV_SERVICES", "postgres,mongo")
     box.services = "postgres,mongo"
     result = run(pytester, "-n", "2", "-p", "no:randomly")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=100)
