@@ -14,7 +14,7 @@ from driveops_env.diagnosis import diagnose
 from driveops_env.errors import DriveopsEnvError, ServiceError, UsageError
 from driveops_env.running import load_running, running_settings, services_of, sources_of, work_of
 from driveops_env.services.base import Work
-from driveops_env.services.capabilities import Migrates
+from driveops_env.services.capabilities import Migrates, seed_of
 from driveops_env.settings import Settings
 from driveops_env.state import EnvState, StateStore
 
@@ -56,14 +56,13 @@ def migrate(
             progress(f"environment {name!r}: the migrations did not change since it started; nothing to apply")
             return state, []
         progress(f"applying the pending migrations ({', '.join(sorted(changed))}) to environment {name!r}")
-        jobs = {
-            f"{slug}/{n}": _job(
-                n, s, s.load(record.stores[n]), work_of(state, record, None, sources_of(state, running))
-            )
-            for slug, record in state.tenants.items()
-            for n, s in stores.items()
-            if n in record.stores
-        }
+        sources = sources_of(state, running)
+        jobs = {}
+        for slug, record in state.tenants.items():
+            for n, s in ((n, s) for n, s in stores.items() if n in record.stores):
+                access = s.load(record.stores[n])
+                seed = seed_of(s, record.as_tenant(), sources, access)  # what its template is made of again
+                jobs[f"{slug}/{n}"] = _job(n, s, access, work_of(state, record, seed, sources))
         applied = []
         for key, took in timing.run_timed(jobs).items():
             tenant, service = key.split("/", 1)

@@ -298,7 +298,7 @@ def test_migrate_applies_a_new_revision_to_a_running_environment(sandbox: Sandbo
     assert migrated.returncode == 0, migrated.stderr
     said = migrated.stdout + migrated.stderr
     assert "acme" in said and "beta" in said and "migrated 2 store(s)" in said, said
-    assert len(_runs(repo)) == 1 + 4  # the first up's one run; each tenant's database and its seed
+    assert len(_runs(repo)) == 1 + 3  # the first up's run; each tenant's database; the new history once, for the seeds
     titles = _query(acme, "select title, mileage from work_orders order by id")
     assert titles == [("brake pads", None), ("written by hand", None)]  # migrated in place, data kept
     assert sandbox.cli("reset", "--tenant", "beta").returncode == 0
@@ -310,7 +310,7 @@ def test_migrate_applies_a_new_revision_to_a_running_environment(sandbox: Sandbo
 
     attached = sandbox.cli("up", "--tenants", "acme,beta")  # the environment says the new history now
     assert attached.returncode == 0, attached.stderr
-    assert len(_runs(repo)) == 5
+    assert len(_runs(repo)) == 4
     assert sandbox.cli("down").returncode == 0
     assert sandbox.leftovers() == []
 
@@ -339,7 +339,7 @@ def test_a_reused_environment_gets_the_pending_migrations(
     result = run(pytester, "--driveops-reuse", "-p", "no:randomly")
     result.assert_outcomes(passed=1)
     result.stdout.re_match_lines([r".*applying the pending migrations \(migrate-postgres\).*"])
-    assert len(_runs(repo)) == 1 + 2  # the up's run; the tenant's database and its seed
+    assert len(_runs(repo)) == 1 + 2  # the up's run; the tenant's database; the new history once, for its seed
     again = run(pytester, "--driveops-reuse", "-p", "no:randomly")  # migrated once: nothing more
     again.assert_outcomes(passed=1)
     assert len(_runs(repo)) == 3

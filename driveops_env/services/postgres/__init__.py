@@ -146,19 +146,20 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         return found
 
     def migrate(self, access: PostgresAccess, work: Work) -> float:
-        """The tenant's database migrated in place (its data kept), then its seed template: a clone of
-        it migrated and saved as the template, so a reset or a test's restore gets the new schema."""
+        """The tenant's database migrated in place (its data kept); its seed template made again from
+        the new history's state (built once for every tenant, from the previous one's when the history
+        grew) and the seed, so a reset or a test's restore gets the new schema."""
         info = admin.admin_conninfo(work.servers[access.service])
         argv = self.own.migrate_postgres
         took = migration.apply(self.settings, argv, work, access, append=False)
-        staging = f"{access.database}__migrating"
-        template = admin.seed_template_name(access.database)
-        admin.create_clone(info, template=template, name=staging, owner=access.user)
+        staging = replace(access, database=f"{access.database}__migrating")
+        admin.create_database(info, name=staging.database, owner=access.user)
         try:
-            took += migration.apply(self.settings, argv, work, replace(access, database=staging), append=True)
-            admin.save_seed_template(info, access.database, source=staging)
+            migration.run(self.settings, argv, work, staging, self.own.postgres_bin, append=True)
+            sql.apply_sql(staging.conninfo, work.seed, tenant=work.tenant.slug)
+            admin.save_seed_template(info, access.database, source=staging.database)
         finally:
-            admin.drop_database(info, staging)
+            admin.drop_database(info, staging.database)
         return took
 
     def restore(self, access: PostgresAccess, work: Work) -> PostgresAccess:

@@ -126,6 +126,11 @@ def clone_from_template(admin_info: str, *, template: str, target: str, owner: s
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(target)))
 
 
+def create_database(admin_info: str, *, name: str, owner: str) -> None:
+    """An empty database ``name`` (one of that name before is dropped first) only ``owner`` reaches."""
+    create_clone(admin_info, template="template0", name=name, owner=owner)
+
+
 def create_clone(admin_info: str, *, template: str, name: str, owner: str) -> None:
     """A new database ``name`` cloned from ``template`` (one of that name before is dropped first)."""
     import psycopg

@@ -53,15 +53,24 @@ def apply(settings: Settings, argv: tuple[str, ...], work: Work, found: Postgres
     return took
 
 
-def run(settings: Settings, argv: tuple[str, ...], work: Work, found: PostgresAccess, tools: Path | None) -> None:
+def run(
+    settings: Settings,
+    argv: tuple[str, ...],
+    work: Work,
+    found: PostgresAccess,
+    tools: Path | None,
+    *,
+    append: bool = False,
+) -> None:
     """``found``'s database migrated: from the cache, by the command once per key, or per tenant.
-    ``tools``: the configured server binaries' folder (pg_dump's is looked for there first)."""
+    ``tools``: the configured server binaries' folder (pg_dump's is looked for there first);
+    ``append``: the command's output after what the tenant's log holds."""
     migration = migrate.of(settings, argv)
     job = Job(migration, settings.name, work, found, migrate.log_of(settings, SERVICE, work.tenant.slug))
     major = dump.server_major(found.conninfo)
     folder = None if settings.migrate_per_tenant else dump.tools(tools, major)
     if folder is None:
-        job.command()
+        job.command(append=append)
         why = "migrate_per_tenant" if settings.migrate_per_tenant else f"no pg_dump {major} or newer was found"
         migrate.note(job.log, f"the command ran for this tenant ({why})")
         return
@@ -70,7 +79,7 @@ def run(settings: Settings, argv: tuple[str, ...], work: Work, found: PostgresAc
     kept = migrated.Kept(migrated.folder(settings.cache_dir, SERVICE), key, dump.SUFFIX)
     store = migrated.Tenant(
         job.tenant,
-        job.command,
+        lambda: job.command(append=append),
         lambda target: dump.save(folder, found, target, tenant=job.tenant),
         lambda source: dump.load(folder, found, source, tenant=job.tenant),
         job.log,
