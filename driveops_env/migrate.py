@@ -15,13 +15,14 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from driveops_env import envdirs, files, process
-from driveops_env.errors import StartupError, UsageError
+from driveops_env import envdirs, files, process, readiness
+from driveops_env.errors import ReadinessTimeoutError, StartupError, UsageError
 from driveops_env.settings import Settings
 
 # what the command does not inherit: the tool's own options and values, and whatever would point a
@@ -120,12 +121,14 @@ def run(
     tenant: str,
     secret: str,
     append: bool = False,
+    cancel: threading.Event | None = None,
 ) -> float:
     """Run the command for one tenant's store; its output goes to ``log`` (0600, a link refused;
     ``append``: after what is there).
     Returns how long it took; a command that is not there, fails or runs past its time is an error
     naming the tenant, the command, its exit code and its last lines (``secret`` masked there).
-    Whatever it left running in its process group is ended with it."""
+    Whatever it left running in its process group is ended with it, and so is the command when
+    ``cancel`` is set (Ctrl-C during ``up``)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | os.O_NOFOLLOW
     fd = os.open(log, flags, 0o600)
     with os.fdopen(fd, "wb") as out:
@@ -147,18 +150,43 @@ def run(
                 hint="install it, or give its path (migrate options take an argv list)",
             ) from None
         try:
-            return _wait(child, migration, log, service=service, tenant=tenant, secret=secret)
+            return _wait(child, migration, log, service=service, tenant=tenant, secret=secret, cancel=cancel)
         finally:
             _kill(child)
 
 
+class _Running(Exception):
+    """The command has not ended yet (what the wait polls)."""
+
+
+def _ended(child: subprocess.Popen[bytes]) -> int:
+    code = child.poll()
+    if code is None:
+        raise _Running
+    return code
+
+
 def _wait(
-    child: subprocess.Popen[bytes], migration: Migration, log: Path, *, service: str, tenant: str, secret: str
+    child: subprocess.Popen[bytes],
+    migration: Migration,
+    log: Path,
+    *,
+    service: str,
+    tenant: str,
+    secret: str,
+    cancel: threading.Event | None,
 ) -> float:
     started = time.monotonic()
     try:
-        code = child.wait(timeout=migration.timeout)
-    except subprocess.TimeoutExpired:
+        code = readiness.wait_until(
+            lambda: _ended(child),
+            timeout=migration.timeout,
+            service=service,
+            tenant=tenant,
+            cancel=cancel,
+            max_interval=0.1,
+        )
+    except ReadinessTimeoutError:
         raise StartupError(
             f"the migration {migration.command!r} did not end within {migration.timeout:g} s",
             service=service,

@@ -154,6 +154,6 @@ class StartPlan:
         record = self.launch.server(key)
         seed = self.what.seeds[service.name][tenant.slug]
         work = Work(tenant, self.what.isolation, seed, self.launch.servers(), sources=self.what.sources)
-        work.staged = self._staged.get(key)
+        work.staged, work.cancel = self._staged.get(key), self.ctx.cancel
         self.launch.set_access(tenant.slug, service.name, service.setup(work, record))
         return None

@@ -12,6 +12,7 @@ iterate the registry (:mod:`.registry`) and name no service.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,7 @@ class Work:
     memo: dict[str, str] = field(default_factory=dict)  # the service's notes since the last restore
     sources: Sources | None = None  # to render a seed again (a copy's own realm)
     staged: Any = None  # what the plan's stage step made for the store's server (a ``Staged`` service)
+    cancel: threading.Event | None = None  # set when the start-up is cancelled (Ctrl-C): long work ends
 
 
 @dataclass(frozen=True)

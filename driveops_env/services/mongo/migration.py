@@ -40,10 +40,12 @@ def run(settings: Settings, argv: tuple[str, ...], work: Work, found: MongoAcces
     migration = migrate.of(settings, argv)
     log = migrate.log_of(settings, SERVICE, work.tenant.slug)
     values = envvars.identity(settings.name, work.tenant) | found.env("plain")
-    said = {"service": SERVICE, "tenant": work.tenant.slug, "secret": found.password}
+    tenant, secret = work.tenant.slug, found.password
 
     def command() -> float:
-        return migrate.run(migration, values, log, append=append, **said)
+        return migrate.run(
+            migration, values, log, service=SERVICE, tenant=tenant, secret=secret, append=append, cancel=work.cancel
+        )
 
     kept, manifest = kept_of(settings, argv, work.tenant.slug)
     store = migrated.Tenant(
@@ -106,7 +108,9 @@ def apply(settings: Settings, argv: tuple[str, ...], work: Work, found: MongoAcc
     migration = migrate.of(settings, argv)
     log = migrate.log_of(settings, SERVICE, work.tenant.slug)
     values = envvars.identity(settings.name, work.tenant) | found.env("plain")
-    took = migrate.run(migration, values, log, service=SERVICE, tenant=work.tenant.slug, secret=found.password)
+    took = migrate.run(
+        migration, values, log, service=SERVICE, tenant=work.tenant.slug, secret=found.password, cancel=work.cancel
+    )
     migrate.note(log, f"pending migrations applied to {found.database} in {took:.2f} s")
     kept, _ = kept_of(settings, argv, work.tenant.slug)
     if not kept.ready():

@@ -36,8 +36,16 @@ class Job:
         values = envvars.identity(self.env_name, self.work.tenant) | self.found.env("plain")
         values["DATABASE_URL"] = self.found.dsn  # what dbmate, node-pg-migrate and Prisma read
         secret, tenant = self.found.password, self.tenant
+        cancel = self.work.cancel
         return migrate.run(
-            self.migration, values, self.log, service=SERVICE, tenant=tenant, secret=secret, append=append
+            self.migration,
+            values,
+            self.log,
+            service=SERVICE,
+            tenant=tenant,
+            secret=secret,
+            append=append,
+            cancel=cancel,
         )
 
 
