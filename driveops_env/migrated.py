@@ -15,16 +15,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
-from driveops_env import builders, files, migrate
-from driveops_env.errors import StartupError
+from driveops_env import builders, files, migrate, process, readiness
+from driveops_env.errors import ReadinessTimeoutError, StartupError
 
 KEEP = 3  # states kept per repository (the folder a command runs in), the most recently used
 MANIFEST = ".json"
@@ -54,24 +55,54 @@ class Kept:
     def ready(self) -> bool:
         return self.state.is_file() and self.manifest.is_file()
 
+    @property
+    def failed(self) -> Path:
+        """Written when the build failed: who failed, so the other tenants of that run do not try again."""
+        return self.folder / f".{self.key}.failed"
+
     @contextlib.contextmanager
-    def building(self, timeout: float, *, service: str, tenant: str) -> Iterator[None]:
-        """Held while one tenant runs the command and saves its state; the others wait here, then load it."""
+    def building(
+        self, timeout: float, *, service: str, tenant: str, cancel: threading.Event | None = None
+    ) -> Iterator[None]:
+        """Held while one tenant runs the command and saves its state; the others wait here (``cancel``
+        ends the wait), then load it, or fail at once when it failed in this very run."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         guard = FileLock(str(builders.lock_of(self.state)))
         try:
-            guard.acquire(timeout=timeout)
-        except Timeout:
+            readiness.wait_until(
+                lambda: guard.acquire(timeout=0), timeout=timeout, service=service, tenant=tenant, cancel=cancel
+            )
+        except ReadinessTimeoutError:
             raise StartupError(
                 f"another run has been migrating key {self.key} for {timeout:g} s",
                 service=service,
                 tenant=tenant,
-                hint=f"wait for it, or remove {builders.lock_of(self.state)} if no driveops-env runs",
+                hint="wait for it (`driveops-env status` of the other environments), then run up again",
             ) from None
         try:
+            self._not_failed_here(service, tenant)
+        except StartupError:
+            guard.release()
+            raise
+        try:
             yield
+        except BaseException:
+            files.write_private(self.failed, f"{_me()} {tenant}".encode())
+            raise
         finally:
             guard.release()
+
+    def _not_failed_here(self, service: str, tenant: str) -> None:
+        with contextlib.suppress(OSError):
+            me, _, who = self.failed.read_text().rpartition(" ")
+            if me == _me():
+                raise StartupError(
+                    f"the migration of key {self.key} failed for tenant {who} in this run",
+                    service=service,
+                    tenant=tenant,
+                    hint=f"its last lines are above; `driveops-env logs migrate --tenant {who}` has them all",
+                )
+            self.failed.unlink()  # another run's: this one tries again
 
     def save(self, manifest: Mapping[str, Any]) -> None:
         """The manifest written last: a state without one (a run killed while saving) is not ready."""
@@ -93,11 +124,20 @@ class Tenant:
     log: Path
 
 
-def once(kept: Kept, manifest: Mapping[str, Any], store: Tenant, *, service: str, timeout: float) -> None:
+def once(
+    kept: Kept,
+    manifest: Mapping[str, Any],
+    store: Tenant,
+    *,
+    service: str,
+    timeout: float,
+    cancel: threading.Event | None = None,
+) -> None:
     """``store`` brought to ``kept``'s state: loaded when another tenant (or an earlier ``up``) built
-    it, else built here, holding the key's lock (the other tenants wait for it, then load it)."""
+    it, else built here, holding the key's lock (the other tenants wait for it, then load it).
+    ``timeout``: the command's; the wait for another's build allows it twice and a minute more."""
     if not kept.ready():
-        with kept.building(timeout, service=service, tenant=store.slug):
+        with kept.building(2 * timeout + 60, service=service, tenant=store.slug, cancel=cancel):
             if not kept.ready():
                 _build(kept, manifest, store)
                 return
@@ -121,8 +161,15 @@ def _build(kept: Kept, manifest: Mapping[str, Any], store: Tenant) -> None:
     migrate.note(store.log, f"the command ran once for key {kept.key}, {start}, in {took:.2f} s; saved to {kept.state}")
 
 
-def manifest_of(command: str, cwd: Path, found: Mapping[str, str]) -> dict[str, Any]:
-    return {"command": command, "cwd": str(cwd), "files": dict(found)}
+def _me() -> str:
+    """This process, as the failed marker names it: its id and start time."""
+    return f"{os.getpid()}:{process.start_time_of(os.getpid())}"
+
+
+def manifest_of(command: str, cwd: Path, found: Mapping[str, str], scope: str = "") -> dict[str, Any]:
+    """What a state was built from; ``scope``: what else its key says (a server's major version, a
+    tenant of its own): a state of another scope is never a grown history's start."""
+    return {"command": command, "cwd": str(cwd), "files": dict(found), "scope": scope}
 
 
 def grown_from(kept: Kept, manifest: Mapping[str, Any]) -> Kept | None:
@@ -139,7 +186,11 @@ def grown_from(kept: Kept, manifest: Mapping[str, Any]) -> Kept | None:
 
 
 def _grew(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
-    if (earlier.get("command"), earlier.get("cwd")) != (now["command"], now["cwd"]):
+    if (earlier.get("command"), earlier.get("cwd"), earlier.get("scope", "")) != (
+        now["command"],
+        now["cwd"],
+        now.get("scope", ""),
+    ):
         return False
     before, after = earlier.get("files"), now["files"]
     return isinstance(before, dict) and len(after) > len(before) and all(after.get(k) == v for k, v in before.items())

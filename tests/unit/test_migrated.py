@@ -80,3 +80,31 @@ def test_gc_removes_every_state_of_a_repository_that_is_gone(tmp_path: Path) -> 
     _kept(tmp_path / "states", "gone", {}, cwd=str(tmp_path / "removed-repository"))
     _kept(tmp_path / "states", "here", {}, cwd=str(tmp_path))
     assert migrated.prune(tmp_path / "states", ".pgdump") == [f"migrated state {tmp_path / 'states' / 'gone.pgdump'}"]
+
+
+def test_a_state_of_another_scope_is_never_the_start(tmp_path: Path) -> None:
+    kept = migrated.Kept(tmp_path, "a", ".pgdump")
+    tmp_path.mkdir(exist_ok=True)
+    kept.state.write_bytes(b"state")
+    kept.save(migrated.manifest_of(COMMAND, Path("/"), {"v/1.py": "11"}, "pg16"))
+    grown = {"v/1.py": "11", "v/2.py": "22"}
+    target = migrated.Kept(tmp_path, "b", ".pgdump")
+    assert migrated.grown_from(target, migrated.manifest_of(COMMAND, Path("/"), grown, "pg15")) is None
+    assert migrated.grown_from(target, migrated.manifest_of(COMMAND, Path("/"), grown, "pg16")) == kept
+
+
+def test_a_build_that_failed_in_this_run_is_not_run_again_by_the_other_tenants(tmp_path: Path) -> None:
+    import pytest
+
+    from driveops_env.errors import StartupError
+
+    kept = migrated.Kept(tmp_path, "k", ".pgdump")
+    with pytest.raises(RuntimeError), kept.building(5, service="postgres", tenant="acme"):
+        raise RuntimeError("the migration failed")
+    refused = pytest.raises(StartupError, match="failed for tenant acme in this run")
+    with refused, kept.building(5, service="postgres", tenant="beta"):
+        pass
+    kept.failed.write_text("1:1 acme")  # another run's failure: this run tries again
+    with kept.building(5, service="postgres", tenant="beta"):
+        pass
+    assert not kept.failed.exists()

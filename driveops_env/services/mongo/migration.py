@@ -32,7 +32,8 @@ def kept_of(settings: Settings, argv: tuple[str, ...], tenant: str) -> tuple[mig
     inputs = migrate.files_of(migration)
     key = migrate.key_of(migration.command, inputs) + (f".{tenant}" if settings.migrate_per_tenant else "")
     kept = migrated.Kept(migrated.folder(settings.cache_dir, SERVICE), key, SUFFIX)
-    return kept, migrated.manifest_of(migration.command, migration.cwd, inputs)
+    scope = tenant if settings.migrate_per_tenant else ""
+    return kept, migrated.manifest_of(migration.command, migration.cwd, inputs, scope)
 
 
 def run(settings: Settings, argv: tuple[str, ...], work: Work, found: MongoAccess, *, append: bool = False) -> None:
@@ -51,7 +52,7 @@ def run(settings: Settings, argv: tuple[str, ...], work: Work, found: MongoAcces
     store = migrated.Tenant(
         work.tenant.slug, command, lambda target: export(found, target), lambda source: load(found, source), log
     )
-    migrated.once(kept, manifest, store, service=SERVICE, timeout=settings.startup_timeout)
+    migrated.once(kept, manifest, store, service=SERVICE, timeout=settings.startup_timeout, cancel=work.cancel)
 
 
 def seed(settings: Settings, argv: tuple[str, ...], tenant: str, collections: Iterable[MongoCollection]) -> Any:

@@ -92,5 +92,5 @@ def run(
         lambda source: dump.load(folder, found, source, tenant=job.tenant),
         job.log,
     )
-    manifest = migrated.manifest_of(migration.command, migration.cwd, inputs)
-    migrated.once(kept, manifest, store, service=SERVICE, timeout=settings.startup_timeout)
+    manifest = migrated.manifest_of(migration.command, migration.cwd, inputs, f"pg{major}")
+    migrated.once(kept, manifest, store, service=SERVICE, timeout=settings.startup_timeout, cancel=work.cancel)
