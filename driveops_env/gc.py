@@ -33,7 +33,7 @@ def collect(settings: Settings, *, dry_run: bool = False, progress: Callable[[st
         if state is None:
             continue
         if not owner_gone(state):
-            removed += _expired_copies(settings, state, dry_run=dry_run)
+            removed += _expired_copies(settings, state, dry_run=dry_run, progress=progress)
             continue
         removed.append(f"environment {name!r} ({state.backend}): owner gone")
         if not dry_run:
@@ -68,7 +68,9 @@ def _prune(settings: Settings, progress: Callable[[str], None]) -> list[str]:
     return pruned or []
 
 
-def _expired_copies(settings: Settings, state: EnvState, *, dry_run: bool) -> list[str]:
+def _expired_copies(
+    settings: Settings, state: EnvState, *, dry_run: bool, progress: Callable[[str], None]
+) -> list[str]:
     """A running environment's kept copies (``--driveops-keep-failed``) past their time, dropped; the
     environment itself when a session kept it only for them and none is left."""
     folder = kept.folder_of(state)
@@ -77,7 +79,11 @@ def _expired_copies(settings: Settings, state: EnvState, *, dry_run: bool) -> li
         return removed
     running = running_settings(settings, state, check=False)
     for copy in kept.expired(folder):
-        kept.drop(state, running, folder, copy)
+        try:
+            kept.drop(state, running, folder, copy)
+        except Exception as exc:  # a server that is down: said, and the rest of gc goes on
+            removed.remove(f"kept copy {copy.id} of environment {state.name!r} (expired)")
+            progress(f"could not drop kept copy {copy.id} of environment {state.name!r}: {exc}")
     if kept.only_for_copies(folder) and not kept.records(folder):
         removed.append(f"environment {state.name!r} ({state.backend}): kept for copies that expired")
         orchestrator.down(settings, state.name)

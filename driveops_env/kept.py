@@ -35,6 +35,10 @@ class KeptCopy:
 
     def record(self, state: EnvState) -> TenantRecord:
         """The tenant as the failed test saw it: its stores are the kept copies."""
+        if self.tenant not in state.tenants:
+            raise UsageError(
+                f"kept copy {self.id}: tenant {self.tenant!r} was removed", hint="`driveops-env gc` drops it"
+            )
         return replace(state.tenants[self.tenant], stores=self.stores)
 
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 
-from driveops_env.kept import KeptCopy
 from driveops_env.plugin import settings as plugin_settings
 from driveops_env.plugin.copies import TenantCopies, stores_of
 from driveops_env.plugin.fixtures import (
@@ -170,25 +169,22 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = yield
     if report.failed and call.when in ("setup", "call") and "_driveops_copy" in getattr(item, "fixturenames", ()):
         kept = _keep(item)
-        report.sections.append(("driveops-env", "\n".join([*_kept_lines(item, kept), _failure_section(item, call)])))
+        report.sections.append(("driveops-env", "\n".join([*kept, _failure_section(item, call)])))
     if call.when == "teardown" and COPIES in item.config.stash:
         copies_of(item.config).next_test()
     return report
 
 
-def _keep(item: pytest.Item) -> list[KeptCopy]:
-    """With --driveops-keep-failed, the copies the failed test used, kept (not restored)."""
+def _keep(item: pytest.Item) -> list[str]:
+    """With --driveops-keep-failed, the copies the failed test used, kept (not restored): how to reach
+    each, or why none was kept."""
     session = session_of(item.config)
     if not session.plugin.keep_failed or COPIES not in item.config.stash:
         return []
     try:
-        return copies_of(item.config).keep(item.nodeid)
+        copies = copies_of(item.config).keep(item.nodeid)
     except Exception as exc:  # the failure is reported whatever became of its copies
-        return [KeptCopy(f"(not kept: {exc})", "", "", item.nodeid, 0.0, 0.0)]
-
-
-def _kept_lines(item: pytest.Item, copies: list[KeptCopy]) -> list[str]:
-    session = session_of(item.config)
+        return [f"its copies were not kept: {exc}"]
     name = session.env.name if session.env else session.settings.name
     lines = []
     for copy in copies:

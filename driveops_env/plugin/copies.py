@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import pytest
 
 from driveops_env import kept
+from driveops_env.errors import UsageError
 from driveops_env.kept import KeptCopy
 from driveops_env.plugin.session import SessionEnvironment
 from driveops_env.restore import TenantCopy
@@ -75,13 +76,16 @@ class TenantCopies:
         """The copies the current test used, kept for later (it failed): recorded in the environment's
         directory, no longer this process's; its next test of a tenant gets a new copy."""
         env = self.session.environment()
+        if not env.state.data_dir:
+            raise UsageError("a descriptor's environment (another machine's) keeps no copy here", hint="")
         found = []
         for slug in sorted(self.used):
-            copy = self.copies.pop(slug, None)
+            copy = self.copies.get(slug)
             if copy is None:
                 continue
             kept_copy = copy.keep(test, env.settings.keep_failed_hours)
             kept.save(kept.folder_of(env.state), kept_copy)
+            del self.copies[slug]  # once kept: a copy that could not be stays this process's, dropped at the end
             found.append(kept_copy)
             worker = COPY_TOKEN.fullmatch(copy.token)
             self.tokens[slug] = f"{worker.group(1) if worker else 'main'}_{secrets.token_hex(3)}"
@@ -107,7 +111,8 @@ class TenantCopies:
 
     def drop(self) -> None:
         """Remove the copies when the environment outlives this process (shared, kept or reused)."""
-        keeps_running = not self.session.exclusive() or self.session.plugin.keep or bool(self.tokens)
+        plugin = self.session.plugin
+        keeps_running = not self.session.exclusive() or plugin.keep or plugin.keep_failed  # may stay for kept ones
         if not keeps_running:
             return
         for slug, copy in self.copies.items():

@@ -122,6 +122,11 @@ def test_migrate_mongo_runs_once_and_every_restore_keeps_what_it_made(
     acme.settings.drop()
     assert sandbox.cli("reset", "--tenant", "acme").returncode == 0
     _migrated_and_seeded(acme, "acme")  # the seed a reset refills holds what the migration made
+    pending = tmp_path / "migrations" / "20260101500000-pending.js"
+    pending.write_text(SECOND)  # on disk, not applied: a restore keeps what the tenant was set up with
+    assert sandbox.cli("reset", "--tenant", "acme").returncode == 0
+    _migrated_and_seeded(acme, "acme")
+    pending.unlink()
     assert sandbox.cli("down").returncode == 0
 
     again = sandbox.cli("up", "--tenants", "acme,beta")  # a known history: migrate-mongo does not run

@@ -128,7 +128,7 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         collections = seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)
         if not self.own.migrate_mongo:
             return collections
-        return migration.seed(self.settings, self.own.migrate_mongo, tenant.slug, collections)
+        return migration.seed(self.settings, tenant.slug, collections)
 
     def stage(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> server.Storage:
         """Locally, the tenant's user (a PostgreSQL role FerretDB passes logins through to) and
@@ -220,11 +220,8 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         if found is not None:
             found.close()  # every database the copy had
             return
-        conn = admin.client(access)
-        try:
-            conn.drop_database(access.database)
-        finally:
-            conn.close()
+        record = work.servers[access.service]  # as the server's administrator: a mongod's readWrite drops none
+        admin.drop_database(access if access.auth_mechanism == "PLAIN" else admin.admin_access(record), access.database)
 
     def drop_tenant(self, access: MongoAccess, work: Work) -> None:
         """Its server goes with the tenant; FerretDB's database and roles on a PostgreSQL that stays go too."""

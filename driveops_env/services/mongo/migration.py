@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from driveops_env import envvars, files, migrate, migrated
-from driveops_env.errors import TemplateError
+from driveops_env import envdirs, envvars, files, migrate, migrated
+from driveops_env.errors import StartupError, TemplateError
 from driveops_env.services.base import Work
 from driveops_env.services.mongo import admin
 from driveops_env.services.mongo.access import MongoAccess
@@ -53,12 +53,25 @@ def run(settings: Settings, argv: tuple[str, ...], work: Work, found: MongoAcces
         work.tenant.slug, command, lambda target: export(found, target), lambda source: load(found, source), log
     )
     migrated.once(kept, manifest, store, service=SERVICE, timeout=settings.startup_timeout, cancel=work.cancel)
+    _settle(settings, kept, work.tenant.slug)
 
 
-def seed(settings: Settings, argv: tuple[str, ...], tenant: str, collections: Iterable[MongoCollection]) -> Any:
-    """The seed a restore refills: the key's migrated state (once built) under the seed files' collections."""
-    kept, _ = kept_of(settings, argv, tenant)
-    state = read(kept.state, tenant) if kept.ready() else ()
+def _here(settings: Settings, tenant: str) -> Path:
+    """The state a tenant's restores refill, in the environment's directory: the key it was set up
+    (or last migrated) with, whatever the cache or the history on disk hold later."""
+    return envdirs.env_dir(settings, settings.name) / "migrated" / f"{SERVICE}.{tenant}.json"
+
+
+def _settle(settings: Settings, kept: migrated.Kept, tenant: str) -> None:
+    target = _here(settings, tenant)
+    target.parent.mkdir(mode=0o700, exist_ok=True)
+    files.write_private(target, files.read_bytes(kept.state, "migrated state", limit=files.limit_bytes()))
+
+
+def seed(settings: Settings, tenant: str, collections: Iterable[MongoCollection]) -> Any:
+    """The seed a restore refills: the tenant's migrated state (once set up) under the seed files' collections."""
+    here = _here(settings, tenant)
+    state = read(here, tenant) if here.is_file() else ()
     by_name = {c.name: c for c in state}
     for extra in collections:
         before = by_name.get(extra.name)
@@ -81,14 +94,24 @@ def export(found: MongoAccess, target: Path) -> None:
         for name in sorted(database.list_collection_names()):
             found_indexes = database[name].index_information().items()
             documents = json_util.dumps(list(database[name].find({})), json_options=json_util.CANONICAL_JSON_OPTIONS)
-            indexes = [_index(n, info) for n, info in found_indexes if n != "_id_"]
+            indexes = [_index(name, n, info) for n, info in found_indexes if n != "_id_"]
             state[name] = {"indexes": indexes, "documents": json.loads(documents)}  # the seed files' form
     finally:
         conn.close()
     files.write_private(target, json.dumps(state).encode())
 
 
-def _index(name: str, info: dict[str, Any]) -> dict[str, Any]:
+def _index(collection: str, name: str, info: dict[str, Any]) -> dict[str, Any]:
+    """An index as the seed files write it: keys, name, unique (what FerretDB has); anything more
+    (a TTL, a partial filter, text weights) cannot be carried to the other tenants, and is said."""
+    extra = sorted(set(info) - {"key", "v", "unique", "ns"})
+    if extra:
+        raise StartupError(
+            f"index {name!r} of collection {collection!r} has option(s) {', '.join(extra)} the migrated state "
+            "cannot carry to the other tenants",
+            service=SERVICE,
+            hint="keep to keys, name and unique in migrations (what FerretDB supports as well)",
+        )
     return {"keys": dict(info["key"]), "name": name, "unique": bool(info.get("unique", False))}
 
 
@@ -114,7 +137,9 @@ def apply(settings: Settings, argv: tuple[str, ...], work: Work, found: MongoAcc
     )
     migrate.note(log, f"pending migrations applied to {found.database} in {took:.2f} s")
     kept, _ = kept_of(settings, argv, work.tenant.slug)
-    if not kept.ready():
+    if kept.ready():
+        _settle(settings, kept, work.tenant.slug)
+    else:
         admin.drop_all(scratch)
         run(settings, argv, work, scratch, append=True)
     return took
