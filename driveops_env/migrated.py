@@ -26,6 +26,7 @@ from filelock import FileLock
 
 from driveops_env import builders, files, migrate, process, readiness
 from driveops_env.errors import ReadinessTimeoutError, StartupError
+from driveops_env.settings import Settings
 
 KEEP = 3  # states kept per repository (the folder a command runs in), the most recently used
 MANIFEST = ".json"
@@ -183,6 +184,27 @@ def grown_from(kept: Kept, manifest: Mapping[str, Any]) -> Kept | None:
         if _grew(earlier, manifest):
             candidates.append((other.state.stat().st_mtime, other))
     return max(candidates, key=lambda pair: pair[0])[1] if candidates else None
+
+
+def grew_since(settings: Settings, argv: tuple[str, ...], service: str, earlier: object) -> bool:
+    """Whether ``service``'s history (``argv`` and the inputs on disk now) only grew since the key
+    ``earlier`` an environment recorded (True without one: nothing to compare)."""
+    if not earlier or not argv:
+        return True
+    found = migrate.of(settings, argv)
+    now = manifest_of(found.command, found.cwd, migrate.files_of(found))
+    return only_grew(folder(settings.cache_dir, service), str(earlier), now)
+
+
+def only_grew(folder: Path, earlier_key: str, now: Mapping[str, Any]) -> bool:
+    """Whether the history of ``earlier_key`` (a key an environment was set up with) is a start of
+    ``now``'s (files only added, same command): what a migration tool can apply; True when no state of
+    that key is kept any more (nothing to compare with)."""
+    for path in sorted(folder.glob(f"{earlier_key}*{MANIFEST}")):
+        earlier = _read(path)
+        if earlier is not None:
+            return _grew({**earlier, "scope": ""}, {**now, "scope": ""}) or earlier.get("files") == now["files"]
+    return True
 
 
 def _grew(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> bool:

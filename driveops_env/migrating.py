@@ -55,6 +55,13 @@ def migrate(
         if not changed:
             progress(f"environment {name!r}: the migrations did not change since it started; nothing to apply")
             return state, []
+        edited = [n for n, s in stores.items() if not s.migration_grew(state.fingerprint)]
+        if edited:
+            raise UsageError(
+                f"the migrations of {', '.join(edited)} changed since environment {name!r} started, not only "
+                "grew: a tool applies no edited or removed revision to a running store",
+                hint=f"`driveops-env up --name {name} --recreate` starts the tenants again on the new history",
+            )
         progress(f"applying the pending migrations ({', '.join(sorted(changed))}) to environment {name!r}")
         sources = sources_of(state, running)
         jobs = {}

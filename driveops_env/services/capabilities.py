@@ -118,6 +118,11 @@ class Migrates(Protocol):
         """The fingerprint entries of the store's migrations as its inputs are now ({}: none set)."""
         ...
 
+    def migration_grew(self, recorded: Mapping[str, Any]) -> bool:
+        """Whether the history only grew since the fingerprint ``recorded`` (files added: what a tool
+        can apply to a running store; an edited or removed revision it cannot)."""
+        ...
+
     def migrate(self, access: Any, work: Work) -> float:
         """The pending migrations applied to a running tenant's store and to the seed it is restored
         to (its data kept); the seconds it took."""

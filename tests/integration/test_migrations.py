@@ -311,6 +311,11 @@ def test_migrate_applies_a_new_revision_to_a_running_environment(sandbox: Sandbo
     attached = sandbox.cli("up", "--tenants", "acme,beta")  # the environment says the new history now
     assert attached.returncode == 0, attached.stderr
     assert len(_runs(repo)) == 4
+
+    _revision(repo, "0002", "0001", '    op.add_column("work_orders", sa.Column("odometer", sa.Integer))')
+    edited = sandbox.cli("migrate")  # a revision edited, not added: no tool applies that to a running store
+    assert edited.returncode == 2 and "not only grew" in edited.stderr and "--recreate" in edited.stderr
+    assert len(_runs(repo)) == 4
     assert sandbox.cli("down").returncode == 0
     assert sandbox.leftovers() == []
 

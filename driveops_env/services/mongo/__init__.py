@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from driveops_env import migrate
+from driveops_env import migrate, migrated
 from driveops_env.errors import StartupError
 from driveops_env.images import ready as ready_image
 from driveops_env.option_types import READY_COPIES, declare, parse_argv, parse_bool
@@ -96,6 +96,9 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
             return Preparation(self.own.image_mongo, self.migration_key(), found=ready)  # the initialised image
         binary = ferretdb.build(self.settings.cache_dir, ferretdb.DEFAULT_VERSION, ctx.progress)
         return Preparation(f"FerretDB {ferretdb.DEFAULT_VERSION}", self.migration_key(), found=binary)
+
+    def migration_grew(self, recorded: Mapping[str, Any]) -> bool:
+        return migrated.grew_since(self.settings, self.own.migrate_mongo, self.name, recorded.get("migrate-mongo"))
 
     def migration_key(self) -> dict[str, str]:
         """The migrations' key in the environment's fingerprint (a change starts it again); checked."""

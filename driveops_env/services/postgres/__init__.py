@@ -107,6 +107,11 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         found = Local(bin_dir, template, ctx.env_dir, ctx.run_as)
         return Preparation(local.server_version(bin_dir), finger, found=found)
 
+    def migration_grew(self, recorded: Mapping[str, Any]) -> bool:
+        return migrated.grew_since(
+            self.settings, self.own.migrate_postgres, self.name, recorded.get("migrate-postgres")
+        )
+
     def migration_key(self) -> dict[str, str]:
         """The migrations' key in the environment's fingerprint (a change starts it again); checked."""
         if not self.own.migrate_postgres:
