@@ -35,6 +35,7 @@ from driveops_env import (
     render,
     restore,
     running,
+    snapshotting,
 )
 from driveops_env.backends import Backend, create_backend
 from driveops_env.errors import UsageError
@@ -295,6 +296,16 @@ class Environment:
         migrate``): what ran, per tenant and store; [] when the history did not change."""
         self._state, applied = migrating.migrate(self._settings, self.name, progress=progress or _quiet)
         return applied
+
+    def snapshot_save(self, tenant: str, target: Path, *, mask: bool = False) -> snapshotting.Done:
+        """Tenant ``tenant``'s data in every store written to ``target`` (``snapshot save``)."""
+        return snapshotting.save(self._settings, self.name, tenant, target, mask=mask)
+
+    def snapshot_load(self, source: Path, tenant: str | None = None, *, force: bool = False) -> snapshotting.Done:
+        """A snapshot file's data in place of ``tenant``'s (default: the file's tenant) (``snapshot load``)."""
+        done = snapshotting.load(self._settings, self.name, source, tenant, force=force)
+        self._state = load_running(self._settings, self.name)
+        return done
 
     def kept_copies(self) -> list[kept.KeptCopy]:
         """The copies failed tests left (``pytest --driveops-keep-failed``), oldest first."""

@@ -26,7 +26,7 @@ from driveops_env.services import registry
 from driveops_env.services.base import COPY_TOKEN, Service
 from driveops_env.services.capabilities import Copied, KeepsCopies, Seeded, restored_per_test, seed_of
 from driveops_env.settings import Settings
-from driveops_env.state import EnvState, TenantRecord
+from driveops_env.state import EnvState, StateStore, TenantRecord
 
 ROOM = 64 * 1024 * 1024  # bytes free a server's disk needs for a reset (a WAL segment, a copy, headroom)
 
@@ -52,17 +52,32 @@ def reset_tenant(state: EnvState, slug: str, stores: Iterable[str], settings: Se
     _check_room(state, record, wanted)
     registry.load_clients(services[name] for name in wanted)
     jobs: dict[str, Callable[[], object]] = {}
+    restored: dict[str, Any] = {}
     for name in wanted:
         service = services[name]
         assert isinstance(service, Seeded)  # checked above, for every store at once
         access = service.load(record.stores[name])
         work = work_of(state, record, seed_of(service, record.as_tenant(), sources, access), sources)
-        jobs[name] = _said(name, slug, _restore(service, access, work), state.data_dir, services)
-    return timing.run_timed(jobs)
+        jobs[name] = _said(name, slug, _restore(service, access, work, restored, name), state.data_dir, services)
+    took = timing.run_timed(jobs)
+    changed = {n: asdict(a) for n, a in restored.items() if asdict(a) != record.stores[n]}
+    if changed:  # a record the seed gives back (a realm's users after a snapshot's were loaded)
+        _record_changed(settings, state, slug, changed)
+    return took
 
 
-def _restore(service: Seeded, access: Any, work: Any) -> Callable[[], object]:
-    return lambda: service.restore(access, work)
+def _restore(service: Seeded, access: Any, work: Any, out: dict[str, Any], name: str) -> Callable[[], object]:
+    return lambda: out.__setitem__(name, service.restore(access, work))
+
+
+def _record_changed(settings: Settings, state: EnvState, slug: str, stores: dict[str, Any]) -> None:
+    store = StateStore(settings.state_dir)
+    with store.lock(state.name):
+        current = store.load(state.name)
+        if current is not None and slug in current.tenants:
+            current.tenants[slug].stores.update(stores)
+            store.save(current)
+    state.tenants[slug].stores.update(stores)
 
 
 def _said(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from driveops_env import files, paths
+from driveops_env import files, masking, paths
 from driveops_env.option_types import (
     Range,
     declare,
@@ -173,6 +173,16 @@ class Settings:
         "false",
         parse_bool,
         metavar="BOOL",
+    )
+    mask: tuple[str, ...] = declare(
+        "Column and field names whose values snapshot save --mask replaces deterministically (case-"
+        "insensitive, comma-separated; a TOML array in pyproject.toml): an e-mail-like name keeps an "
+        "address at example.invalid, a phone-like one digits, any other masked-<hash>.",
+        lambda: masking.DEFAULT_NAMES,
+        ",".join(masking.DEFAULT_NAMES),
+        parse_names,
+        metavar="NAMES",
+        list_valued=True,
     )
     keep_failed_hours: float = declare(
         "Hours the copies a failed test used stay, with pytest --driveops-keep-failed, before gc drops them.",

@@ -216,6 +216,27 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    env = environment(args)
+    if args.action == "save":
+        if not args.tenant or not args.output:
+            raise UsageError(
+                "snapshot save needs --tenant and --output", hint="snapshot save --tenant acme -o acme.snap"
+            )
+        done = env.snapshot_save(args.tenant, Path(args.output), mask=args.mask)
+        verb = "saved (masked)" if args.mask else "saved"
+    else:
+        if not args.file or args.output or args.mask:
+            raise UsageError("snapshot load takes a FILE, not --output or --mask", hint="snapshot load acme.snap")
+        done = env.snapshot_load(Path(args.file), args.tenant, force=args.force)
+        verb = "loaded"
+    for store, seconds in done.seconds.items():
+        size = done.manifest.parts[store].size if store in done.manifest.parts else 0
+        output.progress(f"  ok  {store:<10} {size / 1e6:8.2f} MB {seconds:6.2f}s")
+    output.progress(f"tenant {done.manifest.tenant!r}: {verb} {len(done.seconds)} store(s)")
+    return 0
+
+
 def cmd_tenant(args: argparse.Namespace) -> int:
     env = environment(args)
     started = time.monotonic()
@@ -284,6 +305,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reset": cmd_reset,
     "tenant": cmd_tenant,
     "migrate": cmd_migrate,
+    "snapshot": cmd_snapshot,
     "copies": cmd_copies,
     "export": cmd_export,
     "dashboard": cmd_dashboard,

@@ -182,9 +182,28 @@ def _tenant(commands: Commands, stores: Sequence[str]) -> None:
     p.add_argument("--tenant", required=True, help="tenant slug")
     p.add_argument("--only", help=f"comma-separated stores to reset (default: all): {', '.join(stores)}")
     commands.add("migrate", "apply the pending migrations to a running environment's tenants and their seeds")
+    _snapshot(commands)
     p = commands.add("tenant", "add or remove a tenant on a running environment", [*LOCATORS, "realm_pattern"])
     p.add_argument("action", choices=("add", "remove"))
     p.add_argument("slugs", nargs="+", metavar="SLUG", help="tenant slug(s)")
+
+
+def _snapshot(commands: Commands) -> None:
+    p = commands.add("snapshot", "save a tenant's data in every store to one file, or load such a file in its place")
+    p.add_argument("action", choices=("save", "load"))
+    p.add_argument("file", nargs="?", metavar="FILE", help="load: the snapshot file to load")
+    p.add_argument(
+        "--tenant", help="save: the tenant to save (required); load: the tenant to replace (default: the file's)"
+    )
+    p.add_argument("--output", "-o", metavar="FILE", help="save: the file to write (mode 0600)")
+    p.add_argument(
+        "--mask", action="store_true", help="save: personal data masked deterministically (the mask option's names)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="load: even a file of other migrations, or with stores the environment lacks",
+    )
 
 
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:

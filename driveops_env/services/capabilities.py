@@ -13,6 +13,7 @@ plugin, the dashboard and the CLI ask ``isinstance(unit, Capability)`` for the o
 | ``HasConsole`` | an administration entry point worth printing | up, status |
 | ``KeepsCopies`` | leaves a test process's copy as it is for later (a failed test's) | the plugin |
 | ``Migrates`` | runs a team's migrations; applies pending ones to a running tenant | up, migrate, the plugin |
+| ``Snapshots`` | writes a tenant's data to a file (masked when asked); loads one in its place | snapshot |
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from driveops_env.masking import Masking
 from driveops_env.services.base import Sources, Work
 from driveops_env.services.servers import Need, Plan
 from driveops_env.state import ServiceRecord
@@ -135,4 +137,17 @@ class KeepsCopies(Protocol):
         """A test process's copy left as it is, for later (a failed test's): what the process holds
         for it (ready copies ahead) released, not the copy; what dropping it later needs noted in
         ``work.memo`` (kept with it)."""
+        ...
+
+
+@runtime_checkable
+class Snapshots(Protocol):
+    def save_data(self, access: Any, work: Work, target: Path, masking: Masking | None) -> None:
+        """The tenant's data in the store written to ``target`` (0600): nothing of the machine or of the
+        environment's secrets; personal data masked with ``masking``."""
+        ...
+
+    def load_data(self, access: Any, work: Work, source: Path) -> Any:
+        """The tenant's data replaced by ``source``'s (a part :meth:`save_data` wrote, maybe on another
+        machine or for another tenant), all or nothing; the record to keep."""
         ...

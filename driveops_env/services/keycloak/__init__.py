@@ -14,6 +14,7 @@ from typing import Any
 
 from driveops_env import builders
 from driveops_env.errors import UsageError
+from driveops_env.masking import Masking
 from driveops_env.secret import generate_secret, mask
 from driveops_env.services.base import (
     CONTAINER,
@@ -30,7 +31,7 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.keycloak import admin, dist, image, image_snapshot, realm, server, staging
+from driveops_env.services.keycloak import admin, dist, image, image_snapshot, realm, server, staging, users
 from driveops_env.services.keycloak import snapshot as snapshots
 from driveops_env.services.keycloak.access import API_CLIENT, WEB_CLIENT, KeycloakAccess
 from driveops_env.services.keycloak.options import KeycloakOptions
@@ -167,7 +168,7 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
         if work.token is None:
             realms.delete_realm(access.realm)
             realms.create_realm(work.seed.representation)
-            return access
+            return replace(access, users=dict(work.seed.users))  # the seed's, also after a snapshot's load
         own = f"{work.tenant.realm}_{work.token}"  # "_": in no tenant's realm name
         if work.sources is None:
             raise ValueError("a copy's realm is rendered from the sources: give the work its sources")
@@ -177,6 +178,30 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
         realms.create_realm(seed.representation)
         work.memo["realm"] = own
         return replace(access, realm=own)
+
+    def save_data(self, access: KeycloakAccess, work: Work, target: Path, masking: Masking | None) -> None:
+        client = self._session(work.servers[access.service]).client(access.realm)
+        with admin.refusals(f"reading the users of realm {access.realm!r}", tenant=work.tenant.slug):
+            found = users.exported(client, access.users, masking)
+        users.save(target, found)
+
+    def load_data(self, access: KeycloakAccess, work: Work, source: Path) -> KeycloakAccess:
+        """The realm made under a staging name first (what Keycloak refuses leaves the tenant's realm),
+        then in place of the tenant's: the seed's settings and clients, the file's users."""
+        seed: realm.RealmSeed = work.seed
+        representation, passwords = users.realm_with(seed.representation, source, seed.users)
+        record = work.servers[access.service]
+        trial = f"{access.realm}__next"
+        if admin.realm_exists(access.base_url, trial):  # a load that was killed left it
+            admin.RealmAdmin(access.base_url, record.admin_user, record.admin_password).delete_realm(trial)
+        admin.RealmAdmin(access.base_url, record.admin_user, record.admin_password).create_realm(
+            users.trial_of(representation, trial)
+        )
+        realms = admin.RealmAdmin(access.base_url, record.admin_user, record.admin_password)  # a login that has it
+        realms.delete_realm(trial)
+        realms.delete_realm(access.realm)
+        realms.create_realm(representation)
+        return replace(access, users=passwords)
 
     def copy(self, access: KeycloakAccess, work: Work) -> KeycloakAccess:
         return access  # the tenant's realm, read-only, until a marked test asks for one of its own

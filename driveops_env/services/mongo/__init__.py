@@ -13,6 +13,7 @@ from typing import Any
 from driveops_env import migrate, migrated
 from driveops_env.errors import StartupError
 from driveops_env.images import ready as ready_image
+from driveops_env.masking import Masking
 from driveops_env.option_types import READY_COPIES, declare, parse_argv, parse_bool
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
@@ -30,7 +31,7 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.mongo import admin, differences, ferretdb, migration, pool, seeds, server
+from driveops_env.services.mongo import admin, differences, ferretdb, migration, pool, seeds, server, snapshot
 from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.settings import Settings
@@ -206,6 +207,15 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
                 access, server_admin, work.seed, _reader(access, work), self.own.mongo_restore_pool, work.tenant.slug
             )
         return self._pools[token]
+
+    def save_data(self, access: MongoAccess, work: Work, target: Path, masking: Masking | None) -> None:
+        snapshot.save(access, target, masking)
+
+    def load_data(self, access: MongoAccess, work: Work, source: Path) -> MongoAccess:
+        record = work.servers[access.service]
+        server_admin = access if access.auth_mechanism == "PLAIN" else admin.admin_access(record)
+        snapshot.load(access, server_admin, source, work.tenant.slug)
+        return access
 
     def copy(self, access: MongoAccess, work: Work) -> MongoAccess:
         copied = replace(access, database=f"{access.database}_{work.token}")

@@ -85,6 +85,11 @@ def seed(settings: Settings, tenant: str, collections: Iterable[MongoCollection]
 
 def export(found: MongoAccess, target: Path) -> None:
     """Every collection of ``found``'s database, its indexes and documents, as canonical Extended JSON."""
+    files.write_private(target, json.dumps(exported(found)).encode())
+
+
+def exported(found: MongoAccess) -> dict[str, Any]:
+    """Every collection of ``found``'s database as the seed files write one (canonical Extended JSON)."""
     from bson import json_util
 
     conn = admin.client(found)
@@ -98,7 +103,7 @@ def export(found: MongoAccess, target: Path) -> None:
             state[name] = {"indexes": indexes, "documents": json.loads(documents)}  # the seed files' form
     finally:
         conn.close()
-    files.write_private(target, json.dumps(state).encode())
+    return state
 
 
 def _index(collection: str, name: str, info: dict[str, Any]) -> dict[str, Any]:

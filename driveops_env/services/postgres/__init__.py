@@ -11,6 +11,7 @@ from typing import Any
 
 from driveops_env import migrate, migrated
 from driveops_env.images import ready as ready_image
+from driveops_env.masking import Masking
 from driveops_env.option_types import READY_COPIES, declare, parse_argv, parse_bool, parse_optional_path
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
@@ -28,6 +29,7 @@ from driveops_env.services.base import (
     Work,
 )
 from driveops_env.services.postgres import admin, dump, local, migration, pool, server, sql
+from driveops_env.services.postgres import snapshot as pg_snapshot
 from driveops_env.services.postgres.access import PostgresAccess
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
@@ -178,6 +180,16 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
             found = pool.ClonePool(info, template=template, target=access.database, owner=access.user, size=size)
             self._pools[access.database] = found
         self._pools[access.database].take()
+        return access
+
+    def save_data(self, access: PostgresAccess, work: Work, target: Path, masking: Masking | None) -> None:
+        folder = pg_snapshot.tools_for(access, self.own.postgres_bin, work.tenant.slug)
+        info = admin.admin_conninfo(work.servers[access.service])
+        pg_snapshot.save(folder, access, info, target, masking, work.tenant.slug)
+
+    def load_data(self, access: PostgresAccess, work: Work, source: Path) -> PostgresAccess:
+        folder = pg_snapshot.tools_for(access, self.own.postgres_bin, work.tenant.slug)
+        pg_snapshot.load(folder, access, admin.admin_conninfo(work.servers[access.service]), source, work.tenant.slug)
         return access
 
     def copy(self, access: PostgresAccess, work: Work) -> PostgresAccess:

@@ -117,13 +117,26 @@ def clone_from_template(admin_info: str, *, template: str, target: str, owner: s
     a clone that fails (a full disk) leaves ``target`` as it was, and a staging database a later
     clone replaces.  Milliseconds for a small database (the default WAL_LOG strategy)."""
     import psycopg
-    from psycopg import sql
 
     staging = staging_name(target)
     with psycopg.connect(admin_info, autocommit=True) as conn:
         _create_clone(conn, template=template, name=staging, owner=owner)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(target)))
+        _swap(conn, staging, target)
+
+
+def swap_in(admin_info: str, *, staging: str, target: str) -> None:
+    """``target`` replaced by the database ``staging`` (renamed; the sessions on ``target`` ended)."""
+    import psycopg
+
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        _swap(conn, staging, target)
+
+
+def _swap(conn: psycopg.Connection[Any], staging: str, target: str) -> None:
+    from psycopg import sql
+
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
+    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(target)))
 
 
 def create_database(admin_info: str, *, name: str, owner: str) -> None:

@@ -53,23 +53,36 @@ def _major(folder: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def save(folder: Path, access: PostgresAccess, target: Path, *, tenant: str) -> None:
+MIGRATED_HINT = "run up --recreate; with migrate_per_tenant = true the command runs for each tenant instead"
+
+
+def save(
+    folder: Path, access: PostgresAccess, target: Path, *, tenant: str, what: str = "save the migrated state"
+) -> None:
     """``access``'s database written to ``target`` (0600), whole or not at all."""
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     argv = [str(folder / "pg_dump"), "--format=custom", "--no-owner", "--no-privileges", f"--file={partial}"]
-    _run(argv, access, "save the migrated state", tenant=tenant)
+    _run(argv, access, what, tenant=tenant)
     os.chmod(partial, 0o600)
     os.replace(partial, target)
 
 
-def load(folder: Path, access: PostgresAccess, source: Path, *, tenant: str) -> None:
+def load(
+    folder: Path,
+    access: PostgresAccess,
+    source: Path,
+    *,
+    tenant: str,
+    what: str = "load the migrated state",
+    hint: str = MIGRATED_HINT,
+) -> None:
     """``source`` loaded into ``access``'s (empty) database, in one transaction."""
     argv = [str(folder / "pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]
-    _run([*argv, f"--dbname={access.database}", str(source)], access, "load the migrated state", tenant=tenant)
+    _run([*argv, f"--dbname={access.database}", str(source)], access, what, tenant=tenant, hint=hint)
 
 
-def _run(argv: list[str], access: PostgresAccess, what: str, *, tenant: str) -> None:
+def _run(argv: list[str], access: PostgresAccess, what: str, *, tenant: str, hint: str = MIGRATED_HINT) -> None:
     env = migrate.environment(access.env("plain"))  # the password through the environment, never argv
     done = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
@@ -77,6 +90,6 @@ def _run(argv: list[str], access: PostgresAccess, what: str, *, tenant: str) -> 
             f"could not {what}: {Path(argv[0]).name} exited with {done.returncode}",
             service="postgres",
             tenant=tenant,
-            hint="run up --recreate; with migrate_per_tenant = true the command runs for each tenant instead",
+            hint=hint,
             log_tail=done.stderr.replace(access.password, "****")[-2000:],
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from driveops_env import process
+from driveops_env.masking import Masking
 from driveops_env.option_types import Range, declare
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
@@ -35,7 +36,7 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.redis import admin, pool, seeds
+from driveops_env.services.redis import admin, pool, seeds, snapshot
 from driveops_env.services.redis.access import RedisAccess
 from driveops_env.settings import Settings
 from driveops_env.state import ServiceRecord
@@ -149,6 +150,13 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
                 partial(_admin_client, server), access.db, work.seed, access.key_prefix, lease
             )
         return self._pools[token]
+
+    def save_data(self, access: RedisAccess, work: Work, target: Path, masking: Masking | None) -> None:
+        snapshot.save(work.servers[access.service], access, target, is_copy_key)  # values unmasked: see snapshot
+
+    def load_data(self, access: RedisAccess, work: Work, source: Path) -> RedisAccess:
+        snapshot.load(work.servers[access.service], access, source, is_copy_key)
+        return access
 
     def copy(self, access: RedisAccess, work: Work) -> RedisAccess:
         server, token = work.servers[access.service], str(work.token)

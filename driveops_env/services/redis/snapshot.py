@@ -1,0 +1,119 @@
+"""A tenant's Redis keys in a snapshot: every key under the tenant's prefix (not its test copies'),
+named without the prefix, with its value as ``DUMP`` gives it (Redis's own serialisation, its type
+kept) and its remaining time to live (``PTTL``).  Loaded in one ``MULTI``/``EXEC`` transaction: the
+tenant's keys deleted and the file's restored under the loading tenant's prefix, all or nothing.
+
+Values are not masked: ``DUMP``'s form is opaque; keep personal data out of Redis, or out of snapshots."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from driveops_env import files
+from driveops_env.errors import UsageError
+from driveops_env.services.redis.access import RedisAccess
+from driveops_env.state import ServiceRecord
+
+STAGING = "__loading:"  # under the tenant's prefix: what its ACL user may write; no copy token has "_"
+
+
+def _client(server: ServiceRecord, db: int) -> Any:
+    import redis
+
+    return redis.Redis(
+        host=server.host, port=server.port, db=db, password=server.admin_password, socket_timeout=30
+    )  # bytes: DUMP's values are binary
+
+
+def save(server: ServiceRecord, access: RedisAccess, target: Path, is_copy: Callable[[str, str], bool]) -> int:
+    """The tenant's keys into ``target``; how many."""
+    prefix = access.key_prefix.encode()
+    conn = _client(server, access.db)
+    entries = []
+    try:
+        for key in conn.scan_iter(match=_glob(prefix), count=1000):
+            name = key.decode("utf-8", "surrogateescape")
+            if is_copy(name, access.key_prefix):
+                continue
+            value, ttl = conn.dump(key), conn.pttl(key)
+            if value is None:  # expired or deleted meanwhile
+                continue
+            entries.append(
+                {
+                    "key": name[len(access.key_prefix) :],
+                    "value": base64.b64encode(value).decode(),
+                    "ttl_ms": max(ttl, 0),
+                }
+            )
+    finally:
+        conn.close()
+    files.write_private(target, json.dumps({"keys": entries}).encode())
+    return len(entries)
+
+
+def load(server: ServiceRecord, access: RedisAccess, source: Path, is_copy: Callable[[str, str], bool]) -> None:
+    """The tenant's keys replaced by ``source``'s: restored under staging names first (a value the
+    server refuses leaves the tenant's keys as they were), then renamed over them in one transaction."""
+    entries = _entries(source)
+    prefix, staging = access.key_prefix.encode(), f"{access.key_prefix}{STAGING}".encode()
+    conn = _client(server, access.db)
+    try:
+        _delete(conn, [k for k in conn.scan_iter(match=_glob(staging), count=1000)])
+        try:
+            for key, value, ttl in entries:
+                conn.restore(staging + key, ttl, value, replace=True)
+        except Exception:
+            _delete(conn, [k for k in conn.scan_iter(match=_glob(staging), count=1000)])
+            raise
+        keys = (k for k in conn.scan_iter(match=_glob(prefix), count=1000) if not k.startswith(staging))
+        old = [k for k in keys if not is_copy(k.decode("utf-8", "surrogateescape"), access.key_prefix)]
+        with conn.pipeline(transaction=True) as pipe:
+            _delete(pipe, old)
+            for key, _, _ in entries:
+                pipe.rename(staging + key, prefix + key)
+            pipe.execute()
+    finally:
+        conn.close()
+
+
+def _delete(conn: Any, keys: list[bytes]) -> None:
+    for start in range(0, len(keys), 500):
+        conn.delete(*keys[start : start + 500])
+
+
+def _entries(source: Path) -> list[tuple[bytes, bytes, int]]:
+    raw = files.load_json(source, "snapshot's Redis part", limit=files.limit_bytes())
+    rows = raw.get("keys") if isinstance(raw, dict) else None
+    if not isinstance(rows, list):
+        raise UsageError(
+            "the snapshot's Redis part is not a list of keys", service="redis", hint="use a file snapshot save wrote"
+        )
+    found = []
+    for row in rows:
+        ok = isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("value"), str)
+        if not ok or not isinstance(row.get("ttl_ms"), int) or row["ttl_ms"] < 0:
+            raise UsageError(
+                f"the snapshot's Redis part has an entry that is not a key, value and ttl_ms: {str(row)[:80]}",
+                service="redis",
+                hint="use a file snapshot save wrote",
+            )
+        try:
+            value = base64.b64decode(row["value"], validate=True)
+        except binascii.Error:
+            raise UsageError(
+                "the snapshot's Redis part has a value that is not base64",
+                service="redis",
+                hint="use a file snapshot save wrote",
+            ) from None
+        found.append((row["key"].encode("utf-8", "surrogateescape"), value, row["ttl_ms"]))
+    return found
+
+
+def _glob(prefix: bytes) -> bytes:
+    """The prefix as a glob matching it literally, then anything."""
+    return b"".join(b"\\" + bytes([c]) if c in b"*?[]\\" else bytes([c]) for c in prefix) + b"*"

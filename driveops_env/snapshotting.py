@@ -1,0 +1,127 @@
+"""``driveops-env snapshot save`` and ``snapshot load``: a tenant's data in every store of a running
+environment written to one file (:mod:`driveops_env.snapshot`), and such a file loaded in place of a
+tenant's data.  Each store's part is its service's (the ``Snapshots`` capability); the stores are
+saved and loaded in parallel.  A load checks the whole file first (nothing changes when any part is
+wrong) and refuses a file of other migrations than the environment's unless forced."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from driveops_env import envdirs, snapshot, timing
+from driveops_env.errors import UsageError
+from driveops_env.masking import Masking
+from driveops_env.running import load_running, running_settings, services_of, sources_of, work_of
+from driveops_env.services.capabilities import Snapshots, seed_of
+from driveops_env.settings import Settings
+from driveops_env.state import EnvState, StateStore, TenantRecord
+
+MIGRATIONS = "migrate-"  # the fingerprint entries of a store's migrations (``Migrates.migration_key``)
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a save or a load did: the manifest, and the seconds per store."""
+
+    manifest: snapshot.Manifest
+    seconds: dict[str, float]
+
+
+def migrations_of(state: EnvState) -> dict[str, str]:
+    return {k: v for k, v in sorted(state.fingerprint.items()) if k.startswith(MIGRATIONS)}
+
+
+def save(settings: Settings, name: str, slug: str, target: Path, *, mask: bool) -> Done:
+    """Tenant ``slug``'s data in every store into ``target``."""
+    state = load_running(settings, name)
+    running = running_settings(settings, state)
+    record = _tenant(state, slug)
+    stores = _stores(state, running, record)
+    masking = Masking.of(running.mask) if mask else None
+    sources = sources_of(state, running)
+    with _scratch(settings, name) as folder:
+        parts = {n: folder / n for n in stores}
+        jobs = {
+            n: _saving(s, s.load(record.stores[n]), work_of(state, record, None, sources), parts[n], masking)
+            for n, s in stores.items()
+        }
+        seconds = timing.run_timed(jobs)
+        manifest = snapshot.write(target, slug, migrations_of(state), mask, parts)
+    return Done(manifest, seconds)
+
+
+def _saving(service: Snapshots, access: Any, work: Any, target: Path, masking: Masking | None) -> Callable[[], None]:
+    return lambda: service.save_data(access, work, target, masking)
+
+
+def load(settings: Settings, name: str, source: Path, slug: str | None, *, force: bool) -> Done:
+    """The file's data in place of tenant ``slug``'s (default: the tenant it was saved from)."""
+    store = StateStore(settings.state_dir)
+    with store.lock(name), _scratch(settings, name) as folder:
+        state = load_running(settings, name)
+        running = running_settings(settings, state)
+        manifest, parts = snapshot.read(source, folder)
+        record = _tenant(state, slug or manifest.tenant)
+        stores = _stores(state, running, record)
+        _check(source, manifest, state, stores, force=force)
+        sources = sources_of(state, running)
+        loaded: dict[str, Any] = {}
+
+        def loading(n: str, service: Snapshots) -> Callable[[], None]:
+            access = service.load(record.stores[n])  # type: ignore[attr-defined]
+            work = work_of(state, record, seed_of(service, record.as_tenant(), sources, access), sources)
+            return lambda: loaded.__setitem__(n, service.load_data(access, work, parts[n]))
+
+        seconds = timing.run_timed({n: loading(n, s) for n, s in stores.items() if n in parts})
+        record.stores.update({n: asdict(a) for n, a in loaded.items()})
+        store.save(state)
+    return Done(manifest, seconds)
+
+
+def _check(source: Path, manifest: snapshot.Manifest, state: EnvState, stores: dict[str, Any], *, force: bool) -> None:
+    """A file of other migrations, or with data of a store the environment does not run: refused
+    (exit 2) unless forced."""
+    theirs, ours = manifest.migrations, migrations_of(state)
+    if theirs != ours and not force:
+        raise UsageError(
+            f"the snapshot {source} was saved with other migrations ({_keys(theirs)}) than environment "
+            f"{state.name!r} runs ({_keys(ours)}); nothing was changed",
+            hint="load it into an environment of the same migrations, or pass --force to load it anyway",
+        )
+    extra = sorted(set(manifest.parts) - set(stores))
+    if extra and not force:
+        raise UsageError(
+            f"the snapshot {source} holds data of {', '.join(extra)}, which environment {state.name!r} does "
+            "not run; nothing was changed",
+            hint="start the environment with those services, or pass --force to load the other stores",
+        )
+
+
+def _keys(migrations: dict[str, str]) -> str:
+    return ", ".join(f"{k} {v[:12]}" for k, v in migrations.items()) or "none"
+
+
+def _tenant(state: EnvState, slug: str) -> TenantRecord:
+    if slug not in state.tenants:
+        raise UsageError(
+            f"environment {state.name!r} has no tenant {slug!r} (it has {', '.join(state.tenants)})",
+            hint=f"`driveops-env tenant add {slug}` adds it, or name another with --tenant",
+        )
+    return state.tenants[slug]
+
+
+def _stores(state: EnvState, settings: Settings, record: TenantRecord) -> dict[str, Any]:
+    services = services_of(state, settings)
+    return {n: s for n, s in services.items() if isinstance(s, Snapshots) and n in record.stores}
+
+
+@contextmanager
+def _scratch(settings: Settings, name: str) -> Iterator[Path]:
+    """A private folder in the environment's directory for the parts (removed after)."""
+    with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=envdirs.env_dir(settings, name)) as folder:
+        yield Path(folder)

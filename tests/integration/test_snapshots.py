@@ -1,0 +1,126 @@
+"""Snapshots as two developers use them (README "Snapshots"): one saves beta, masked, after writing in
+every store and adding a Keycloak user; the other, with a HOME of their own, loads the file into a
+fresh environment and sees every row, masked the same way in every store, the added user logs in with
+beta's tenant id in the token; the other tenant and its tokens are untouched; a damaged file or an
+unknown tenant changes nothing (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymongo
+import pytest
+import redis
+
+from driveops_env import Environment, masking
+from tests.helpers import Sandbox, make_sandbox, userinfo_status
+
+pytestmark = pytest.mark.integration
+
+SERVICES = "keycloak,postgres,mongo,redis"
+REAL = "zed@real.example"
+
+
+def _home(tmp_path: Path, who: str, cache_dir: str) -> Iterator[Sandbox]:
+    folder = tmp_path / who
+    (folder / "home").mkdir(parents=True)
+    with make_sandbox(folder, services=SERVICES) as box:
+        box.extra_env = {"HOME": str(folder / "home"), "DRIVEOPS_ENV_CACHE_DIR": cache_dir}
+        try:
+            yield box
+        finally:
+            box.cli("down")
+
+
+@pytest.fixture
+def alice(tmp_path: Path, cache_dir: str) -> Iterator[Sandbox]:
+    yield from _home(tmp_path, "alice", cache_dir)
+
+
+@pytest.fixture
+def bob(tmp_path: Path, cache_dir: str) -> Iterator[Sandbox]:
+    yield from _home(tmp_path, "bob", cache_dir)
+
+
+def _up(box: Sandbox) -> Environment:
+    done = box.cli("up", "--tenants", "acme,beta")
+    assert done.returncode == 0, done.stderr
+    return Environment.attach(box.name, settings=box.settings(services=SERVICES))
+
+
+def _write_everywhere(env: Environment) -> None:
+    beta = env.tenant("beta")
+    values = beta.env_vars()
+    with psycopg.connect(values["DRIVEOPS_POSTGRES_DSN"], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO customers (tenant_id, full_name, email, phone) SELECT id, 'Zed Zulu', %s, '+33 6 12 34 56 78' "
+            "FROM tenants",
+            (REAL,),
+        )
+    client: Any = pymongo.MongoClient(values["DRIVEOPS_MONGO_URI"])
+    client[values["DRIVEOPS_MONGO_DATABASE"]].intervention_notes.insert_one({"note": "brakes", "email": REAL})
+    client.close()
+    keys = redis.Redis.from_url(values["DRIVEOPS_REDIS_URL"])
+    keys.set(f"{values['DRIVEOPS_REDIS_KEY_PREFIX']}session:zed", "open", ex=3600)
+    keys.close()
+    realm = beta.keycloak.admin()
+    realm.create_user({"username": REAL, "email": REAL, "firstName": "Zed", "lastName": "Zulu", "enabled": True})
+    realm.assign_realm_roles(realm.get_user_id(REAL), [realm.get_realm_role("mechanic")])
+
+
+def test_a_masked_snapshot_of_beta_loads_on_another_home(alice: Sandbox, bob: Sandbox, tmp_path: Path) -> None:
+    _write_everywhere(_up(alice))
+    shared = tmp_path / "share" / "beta.snap"
+    shared.parent.mkdir()
+    saved = alice.cli("snapshot", "save", "--tenant", "beta", "--mask", "-o", str(shared))
+    assert saved.returncode == 0, saved.stderr
+    assert shared.stat().st_mode & 0o777 == 0o600
+    assert "saved (masked) 4 store(s)" in saved.stderr
+    assert alice.cli("down").returncode == 0
+
+    env = _up(bob)
+    acme_token = env.tenant("acme").token()
+    rows_before = _customers(env)
+    broken = tmp_path / "share" / "broken.snap"
+    broken.write_bytes(shared.read_bytes()[: shared.stat().st_size // 2])
+    for args in (["snapshot", "load", str(broken)], ["snapshot", "load", str(shared), "--tenant", "gamma"]):
+        refused = bob.cli(*args)
+        assert refused.returncode == 2, refused.stderr
+        assert "nothing was changed" in refused.stderr or "has no tenant 'gamma'" in refused.stderr
+    assert _customers(env) == rows_before
+
+    loaded = bob.cli("snapshot", "load", str(shared))
+    assert loaded.returncode == 0, loaded.stderr
+    env = Environment.attach(bob.name, settings=bob.settings(services=SERVICES))
+    _sees_the_masked_data(env, rows_before)
+    assert userinfo_status(env.tenant("acme").keycloak, acme_token) == 200  # acme untouched
+
+
+def _customers(env: Environment) -> list[tuple[str, str]]:
+    with psycopg.connect(env.tenant("beta").env_vars()["DRIVEOPS_POSTGRES_DSN"]) as conn:
+        return [(str(r[0]), str(r[1])) for r in conn.execute("SELECT full_name, email FROM customers ORDER BY id")]
+
+
+def _sees_the_masked_data(env: Environment, rows_before: list[tuple[str, str]]) -> None:
+    beta, masked = env.tenant("beta"), masking.value("email", REAL)
+    rows = _customers(env)
+    assert len(rows) == len(rows_before) + 1
+    assert masked in [email for _, email in rows] and REAL not in json.dumps(rows)
+    assert all(name.startswith("masked-") for name, _ in rows)
+    values = beta.env_vars()
+    client: Any = pymongo.MongoClient(values["DRIVEOPS_MONGO_URI"])
+    note = client[values["DRIVEOPS_MONGO_DATABASE"]].intervention_notes.find_one({"note": "brakes"})
+    client.close()
+    assert note is not None and note["email"] == masked  # joined: the same masked address in both stores
+    keys = redis.Redis.from_url(values["DRIVEOPS_REDIS_URL"])
+    assert 0 < keys.ttl(f"{values['DRIVEOPS_REDIS_KEY_PREFIX']}session:zed") <= 3600
+    keys.close()
+    claims = beta.claims(beta.token(masked))  # the added user: a password of bob's environment
+    assert claims["tenant_id"] == beta.tenant_id and claims["preferred_username"] == masked
+    assert "mechanic" in claims["realm_access"]["roles"]
+    admin = beta.claims(beta.token())  # the seeded admin, masked, with its seeded password
+    assert admin["preferred_username"].endswith("@example.invalid") and "admin" in admin["realm_access"]["roles"]
