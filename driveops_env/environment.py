@@ -32,6 +32,7 @@ from driveops_env import (
     migrating,
     options,
     orchestrator,
+    rehearsal,
     render,
     restore,
     running,
@@ -296,6 +297,11 @@ class Environment:
         migrate``): what ran, per tenant and store; [] when the history did not change."""
         self._state, applied = migrating.migrate(self._settings, self.name, progress=progress or _quiet)
         return applied
+
+    def rehearse(self, tenants: Iterable[str] = ()) -> list[rehearsal.Outcome]:
+        """The pending migrations applied to a clone of each tenant's current data (``migrate
+        --rehearse``), the tenants untouched: an outcome per tenant and store ([]: nothing pending)."""
+        return rehearsal.rehearse(self._settings, self.name, list(tenants))
 
     def snapshot_save(self, tenant: str, target: Path, *, mask: bool = False) -> snapshotting.Done:
         """Tenant ``tenant``'s data in every store written to ``target`` (``snapshot save``)."""

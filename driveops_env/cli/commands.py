@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from driveops_env import envvars, gc, options, process, render
+from driveops_env import envvars, gc, options, process, rehearsal, render
 from driveops_env.cli import output, watch
 from driveops_env.environment import Environment, TenantHandle
 from driveops_env.errors import UsageError
@@ -207,6 +207,10 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     env = environment(args)
+    if args.rehearse:
+        return _rehearse(env, args)
+    if args.tenant or args.format != "text":
+        raise UsageError("--tenant and --format go with --rehearse", hint="migrate applies to every tenant")
     started = time.monotonic()
     applied = env.migrate(progress=output.progress)
     for done in applied:
@@ -214,6 +218,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if applied:
         output.progress(f"migrated {len(applied)} store(s) in {time.monotonic() - started:.2f}s")
     return 0
+
+
+def _rehearse(env: Environment, args: argparse.Namespace) -> int:
+    tenants = [t.strip() for t in (args.tenant or "").split(",") if t.strip()]
+    outcomes = env.rehearse(tenants)
+    if not outcomes:
+        output.progress(f"environment {env.name!r}: no migration is pending; nothing to rehearse")
+    if args.format == "json":
+        print(json.dumps([o.as_dict() for o in outcomes], indent=2))
+    elif args.format == "markdown":
+        print(rehearsal.markdown(outcomes), end="")
+    elif outcomes:
+        output.table(("tenant", "store", "result", "time", "error"), rehearsal.rows(outcomes))
+        for o in (o for o in outcomes if o.last_lines):
+            output.progress(f"{o.tenant} {o.store}, last lines:\n{o.last_lines}")
+    return 1 if any(not o.ok for o in outcomes) else 0
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:

@@ -181,7 +181,20 @@ def _tenant(commands: Commands, stores: Sequence[str]) -> None:
     p = commands.add("reset", "bring a tenant back to its seeded state (data, keys, realm)")
     p.add_argument("--tenant", required=True, help="tenant slug")
     p.add_argument("--only", help=f"comma-separated stores to reset (default: all): {', '.join(stores)}")
-    commands.add("migrate", "apply the pending migrations to a running environment's tenants and their seeds")
+    p = commands.add("migrate", "apply the pending migrations to a running environment's tenants and their seeds")
+    p.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="apply them to a clone of each tenant's current data instead (dropped after; the tenants untouched); "
+        "exit 1 if one failed",
+    )
+    p.add_argument("--tenant", help="--rehearse: comma-separated tenants (default: all)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="--rehearse's report: markdown is a table for $GITHUB_STEP_SUMMARY, failures first",
+    )
     _snapshot(commands)
     p = commands.add("tenant", "add or remove a tenant on a running environment", [*LOCATORS, "realm_pattern"])
     p.add_argument("action", choices=("add", "remove"))

@@ -12,7 +12,7 @@ plugin, the dashboard and the CLI ask ``isinstance(unit, Capability)`` for the o
 | ``Prunes`` | what ``gc`` prunes of what it keeps in the cache (and on an engine) | gc |
 | ``HasConsole`` | an administration entry point worth printing | up, status |
 | ``KeepsCopies`` | leaves a test process's copy as it is for later (a failed test's) | the plugin |
-| ``Migrates`` | runs a team's migrations; applies pending ones to a running tenant | up, migrate, the plugin |
+| ``Migrates`` | runs a team's migrations; applies or rehearses pending ones on a tenant | up, migrate, plugin |
 | ``Snapshots`` | writes a tenant's data to a file (masked when asked); loads one in its place | snapshot |
 """
 
@@ -128,6 +128,11 @@ class Migrates(Protocol):
     def migrate(self, access: Any, work: Work) -> float:
         """The pending migrations applied to a running tenant's store and to the seed it is restored
         to (its data kept); the seconds it took."""
+        ...
+
+    def rehearse(self, access: Any, work: Work) -> float:
+        """The pending migrations applied to a clone of the tenant's store as it is now, the clone
+        dropped after, the store untouched; the seconds it took (a failure raised, naming the tenant)."""
         ...
 
 

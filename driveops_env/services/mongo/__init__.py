@@ -31,7 +31,17 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.mongo import admin, differences, ferretdb, migration, pool, seeds, server, snapshot
+from driveops_env.services.mongo import (
+    admin,
+    differences,
+    ferretdb,
+    migration,
+    pool,
+    rehearsal,
+    seeds,
+    server,
+    snapshot,
+)
 from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.postgres import admin as pg_admin
 from driveops_env.settings import Settings
@@ -120,6 +130,11 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
             return migration.apply(self.settings, self.own.migrate_mongo, work, access, scratch)
         finally:
             admin.drop_database(server_admin, scratch.database)
+
+    def rehearse(self, access: MongoAccess, work: Work) -> float:
+        record = work.servers[access.service]
+        server_admin = access if access.auth_mechanism == "PLAIN" else admin.admin_access(record)
+        return rehearsal.rehearse(self.settings, self.own.migrate_mongo, work, access, server_admin)
 
     def images(self) -> dict[str, str]:
         return {"image_mongo": self.own.image_mongo}

@@ -28,7 +28,7 @@ from driveops_env.services.base import (
     View,
     Work,
 )
-from driveops_env.services.postgres import admin, dump, local, migration, pool, server, sql
+from driveops_env.services.postgres import admin, dump, local, migration, pool, rehearsal, server, sql
 from driveops_env.services.postgres import snapshot as pg_snapshot
 from driveops_env.services.postgres.access import PostgresAccess
 from driveops_env.settings import Settings
@@ -168,6 +168,10 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         finally:
             admin.drop_database(info, staging.database)
         return took
+
+    def rehearse(self, access: PostgresAccess, work: Work) -> float:
+        tools = pg_snapshot.tools_for(access, self.own.postgres_bin, work.tenant.slug)
+        return rehearsal.rehearse(self.settings, self.own.migrate_postgres, work, access, tools)
 
     def restore(self, access: PostgresAccess, work: Work) -> PostgresAccess:
         template = admin.seed_template_name(database_name(work.tenant.slug))
