@@ -263,6 +263,20 @@ def run_migrations(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
     ]
 
 
+def run_snapshots(rounds: int, rows: list[tuple[str, str]]) -> list[Target]:
+    from bench import snapshots
+
+    times = snapshots.snapshot_times(sys.modules[__name__], rows, rounds)
+    rehearsed = snapshots.rehearsal_times(sys.modules[__name__], rows)
+    return [
+        ratio("snapshot.save_over_pg_dump", times["save"], times["pg_dump"], "<= 3", lambda v: v <= 3),
+        ratio("snapshot.load_over_pg_restore", times["load"], times["pg_restore"], "<= 3", lambda v: v <= 3),
+        ratio(
+            "rehearse.parallel_over_serial", rehearsed["parallel"], rehearsed["serial"], "<= 0.7", lambda v: v <= 0.7
+        ),
+    ]
+
+
 def run_docker(counts: list[int], rows: list[tuple[str, str]], timelines: list[Timeline], remote: bool) -> list[Target]:
     warm("docker", 1)
     floor = keycloak_floor(settings_for("docker", "acme", "x"))
@@ -331,7 +345,7 @@ def run_kubernetes(rows: list[tuple[str, str]], timelines: list[Timeline]) -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--backends", default="local,migrate,docker,kubernetes", help="the parts to run")
+    parser.add_argument("--backends", default="local,migrate,snapshot,docker,kubernetes", help="the parts to run")
     parser.add_argument("--counts", default="1,2,10")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run of the bench)")
     parser.add_argument("--no-remote", action="store_true", help="skip the remote engine (needs root)")
@@ -347,6 +361,7 @@ def main() -> None:
         "docker": lambda: run_docker(counts, rows, timelines, remote=not args.no_remote),
         "kubernetes": lambda: run_kubernetes(rows, timelines),
         "migrate": lambda: run_migrations(10 if args.quick else 40, rows),
+        "snapshot": lambda: run_snapshots(1 if args.quick else 3, rows),
     }
     failed: list[str] = []
     for name, part in parts.items():

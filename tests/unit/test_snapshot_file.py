@@ -148,3 +148,27 @@ def test_masking_is_deterministic_and_keeps_the_form() -> None:
     assert once["nested"][0]["Phone"].startswith("+1555") and once["nested"][0]["Phone"][1:].isdigit()
     assert once["city"] == "Lyon" and once["full_name"] == 3
     assert masking.value("email", "a@b.c") != masking.value("email", "a@b.d")
+
+
+def test_the_mongodb_part_is_checked_whole(tmp_path: Path) -> None:
+    from bson import encode
+
+    from driveops_env.services.mongo import snapshot as mongo_part
+
+    header = {"collections": [{"name": "notes", "indexes": [{"keys": {"n": 1}, "name": "by_n"}], "documents": 2}]}
+    documents = encode({"n": 1}) + encode({"n": 2})
+    part = tmp_path / "mongo"
+    part.write_bytes(json.dumps(header).encode() + b"\n" + documents)
+    ((name, indexes, found),) = list(mongo_part._read(part))
+    assert name == "notes" and indexes[0]["name"] == "by_n" and [d["n"] for d in found] == [1, 2]
+    for data, words in (
+        (documents + b"\x00", "1 bytes follow"),
+        (documents[:-3], "length beyond the file"),
+        (b"\xff\xff\xff\x7f" + documents, "length beyond the file"),
+    ):
+        part.write_bytes(json.dumps(header).encode() + b"\n" + data)
+        with pytest.raises(UsageError, match=words):
+            list(mongo_part._read(part))
+    part.write_bytes(b'{"collections": [{"name": "x", "indexes": "all", "documents": 1}]}\n')
+    with pytest.raises(UsageError, match="does not name collections"):
+        list(mongo_part._read(part))

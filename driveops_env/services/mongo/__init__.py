@@ -227,9 +227,7 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         snapshot.save(access, target, masking)
 
     def load_data(self, access: MongoAccess, work: Work, source: Path) -> MongoAccess:
-        record = work.servers[access.service]
-        server_admin = access if access.auth_mechanism == "PLAIN" else admin.admin_access(record)
-        snapshot.load(access, server_admin, source, work.tenant.slug)
+        snapshot.load(access, source, work.tenant.slug)
         return access
 
     def copy(self, access: MongoAccess, work: Work) -> MongoAccess:

@@ -99,14 +99,14 @@ def exported(found: MongoAccess) -> dict[str, Any]:
         for name in sorted(database.list_collection_names()):
             found_indexes = database[name].index_information().items()
             documents = json_util.dumps(list(database[name].find({})), json_options=json_util.CANONICAL_JSON_OPTIONS)
-            indexes = [_index(name, n, info) for n, info in found_indexes if n != "_id_"]
+            indexes = [index_of(name, n, info) for n, info in found_indexes if n != "_id_"]
             state[name] = {"indexes": indexes, "documents": json.loads(documents)}  # the seed files' form
     finally:
         conn.close()
     return state
 
 
-def _index(collection: str, name: str, info: dict[str, Any]) -> dict[str, Any]:
+def index_of(collection: str, name: str, info: dict[str, Any]) -> dict[str, Any]:
     """An index as the seed files write it: keys, name, unique (what FerretDB has); anything more
     (a TTL, a partial filter, text weights) cannot be carried to the other tenants, and is said."""
     extra = sorted(set(info) - {"key", "v", "unique", "ns"})

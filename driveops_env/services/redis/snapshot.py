@@ -19,6 +19,7 @@ from driveops_env.errors import UsageError
 from driveops_env.services.redis.access import RedisAccess
 from driveops_env.state import ServiceRecord
 
+BATCH = 1000
 STAGING = "__loading:"  # under the tenant's prefix: what its ACL user may write; no copy token has "_"
 
 
@@ -36,24 +37,28 @@ def save(server: ServiceRecord, access: RedisAccess, target: Path, is_copy: Call
     conn = _client(server, access.db)
     entries = []
     try:
-        for key in conn.scan_iter(match=_glob(prefix), count=1000):
-            name = key.decode("utf-8", "surrogateescape")
-            if is_copy(name, access.key_prefix):
-                continue
-            value, ttl = conn.dump(key), conn.pttl(key)
-            if value is None:  # expired or deleted meanwhile
-                continue
-            entries.append(
-                {
-                    "key": name[len(access.key_prefix) :],
-                    "value": base64.b64encode(value).decode(),
-                    "ttl_ms": max(ttl, 0),
-                }
-            )
+        scanned = conn.scan_iter(match=_glob(prefix), count=1000)
+        keys = [k for k in scanned if not is_copy(k.decode("utf-8", "surrogateescape"), access.key_prefix)]
+        for start in range(0, len(keys), BATCH):
+            batch = keys[start : start + BATCH]
+            with conn.pipeline(transaction=False) as pipe:  # one round trip per batch
+                for key in batch:
+                    pipe.dump(key)
+                    pipe.pttl(key)
+                found = pipe.execute()
+            entries += [_entry(k, v, t, len(prefix)) for k, v, t in zip(batch, found[::2], found[1::2], strict=True)]
     finally:
         conn.close()
-    files.write_private(target, json.dumps({"keys": entries}).encode())
-    return len(entries)
+    kept = [e for e in entries if e is not None]  # None: expired or deleted meanwhile
+    files.write_private(target, json.dumps({"keys": kept}).encode())
+    return len(kept)
+
+
+def _entry(key: bytes, value: bytes | None, ttl: int, cut: int) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    name = key[cut:].decode("utf-8", "surrogateescape")
+    return {"key": name, "value": base64.b64encode(value).decode(), "ttl_ms": max(ttl, 0)}
 
 
 def load(server: ServiceRecord, access: RedisAccess, source: Path, is_copy: Callable[[str, str], bool]) -> None:
@@ -65,8 +70,11 @@ def load(server: ServiceRecord, access: RedisAccess, source: Path, is_copy: Call
     try:
         _delete(conn, [k for k in conn.scan_iter(match=_glob(staging), count=1000)])
         try:
-            for key, value, ttl in entries:
-                conn.restore(staging + key, ttl, value, replace=True)
+            for start in range(0, len(entries), BATCH):
+                with conn.pipeline(transaction=False) as pipe:  # one round trip per batch
+                    for key, value, ttl in entries[start : start + BATCH]:
+                        pipe.restore(staging + key, ttl, value, replace=True)
+                    pipe.execute()
         except Exception:
             _delete(conn, [k for k in conn.scan_iter(match=_glob(staging), count=1000)])
             raise
