@@ -252,3 +252,8 @@ def parse_names(value: str) -> tuple[str, ...]:
     if not names:
         raise ValueError("name at least one")
     return names
+
+
+def parse_list(value: str) -> tuple[str, ...]:
+    """Comma-separated entries (a TOML array in pyproject.toml); '' is none."""
+    return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))

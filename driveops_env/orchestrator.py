@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from driveops_env import builders, envdirs, process, seeding, tasks, teardown
+from driveops_env import builders, envdirs, process, seeding, snapshot_seeds, snapshotting, tasks, teardown
 from driveops_env.backends import Backend, StartContext, create_backend, resolve_backend_name
 from driveops_env.diagnosis import diagnose
 from driveops_env.errors import DriveopsEnvError, Interrupted, SpecMismatchError, StartupError, TemplateError
@@ -117,9 +117,10 @@ def prepare_start(settings: Settings, progress: Progress, *, rebuild: bool = Fal
     backend_name = resolve_backend_name(settings.backend, settings, progress)
     backend = create_backend(backend_name, settings)
     what = plan_input(settings, tenants, backend.family)  # bad seeds fail before anything is asked of it
+    snapshots = snapshot_seeds.check(settings, [t.slug for t in tenants], {s.name: s for s in what.stores})
     backend.prepare(progress)
     what = prepare_services(what, backend, settings, progress, rebuild=rebuild)
-    finger = fingerprint(backend_name, what)
+    finger = fingerprint(backend_name, what) | ({"snapshots": snapshots} if snapshots else {})
     return Prepared(settings, backend, what, finger, hash_of(finger))
 
 
@@ -187,6 +188,7 @@ def _start(state: EnvState, store: StateStore, prepared: Prepared, progress: Pro
         with tasks.signals_held():  # made whole (its marker written) before a Ctrl-C is acted on
             envdirs.make_env_dir(prepared.settings, state)
         run_plan(state, store, prepared.what, prepared.backend, prepared.settings, progress)
+        _start_from_snapshots(state, prepared.settings, progress)
         state.status = "running"
         state.owner_pid = owner
         state.owner_start = process.start_time_of(owner) if owner else None
@@ -196,6 +198,15 @@ def _start(state: EnvState, store: StateStore, prepared: Prepared, progress: Pro
         if isinstance(exc, KeyboardInterrupt):
             raise Interrupted("start-up was interrupted; nothing was left running") from None
         raise
+
+
+def _start_from_snapshots(state: EnvState, settings: Settings, progress: Progress) -> None:
+    """``up --snapshot``: the named tenants' data from their files (checked before the start)."""
+    if settings.snapshot:
+        started = time.monotonic()
+        snapshotting.start_from(state, settings)
+        took = time.monotonic() - started
+        progress(f"  ok  {'snapshots loaded':<28} {took:6.2f}s  {', '.join(settings.snapshot)}")
 
 
 def run_plan(

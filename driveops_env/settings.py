@@ -14,6 +14,7 @@ from driveops_env.option_types import (
     Range,
     declare,
     parse_bool,
+    parse_list,
     parse_names,
     parse_path,
     parse_paths,
@@ -173,6 +174,16 @@ class Settings:
         "false",
         parse_bool,
         metavar="BOOL",
+    )
+    snapshot: tuple[str, ...] = declare(
+        "Tenants started from a snapshot file (snapshot save) instead of their seed: TENANT=FILE, comma-"
+        "separated; what a reset or a test's restore goes back to. Each file is checked before anything "
+        "starts: its tenant, its migrations and its stores must be this environment's.",
+        lambda: (),
+        "none",
+        parse_list,
+        metavar="TENANT=FILE",
+        list_valued=True,
     )
     mask: tuple[str, ...] = declare(
         "Column and field names whose values snapshot save --mask replaces deterministically (case-"

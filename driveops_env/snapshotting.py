@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from driveops_env import envdirs, snapshot, timing
+from driveops_env import envdirs, snapshot, snapshot_seeds, timing
 from driveops_env.errors import UsageError
 from driveops_env.masking import Masking
 from driveops_env.running import load_running, running_settings, services_of, sources_of, work_of
@@ -67,20 +67,37 @@ def load(settings: Settings, name: str, source: Path, slug: str | None, *, force
         running = running_settings(settings, state)
         manifest, parts = snapshot.read(source, folder)
         record = _tenant(state, slug or manifest.tenant)
-        stores = _stores(state, running, record)
-        _check(source, manifest, state, stores, force=force)
-        sources = sources_of(state, running)
-        loaded: dict[str, Any] = {}
-
-        def loading(n: str, service: Snapshots) -> Callable[[], None]:
-            access = service.load(record.stores[n])  # type: ignore[attr-defined]
-            work = work_of(state, record, seed_of(service, record.as_tenant(), sources, access), sources)
-            return lambda: loaded.__setitem__(n, service.load_data(access, work, parts[n]))
-
-        seconds = timing.run_timed({n: loading(n, s) for n, s in stores.items() if n in parts})
-        record.stores.update({n: asdict(a) for n, a in loaded.items()})
+        _check(source, manifest, state, _stores(state, running, record), force=force)
+        seconds = load_parts(state, running, record, parts)
         store.save(state)
     return Done(manifest, seconds)
+
+
+def start_from(state: EnvState, settings: Settings) -> None:
+    """``up --snapshot``: each named tenant's stores loaded from its file (checked before the start),
+    the file's data kept as what the tenant's restores go back to."""
+    for slug, file in snapshot_seeds.files_of(settings).items():
+        with _scratch(settings, state.name) as folder:
+            _, parts = snapshot.read(file, folder)
+            kept = snapshot_seeds.keep(settings, slug, parts)
+        load_parts(state, settings, state.tenants[slug], kept, as_seed=True)
+
+
+def load_parts(
+    state: EnvState, settings: Settings, record: TenantRecord, parts: dict[str, Path], *, as_seed: bool = False
+) -> dict[str, float]:
+    """Each part loaded into the tenant's store, in parallel; its record updated (not saved)."""
+    stores, sources = _stores(state, settings, record), sources_of(state, settings)
+    loaded: dict[str, Any] = {}
+
+    def loading(n: str, service: Snapshots) -> Callable[[], None]:
+        access = service.load(record.stores[n])  # type: ignore[attr-defined]
+        work = work_of(state, record, seed_of(service, record.as_tenant(), sources, access), sources)
+        return lambda: loaded.__setitem__(n, service.load_data(access, work, parts[n], as_seed=as_seed))
+
+    seconds = timing.run_timed({n: loading(n, s) for n, s in stores.items() if n in parts})
+    record.stores.update({n: asdict(a) for n, a in loaded.items()})
+    return seconds
 
 
 def _check(source: Path, manifest: snapshot.Manifest, state: EnvState, stores: dict[str, Any], *, force: bool) -> None:

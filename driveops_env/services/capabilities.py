@@ -152,7 +152,9 @@ class Snapshots(Protocol):
         environment's secrets; personal data masked with ``masking``."""
         ...
 
-    def load_data(self, access: Any, work: Work, source: Path) -> Any:
+    def load_data(self, access: Any, work: Work, source: Path, *, as_seed: bool = False) -> Any:
         """The tenant's data replaced by ``source``'s (a part :meth:`save_data` wrote, maybe on another
-        machine or for another tenant), all or nothing; the record to keep."""
+        machine or for another tenant), all or nothing; the record to keep.  ``as_seed``: what the
+        tenant's restores go back to from now on (``up --snapshot``; the part is kept where
+        :func:`driveops_env.snapshot_seeds.part_of` finds it)."""
         ...

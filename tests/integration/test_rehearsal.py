@@ -16,6 +16,7 @@ from tests.integration.test_migrations import _query, _revision, _values, servic
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.local_only  # pg_dump and pg_restore against a container's server: test_snapshots on docker
 def test_a_rehearsal_finds_the_tenant_a_migration_breaks(sandbox: Sandbox, tmp_path: Path) -> None:
     service_repository(tmp_path)
     sandbox.services = "postgres"

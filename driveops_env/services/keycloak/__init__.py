@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from driveops_env import builders
+from driveops_env import builders, snapshot_seeds
 from driveops_env.errors import UsageError
 from driveops_env.masking import Masking
 from driveops_env.secret import generate_secret, mask
@@ -100,9 +100,14 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
 
     def render(self, tenant: Tenant, sources: Sources, access: KeycloakAccess | None) -> realm.RealmSeed:
         secret = access.client_secret if access is not None else generate_secret()
-        return realm.render_realm(
+        seed = realm.render_realm(
             sources.realms_dir, sources.seeds_dir, tenant, api_client_secret=secret, limit=sources.limit
         )
+        part = snapshot_seeds.part_of(self.settings, self.name, tenant.slug)  # started from a snapshot
+        if part is None:
+            return seed
+        representation, passwords = users.realm_with(seed.representation, part, seed.users, secret)
+        return realm.RealmSeed(representation, passwords, secret)
 
     def stage(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> staging.Stage:
         """Its database on the environment's server (``--keycloak-db postgres``), and the tenants'
@@ -185,11 +190,16 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
             found = users.exported(client, access.users, masking)
         users.save(target, found)
 
-    def load_data(self, access: KeycloakAccess, work: Work, source: Path) -> KeycloakAccess:
+    def load_data(self, access: KeycloakAccess, work: Work, source: Path, *, as_seed: bool = False) -> KeycloakAccess:
         """The realm made under a staging name first (what Keycloak refuses leaves the tenant's realm),
-        then in place of the tenant's: the seed's settings and clients, the file's users."""
+        then in place of the tenant's: the seed's settings and clients, the file's users (``as_seed``:
+        the seed was rendered from the kept file already)."""
         seed: realm.RealmSeed = work.seed
-        representation, passwords = users.realm_with(seed.representation, source, seed.users)
+        representation, passwords = (
+            (seed.representation, seed.users)
+            if as_seed
+            else users.realm_with(seed.representation, source, seed.users, access.client_secret)
+        )
         record = work.servers[access.service]
         trial = f"{access.realm}__next"
         if admin.realm_exists(access.base_url, trial):  # a load that was killed left it

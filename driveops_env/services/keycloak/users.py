@@ -4,9 +4,10 @@ the seed's (the loading environment's own, its client secret kept), not the file
 
 Keycloak's admin API never returns a credential's hash, so passwords are not in the file: a user the
 seed has (``seeded_as``: its seeded username, also when masked) gets its seeded password back; a user
-added later gets a generated one, kept in the environment's record (``token --user``, the plugin's
-tenant handle use it).  A load makes the realm under a staging name first (what Keycloak refuses is
-found there), then deletes the tenant's realm and makes it again with the file's users.
+added later gets one derived from the environment's client secret, kept in the environment's record
+(``token --user``, the plugin's tenant handle use it).  A load makes the realm under a staging name
+first (what Keycloak refuses is found there), then deletes the tenant's realm and makes it again with
+the file's users.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from driveops_env import files
 from driveops_env.errors import UsageError
 from driveops_env.masking import Masking, value
-from driveops_env.secret import generate_secret
+from driveops_env.snapshot_seeds import password_of
 
 PROFILE = ("username", "email", "firstName", "lastName", "enabled", "emailVerified", "attributes")
 DEFAULT_ROLES = "default-roles-"
@@ -51,9 +52,11 @@ def save(target: Path, users: list[dict[str, Any]]) -> None:
 
 
 def realm_with(
-    representation: dict[str, Any], source: Path, seeded: dict[str, str]
+    representation: dict[str, Any], source: Path, seeded: dict[str, str], secret: str
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The seed's realm with the file's users instead of the seed's; each user's password by username."""
+    """The seed's realm with the file's users instead of the seed's; each user's password by username
+    (a seeded user's seeded one, another's derived from the environment's ``secret``: the same at
+    every render)."""
     realm = copy.deepcopy(representation)
     defaults = f"{DEFAULT_ROLES}{realm['realm']}"
     users, passwords = [], {}
@@ -61,7 +64,7 @@ def realm_with(
     for entry in sorted(
         _entries(source), key=lambda e: order.index(e["seeded_as"]) if e.get("seeded_as") in order else len(order)
     ):
-        password = seeded.get(str(entry.pop("seeded_as", ""))) or generate_secret()
+        password = seeded.get(str(entry.pop("seeded_as", ""))) or password_of(secret, str(entry["username"]))
         passwords[str(entry["username"])] = password
         entry["realmRoles"] = [*entry.get("realmRoles", []), defaults]
         entry["credentials"] = [{"type": "password", "value": password, "temporary": False}]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from driveops_env import migrate, migrated
+from driveops_env import migrate, migrated, snapshot_seeds
 from driveops_env.errors import StartupError
 from driveops_env.images import ready as ready_image
 from driveops_env.masking import Masking
@@ -144,6 +144,9 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
         return [] if client is None else ready_image.collect(client, cache, self.name)
 
     def render(self, tenant: Tenant, sources: Sources, access: MongoAccess | None) -> Any:
+        part = snapshot_seeds.part_of(self.settings, self.name, tenant.slug)  # started from a snapshot
+        if part is not None:
+            return snapshot.collections(part)
         collections = seeds.render_mongo_collections(sources.seeds_dir, tenant, limit=sources.limit)
         if not self.own.migrate_mongo:
             return collections
@@ -226,7 +229,7 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
     def save_data(self, access: MongoAccess, work: Work, target: Path, masking: Masking | None) -> None:
         snapshot.save(access, target, masking)
 
-    def load_data(self, access: MongoAccess, work: Work, source: Path) -> MongoAccess:
+    def load_data(self, access: MongoAccess, work: Work, source: Path, *, as_seed: bool = False) -> MongoAccess:
         snapshot.load(access, source, work.tenant.slug)
         return access
 

@@ -20,6 +20,7 @@ from driveops_env.errors import UsageError
 from driveops_env.masking import Masking
 from driveops_env.services.mongo import admin, migration
 from driveops_env.services.mongo.access import MongoAccess
+from driveops_env.services.mongo.seeds import MongoCollection
 
 STAGING = "driveops-loading-"  # what no tenant's collection is named like (FerretDB allows "-", not ".")
 HEADER_LIMIT = 1024 * 1024
@@ -85,6 +86,11 @@ def load(found: MongoAccess, source: Path, tenant: str) -> None:
             database[STAGING + name].rename(name)
     finally:
         conn.close()
+
+
+def collections(source: Path) -> tuple[MongoCollection, ...]:
+    """A kept part as the seed a restore refills (``up --snapshot``)."""
+    return tuple(MongoCollection(n, tuple(i), tuple(d), source) for n, i, d in _read(source))
 
 
 def _fill(target: Any, indexes: list[dict[str, Any]], documents: list[Any]) -> None:

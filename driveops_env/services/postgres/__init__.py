@@ -191,9 +191,13 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         info = admin.admin_conninfo(work.servers[access.service])
         pg_snapshot.save(folder, access, info, target, masking, work.tenant.slug)
 
-    def load_data(self, access: PostgresAccess, work: Work, source: Path) -> PostgresAccess:
+    def load_data(self, access: PostgresAccess, work: Work, source: Path, *, as_seed: bool = False) -> PostgresAccess:
+        """The file's data swapped in; ``as_seed``: the seed template made from it (what restores clone)."""
         folder = pg_snapshot.tools_for(access, self.own.postgres_bin, work.tenant.slug)
-        pg_snapshot.load(folder, access, admin.admin_conninfo(work.servers[access.service]), source, work.tenant.slug)
+        info = admin.admin_conninfo(work.servers[access.service])
+        pg_snapshot.load(folder, access, info, source, work.tenant.slug)
+        if as_seed:
+            admin.save_seed_template(info, access.database)
         return access
 
     def copy(self, access: PostgresAccess, work: Work) -> PostgresAccess:

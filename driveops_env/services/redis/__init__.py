@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from driveops_env import process
+from driveops_env import process, snapshot_seeds
 from driveops_env.masking import Masking
 from driveops_env.option_types import Range, declare
 from driveops_env.secret import generate_secret
@@ -84,6 +84,9 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
         return {"image_redis": self.own.image_redis}
 
     def render(self, tenant: Tenant, sources: Sources, access: RedisAccess | None) -> Any:
+        part = snapshot_seeds.part_of(self.settings, self.name, tenant.slug)  # started from a snapshot
+        if part is not None:
+            return snapshot.entries(part)
         return seeds.render_redis_entries(sources.seeds_dir, tenant, limit=sources.limit)
 
     def server(self, need: Need, plan: Plan, deps: Mapping[str, ServiceRecord]) -> Server:
@@ -154,7 +157,7 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
     def save_data(self, access: RedisAccess, work: Work, target: Path, masking: Masking | None) -> None:
         snapshot.save(work.servers[access.service], access, target, is_copy_key)  # values unmasked: see snapshot
 
-    def load_data(self, access: RedisAccess, work: Work, source: Path) -> RedisAccess:
+    def load_data(self, access: RedisAccess, work: Work, source: Path, *, as_seed: bool = False) -> RedisAccess:
         snapshot.load(work.servers[access.service], access, source, is_copy_key)
         return access
 

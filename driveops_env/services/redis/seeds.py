@@ -56,6 +56,9 @@ def apply_redis(client: Any, entries: Iterable[RedisEntry], *, prefix: str) -> N
             pipe.set(key, entry.value)
         elif entry.type == "hash":
             pipe.hset(key, mapping={k: str(v) for k, v in entry.value.items()})
+        elif entry.type == "dump":  # a snapshot's key: DUMP's value and its time to live
+            value, ttl = entry.value
+            pipe.restore(key, ttl, value, replace=True)
         elif entry.type == "set":
             pipe.sadd(key, *[str(v) for v in entry.value])
         else:

@@ -17,6 +17,7 @@ from typing import Any
 from driveops_env import files
 from driveops_env.errors import UsageError
 from driveops_env.services.redis.access import RedisAccess
+from driveops_env.services.redis.seeds import RedisEntry
 from driveops_env.state import ServiceRecord
 
 BATCH = 1000
@@ -92,6 +93,14 @@ def load(server: ServiceRecord, access: RedisAccess, source: Path, is_copy: Call
 def _delete(conn: Any, keys: list[bytes]) -> None:
     for start in range(0, len(keys), 500):
         conn.delete(*keys[start : start + 500])
+
+
+def entries(source: Path) -> tuple[RedisEntry, ...]:
+    """A kept part as the seed a restore writes (``up --snapshot``): each key's ``DUMP`` and time to live."""
+    return tuple(
+        RedisEntry(key.decode("utf-8", "surrogateescape"), "dump", (value, ttl), source)
+        for key, value, ttl in _entries(source)
+    )
 
 
 def _entries(source: Path) -> list[tuple[bytes, bytes, int]]:
