@@ -305,10 +305,12 @@ class Environment:
 
     def snapshot_save(self, tenant: str, target: Path, *, mask: bool = False) -> snapshotting.Done:
         """Tenant ``tenant``'s data in every store written to ``target`` (``snapshot save``)."""
-        return snapshotting.save(self._settings, self.name, tenant, target, mask=mask)
+        return snapshotting.save(self._state, self._settings, tenant, target, mask=mask)
 
     def snapshot_load(self, source: Path, tenant: str | None = None, *, force: bool = False) -> snapshotting.Done:
         """A snapshot file's data in place of ``tenant``'s (default: the file's tenant) (``snapshot load``)."""
+        if self._state.backend == "descriptor":
+            raise UsageError("a descriptor's environment is read-only here", hint="load it where it runs")
         done = snapshotting.load(self._settings, self.name, source, tenant, force=force)
         self._state = load_running(self._settings, self.name)
         return done

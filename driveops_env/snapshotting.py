@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from driveops_env import envdirs, snapshot, snapshot_seeds, timing
+from driveops_env import snapshot, snapshot_seeds, timing
 from driveops_env.errors import UsageError
 from driveops_env.masking import Masking
 from driveops_env.running import load_running, running_settings, services_of, sources_of, work_of
@@ -36,15 +36,14 @@ def migrations_of(state: EnvState) -> dict[str, str]:
     return {k: v for k, v in sorted(state.fingerprint.items()) if k.startswith(MIGRATIONS)}
 
 
-def save(settings: Settings, name: str, slug: str, target: Path, *, mask: bool) -> Done:
-    """Tenant ``slug``'s data in every store into ``target``."""
-    state = load_running(settings, name)
-    running = running_settings(settings, state)
+def save(state: EnvState, settings: Settings, slug: str, target: Path, *, mask: bool) -> Done:
+    """Tenant ``slug``'s data in every store of ``state`` (a running environment's, or a descriptor's:
+    only read there, but for a masked PostgreSQL's scratch database) into ``target``."""
     record = _tenant(state, slug)
-    stores = _stores(state, running, record)
-    masking = Masking.of(running.mask) if mask else None
-    sources = sources_of(state, running)
-    with _scratch(settings, name) as folder:
+    stores = _stores(state, settings, record)
+    masking = Masking.of(settings.mask) if mask else None
+    sources = sources_of(state, settings)
+    with _scratch(settings) as folder:
         parts = {n: folder / n for n in stores}
         jobs = {
             n: _saving(s, s.load(record.stores[n]), work_of(state, record, None, sources), parts[n], masking)
@@ -62,7 +61,7 @@ def _saving(service: Snapshots, access: Any, work: Any, target: Path, masking: M
 def load(settings: Settings, name: str, source: Path, slug: str | None, *, force: bool) -> Done:
     """The file's data in place of tenant ``slug``'s (default: the tenant it was saved from)."""
     store = StateStore(settings.state_dir)
-    with store.lock(name), _scratch(settings, name) as folder:
+    with store.lock(name), _scratch(settings) as folder:
         state = load_running(settings, name)
         running = running_settings(settings, state)
         manifest, parts = snapshot.read(source, folder)
@@ -77,7 +76,7 @@ def start_from(state: EnvState, settings: Settings) -> None:
     """``up --snapshot``: each named tenant's stores loaded from its file (checked before the start),
     the file's data kept as what the tenant's restores go back to."""
     for slug, file in snapshot_seeds.files_of(settings).items():
-        with _scratch(settings, state.name) as folder:
+        with _scratch(settings) as folder:
             _, parts = snapshot.read(file, folder)
             kept = snapshot_seeds.keep(settings, slug, parts)
         load_parts(state, settings, state.tenants[slug], kept, as_seed=True)
@@ -138,7 +137,8 @@ def _stores(state: EnvState, settings: Settings, record: TenantRecord) -> dict[s
 
 
 @contextmanager
-def _scratch(settings: Settings, name: str) -> Iterator[Path]:
-    """A private folder in the environment's directory for the parts (removed after)."""
-    with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=envdirs.env_dir(settings, name)) as folder:
+def _scratch(settings: Settings) -> Iterator[Path]:
+    """A private folder (0700) in the cache for the parts (as large as the file), removed after."""
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=settings.cache_dir) as folder:
         yield Path(folder)

@@ -217,6 +217,7 @@ def _snapshot(commands: Commands) -> None:
         action="store_true",
         help="load: even a file of other migrations, or with stores the environment lacks",
     )
+    add_from(p)
 
 
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:

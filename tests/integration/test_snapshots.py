@@ -1,8 +1,9 @@
-"""Snapshots as two developers use them (README "Snapshots"): one saves beta, masked, after writing in
-every store and adding a Keycloak user; the other, with a HOME of their own, loads the file into a
-fresh environment and sees every row, masked the same way in every store, the added user logs in with
-beta's tenant id in the token; the other tenant and its tokens are untouched; a damaged file or an
-unknown tenant changes nothing (exit 2)."""
+"""Snapshots as two developers use them (README "Snapshots and rehearsals"): one writes in every store
+of beta and adds a Keycloak user; the other, with a HOME of their own, saves beta masked from the
+first one's descriptor (staging's, read-only), loads the file into a fresh environment and sees every
+row, masked the same way in every store; the added user logs in with beta's tenant id in the token;
+the other tenant and its tokens are untouched; a damaged file or an unknown tenant changes nothing
+(exit 2); `up --snapshot` starts beta from the file and `reset` goes back to it."""
 
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ def test_a_masked_snapshot_of_beta_loads_on_another_home(alice: Sandbox, bob: Sa
     _write_everywhere(_up(alice))
     shared = tmp_path / "share" / "beta.snap"
     shared.parent.mkdir()
-    saved = alice.cli("snapshot", "save", "--tenant", "beta", "--mask", "-o", str(shared))
+    described = tmp_path / "share" / "alice.json"  # staging's descriptor, as a team hands it out
+    assert alice.cli("export", "-o", str(described)).returncode == 0
+    saved = bob.cli("snapshot", "save", "--from", str(described), "--tenant", "beta", "--mask", "-o", str(shared))
     assert saved.returncode == 0, saved.stderr
     assert shared.stat().st_mode & 0o777 == 0o600
     assert "saved (masked) 4 store(s)" in saved.stderr
