@@ -307,10 +307,19 @@ class Environment:
         """Tenant ``tenant``'s data in every store written to ``target`` (``snapshot save``)."""
         return snapshotting.save(self._state, self._settings, tenant, target, mask=mask)
 
-    def snapshot_load(self, source: Path, tenant: str | None = None, *, force: bool = False) -> snapshotting.Done:
-        """A snapshot file's data in place of ``tenant``'s (default: the file's tenant) (``snapshot load``)."""
+    def snapshot_load(
+        self, source: Path, tenant: str | None = None, *, force: bool = False, as_new: str | None = None
+    ) -> snapshotting.Done:
+        """A snapshot file's data in place of ``tenant``'s (default: the file's tenant) (``snapshot
+        load``); ``as_new``: a tenant added for it (the file checked first), its identity its own."""
         if self._state.backend == "descriptor":
             raise UsageError("a descriptor's environment is read-only here", hint="load it where it runs")
+        if as_new is not None:
+            if as_new in self._state.tenants:
+                raise UsageError(f"tenant {as_new!r} exists already", hint=f"--tenant {as_new} replaces its data")
+            snapshotting.verify(self._settings, self.name, source, force=force)
+            self.add_tenants([as_new])
+            tenant = as_new
         done = snapshotting.load(self._settings, self.name, source, tenant, force=force)
         self._state = load_running(self._settings, self.name)
         return done

@@ -77,3 +77,22 @@ class Masking:
             else:
                 out[key] = self.document(child)
         return out
+
+
+@dataclass(frozen=True)
+class Replacing:
+    """Whole values replaced by others (another tenant's id, slug and name for ``snapshot load --as``):
+    a value equal to a key, as a whole, becomes its value; a value that only contains one stays."""
+
+    values: dict[str, str]
+
+    def value(self, item: Any) -> Any:
+        return self.values.get(item, item) if isinstance(item, str) else item
+
+    def document(self, item: Any) -> Any:
+        """A JSON-like value with every string equal to a key replaced, at any depth (keys kept)."""
+        if isinstance(item, list):
+            return [self.document(child) for child in item]
+        if isinstance(item, dict):
+            return {key: self.document(child) for key, child in item.items()}
+        return self.value(item)

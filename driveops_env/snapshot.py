@@ -22,7 +22,7 @@ import re
 import tarfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +57,14 @@ class Manifest:
     parts: dict[str, Part]
     created: str = ""
     version: str = ""  # driveops-env's, when written
+    identity: dict[str, str] = field(default_factory=dict)  # the tenant's id and name (load --as replaces them)
 
     def as_json(self) -> bytes:
         body = {
             "format": FORMAT,
             "driveops_env": self.version or _version(),
             "tenant": self.tenant,
+            "identity": self.identity,
             "created": self.created,
             "migrations": self.migrations,
             "masked": self.masked,
@@ -91,13 +93,18 @@ def digest_of(path: Path) -> tuple[int, str]:
 
 
 def write(
-    target: Path, tenant: str, migrations: Mapping[str, str], masked: bool, parts: Mapping[str, Path]
+    target: Path,
+    tenant: str,
+    migrations: Mapping[str, str],
+    masked: bool,
+    parts: Mapping[str, Path],
+    identity: Mapping[str, str] | None = None,
 ) -> Manifest:
     """``parts`` (service -> a file of its data) written to ``target`` (0600, no link followed) with
     their manifest; the manifest."""
     described = {n: Part(n, *digest_of(p)) for n, p in parts.items()}
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    manifest = Manifest(tenant, dict(migrations), masked, described, created)
+    manifest = Manifest(tenant, dict(migrations), masked, described, created, identity=dict(identity or {}))
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -162,13 +169,13 @@ def _manifest(source: Path, tar: tarfile.TarFile, members: list[tarfile.TarInfo]
         raise _bad(source, "its manifest lacks tenant, migrations or parts")
     described = {str(n): _part(source, str(n), p, size) for n, p in parts.items()}
     migrations = {str(k): str(v) for k, v in raw["migrations"].items()}
+    identity = raw.get("identity") or {}
+    if not isinstance(identity, dict) or not all(isinstance(v, str) for v in identity.values()):
+        raise _bad(source, "its manifest's identity is not names and values")
+    version, created = str(raw.get("driveops_env", "")), str(raw.get("created", ""))
+    masked = bool(raw.get("masked"))
     return Manifest(
-        raw["tenant"],
-        migrations,
-        bool(raw.get("masked")),
-        described,
-        str(raw.get("created", "")),
-        str(raw.get("driveops_env", "")),
+        raw["tenant"], migrations, masked, described, created, version, {str(k): v for k, v in identity.items()}
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from driveops_env import snapshot, snapshot_seeds, timing
 from driveops_env.errors import UsageError
-from driveops_env.masking import Masking
+from driveops_env.masking import Masking, Replacing
 from driveops_env.running import load_running, running_settings, services_of, sources_of, work_of
 from driveops_env.services.capabilities import Snapshots, seed_of
 from driveops_env.settings import Settings
@@ -50,7 +50,8 @@ def save(state: EnvState, settings: Settings, slug: str, target: Path, *, mask: 
             for n, s in stores.items()
         }
         seconds = timing.run_timed(jobs)
-        manifest = snapshot.write(target, slug, migrations_of(state), mask, parts)
+        identity = {"tenant_id": record.tenant_id, "name": record.display_name}
+        manifest = snapshot.write(target, slug, migrations_of(state), mask, parts, identity)
     return Done(manifest, seconds)
 
 
@@ -67,9 +68,31 @@ def load(settings: Settings, name: str, source: Path, slug: str | None, *, force
         manifest, parts = snapshot.read(source, folder)
         record = _tenant(state, slug or manifest.tenant)
         _check(source, manifest, state, _stores(state, running, record), force=force)
-        seconds = load_parts(state, running, record, parts)
+        seconds = load_parts(state, running, record, parts, replacing=_replacing(manifest, record))
         store.save(state)
     return Done(manifest, seconds)
+
+
+def verify(settings: Settings, name: str, source: Path, *, force: bool) -> snapshot.Manifest:
+    """The file read whole and checked against the running environment, nothing changed (``--as``
+    checks before it adds the tenant)."""
+    with _scratch(settings) as folder:
+        state = load_running(settings, name)
+        running = running_settings(settings, state)
+        manifest, _ = snapshot.read(source, folder)
+        services = services_of(state, running)
+        stores = {n: s for n, s in services.items() if isinstance(s, Snapshots)}
+        _check(source, manifest, state, stores, force=force)
+    return manifest
+
+
+def _replacing(manifest: snapshot.Manifest, record: TenantRecord) -> Replacing | None:
+    """The file's tenant's id, slug and name replaced by ``record``'s when the file is another tenant's."""
+    if manifest.tenant == record.slug:
+        return None
+    theirs = {"tenant_id": record.tenant_id, "name": record.display_name}
+    values = {v: theirs[k] for k, v in manifest.identity.items() if k in theirs and v != theirs[k]}
+    return Replacing(values | {manifest.tenant: record.slug})
 
 
 def start_from(state: EnvState, settings: Settings) -> None:
@@ -83,7 +106,13 @@ def start_from(state: EnvState, settings: Settings) -> None:
 
 
 def load_parts(
-    state: EnvState, settings: Settings, record: TenantRecord, parts: dict[str, Path], *, as_seed: bool = False
+    state: EnvState,
+    settings: Settings,
+    record: TenantRecord,
+    parts: dict[str, Path],
+    *,
+    as_seed: bool = False,
+    replacing: Replacing | None = None,
 ) -> dict[str, float]:
     """Each part loaded into the tenant's store, in parallel; its record updated (not saved)."""
     stores, sources = _stores(state, settings, record), sources_of(state, settings)
@@ -92,7 +121,9 @@ def load_parts(
     def loading(n: str, service: Snapshots) -> Callable[[], None]:
         access = service.load(record.stores[n])  # type: ignore[attr-defined]
         work = work_of(state, record, seed_of(service, record.as_tenant(), sources, access), sources)
-        return lambda: loaded.__setitem__(n, service.load_data(access, work, parts[n], as_seed=as_seed))
+        return lambda: loaded.__setitem__(
+            n, service.load_data(access, work, parts[n], as_seed=as_seed, replacing=replacing)
+        )
 
     seconds = timing.run_timed({n: loading(n, s) for n, s in stores.items() if n in parts})
     record.stores.update({n: asdict(a) for n, a in loaded.items()})

@@ -239,21 +239,25 @@ def _rehearse(env: Environment, args: argparse.Namespace) -> int:
 def cmd_snapshot(args: argparse.Namespace) -> int:
     env = environment(args)
     if args.action == "save":
-        if not args.tenant or not args.output:
+        if not args.tenant or not args.output or args.as_new or args.force:
             raise UsageError(
-                "snapshot save needs --tenant and --output", hint="snapshot save --tenant acme -o acme.snap"
+                "snapshot save needs --tenant and --output (not --as or --force)",
+                hint="snapshot save --tenant acme -o acme.snap",
             )
         done = env.snapshot_save(args.tenant, Path(args.output), mask=args.mask)
         verb = "saved (masked)" if args.mask else "saved"
     else:
-        if not args.file or args.output or args.mask:
-            raise UsageError("snapshot load takes a FILE, not --output or --mask", hint="snapshot load acme.snap")
-        done = env.snapshot_load(Path(args.file), args.tenant, force=args.force)
-        verb = "loaded"
+        if not args.file or args.output or args.mask or (args.as_new and args.tenant):
+            raise UsageError(
+                "snapshot load takes a FILE; not --output, --mask, or --tenant with --as",
+                hint="snapshot load beta.snap [--as gamma]",
+            )
+        done = env.snapshot_load(Path(args.file), args.tenant, force=args.force, as_new=args.as_new)
+        verb = f"loaded into {args.as_new or args.tenant or done.manifest.tenant!r}"
     for store, seconds in done.seconds.items():
         size = done.manifest.parts[store].size if store in done.manifest.parts else 0
         output.progress(f"  ok  {store:<10} {size / 1e6:8.2f} MB {seconds:6.2f}s")
-    output.progress(f"tenant {done.manifest.tenant!r}: {verb} {len(done.seconds)} store(s)")
+    output.progress(f"tenant {done.manifest.tenant!r}'s snapshot: {verb}, {len(done.seconds)} store(s)")
     return 0
 
 

@@ -210,6 +210,13 @@ def _snapshot(commands: Commands) -> None:
     )
     p.add_argument("--output", "-o", metavar="FILE", help="save: the file to write (mode 0600)")
     p.add_argument(
+        "--as",
+        dest="as_new",
+        metavar="SLUG",
+        help="load: into a new tenant added for it (its id, realm and stores its own; the file's tenant's id, "
+        "slug and name replaced by its own where they are whole values)",
+    )
+    p.add_argument(
         "--mask", action="store_true", help="save: personal data masked deterministically (the mask option's names)"
     )
     p.add_argument(

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from driveops_env.masking import Masking
+from driveops_env.masking import Masking, Replacing
 from driveops_env.services.base import Sources, Work
 from driveops_env.services.servers import Need, Plan
 from driveops_env.state import ServiceRecord
@@ -152,9 +152,12 @@ class Snapshots(Protocol):
         environment's secrets; personal data masked with ``masking``."""
         ...
 
-    def load_data(self, access: Any, work: Work, source: Path, *, as_seed: bool = False) -> Any:
+    def load_data(
+        self, access: Any, work: Work, source: Path, *, as_seed: bool = False, replacing: Replacing | None = None
+    ) -> Any:
         """The tenant's data replaced by ``source``'s (a part :meth:`save_data` wrote, maybe on another
         machine or for another tenant), all or nothing; the record to keep.  ``as_seed``: what the
         tenant's restores go back to from now on (``up --snapshot``; the part is kept where
-        :func:`driveops_env.snapshot_seeds.part_of` finds it)."""
+        :func:`driveops_env.snapshot_seeds.part_of` finds it).  ``replacing``: the file is another
+        tenant's; whole values of its identity (id, slug, name) become this tenant's."""
         ...

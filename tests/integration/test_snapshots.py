@@ -82,7 +82,7 @@ def test_a_masked_snapshot_of_beta_loads_on_another_home(alice: Sandbox, bob: Sa
     saved = bob.cli("snapshot", "save", "--from", str(described), "--tenant", "beta", "--mask", "-o", str(shared))
     assert saved.returncode == 0, saved.stderr
     assert shared.stat().st_mode & 0o777 == 0o600
-    assert "saved (masked) 4 store(s)" in saved.stderr
+    assert "saved (masked), 4 store(s)" in saved.stderr
     assert alice.cli("down").returncode == 0
 
     env = _up(bob)
@@ -102,6 +102,7 @@ def test_a_masked_snapshot_of_beta_loads_on_another_home(alice: Sandbox, bob: Sa
     _sees_the_masked_data(env, rows_before)
     assert userinfo_status(env.tenant("acme").keycloak, acme_token) == 200  # acme untouched
 
+    _loads_as_another_tenant(bob, shared, len(rows_before) + 1)
     for bad in (f"gamma={shared}", f"beta={tmp_path / 'missing.snap'}", f"beta={broken}"):
         refused = bob.cli("up", "--tenants", "acme,beta", "--snapshot", bad, "--recreate")
         assert refused.returncode == 2, refused.stderr  # checked before anything starts: bob's still runs
@@ -115,6 +116,30 @@ def test_a_masked_snapshot_of_beta_loads_on_another_home(alice: Sandbox, bob: Sa
         conn.execute("UPDATE customers SET full_name = 'written by a test'")
     assert bob.cli("reset", "--tenant", "beta").returncode == 0  # back to the snapshot, not the seed
     _sees_the_masked_data(Environment.attach(bob.name, settings=bob.settings(services=SERVICES)), rows_before)
+
+
+def _loads_as_another_tenant(bob: Sandbox, shared: Path, customers: int) -> None:
+    """beta's file as a new tenant gamma: beta's id, slug and name become gamma's in every store."""
+    loaded = bob.cli("snapshot", "load", str(shared), "--as", "gamma")
+    assert loaded.returncode == 0, loaded.stderr
+    env = Environment.attach(bob.name, settings=bob.settings(services=SERVICES))
+    gamma, beta_id = env.tenant("gamma"), env.tenant("beta").tenant_id
+    values = gamma.env_vars()
+    with psycopg.connect(values["DRIVEOPS_POSTGRES_DSN"]) as conn:
+        assert conn.execute("SELECT id::text, slug FROM tenants").fetchall() == [(gamma.tenant_id, "gamma")]
+        ids = {str(r[0]) for r in conn.execute("SELECT DISTINCT tenant_id FROM customers")}
+        assert ids == {gamma.tenant_id} and conn.execute("SELECT count(*) FROM customers").fetchone() == (customers,)
+    client: Any = pymongo.MongoClient(values["DRIVEOPS_MONGO_URI"])
+    notes = client[values["DRIVEOPS_MONGO_DATABASE"]].intervention_notes
+    assert notes.count_documents({"tenant_id": beta_id}) == 0 and notes.count_documents({"note": "brakes"}) == 1
+    client.close()
+    keys = redis.Redis.from_url(values["DRIVEOPS_REDIS_URL"], decode_responses=True)
+    assert keys.hget(f"{values['DRIVEOPS_REDIS_KEY_PREFIX']}config", "tenant_id") == gamma.tenant_id
+    keys.close()
+    claims = gamma.claims(gamma.token(masking.value("email", REAL)))
+    assert claims["tenant_id"] == gamma.tenant_id and claims["iss"].endswith("/realms/gamma")
+    again = bob.cli("snapshot", "load", str(shared), "--as", "gamma")
+    assert again.returncode == 2 and "exists already" in again.stderr, again.stderr
 
 
 def _customers(env: Environment) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from driveops_env import builders, snapshot_seeds
 from driveops_env.errors import UsageError
-from driveops_env.masking import Masking
+from driveops_env.masking import Masking, Replacing
 from driveops_env.secret import generate_secret, mask
 from driveops_env.services.base import (
     CONTAINER,
@@ -190,7 +190,15 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
             found = users.exported(client, access.users, masking)
         users.save(target, found)
 
-    def load_data(self, access: KeycloakAccess, work: Work, source: Path, *, as_seed: bool = False) -> KeycloakAccess:
+    def load_data(
+        self,
+        access: KeycloakAccess,
+        work: Work,
+        source: Path,
+        *,
+        as_seed: bool = False,
+        replacing: Replacing | None = None,
+    ) -> KeycloakAccess:
         """The realm made under a staging name first (what Keycloak refuses leaves the tenant's realm),
         then in place of the tenant's: the seed's settings and clients, the file's users (``as_seed``:
         the seed was rendered from the kept file already)."""
@@ -198,7 +206,7 @@ class KeycloakService(Service[KeycloakAccess, KeycloakOptions], name="keycloak",
         representation, passwords = (
             (seed.representation, seed.users)
             if as_seed
-            else users.realm_with(seed.representation, source, seed.users, access.client_secret)
+            else users.realm_with(seed.representation, source, seed.users, access.client_secret, replacing)
         )
         record = work.servers[access.service]
         trial = f"{access.realm}__next"

@@ -19,7 +19,7 @@ from typing import Any
 
 from driveops_env import files
 from driveops_env.errors import UsageError
-from driveops_env.masking import Masking, value
+from driveops_env.masking import Masking, Replacing, value
 from driveops_env.snapshot_seeds import password_of
 
 PROFILE = ("username", "email", "firstName", "lastName", "enabled", "emailVerified", "attributes")
@@ -52,7 +52,11 @@ def save(target: Path, users: list[dict[str, Any]]) -> None:
 
 
 def realm_with(
-    representation: dict[str, Any], source: Path, seeded: dict[str, str], secret: str
+    representation: dict[str, Any],
+    source: Path,
+    seeded: dict[str, str],
+    secret: str,
+    replacing: Replacing | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The seed's realm with the file's users instead of the seed's; each user's password by username
     (a seeded user's seeded one, another's derived from the environment's ``secret``: the same at
@@ -66,6 +70,8 @@ def realm_with(
     ):
         password = seeded.get(str(entry.pop("seeded_as", ""))) or password_of(secret, str(entry["username"]))
         passwords[str(entry["username"])] = password
+        if replacing is not None:  # another tenant's file: its identity in attributes becomes this one's
+            entry["attributes"] = replacing.document(entry.get("attributes", {}))
         entry["realmRoles"] = [*entry.get("realmRoles", []), defaults]
         entry["credentials"] = [{"type": "password", "value": password, "temporary": False}]
         users.append(entry)

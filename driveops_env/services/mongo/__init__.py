@@ -13,7 +13,7 @@ from typing import Any
 from driveops_env import migrate, migrated, snapshot_seeds
 from driveops_env.errors import StartupError
 from driveops_env.images import ready as ready_image
-from driveops_env.masking import Masking
+from driveops_env.masking import Masking, Replacing
 from driveops_env.option_types import READY_COPIES, declare, parse_argv, parse_bool
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
@@ -229,8 +229,16 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
     def save_data(self, access: MongoAccess, work: Work, target: Path, masking: Masking | None) -> None:
         snapshot.save(access, target, masking)
 
-    def load_data(self, access: MongoAccess, work: Work, source: Path, *, as_seed: bool = False) -> MongoAccess:
-        snapshot.load(access, source, work.tenant.slug)
+    def load_data(
+        self,
+        access: MongoAccess,
+        work: Work,
+        source: Path,
+        *,
+        as_seed: bool = False,
+        replacing: Replacing | None = None,
+    ) -> MongoAccess:
+        snapshot.load(access, source, work.tenant.slug, replacing)
         return access
 
     def copy(self, access: MongoAccess, work: Work) -> MongoAccess:

@@ -17,7 +17,7 @@ from typing import Any
 
 from driveops_env import files
 from driveops_env.errors import UsageError
-from driveops_env.masking import Masking
+from driveops_env.masking import Masking, Replacing
 from driveops_env.services.mongo import admin, migration
 from driveops_env.services.mongo.access import MongoAccess
 from driveops_env.services.mongo.seeds import MongoCollection
@@ -50,6 +50,13 @@ def save(found: MongoAccess, target: Path, masking: Masking | None) -> None:
     files.write_private(target, json.dumps({"collections": header}).encode() + b"\n" + bytes(body))
 
 
+def _replaced(document: Any, replacing: Replacing) -> Any:
+    from bson import encode
+    from bson.raw_bson import RawBSONDocument
+
+    return RawBSONDocument(encode(replacing.document(_plain(document))))
+
+
 def _raw() -> Any:
     from bson.codec_options import CodecOptions
     from bson.raw_bson import RawBSONDocument
@@ -63,9 +70,12 @@ def _plain(raw: Any) -> dict[str, Any]:
     return decode(raw.raw)
 
 
-def load(found: MongoAccess, source: Path, tenant: str) -> None:
-    """``source`` (checked whole first) in place of ``found``'s collections."""
+def load(found: MongoAccess, source: Path, tenant: str, replacing: Replacing | None = None) -> None:
+    """``source`` (checked whole first) in place of ``found``'s collections (another tenant's identity
+    replaced in the documents)."""
     collections = list(_read(source))
+    if replacing is not None:
+        collections = [(n, i, [_replaced(d, replacing) for d in docs]) for n, i, docs in collections]
     conn = admin.client(found)
     try:
         database = conn[found.database]

@@ -11,7 +11,7 @@ from typing import Any
 
 from driveops_env import migrate, migrated
 from driveops_env.images import ready as ready_image
-from driveops_env.masking import Masking
+from driveops_env.masking import Masking, Replacing
 from driveops_env.option_types import READY_COPIES, declare, parse_argv, parse_bool, parse_optional_path
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
@@ -191,11 +191,20 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         info = admin.admin_conninfo(work.servers[access.service])
         pg_snapshot.save(folder, access, info, target, masking, work.tenant.slug)
 
-    def load_data(self, access: PostgresAccess, work: Work, source: Path, *, as_seed: bool = False) -> PostgresAccess:
+    def load_data(
+        self,
+        access: PostgresAccess,
+        work: Work,
+        source: Path,
+        *,
+        as_seed: bool = False,
+        replacing: Replacing | None = None,
+    ) -> PostgresAccess:
         """The file's data swapped in; ``as_seed``: the seed template made from it (what restores clone)."""
         folder = pg_snapshot.tools_for(access, self.own.postgres_bin, work.tenant.slug)
         info = admin.admin_conninfo(work.servers[access.service])
-        pg_snapshot.load(folder, access, info, source, work.tenant.slug)
+        server = work.servers[access.service]
+        pg_snapshot.load(folder, access, info, source, work.tenant.slug, replacing, server)
         if as_seed:
             admin.save_seed_template(info, access.database)
         return access

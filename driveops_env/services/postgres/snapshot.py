@@ -10,9 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from driveops_env.errors import StartupError
-from driveops_env.masking import Masking, kind_of, sql_expression
+from driveops_env.masking import Masking, Replacing, kind_of, sql_expression
 from driveops_env.services.postgres import admin, dump
 from driveops_env.services.postgres.access import PostgresAccess
+from driveops_env.state import ServiceRecord
 
 SERVICE = "postgres"
 HINT = "check the snapshot file; the tenant's database is as it was"
@@ -74,12 +75,59 @@ def _mask(scratch: PostgresAccess, masking: Masking) -> None:
             )
 
 
-def load(folder: Path, access: PostgresAccess, info: str, source: Path, tenant: str) -> None:
-    """``source`` loaded into a staging database, then swapped in for the tenant's database."""
+CASTS = {"uuid": "uuid", "text": "text", "character varying": "varchar"}  # the column types replaced in
+
+
+def _replace(info: str, replacing: Replacing) -> None:
+    """Whole values of every uuid and text column replaced, as the server's administrator with the
+    foreign keys' triggers off for the session (a key and what refers to it change together)."""
+    import psycopg
+    from psycopg import sql
+
+    query = (
+        "SELECT c.table_schema, c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
+        "JOIN information_schema.tables t USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' "
+        "AND c.table_schema NOT IN ('pg_catalog', 'information_schema') AND c.data_type = ANY(%s)"
+    )
+    with psycopg.connect(info) as conn:
+        conn.execute("SET session_replication_role = replica")
+        for schema, table, column, kind in conn.execute(query, (list(CASTS),)).fetchall():
+            target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+            update = sql.SQL("UPDATE {} SET {} = CAST(%s AS {}) WHERE {}::text = %s").format(
+                target, sql.Identifier(column), sql.SQL(CASTS[kind]), sql.Identifier(column)
+            )
+            for old, new in replacing.values.items():
+                if kind != "uuid" or (_is_uuid(old) and _is_uuid(new)):
+                    conn.execute(update, (new, old))
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load(
+    folder: Path,
+    access: PostgresAccess,
+    info: str,
+    source: Path,
+    tenant: str,
+    replacing: Replacing | None,
+    server: ServiceRecord,
+) -> None:
+    """``source`` loaded into a staging database (another tenant's identity replaced there), then
+    swapped in for the tenant's database."""
     staging = replace(access, database=admin.staging_name(access.database))
     admin.create_database(info, name=staging.database, owner=access.user)
     try:
         dump.load(folder, staging, source, tenant=tenant, what="load the snapshot", hint=HINT)
+        if replacing is not None:
+            _replace(admin.admin_conninfo(server, staging.database), replacing)
     except BaseException:
         admin.drop_database(info, staging.database)
         raise

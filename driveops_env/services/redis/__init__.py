@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from driveops_env import process, snapshot_seeds
-from driveops_env.masking import Masking
+from driveops_env.masking import Masking, Replacing
 from driveops_env.option_types import Range, declare
 from driveops_env.secret import generate_secret
 from driveops_env.services.base import (
@@ -157,8 +157,16 @@ class RedisService(Service[RedisAccess, RedisOptions], name="redis", title="Redi
     def save_data(self, access: RedisAccess, work: Work, target: Path, masking: Masking | None) -> None:
         snapshot.save(work.servers[access.service], access, target, is_copy_key)  # values unmasked: see snapshot
 
-    def load_data(self, access: RedisAccess, work: Work, source: Path, *, as_seed: bool = False) -> RedisAccess:
-        snapshot.load(work.servers[access.service], access, source, is_copy_key)
+    def load_data(
+        self,
+        access: RedisAccess,
+        work: Work,
+        source: Path,
+        *,
+        as_seed: bool = False,
+        replacing: Replacing | None = None,
+    ) -> RedisAccess:
+        snapshot.load(work.servers[access.service], access, source, is_copy_key, replacing)
         return access
 
     def copy(self, access: RedisAccess, work: Work) -> RedisAccess:

@@ -16,6 +16,7 @@ from typing import Any
 
 from driveops_env import files
 from driveops_env.errors import UsageError
+from driveops_env.masking import Replacing
 from driveops_env.services.redis.access import RedisAccess
 from driveops_env.services.redis.seeds import RedisEntry
 from driveops_env.state import ServiceRecord
@@ -62,7 +63,13 @@ def _entry(key: bytes, value: bytes | None, ttl: int, cut: int) -> dict[str, Any
     return {"key": name, "value": base64.b64encode(value).decode(), "ttl_ms": max(ttl, 0)}
 
 
-def load(server: ServiceRecord, access: RedisAccess, source: Path, is_copy: Callable[[str, str], bool]) -> None:
+def load(
+    server: ServiceRecord,
+    access: RedisAccess,
+    source: Path,
+    is_copy: Callable[[str, str], bool],
+    replacing: Replacing | None = None,
+) -> None:
     """The tenant's keys replaced by ``source``'s: restored under staging names first (a value the
     server refuses leaves the tenant's keys as they were), then renamed over them in one transaction."""
     entries = _entries(source)
@@ -76,6 +83,8 @@ def load(server: ServiceRecord, access: RedisAccess, source: Path, is_copy: Call
                     for key, value, ttl in entries[start : start + BATCH]:
                         pipe.restore(staging + key, ttl, value, replace=True)
                     pipe.execute()
+            if replacing is not None:
+                _replace(conn, [staging + key for key, _, _ in entries], replacing)
         except Exception:
             _delete(conn, [k for k in conn.scan_iter(match=_glob(staging), count=1000)])
             raise
@@ -88,6 +97,19 @@ def load(server: ServiceRecord, access: RedisAccess, source: Path, is_copy: Call
             pipe.execute()
     finally:
         conn.close()
+
+
+def _replace(conn: Any, keys: list[bytes], replacing: Replacing) -> None:
+    """Another tenant's identity replaced in the strings and hashes' fields (whole values; the TTL kept)."""
+    swap = {old.encode(): new.encode() for old, new in replacing.values.items()}
+    for key in keys:
+        kind = conn.type(key)
+        if kind == b"string" and conn.get(key) in swap:
+            conn.set(key, swap[conn.get(key)], keepttl=True)
+        elif kind == b"hash":
+            changed = {f: swap[v] for f, v in conn.hgetall(key).items() if v in swap}
+            if changed:
+                conn.hset(key, mapping=changed)
 
 
 def _delete(conn: Any, keys: list[bytes]) -> None:
