@@ -38,7 +38,7 @@ def migrations_of(state: EnvState) -> dict[str, str]:
 
 def save(state: EnvState, settings: Settings, slug: str, target: Path, *, mask: bool) -> Done:
     """Tenant ``slug``'s data in every store of ``state`` (a running environment's, or a descriptor's:
-    only read there, but for a masked PostgreSQL's scratch database) into ``target``."""
+    only read there, but for a masked SQL store's scratch database) into ``target``."""
     record = _tenant(state, slug)
     stores = _stores(state, settings, record)
     masking = Masking.of(settings.mask) if mask else None
