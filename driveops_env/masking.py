@@ -74,6 +74,8 @@ class Masking:
         for key, child in item.items():
             if isinstance(child, str) and self.masks(key):
                 out[key] = value(kind_of(key), child)
+            elif isinstance(child, list) and self.masks(key):  # a list of values (a user's attribute)
+                out[key] = [value(kind_of(key), c) if isinstance(c, str) else self.document(c) for c in child]
             else:
                 out[key] = self.document(child)
         return out

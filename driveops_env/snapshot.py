@@ -133,11 +133,21 @@ def read(source: Path, folder: Path) -> tuple[Manifest, dict[str, Path]]:
     try:
         size = _regular_size(source)
         with tarfile.open(source, mode="r:") as tar:
-            members = tar.getmembers()
-            manifest = _manifest(source, tar, members, size)
-            return manifest, _parts(source, tar, members, manifest, folder)
+            first = [member] if (member := tar.next()) is not None else []
+            manifest = _manifest(source, tar, first, size)
+            return manifest, _parts(source, tar, first + _members(source, tar, len(manifest.parts)), manifest, folder)
     except (tarfile.TarError, EOFError) as exc:
         raise _bad(source, f"not a snapshot file (a tar archive): {exc}") from None
+
+
+def _members(source: Path, tar: tarfile.TarFile, wanted: int) -> list[tarfile.TarInfo]:
+    """The members after the manifest, read one header at a time: no more than it lists."""
+    found = []
+    while (member := tar.next()) is not None:
+        found.append(member)
+        if len(found) > wanted:
+            raise _bad(source, f"it has more members than the {wanted} part(s) its manifest lists")
+    return found
 
 
 def _regular_size(source: Path) -> int:

@@ -13,6 +13,7 @@ makes the template from the loaded data.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -47,7 +48,8 @@ def check(settings: Settings, tenants: Iterable[str], services: Mapping[str, Any
     for slug, file in files.items():
         if slug not in known:
             raise UsageError(f"snapshot: tenant {slug!r} is not one of {', '.join(known)}", hint="add it to --tenants")
-        with tempfile.TemporaryDirectory() as folder:
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=settings.cache_dir) as folder:
             manifest, _ = snapshot.read(file, Path(folder))
         if manifest.migrations != dict(sorted(migrations.items())):
             raise UsageError(
@@ -70,14 +72,19 @@ def keep(settings: Settings, slug: str, parts: Mapping[str, Path]) -> dict[str, 
     kept = {}
     for service, part in parts.items():
         target = folder / f"{service}.{slug}"
-        shutil.copyfile(part, target)
-        target.chmod(0o600)
+        target.unlink(missing_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as out, part.open("rb") as data:
+            shutil.copyfileobj(data, out)
         kept[service] = target
     return kept
 
 
 def part_of(settings: Settings, service: str, slug: str) -> Path | None:
-    """The kept part a tenant was started from, for a service's seed (None: the seed files)."""
+    """The kept part a tenant was started from, for a service's seed (None: the seed files; also when
+    the environment was not started from a file for that tenant, whatever an earlier run left)."""
+    if not any(entry.partition("=")[0].strip() == slug for entry in settings.snapshot):
+        return None
     found = envdirs.env_dir(settings, settings.name) / FOLDER / f"{service}.{slug}"
     return found if found.is_file() else None
 

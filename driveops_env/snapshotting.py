@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from driveops_env import snapshot, snapshot_seeds, timing
-from driveops_env.errors import UsageError
+from driveops_env.diagnosis import diagnose
+from driveops_env.errors import DriveopsEnvError, ServiceError, UsageError
 from driveops_env.masking import Masking, Replacing
 from driveops_env.running import load_running, running_settings, services_of, sources_of, work_of
 from driveops_env.services.capabilities import Snapshots, seed_of
@@ -40,13 +41,17 @@ def save(state: EnvState, settings: Settings, slug: str, target: Path, *, mask: 
     """Tenant ``slug``'s data in every store of ``state`` (a running environment's, or a descriptor's:
     only read there, but for a masked SQL store's scratch database) into ``target``."""
     record = _tenant(state, slug)
+    if not target.parent.is_dir() or target.is_dir():
+        raise UsageError(f"cannot write {target}: its folder does not exist or it is a folder", hint="name a file")
     stores = _stores(state, settings, record)
     masking = Masking.of(settings.mask) if mask else None
     sources = sources_of(state, settings)
     with _scratch(settings) as folder:
         parts = {n: folder / n for n in stores}
         jobs = {
-            n: _saving(s, s.load(record.stores[n]), work_of(state, record, None, sources), parts[n], masking)
+            n: _said(
+                n, slug, _saving(s, s.load(record.stores[n]), work_of(state, record, None, sources), parts[n], masking)
+            )
             for n, s in stores.items()
         }
         seconds = timing.run_timed(jobs)
@@ -59,6 +64,27 @@ def _saving(service: Snapshots, access: Any, work: Any, target: Path, masking: M
     return lambda: service.save_data(access, work, target, masking)
 
 
+def _said(store: str, tenant: str, job: Callable[[], None]) -> Callable[[], None]:
+    """``job``, whose failure (a server's, whatever its library) is an error naming the store and the
+    tenant; ours already are."""
+
+    def run() -> None:
+        try:
+            job()
+        except DriveopsEnvError:
+            raise
+        except Exception as exc:
+            detail, hint = diagnose(exc, [])
+            raise ServiceError(
+                f"the snapshot's {store} part failed: {detail}",
+                service=store,
+                tenant=tenant,
+                hint=hint or "the other stores are done; what failed was left as it was",
+            ) from None
+
+    return run
+
+
 def load(settings: Settings, name: str, source: Path, slug: str | None, *, force: bool) -> Done:
     """The file's data in place of tenant ``slug``'s (default: the tenant it was saved from)."""
     store = StateStore(settings.state_dir)
@@ -68,8 +94,10 @@ def load(settings: Settings, name: str, source: Path, slug: str | None, *, force
         manifest, parts = snapshot.read(source, folder)
         record = _tenant(state, slug or manifest.tenant)
         _check(source, manifest, state, _stores(state, running, record), force=force)
-        seconds = load_parts(state, running, record, parts, replacing=_replacing(manifest, record))
-        store.save(state)
+        try:
+            seconds = load_parts(state, running, record, parts, replacing=_replacing(manifest, record))
+        finally:
+            store.save(state)  # what the stores that were loaded need (a realm's new users' passwords)
     return Done(manifest, seconds)
 
 
@@ -121,13 +149,18 @@ def load_parts(
     def loading(n: str, service: Snapshots) -> Callable[[], None]:
         access = service.load(record.stores[n])  # type: ignore[attr-defined]
         work = work_of(state, record, seed_of(service, record.as_tenant(), sources, access), sources)
-        return lambda: loaded.__setitem__(
-            n, service.load_data(access, work, parts[n], as_seed=as_seed, replacing=replacing)
+        return _said(
+            n,
+            record.slug,
+            lambda: loaded.__setitem__(
+                n, service.load_data(access, work, parts[n], as_seed=as_seed, replacing=replacing)
+            ),
         )
 
-    seconds = timing.run_timed({n: loading(n, s) for n, s in stores.items() if n in parts})
-    record.stores.update({n: asdict(a) for n, a in loaded.items()})
-    return seconds
+    try:
+        return timing.run_timed({n: loading(n, s) for n, s in stores.items() if n in parts})
+    finally:
+        record.stores.update({n: asdict(a) for n, a in loaded.items()})
 
 
 def _check(source: Path, manifest: snapshot.Manifest, state: EnvState, stores: dict[str, Any], *, force: bool) -> None:

@@ -4,6 +4,7 @@ tool's changelog included), the command run against the clone, the clone dropped
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def rehearse(
     settings: Settings, argv: tuple[str, ...], work: Work, access: MongoAccess, server_admin: MongoAccess
 ) -> float:
     """The command run on a clone of ``access``'s database; the seconds it took (its failure raised)."""
-    clone = replace(access, database=f"{access.database}__rehearsal")
+    clone = replace(access, database=f"{access.database}__rehearsal_{secrets.token_hex(3)}")  # this run's own
     if access.auth_mechanism != "PLAIN":  # a mongod user may use its own database only
         admin.grant_database(server_admin, access, clone.database)
     admin.drop_database(server_admin, clone.database)
@@ -43,3 +44,5 @@ def rehearse(
         )
     finally:
         admin.drop_database(server_admin, clone.database)
+        if access.auth_mechanism != "PLAIN":
+            admin.grant_database(server_admin, access, clone.database, command="revokeRolesFromUser")

@@ -4,8 +4,9 @@ collection after the other, as the server sends them (read as raw BSON: nothing 
 masked; masked field by field when asked).
 
 Loaded into collections of staging names in the tenant's database (what the server refuses, a
-duplicate of a unique index, leaves the tenant's collections as they were), then each renamed over
-the tenant's (a cross-database rename is one thing FerretDB does not do)."""
+duplicate of a unique index, leaves the tenant's collections as they were), then each swapped in: the
+tenant's collection dropped and the staging one renamed (a cross-database rename, or a rename over an
+existing collection, is what FerretDB does not do), then the tenant's collections the file lacks dropped."""
 
 from __future__ import annotations
 
@@ -89,11 +90,13 @@ def load(found: MongoAccess, source: Path, tenant: str, replacing: Replacing | N
             for name, _, _ in collections:
                 database.drop_collection(STAGING + name)
             raise
-        for name in database.list_collection_names():
-            if not name.startswith(STAGING):
-                database.drop_collection(name)
-        for name, _, _ in collections:
+        for name, _, _ in collections:  # each swapped in at once: dropped, its staging one renamed
+            database.drop_collection(name)
             database[STAGING + name].rename(name)
+        wanted = {name for name, _, _ in collections}
+        for name in database.list_collection_names():
+            if name not in wanted and not name.startswith(STAGING):
+                database.drop_collection(name)
     finally:
         conn.close()
 
@@ -140,12 +143,19 @@ def _read(source: Path) -> Iterator[tuple[str, list[dict[str, Any]], list[Any]]]
 
 
 def _described(item: Any) -> bool:
-    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+    if not isinstance(item, dict) or not _name(item.get("name")):
         return False
     indexes = item.get("indexes")
     if not isinstance(indexes, list) or not all(_index(i) for i in indexes):
         return False
     return isinstance(item.get("documents"), int) and item["documents"] >= 0
+
+
+def _name(name: Any) -> bool:
+    """A collection name a server takes (and no staging or system one)."""
+    if not isinstance(name, str) or not 0 < len(name) <= 120 or name.startswith(("system.", STAGING)):
+        return False
+    return not any(c in name for c in "$\0")
 
 
 def _index(item: Any) -> bool:

@@ -203,8 +203,7 @@ class PostgresService(Service[PostgresAccess, PostgresOptions], name="postgres",
         """The file's data swapped in; ``as_seed``: the seed template made from it (what restores clone)."""
         folder = pg_snapshot.tools_for(access, self.own.postgres_bin, work.tenant.slug)
         info = admin.admin_conninfo(work.servers[access.service])
-        server = work.servers[access.service]
-        pg_snapshot.load(folder, access, info, source, work.tenant.slug, replacing, server)
+        pg_snapshot.load(folder, access, info, source, work.tenant.slug, replacing)
         if as_seed:
             admin.save_seed_template(info, access.database)
         return access

@@ -124,6 +124,28 @@ def clone_from_template(admin_info: str, *, template: str, target: str, owner: s
         _swap(conn, staging, target)
 
 
+def secure(admin_info: str, *, database: str, role: str, password: str) -> None:
+    """What a loaded file's SQL (run as ``role``) may have changed put back: the database reached by
+    ``role`` only, no settings of its own or of the role, the role's password the environment's."""
+    import psycopg
+    from psycopg import sql
+
+    name, owner = sql.Identifier(database), sql.Identifier(role)
+    with psycopg.connect(admin_info, autocommit=True) as conn:
+        grantees = conn.execute(
+            "SELECT DISTINCT a.grantee::regrole::text FROM pg_database d, aclexplode(d.datacl) a "
+            "WHERE d.datname = %s AND a.grantee <> 0 AND a.grantee <> d.datdba",
+            (database,),
+        ).fetchall()
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        for (grantee,) in grantees:
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(name, sql.Identifier(grantee)))
+        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(name, owner))
+        conn.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(name))
+        conn.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(owner))
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(owner, sql.Literal(password)))
+
+
 def swap_in(admin_info: str, *, staging: str, target: str) -> None:
     """``target`` replaced by the database ``staging`` (renamed; the sessions on ``target`` ended)."""
     import psycopg

@@ -5,6 +5,7 @@ clone's values, the clone dropped whatever happened; the tenant's database is ne
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +24,7 @@ HINT = "the tenant's database was not touched"
 def rehearse(settings: Settings, argv: tuple[str, ...], work: Work, access: PostgresAccess, tools: Path) -> float:
     """The command run on a clone of ``access``'s database; the seconds it took (its failure raised)."""
     info = admin.admin_conninfo(work.servers[access.service])
-    clone = replace(access, database=f"{access.database}__rehearsal")
+    clone = replace(access, database=f"{access.database}__rehearsal_{secrets.token_hex(3)}")  # this run's own
     admin.create_database(info, name=clone.database, owner=access.user)
     log = migrate.log_of(settings, f"{SERVICE}-rehearsal", work.tenant.slug)
     try:

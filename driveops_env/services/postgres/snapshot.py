@@ -6,14 +6,14 @@ leaves the database as it was."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from pathlib import Path
 
 from driveops_env.errors import StartupError
 from driveops_env.masking import Masking, Replacing, kind_of, sql_expression
-from driveops_env.services.postgres import admin, dump
+from driveops_env.services.postgres import admin, dump, identity
 from driveops_env.services.postgres.access import PostgresAccess
-from driveops_env.state import ServiceRecord
 
 SERVICE = "postgres"
 HINT = "check the snapshot file; the tenant's database is as it was"
@@ -39,7 +39,7 @@ def save(folder: Path, access: PostgresAccess, info: str, target: Path, masking:
         dump.save(folder, access, target, tenant=tenant, what="save the snapshot")
         return
     plain = target.with_name(f"{target.name}.plain")
-    scratch = replace(access, database=f"{access.database}__masking")
+    scratch = replace(access, database=f"{access.database}__masking_{secrets.token_hex(3)}")
     admin.create_database(info, name=scratch.database, owner=access.user)
     try:
         dump.save(folder, access, plain, tenant=tenant, what="save the snapshot")
@@ -75,42 +75,6 @@ def _mask(scratch: PostgresAccess, masking: Masking) -> None:
             )
 
 
-CASTS = {"uuid": "uuid", "text": "text", "character varying": "varchar"}  # the column types replaced in
-
-
-def _replace(info: str, replacing: Replacing) -> None:
-    """Whole values of every uuid and text column replaced, as the server's administrator with the
-    foreign keys' triggers off for the session (a key and what refers to it change together)."""
-    import psycopg
-    from psycopg import sql
-
-    query = (
-        "SELECT c.table_schema, c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
-        "JOIN information_schema.tables t USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' "
-        "AND c.table_schema NOT IN ('pg_catalog', 'information_schema') AND c.data_type = ANY(%s)"
-    )
-    with psycopg.connect(info) as conn:
-        conn.execute("SET session_replication_role = replica")
-        for schema, table, column, kind in conn.execute(query, (list(CASTS),)).fetchall():
-            target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-            update = sql.SQL("UPDATE {} SET {} = CAST(%s AS {}) WHERE {}::text = %s").format(
-                target, sql.Identifier(column), sql.SQL(CASTS[kind]), sql.Identifier(column)
-            )
-            for old, new in replacing.values.items():
-                if kind != "uuid" or (_is_uuid(old) and _is_uuid(new)):
-                    conn.execute(update, (new, old))
-
-
-def _is_uuid(text: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 def load(
     folder: Path,
     access: PostgresAccess,
@@ -118,16 +82,17 @@ def load(
     source: Path,
     tenant: str,
     replacing: Replacing | None,
-    server: ServiceRecord,
 ) -> None:
-    """``source`` loaded into a staging database (another tenant's identity replaced there), then
-    swapped in for the tenant's database."""
-    staging = replace(access, database=admin.staging_name(access.database))
+    """``source`` loaded into a staging database of this load's own (its grants and the role's settings
+    put back as the administrator: a forged file's SQL ran as the tenant's role; another tenant's
+    identity replaced there as the tenant's role), then swapped in for the tenant's database."""
+    staging = replace(access, database=f"{access.database}__load_{secrets.token_hex(3)}")  # this load's own
     admin.create_database(info, name=staging.database, owner=access.user)
     try:
         dump.load(folder, staging, source, tenant=tenant, what="load the snapshot", hint=HINT)
+        admin.secure(info, database=staging.database, role=access.user, password=access.password)
         if replacing is not None:
-            _replace(admin.admin_conninfo(server, staging.database), replacing)
+            identity.replace_values(staging.conninfo, replacing)
     except BaseException:
         admin.drop_database(info, staging.database)
         raise

@@ -104,6 +104,7 @@ def config_text(*, port: int, data_dir: Path | None, admin_password: str, bind: 
         "daemonize no",
         "loglevel notice",
         f"databases {DATABASES}",
+        "sanitize-dump-payload yes",  # a snapshot's RESTORE payload checked whole, never trusted
         f"user default on >{admin_password} ~* &* +@all",
     ]
     return "\n".join(lines) + "\n"

@@ -1,7 +1,9 @@
 """A tenant's Redis keys in a snapshot: every key under the tenant's prefix (not its test copies'),
 named without the prefix, with its value as ``DUMP`` gives it (Redis's own serialisation, its type
-kept) and its remaining time to live (``PTTL``).  Loaded in one ``MULTI``/``EXEC`` transaction: the
-tenant's keys deleted and the file's restored under the loading tenant's prefix, all or nothing.
+kept) and its remaining time to live (``PTTL``).  Loaded in two steps: every value restored under a
+staging name (the server checks each payload whole: ``sanitize-dump-payload yes``), then one
+``MULTI``/``EXEC`` that deletes the tenant's keys and restores the checked values under the loading
+tenant's prefix.
 
 Values are not masked: ``DUMP``'s form is opaque; keep personal data out of Redis, or out of snapshots."""
 
@@ -70,33 +72,47 @@ def load(
     is_copy: Callable[[str, str], bool],
     replacing: Replacing | None = None,
 ) -> None:
-    """The tenant's keys replaced by ``source``'s: restored under staging names first (a value the
-    server refuses leaves the tenant's keys as they were), then renamed over them in one transaction."""
-    entries = _entries(source)
+    """The tenant's keys replaced by ``source``'s: each value restored under a staging name first (a
+    value the server refuses, a payload it finds damaged, leaves the tenant's keys as they were; another
+    tenant's identity is replaced there), then, in one ``MULTI``/``EXEC``, the tenant's keys deleted and
+    the checked values restored under their names with their times to live."""
+    entries = _entries(source, access.key_prefix, is_copy)
     prefix, staging = access.key_prefix.encode(), f"{access.key_prefix}{STAGING}".encode()
     conn = _client(server, access.db)
     try:
-        _delete(conn, [k for k in conn.scan_iter(match=_glob(staging), count=1000)])
         try:
-            for start in range(0, len(entries), BATCH):
-                with conn.pipeline(transaction=False) as pipe:  # one round trip per batch
-                    for key, value, ttl in entries[start : start + BATCH]:
-                        pipe.restore(staging + key, ttl, value, replace=True)
-                    pipe.execute()
+            _restore(conn, [(staging + k, v, 0) for k, v, _ in entries])
             if replacing is not None:
                 _replace(conn, [staging + key for key, _, _ in entries], replacing)
-        except Exception:
-            _delete(conn, [k for k in conn.scan_iter(match=_glob(staging), count=1000)])
-            raise
+                entries = _dumped(conn, staging, entries)
+        finally:
+            _delete(conn, list(conn.scan_iter(match=_glob(staging), count=1000)))
         keys = (k for k in conn.scan_iter(match=_glob(prefix), count=1000) if not k.startswith(staging))
         old = [k for k in keys if not is_copy(k.decode("utf-8", "surrogateescape"), access.key_prefix)]
         with conn.pipeline(transaction=True) as pipe:
             _delete(pipe, old)
-            for key, _, _ in entries:
-                pipe.rename(staging + key, prefix + key)
+            for key, value, ttl in entries:
+                pipe.restore(prefix + key, ttl, value, replace=True)
             pipe.execute()
     finally:
         conn.close()
+
+
+def _restore(conn: Any, entries: list[tuple[bytes, bytes, int]]) -> None:
+    for start in range(0, len(entries), BATCH):
+        with conn.pipeline(transaction=False) as pipe:  # one round trip per batch
+            for key, value, ttl in entries[start : start + BATCH]:
+                pipe.restore(key, ttl, value, replace=True)
+            pipe.execute()
+
+
+def _dumped(conn: Any, staging: bytes, entries: list[tuple[bytes, bytes, int]]) -> list[tuple[bytes, bytes, int]]:
+    """The staging keys' values as they are now (their identity replaced), with the file's times to live."""
+    with conn.pipeline(transaction=False) as pipe:
+        for key, _, _ in entries:
+            pipe.dump(staging + key)
+        values = pipe.execute()
+    return [(key, value, ttl) for (key, _, ttl), value in zip(entries, values, strict=True)]
 
 
 def _replace(conn: Any, keys: list[bytes], replacing: Replacing) -> None:
@@ -125,7 +141,11 @@ def entries(source: Path) -> tuple[RedisEntry, ...]:
     )
 
 
-def _entries(source: Path) -> list[tuple[bytes, bytes, int]]:
+def _entries(
+    source: Path, prefix: str = "", is_copy: Callable[[str, str], bool] | None = None
+) -> list[tuple[bytes, bytes, int]]:
+    """The part's keys, values and times to live; a key named like a test copy's or a staging key is
+    refused (a reset would never clear it)."""
     raw = files.load_json(source, "snapshot's Redis part", limit=files.limit_bytes())
     rows = raw.get("keys") if isinstance(raw, dict) else None
     if not isinstance(rows, list):
@@ -149,7 +169,22 @@ def _entries(source: Path) -> list[tuple[bytes, bytes, int]]:
                 service="redis",
                 hint="use a file snapshot save wrote",
             ) from None
-        found.append((row["key"].encode("utf-8", "surrogateescape"), value, row["ttl_ms"]))
+        key = row["key"]
+        if key.startswith(STAGING) or (is_copy is not None and is_copy(prefix + key, prefix)):
+            raise UsageError(
+                f"the snapshot's Redis part names key {key[:80]!r}, a name of driveops-env's own",
+                service="redis",
+                hint="use a file snapshot save wrote",
+            )
+        try:
+            name = key.encode("utf-8", "surrogateescape")  # the bytes save read
+        except UnicodeEncodeError:
+            raise UsageError(
+                "the snapshot's Redis part names a key that is no byte string",
+                service="redis",
+                hint="use a file snapshot save wrote",
+            ) from None
+        found.append((name, value, row["ttl_ms"]))
     return found
 
 
