@@ -4,7 +4,8 @@ always gives the same masked value, in every store, so that what joins rows, doc
 
 Which values are personal is said by their column or field names (``mask`` option: case-insensitive
 names); what a masked value looks like by the name's kind: an e-mail address stays one (at the
-reserved ``example.invalid``), a phone number stays digits, anything else becomes ``masked-<hex>``.
+reserved ``example.invalid``; the same address in any case masks the same, as Keycloak keeps it in
+lower case), a phone number stays digits, anything else becomes ``masked-<hex>``.
 An SQL store masks in SQL (:func:`sql_expression`), the others in Python (:func:`value`); both give the
 same result for the same text.
 """
@@ -31,7 +32,7 @@ def kind_of(name: str) -> str:
 
 def value(kind: str, text: str) -> str:
     """``text`` masked as ``kind`` (see :func:`kind_of`); what :func:`sql_expression` computes too."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256((text.lower() if kind == "email" else text).encode("utf-8")).hexdigest()
     if kind == "email":
         return f"user-{digest[:10]}@{EMAIL_DOMAIN}"
     if kind == "phone":
@@ -42,7 +43,8 @@ def value(kind: str, text: str) -> str:
 def sql_expression(kind: str, column: str) -> str:
     """The SQL (of a server with ``sha256()``) computing :func:`value` of ``column`` (an identifier already quoted);
     NULL stays NULL."""
-    digest = f"encode(sha256(convert_to({column}::text, 'UTF8')), 'hex')"
+    text = f"lower({column}::text)" if kind == "email" else f"{column}::text"  # addresses: case-insensitive
+    digest = f"encode(sha256(convert_to({text}, 'UTF8')), 'hex')"
     if kind == "email":
         return f"'user-' || left({digest}, 10) || '@{EMAIL_DOMAIN}'"
     if kind == "phone":

@@ -172,3 +172,9 @@ def test_the_mongodb_part_is_checked_whole(tmp_path: Path) -> None:
     part.write_bytes(b'{"collections": [{"name": "x", "indexes": "all", "documents": 1}]}\n')
     with pytest.raises(UsageError, match="does not name collections"):
         list(mongo_part._read(part))
+
+
+def test_an_address_masks_the_same_in_any_case_and_lists_are_masked() -> None:
+    mask = masking.Masking.of(("email", "phone"))
+    assert masking.value("email", "Zed@Real.Example") == masking.value("email", "zed@real.example")
+    assert mask.document({"phone": ["+4912345", 7]})["phone"][0].startswith("+1555")

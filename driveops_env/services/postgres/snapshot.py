@@ -69,7 +69,7 @@ def _mask(scratch: PostgresAccess, masking: Masking) -> None:
             name = sql.Identifier(column).as_string(conn)
             expression = sql.SQL(sql_expression(kind_of(column), name))  # ours, not input
             conn.execute(
-                sql.SQL("UPDATE {}.{} SET {} = {}").format(
+                sql.SQL("UPDATE ONLY {}.{} SET {} = {}").format(
                     sql.Identifier(schema), sql.Identifier(table), sql.Identifier(column), expression
                 )
             )
