@@ -238,9 +238,11 @@ def prune(folder: Path, suffix: str, keep: int = KEEP) -> list[str]:
     for repository, states in by_repository.items():
         most = keep if Path(repository).is_dir() else 0
         for _, old in sorted(states, key=lambda pair: pair[0])[: max(0, len(states) - most)]:
-            with builders.abandoned(builders.lock_of(old.state)) as free:
-                if free:
-                    for path in (old.manifest, old.state):
+            lock = builders.lock_of(old.state)
+            with builders.abandoned(lock) as free:
+                if free:  # the state, its manifest, what a failed or killed build left, its lock
+                    partial = old.state.with_name(f".{old.state.name}.partial")
+                    for path in (old.manifest, old.state, old.failed, partial, lock):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(path)
                     removed.append(f"migrated state {old.state}")

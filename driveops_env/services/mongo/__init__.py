@@ -130,6 +130,7 @@ class MongoService(Service[MongoAccess, MongoOptions], name="mongo", title="Mong
             return migration.apply(self.settings, self.own.migrate_mongo, work, access, scratch)
         finally:
             admin.drop_database(server_admin, scratch.database)
+            admin.grant_database(server_admin, access, scratch.database, command="revokeRolesFromUser")
 
     def rehearse(self, access: MongoAccess, work: Work) -> float:
         record = work.servers[access.service]

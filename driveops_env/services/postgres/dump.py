@@ -79,7 +79,7 @@ def load(
 ) -> None:
     """``source`` loaded into ``access``'s (empty) database, in one transaction."""
     argv = [str(folder / "pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]
-    _run([*argv, f"--dbname={access.database}", str(source)], access, what, tenant=tenant, hint=hint)
+    _run([*argv, f"--dbname={access.database}", str(source)], access, f"{what} from {source}", tenant=tenant, hint=hint)
 
 
 def _run(argv: list[str], access: PostgresAccess, what: str, *, tenant: str, hint: str = MIGRATED_HINT) -> None:
