@@ -4,7 +4,7 @@ always gives the same masked value, in every store, so that what joins rows, doc
 
 Which values are personal is said by their column or field names (``mask`` option: case-insensitive
 names); what a masked value looks like by the name's kind: an e-mail address stays one (at the
-reserved ``example.invalid``; the same address in any case masks the same, as Keycloak keeps it in
+reserved ``example.invalid``; the same address in any case masks the same, as an identity server keeps it in
 lower case), a phone number stays digits, anything else becomes ``masked-<hex>``.
 An SQL store masks in SQL (:func:`sql_expression`), the others in Python (:func:`value`); both give the
 same result for the same text.
