@@ -117,7 +117,8 @@ def prepare_start(settings: Settings, progress: Progress, *, rebuild: bool = Fal
     backend_name = resolve_backend_name(settings.backend, settings, progress)
     backend = create_backend(backend_name, settings)
     what = plan_input(settings, tenants, backend.family)  # bad seeds fail before anything is asked of it
-    snapshots = snapshot_seeds.check(settings, [t.slug for t in tenants], {s.name: s for s in what.stores})
+    slugs, stores = [t.slug for t in tenants], {s.name: s for s in what.stores}
+    snapshots = snapshot_seeds.check(settings, slugs, stores) if settings.snapshot else {}
     backend.prepare(progress)
     what = prepare_services(what, backend, settings, progress, rebuild=rebuild)
     finger = fingerprint(backend_name, what) | ({"snapshots": snapshots} if snapshots else {})
@@ -188,7 +189,8 @@ def _start(state: EnvState, store: StateStore, prepared: Prepared, progress: Pro
         with tasks.signals_held():  # made whole (its marker written) before a Ctrl-C is acted on
             envdirs.make_env_dir(prepared.settings, state)
         run_plan(state, store, prepared.what, prepared.backend, prepared.settings, progress)
-        _start_from_snapshots(state, prepared.settings, progress)
+        if prepared.settings.snapshot:  # (the settings go no further when there is none)
+            _start_from_snapshots(state, prepared.settings, progress)
         state.status = "running"
         state.owner_pid = owner
         state.owner_start = process.start_time_of(owner) if owner else None
@@ -202,11 +204,10 @@ def _start(state: EnvState, store: StateStore, prepared: Prepared, progress: Pro
 
 def _start_from_snapshots(state: EnvState, settings: Settings, progress: Progress) -> None:
     """``up --snapshot``: the named tenants' data from their files (checked before the start)."""
-    if settings.snapshot:
-        started = time.monotonic()
-        snapshotting.start_from(state, settings)
-        took = time.monotonic() - started
-        progress(f"  ok  {'snapshots loaded':<28} {took:6.2f}s  {', '.join(settings.snapshot)}")
+    started = time.monotonic()
+    snapshotting.start_from(state, settings)
+    took = time.monotonic() - started
+    progress(f"  ok  {'snapshots loaded':<28} {took:6.2f}s  {', '.join(settings.snapshot)}")
 
 
 def run_plan(
