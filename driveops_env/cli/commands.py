@@ -253,11 +253,11 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
                 hint="snapshot load beta.snap [--as gamma]",
             )
         done = env.snapshot_load(Path(args.file), args.tenant, force=args.force, as_new=args.as_new)
-        verb = f"loaded into {args.as_new or args.tenant or done.manifest.tenant!r}"
+        verb = f"loaded into {args.as_new or args.tenant or done.manifest.tenant}"
     for store, seconds in done.seconds.items():
         size = done.manifest.parts[store].size if store in done.manifest.parts else 0
         output.progress(f"  ok  {store:<10} {size / 1e6:8.2f} MB {seconds:6.2f}s")
-    output.progress(f"tenant {done.manifest.tenant!r}'s snapshot: {verb}, {len(done.seconds)} store(s)")
+    output.progress(f"tenant {done.manifest.tenant}'s snapshot: {verb}, {len(done.seconds)} store(s)")
     return 0
 
 
